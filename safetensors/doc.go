@@ -1,0 +1,15 @@
+// Package safetensors reads and writes Hugging Face safetensors files: single files
+// memory-mapped read-only, sharded checkpoints through model.safetensors.index.json,
+// and atomic writes whose layout matches the Python library (8-byte aligned header,
+// tensors ordered by dtype size then name). It also holds the bf16/f16 ↔ float32
+// conversions the rest of t2m uses.
+//
+// The format (https://github.com/huggingface/safetensors): an 8-byte little-endian
+// header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]},
+// "__metadata__": {string: string}}, then the data section; offsets are relative to
+// the data section, and tensors tile it exactly (no gaps, no overlap).
+//
+// ARCHITECTURE.md lists no such top-level package: it exists because model/, quant/
+// and lora/ all read or write safetensors and must not depend on one another for it.
+// It must depend on nothing in t2m (standard library only).
+package safetensors
