@@ -1,0 +1,89 @@
+package eval
+
+import (
+	"encoding/json"
+	"math/big"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Canonical renders a decoded value as canonical JSON for the exact-match column:
+// object keys sorted, no whitespace, strings escaped by encoding/json (no HTML
+// escaping), numbers by value (an integer literal as its decimal digits, any other
+// number as the shortest float64 text, so 1, 1.0 and 1e0 are equal).
+func Canonical(v any) string {
+	var b strings.Builder
+	writeCanonical(&b, v)
+	return b.String()
+}
+
+func writeCanonical(b *strings.Builder, v any) {
+	switch t := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case bool:
+		b.WriteString(strconv.FormatBool(t))
+	case Number:
+		b.WriteString(canonicalNumber(t))
+	case string:
+		writeCanonicalString(b, t)
+	case []any:
+		b.WriteByte('[')
+		for i, x := range t {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeCanonical(b, x)
+		}
+		b.WriteByte(']')
+	case *Object:
+		idx := make([]int, len(t.Keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return t.Keys[idx[i]] < t.Keys[idx[j]] })
+		b.WriteByte('{')
+		for n, i := range idx {
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			writeCanonicalString(b, t.Keys[i])
+			b.WriteByte(':')
+			writeCanonical(b, t.Values[i])
+		}
+		b.WriteByte('}')
+	}
+}
+
+func canonicalNumber(n Number) string {
+	s := string(n)
+	switch s {
+	case "NaN", "Infinity", "-Infinity":
+		return s
+	}
+	if !strings.ContainsAny(s, ".eE") {
+		if i, ok := new(big.Int).SetString(s, 10); ok {
+			return i.String()
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil { // out of range: Python makes it ±inf
+		if strings.HasPrefix(s, "-") {
+			return "-Infinity"
+		}
+		return "Infinity"
+	}
+	if f == float64(int64(f)) && f > -1e15 && f < 1e15 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+func writeCanonicalString(b *strings.Builder, s string) {
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	b.WriteString(strings.TrimSuffix(sb.String(), "\n"))
+}

@@ -1,0 +1,141 @@
+package eval
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ComparisonRow is one report in the comparison table.
+type ComparisonRow struct {
+	Run    string
+	Split  string
+	Report *Report
+	// HasExtras is false for reports without t2m's extra columns (the original's).
+	HasExtras bool
+}
+
+// LoadComparison reads every <outputDir>/<run>/<split>_report.json, runs and
+// files in name order. Files that cannot be read as a report are returned as
+// warnings (naming the file) and skipped, as the original does, so one broken
+// run does not hide the others.
+func LoadComparison(outputDir string) (rows []ComparisonRow, warnings []string, err error) {
+	entries, err := os.ReadDir(outputDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compare: cannot list runs folder: %w (score or evaluate a run first, or pass --output-dir)", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		files, err := filepath.Glob(filepath.Join(outputDir, e.Name(), "*_report.json"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("compare: %w", err)
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			rep, err := ReadReport(f)
+			if err != nil {
+				warnings = append(warnings, fmt.Sprintf("skipped %s: %v", f, err))
+				continue
+			}
+			var keys map[string]json.RawMessage
+			b, _ := os.ReadFile(f) // ReadReport just read it
+			_ = json.Unmarshal(b, &keys)
+			_, extras := keys["exact_match_rate"]
+			rows = append(rows, ComparisonRow{
+				Run:       e.Name(),
+				Split:     strings.TrimSuffix(filepath.Base(f), "_report.json"),
+				Report:    rep,
+				HasExtras: extras,
+			})
+		}
+	}
+	return rows, warnings, nil
+}
+
+// ComparisonTable renders rows as the markdown table of `t2m compare`: the
+// original's columns (Run | Split | N | Syntax | Operators | Fields | Overall,
+// rates with one decimal like Python's "{:.1%}") followed by t2m's extra columns
+// ("–" where a report lacks them). Without rows it says "No results found.".
+func ComparisonTable(rows []ComparisonRow) string {
+	if len(rows) == 0 {
+		return "No results found."
+	}
+	lines := []string{
+		"# Training Comparison Results",
+		"",
+		"| Run | Split | N | Syntax | Operators | Fields | Overall | Exact match | Valid stages | Overall w/ refusals | Generalization |",
+		"|-----|-------|---|--------|-----------|--------|---------|-------------|--------------|---------------------|----------------|",
+	}
+	for _, r := range rows {
+		p := r.Report
+		exact, stages, refusals := "–", "–", "–"
+		if r.HasExtras {
+			exact, stages, refusals = pct(p.ExactMatchRate), pct(p.ValidStagesRate), pct(p.OverallWithRefusalsRate)
+		}
+		lines = append(lines, fmt.Sprintf("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |",
+			r.Run, r.Split, p.Total, pct(p.SyntaxPassRate), pct(p.OperatorPassRate),
+			pct(p.FieldPassRate), pct(p.OverallPassRate), exact, stages, refusals, genCell(p.Generalization)))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// pct formats a fraction like Python's "{:.1%}".
+func pct(x float64) string { return fmt.Sprintf("%.1f%%", x*100) }
+
+// genCell summarizes layer 4 for the table.
+func genCell(g *Generalization) string {
+	switch {
+	case g == nil:
+		return "–"
+	case g.Gaps == nil:
+		return "held-out only"
+	case g.Flagged:
+		return "overfitting (gap > 5 pts)"
+	}
+	return "ok"
+}
+
+// FormatReport renders one report as the table printed by `t2m score`.
+func FormatReport(rep *Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| %-20s | %6s | %6s |\n", "layer", "all", "non-neg")
+	fmt.Fprintf(&b, "|%s|%s|%s|\n", strings.Repeat("-", 22), strings.Repeat("-", 8), strings.Repeat("-", 8))
+	row := func(name string, a, n float64) {
+		fmt.Fprintf(&b, "| %-20s | %6s | %6s |\n", name, pct(a), pct(n))
+	}
+	nn := rep.NonNegative
+	row("syntax", rep.SyntaxPassRate, nn.SyntaxPassRate)
+	row("operators", rep.OperatorPassRate, nn.OperatorPassRate)
+	row("fields", rep.FieldPassRate, nn.FieldPassRate)
+	row("overall", rep.OverallPassRate, nn.OverallPassRate)
+	row("exact match", rep.ExactMatchRate, nn.ExactMatchRate)
+	row("valid stages", rep.ValidStagesRate, nn.ValidStagesRate)
+	row("overall w/ refusals", rep.OverallWithRefusalsRate, nn.OverallWithRefusalsRate)
+	fmt.Fprintf(&b, "examples: %d (%d negative)\n", rep.Total, rep.Negatives)
+	g := rep.Generalization
+	switch {
+	case g == nil:
+		fmt.Fprintf(&b, "generalization: no held-out-schema examples in this split (held-out collections: %s)\n",
+			strings.Join(rep.HeldOutCollections, ", "))
+	case g.Gaps == nil:
+		fmt.Fprintf(&b, "generalization: %d held-out-schema examples: syntax %s, operators %s, fields %s; %s\n",
+			g.HeldOut.Total, pct(g.HeldOut.SyntaxPassRate), pct(g.HeldOut.OperatorPassRate), pct(g.HeldOut.FieldPassRate), g.Note)
+	default:
+		verdict := "no overfitting flagged"
+		if g.Flagged {
+			verdict = "FLAGGED: a gap exceeds 5 points"
+		}
+		fmt.Fprintf(&b, "generalization (train %d vs held-out %d schemas): syntax %s vs %s, operators %s vs %s, fields %s vs %s; %s\n",
+			g.Train.Total, g.HeldOut.Total,
+			pct(g.Train.SyntaxPassRate), pct(g.HeldOut.SyntaxPassRate),
+			pct(g.Train.OperatorPassRate), pct(g.HeldOut.OperatorPassRate),
+			pct(g.Train.FieldPassRate), pct(g.HeldOut.FieldPassRate), verdict)
+	}
+	return b.String()
+}
