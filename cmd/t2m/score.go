@@ -1,13 +1,87 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/t2m/t2m/data"
+	"github.com/t2m/t2m/eval"
+	"github.com/urfave/cli/v2"
+)
 
 func scoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "score",
-		Usage: "(not implemented yet)",
-		Action: func(c *cli.Context) error {
-			return notYet("score", "this command has not landed")
+		Usage: "score saved model outputs on the four evaluation layers, without a model",
+		UsageText: "t2m score --split data/eval.jsonl --predictions preds.jsonl --run-name r8\n" +
+			"t2m score --split held_out.jsonl --predictions held.jsonl --held-out-collections museum_exhibits,fleet_vehicles",
+		Description: "Reads a split file and a predictions file (one JSON object per line with a string field\n" +
+			"\"prediction\", the raw model output, in the split's order), extracts the JSON of each output,\n" +
+			"scores it (syntax, operators, fields, generalization, plus exact match, valid stages and\n" +
+			"overall with refusals), prints the rates and writes <output-dir>/<run-name>/<split>_predictions.jsonl\n" +
+			"and <split>_report.json, where <split> is the split file's base name.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "split", Required: true, Usage: "split file (JSONL examples), e.g. data/eval.jsonl"},
+			&cli.StringFlag{Name: "predictions", Required: true, Usage: "JSONL file, one {\"prediction\": \"<raw model output>\"} per example, same order and count as --split"},
+			&cli.StringFlag{Name: "held-out-collections", Value: strings.Join(eval.DefaultHeldOutCollections, ","), Usage: "comma-separated collections counted as held-out schemas by the generalization layer"},
+			&cli.StringFlag{Name: "run-name", Usage: "run folder under --output-dir (default: the predictions file's base name)"},
+			&cli.StringFlag{Name: "output-dir", Value: "runs", Usage: "folder for run outputs"},
 		},
+		Action: runScore,
 	}
+}
+
+func runScore(c *cli.Context) error {
+	splitPath, predPath := c.String("split"), c.String("predictions")
+	runName := c.String("run-name")
+	if runName == "" {
+		runName = fileStem(predPath)
+	}
+	if err := checkRunName(runName); err != nil {
+		return fmt.Errorf("score: %w (pass --run-name)", err)
+	}
+	if runName == "" || runName == "." {
+		return fmt.Errorf("score: empty run name: pass --run-name")
+	}
+	var heldOut []string
+	for _, s := range strings.Split(c.String("held-out-collections"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			heldOut = append(heldOut, s)
+		}
+	}
+	examples, err := data.ReadExamples(splitPath)
+	if err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	preds, err := eval.ReadPredictions(predPath)
+	if err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	if len(preds) != len(examples) {
+		return fmt.Errorf("score: %s has %d predictions but %s has %d examples: write one prediction per example, in the split's order",
+			predPath, len(preds), splitPath, len(examples))
+	}
+	results, rep, err := eval.Score(examples, preds, heldOut)
+	if err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	split := fileStem(splitPath)
+	rep.RunName, rep.Split, rep.SplitFile, rep.PredictionsFile = runName, split, splitPath, predPath
+	dir := filepath.Join(c.String("output-dir"), runName)
+	if err := eval.WriteReports(dir, split, results, rep); err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "%s / %s\n\n", runName, split)
+	fmt.Fprint(w, eval.FormatReport(rep))
+	fmt.Fprintf(w, "wrote %s and %s\n",
+		filepath.Join(dir, split+"_predictions.jsonl"), filepath.Join(dir, split+"_report.json"))
+	return nil
+}
+
+// fileStem is a file's base name without its extension.
+func fileStem(path string) string {
+	base := filepath.Base(path)
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }
