@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: build test fmt vet demo clean
+.PHONY: build test fmt vet demo clean build-cuda kernels kernels-check cuda-deps bench
 
 build:
 	$(GO) build -o $(BIN)/t2m ./cmd/t2m
@@ -14,7 +14,8 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-test: fmt vet
+test: fmt vet kernels-check
+	$(GO) vet -tags cuda ./...
 	$(GO) test -count=1 ./...
 
 demo: build
@@ -22,3 +23,45 @@ demo: build
 
 clean:
 	rm -rf $(BIN)
+
+# --- CUDA (see gpu/doc.go and kernels/doc.go) ---------------------------------------------------------
+NVCC ?= nvcc
+KERNEL_SRC := $(wildcard kernels/*.cu)
+KERNEL_PTX := $(KERNEL_SRC:.cu=.ptx)
+
+# cuda-deps installs cuda.h, libcuda.so (for linking) and nvcc 11.8 from Debian non-free; CI runs it too.
+cuda-deps:
+	./scripts/install-cuda-deps.sh
+
+# build-cuda makes the GPU binary; it needs cuda.h and libcuda.so here, and only libcuda.so.1 where it runs.
+build-cuda:
+	CGO_ENABLED=1 $(GO) build -tags cuda -o $(BIN)/t2m-cuda ./cmd/t2m
+
+# kernels compiles each kernels/X.cu to kernels/X.ptx (sm_80 PTX, JIT-compiled by the driver on newer
+# cards); the first line of the PTX records the SHA-256 of the source followed by each header it includes
+# with #include "x.cuh" (in order), so kernels-check notices a changed header too.
+KHASH = khash() { { cat "$$1"; for h in $$(sed -n 's/^[[:space:]]*.include "\(.*\)".*/\1/p' "$$1"); do \
+	cat "kernels/$$h" || return 1; done; } | sha256sum | cut -d' ' -f1; }
+
+kernels: $(KERNEL_PTX)
+
+kernels/%.ptx: kernels/%.cu $(wildcard kernels/*.cuh)
+	$(NVCC) -arch=compute_80 -O3 -ptx -o $@.tmp $<
+	$(KHASH); { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@
+	rm -f $@.tmp
+
+# kernels-check fails when a .cu (or a header it includes) changed without its PTX being regenerated, or a
+# .cu has no PTX. It needs neither nvcc nor a GPU (CI runs it).
+kernels-check:
+	@$(KHASH); fail=0; for cu in $(KERNEL_SRC); do \
+	  ptx=$${cu%.cu}.ptx; want="// t2m-source: $$(basename $$cu) sha256=$$(khash $$cu)"; \
+	  if [ ! -f $$ptx ]; then echo "kernels-check: $$ptx missing: run make kernels"; fail=1; \
+	  elif [ "$$(head -n1 $$ptx)" != "$$want" ]; then echo "kernels-check: $$ptx is stale for $$cu: run make kernels"; fail=1; fi; \
+	done; exit $$fail
+
+# bench builds the GPU binary and test binary and copies the HF anchor into .bench/ (git-ignored); then run
+# scripts/bench/run.sh on the GPU machine (carry bin and .bench). See scripts/bench/NOTES.md.
+bench: build-cuda
+	CGO_ENABLED=1 $(GO) test -tags cuda -c -o $(BIN)/gpu.test ./gpu/
+	rm -rf .bench && mkdir -p .bench && cp ../shared/bench/*.py .bench/
+	@echo "now on the GPU machine: scripts/bench/run.sh"

@@ -1,0 +1,24 @@
+// Package kernels holds t2m's CUDA C kernels and the PTX that `make kernels` compiles from them.
+//
+// One .cu file per op (nf4.cu, rmsnorm.cu, ...), each with its PTX beside it (nf4.ptx). The PTX is
+// committed and embedded into the Go binary (see PTX), so `go build -tags cuda` needs no nvcc; the
+// driver JIT-compiles it for the card at module load. `make kernels` runs nvcc 11.8 with
+// -arch=compute_80 (PTX 7.8, sm_80: mma.sync bf16 works, Hopper-only instructions do not) and writes
+// the SHA-256 of the source, followed by each header it includes with #include "x.cuh", into the PTX's
+// first line:
+//
+//	// t2m-source: nf4.cu sha256=<64 hex digits>
+//
+// `make kernels-check` (and TestPTXMatchesSource here) fails when a .cu or one of its headers changed
+// without its PTX being regenerated, or when a .cu has no PTX; neither needs nvcc or a GPU.
+//
+// Kernel conventions, so that the launchers in package gpu stay uniform:
+//   - extern "C" __global__ functions, named <op>[_<variant>], e.g. nf4_dequant_bf16;
+//   - every parameter a pointer or a 64-bit scalar (long long, unsigned long long, double) or a float:
+//     gorgonia.org/cu copies 8 bytes per argument, and gpu.Launch puts a float's bits in the low word;
+//   - a shape comment on every pointer parameter (// [B*T, C]) and a sentence on the grid the kernel
+//     expects; the CPU twin that the parity test compares against is named in the kernel's comment.
+//
+// This package must not import gorgonia.org/cu (its init exits when no GPU is present) nor anything
+// else of t2m: it is data.
+package kernels

@@ -1,0 +1,90 @@
+// nf4.cu: NF4 double-quant dequantization to bf16 (bitsandbytes layout), and the random fills that the
+// benchmark uses to make NF4 weights on the device without a checkpoint.
+//
+// Conventions of every kernel in this folder (see kernels/doc.go): extern "C", one op per file, every scalar
+// parameter 64 bits wide (long long, unsigned long long, double) or a pointer, because gorgonia.org/cu copies
+// 8 bytes per kernel argument. float parameters are also fine (the launcher passes their bits in the low word).
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+// The 16 NF4 levels (QLoRA, Dettmers et al. 2023, appendix E), as bitsandbytes stores them.
+__device__ __constant__ float kNF4Levels[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
+
+// nf4_dequant_bf16 turns n NF4 codes into bf16 values:
+//   out[i] = NF4[code(i)] * (code2[absmax_q[i/blocksize]] * absmax2[i/blocksize/blocksize2] + offset)
+// where code(i) is the high nibble of codes[i/2] for even i and the low nibble for odd i.
+// Each thread handles 16 consecutive elements (8 code bytes in, 32 bf16 bytes out); blockDim.x must be 256.
+// blocksize must be a multiple of 16 (bitsandbytes uses 64), so the 16 elements share one absmax.
+extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  // [n]
+                                            const uint8_t* __restrict__ codes,  // [n/2]
+                                            const uint8_t* __restrict__ absmax_q,  // [ceil(n/blocksize)]
+                                            const float* __restrict__ code2,  // [256] dynamic map
+                                            const float* __restrict__ absmax2,  // [ceil(n/blocksize/blocksize2)]
+                                            float offset, long long n, long long blocksize,
+                                            long long blocksize2) {
+  __shared__ float levels[16];
+  __shared__ float map[256];
+  map[threadIdx.x] = code2[threadIdx.x];
+  if (threadIdx.x < 16) levels[threadIdx.x] = kNF4Levels[threadIdx.x];
+  __syncthreads();
+
+  long long base = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 16;
+  if (base >= n) return;
+  long long blk = base / blocksize;
+  float scale = map[absmax_q[blk]] * absmax2[blk / blocksize2] + offset;
+  if (base + 16 <= n) {
+    uint2 packed = *reinterpret_cast<const uint2*>(codes + base / 2);
+    uint32_t words[2] = {packed.x, packed.y};
+    __align__(16) __nv_bfloat162 vals[8];
+#pragma unroll
+    for (int w = 0; w < 2; w++) {
+#pragma unroll
+      for (int b = 0; b < 4; b++) {
+        uint32_t byte = (words[w] >> (8 * b)) & 0xff;
+        float hi = levels[byte >> 4] * scale;
+        float lo = levels[byte & 0xf] * scale;
+        vals[w * 4 + b] = __floats2bfloat162_rn(hi, lo);
+      }
+    }
+    uint4* dst = reinterpret_cast<uint4*>(out + base);
+    dst[0] = reinterpret_cast<uint4*>(vals)[0];
+    dst[1] = reinterpret_cast<uint4*>(vals)[1];
+  } else {
+    for (long long i = base; i < n; i++) {
+      uint8_t byte = codes[i / 2];
+      uint32_t c = (i % 2 == 0) ? (byte >> 4) : (byte & 0xf);
+      out[i] = __float2bfloat16_rn(levels[c] * scale);
+    }
+  }
+}
+
+// splitmix64 is the hash behind every random fill; gpu/nf4_ref.go has its CPU twin.
+__device__ __forceinline__ unsigned long long splitmix64(unsigned long long x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// fill_random_u8 sets out[i] = low byte of splitmix64(seed ^ i) — random NF4 codes and absmax indices.
+extern "C" __global__ void fill_random_u8(uint8_t* __restrict__ out, long long n, unsigned long long seed) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
+    out[i] = (uint8_t)(splitmix64(seed ^ (unsigned long long)i) & 0xff);
+  }
+}
+
+// fill_random_bf16 sets out[i] to a uniform value in [-scale, scale): 24 random bits of splitmix64(seed ^ i).
+extern "C" __global__ void fill_random_bf16(__nv_bfloat16* __restrict__ out, long long n,
+                                            unsigned long long seed, float scale) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
+    unsigned long long h = splitmix64(seed ^ (unsigned long long)i);
+    float u = (float)(h >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    out[i] = __float2bfloat16_rn((2.0f * u - 1.0f) * scale);
+  }
+}
