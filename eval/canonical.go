@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"math"
 	"math/big"
 	"sort"
 	"strconv"
@@ -11,7 +12,8 @@ import (
 // Canonical renders a decoded value as canonical JSON for the exact-match column:
 // object keys sorted, no whitespace, strings escaped by encoding/json (no HTML
 // escaping), numbers by value (an integer literal as its decimal digits, any other
-// number as the shortest float64 text, so 1, 1.0 and 1e0 are equal).
+// number as float64, integral values in integer digits and others in the shortest
+// float text, so 1, 1.0 and 1e0 are equal as in Python).
 func Canonical(v any) string {
 	var b strings.Builder
 	writeCanonical(&b, v)
@@ -74,8 +76,9 @@ func canonicalNumber(n Number) string {
 		}
 		return "Infinity"
 	}
-	if f == float64(int64(f)) && f > -1e15 && f < 1e15 {
-		return strconv.FormatInt(int64(f), 10)
+	if f == math.Trunc(f) && !math.IsInf(f, 0) {
+		i, _ := big.NewFloat(f).Int(nil)
+		return i.String()
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
