@@ -1,0 +1,245 @@
+package model
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Quantized is a frozen weight stored quantized (quant.Weight: NF4 with double quantization, bitsandbytes
+// layout); the CPU dequantizes rows on use, the GPU uploads the blocks.
+type Quantized interface {
+	// DequantizeRows writes rows [r0, r1) of the [Out, In] matrix into dst [(r1−r0)·In].
+	DequantizeRows(r0, r1 int, dst []float32) error
+}
+
+// Frozen is a frozen weight matrix [Out, In]: float32, or quantized.
+type Frozen struct {
+	Name    string    // checkpoint tensor name, e.g. model.layers.0.self_attn.q_proj.weight
+	Out, In int       // shape
+	F32     []float32 // [Out, In]; nil when Quant is set
+	Quant   Quantized // NF4 blocks; nil when F32 is set
+}
+
+// Dense returns the float32 matrix [Out, In], dequantizing a quantized weight into a new slice.
+func (f *Frozen) Dense() ([]float32, error) {
+	if f.F32 != nil {
+		return f.F32, nil
+	}
+	if f.Quant == nil {
+		return nil, fmt.Errorf("weight %s has no data", f.Name)
+	}
+	w := make([]float32, f.Out*f.In) // [Out, In]
+	if err := f.Quant.DequantizeRows(0, f.Out, w); err != nil {
+		return nil, fmt.Errorf("dequantizing %s: %w", f.Name, err)
+	}
+	return w, nil
+}
+
+// LinearOp is a frozen linear layer with an optional LoRA branch (LinearLoRAForward):
+// y = x·Wᵀ + Bias + Scaling·(x·Aᵀ)·Bᵀ. Inputs x [N, In], and when Rank > 0 the trainable A [Rank, In] and
+// B [Out, Rank]; output [N, Out]. W (float32 or NF4) and Bias belong to the op.
+// Backward: LinearGradInputOp → dx; LoRAGradOp{WRT 'A'|'B'}(x, dy, A, B) → dA, dB.
+type LinearOp struct {
+	opBase
+	Name    string    // module path, e.g. model.layers.0.self_attn.q_proj
+	Weight  *Frozen   // [Out, In]
+	Bias    []float32 // [Out] or nil
+	Rank    int       // LoRA rank; 0: no LoRA inputs
+	Scaling float32   // LoRA scaling
+}
+
+func (op *LinearOp) shape(rows int) LinearShape {
+	return LinearShape{Rows: rows, In: op.Weight.In, Out: op.Weight.Out, Rank: op.Rank, Scaling: op.Scaling}
+}
+
+// Arity is 1 without LoRA, 3 with.
+func (op *LinearOp) Arity() int {
+	if op.Rank > 0 {
+		return 3
+	}
+	return 1
+}
+
+func (op *LinearOp) Type() hm.Type {
+	if op.Rank > 0 {
+		return hm.NewFnType(f32T(2), f32T(2), f32T(2), f32T(2))
+	}
+	return hm.NewFnType(f32T(2), f32T(2))
+}
+
+// InferShape checks x [N, In], A [Rank, In], B [Out, Rank]; the output is [N, Out].
+func (op *LinearOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapesOf(op, op.Arity(), in)
+	if err != nil {
+		return nil, err
+	}
+	if len(s[0]) != 2 || s[0][1] != op.Weight.In {
+		return nil, fmt.Errorf("%v: x %v, want [N, %d]", op, s[0], op.Weight.In)
+	}
+	if op.Rank > 0 && (!s[1].Eq(tensor.Shape{op.Rank, op.Weight.In}) || !s[2].Eq(tensor.Shape{op.Weight.Out, op.Rank})) {
+		return nil, fmt.Errorf("%v: lora_A %v and lora_B %v, want [%d %d] and [%d %d]", op, s[1], s[2],
+			op.Rank, op.Weight.In, op.Weight.Out, op.Rank)
+	}
+	return tensor.Shape{s[0][0], op.Weight.Out}, nil
+}
+
+// loraInputs unpacks the named inputs and A, B (nil when Rank is 0).
+func (op *LinearOp) loraInputs(caller fmt.Stringer, vals []G.Value, names ...string) ([][]float32, error) {
+	if op.Rank > 0 {
+		names = append(names, "lora_A", "lora_B")
+	}
+	d, _, err := inputs(caller, vals, names...)
+	if err != nil {
+		return nil, err
+	}
+	if op.Rank == 0 {
+		d = append(d, nil, nil)
+	} else {
+		if err := need(caller, "lora_A", d[len(d)-2], op.Rank*op.Weight.In); err != nil {
+			return nil, err
+		}
+		if err := need(caller, "lora_B", d[len(d)-1], op.Weight.Out*op.Rank); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Do computes LinearLoRAForward.
+func (op *LinearOp) Do(vals ...G.Value) (G.Value, error) {
+	d, err := op.loraInputs(op, vals, "x")
+	if err != nil {
+		return nil, err
+	}
+	w, err := op.Weight.Dense()
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	rows := len(d[0]) / op.Weight.In
+	y := make([]float32, rows*op.Weight.Out) // [N, Out]
+	LinearLoRAForward(y, d[0], w, op.Bias, d[1], d[2], op.shape(rows))
+	return dense(y, rows, op.Weight.Out), nil
+}
+
+// DiffWRT: x, and A, B when present.
+func (op *LinearOp) DiffWRT(n int) []bool {
+	r := make([]bool, n)
+	for i := range r {
+		r[i] = true
+	}
+	return r
+}
+
+// SymDiff builds dx, dA, dB.
+func (op *LinearOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	gin := G.Nodes{grad}
+	if op.Rank > 0 {
+		gin = append(gin, in[1], in[2])
+	}
+	dx, err := G.ApplyOp(&LinearGradInputOp{Lin: op}, gin...)
+	if err != nil || op.Rank == 0 {
+		return G.Nodes{dx}, err
+	}
+	dA, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'A'}, in[0], grad, in[1], in[2])
+	if err != nil {
+		return nil, err
+	}
+	dB, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'B'}, in[0], grad, in[1], in[2])
+	return G.Nodes{dx, dA, dB}, err
+}
+func (op *LinearOp) String() string {
+	return fmt.Sprintf("Linear{%s,%dx%d,r=%d,s=%g}", op.Name, op.Weight.Out, op.Weight.In, op.Rank, op.Scaling)
+}
+func (op *LinearOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
+func (op *LinearOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// LinearGradInputOp is dx of LinearOp (LinearLoRABackward with dA = dB = nil):
+// dx = dy·W + Scaling·(dy·B)·A. Inputs dy [N, Out] (+ A, B); output [N, In].
+type LinearGradInputOp struct {
+	opBase
+	Lin *LinearOp
+}
+
+func (op *LinearGradInputOp) Arity() int    { return op.Lin.Arity() }
+func (op *LinearGradInputOp) Type() hm.Type { return op.Lin.Type() }
+func (op *LinearGradInputOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapesOf(op, op.Arity(), in)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0][0], op.Lin.Weight.In}, nil
+}
+
+// Do computes dx.
+func (op *LinearGradInputOp) Do(vals ...G.Value) (G.Value, error) {
+	d, err := op.Lin.loraInputs(op, vals, "dy")
+	if err != nil {
+		return nil, err
+	}
+	w, err := op.Lin.Weight.Dense()
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	rows := len(d[0]) / op.Lin.Weight.Out
+	dx := make([]float32, rows*op.Lin.Weight.In) // [N, In]
+	LinearLoRABackward(dx, nil, nil, nil, d[0], w, d[1], d[2], op.Lin.shape(rows))
+	return dense(dx, rows, op.Lin.Weight.In), nil
+}
+func (op *LinearGradInputOp) String() string        { return "LinearGradInput{" + op.Lin.String() + "}" }
+func (op *LinearGradInputOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
+func (op *LinearGradInputOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// LoRAGradOp is dA (WRT 'A') or dB (WRT 'B') of LinearOp (LinearLoRABackward with dx = nil):
+// dA = Scaling·(dy·B)ᵀ·x [Rank, In], dB = Scaling·dyᵀ·(x·Aᵀ) [Out, Rank].
+// Inputs x [N, In], dy [N, Out], A [Rank, In], B [Out, Rank].
+type LoRAGradOp struct {
+	opBase
+	Lin *LinearOp
+	WRT byte // 'A' or 'B'
+}
+
+func (op *LoRAGradOp) Arity() int { return 4 }
+func (op *LoRAGradOp) Type() hm.Type {
+	return hm.NewFnType(f32T(2), f32T(2), f32T(2), f32T(2), f32T(2))
+}
+func (op *LoRAGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapesOf(op, 4, in)
+	if err != nil {
+		return nil, err
+	}
+	if op.WRT == 'A' {
+		return s[2].Clone(), nil
+	}
+	return s[3].Clone(), nil
+}
+
+// Do computes dA or dB.
+func (op *LoRAGradOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 4 {
+		return nil, fmt.Errorf("%v: %d inputs, want 4", op, len(vals))
+	}
+	d, err := op.Lin.loraInputs(op, vals, "x", "dy")
+	if err != nil {
+		return nil, err
+	}
+	rows := len(d[0]) / op.Lin.Weight.In
+	s := op.Lin.shape(rows)
+	if err := need(op, "dy", d[1], rows*s.Out); err != nil {
+		return nil, err
+	}
+	if op.WRT == 'A' {
+		dA := make([]float32, s.Rank*s.In) // [Rank, In]
+		LinearLoRABackward(nil, dA, nil, d[0], d[1], nil, d[2], d[3], s)
+		return dense(dA, s.Rank, s.In), nil
+	}
+	dB := make([]float32, s.Out*s.Rank) // [Out, Rank]
+	LinearLoRABackward(nil, nil, dB, d[0], d[1], nil, d[2], d[3], s)
+	return dense(dB, s.Out, s.Rank), nil
+}
+func (op *LoRAGradOp) String() string        { return fmt.Sprintf("LoRAGrad%c{%v}", op.WRT, op.Lin) }
+func (op *LoRAGradOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
+func (op *LoRAGradOp) Hashcode() uint32      { return hashCode(op.String()) }
