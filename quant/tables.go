@@ -1,0 +1,142 @@
+package quant
+
+import (
+	"math"
+	"sort"
+)
+
+// NF4 is bitsandbytes' 16-value NormalFloat4 table (quantiles of N(0,1) scaled to
+// [-1, 1], with an exact zero).
+var NF4 = [16]float32{
+	-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+	-0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+	0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+	0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+}
+
+// nf4Mid are the 15 decision thresholds of bitsandbytes' NF4 quantizer (the
+// constants of its dQuantizeNF4 tree), nearly but not exactly the float32 midpoints of
+// NF4: x > nf4Mid[i] picks a code above i. Kept verbatim so that codes match
+// bitsandbytes' even within an ulp of a threshold.
+var nf4Mid = [15]float32{
+	-0.8480964004993439, -0.6106329262256622, -0.4599952697753906, -0.33967943489551544,
+	-0.23460740596055984, -0.13791173323988914, -0.045525018125772476, 0.03979014977812767,
+	0.1202552504837513, 0.2035212516784668, 0.2920137718319893, 0.3893125355243683,
+	0.5016634166240692, 0.6427869200706482, 0.8614784181118011,
+}
+
+// nf4Code is the index of the NF4 value nearest to x (x already divided by the block
+// absmax): the number of midpoints strictly below x, so an exact tie goes to the lower
+// code and NaN (an all-zero block, 0·(1/0)) gives code 0 — both as in bitsandbytes.
+func nf4Code(x float32) byte {
+	// Binary search over the 15 sorted midpoints: 4 comparisons.
+	lo, hi := 0, 15 // answer in [lo, hi]
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if x > nf4Mid[mid] {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return byte(lo)
+}
+
+// LinspaceVectorWidth is the float32 SIMD width torch's CPU linspace kernel used on the
+// machine whose dynamic map t2m reproduces (see torchLinspace). The map built on the
+// reference machine is checked bit for bit in the tests.
+const LinspaceVectorWidth = 16
+
+// torchLinspace reproduces torch.linspace(start, end, n, dtype=float32) on the CPU,
+// rounding as its kernel does: step = (end−start)/(n−1); element i is start + step·i
+// below n/2 and end − step·(n−1−i) from there; the vectorized loop (runs of 2·vw
+// elements) computes each vector of vw lanes as base + k·step from the base of its
+// first lane; the remainder goes element by element.
+func torchLinspace(start, end float32, n, vw int) []float32 {
+	out := make([]float32, n)
+	if n == 1 {
+		out[0] = start
+		return out
+	}
+	step := (end - start) / float32(n-1)
+	half := n / 2
+	at := func(i int) float32 {
+		if i < half {
+			return start + float32(step*float32(i))
+		}
+		return end - float32(step*float32(n-1-i))
+	}
+	i := 0
+	if vw > 0 {
+		for ; i+2*vw <= n; i += 2 * vw {
+			for _, v0 := range [2]int{i, i + vw} {
+				base := at(v0)
+				for k := 0; k < vw; k++ {
+					out[v0+k] = base + float32(float32(k)*step)
+				}
+			}
+		}
+	}
+	for ; i < n; i++ {
+		out[i] = at(i)
+	}
+	return out
+}
+
+// dynamicMap builds create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8):
+// for exponents e = 0..6, the 2^e midpoints of linspace(0.1, 1, 2^e+1) scaled by
+// 10^(e−6), with both signs; then 0 and 1; sorted.
+func dynamicMap(vw int) [256]float32 {
+	const maxExp = 7
+	data := make([]float32, 0, 256)
+	for e := 0; e < maxExp; e++ {
+		b := torchLinspace(0.1, 1, 1<<e+1, vw)
+		scale := float32(math.Pow10(e - (maxExp - 1))) // Python's 10**k, then float32
+		var pos, neg []float32
+		for j := 0; j+1 < len(b); j++ {
+			mean := (b[j] + b[j+1]) / 2
+			pos = append(pos, scale*mean)
+			neg = append(neg, -scale*mean)
+		}
+		data = append(append(data, pos...), neg...)
+	}
+	data = append(data, 0, 1)
+	sort.Slice(data, func(i, j int) bool { return data[i] < data[j] })
+	var m [256]float32
+	copy(m[:], data)
+	return m
+}
+
+// DynamicMap is bitsandbytes' signed 8-bit dynamic map (256 sorted values,
+// [0] = −0.99296875, [127] = 0, [254] = 0.99296875, [255] = 1), the code of the
+// double-quantized absmax.
+var DynamicMap = dynamicMap(LinspaceVectorWidth)
+
+// dynCode quantizes x (already divided by its block's absmax) to an index into code,
+// as bitsandbytes' blockwise quantizer does: a 7-step binary search from pivot 127
+// brackets x between the last pivot below it and the last one above it, then x goes
+// to the bracket end on its side of the pivot if it lies strictly beyond the float32
+// midpoint, else to the pivot. NaN gives 0.
+func dynCode(code *[256]float32, x float32) byte {
+	p, lower, upper := 127, 0, 255
+	for step := 64; step > 0; step >>= 1 {
+		if x > code[p] {
+			lower = p
+			p += step
+		} else {
+			upper = p
+			p -= step
+		}
+	}
+	v := code[p]
+	if x > v {
+		if x > (code[upper]+v)*0.5 {
+			return byte(upper)
+		}
+		return byte(p)
+	}
+	if x < (code[lower]+v)*0.5 {
+		return byte(lower)
+	}
+	return byte(p)
+}
