@@ -82,8 +82,61 @@ func ComparisonTable(rows []ComparisonRow) string {
 			r.Run, r.Split, p.Total, pct(p.SyntaxPassRate), pct(p.OperatorPassRate),
 			pct(p.FieldPassRate), pct(p.OverallPassRate), exact, stages, refusals, genCell(p.Generalization)))
 	}
+	if gen := crossSplitGeneralization(rows); len(gen) > 0 {
+		lines = append(lines, "", "## Generalization: eval (train schemas) vs held_out (held-out schemas)", "",
+			"| Run | Syntax gap | Operators gap | Fields gap | Overfitting (gap beyond ±5 pts) |",
+			"|-----|------------|---------------|------------|---------------------------------|")
+		lines = append(lines, gen...)
+	}
 	return strings.Join(lines, "\n")
 }
+
+// crossSplitGeneralization compares, for every run that has both an "eval" and a
+// "held_out" report, the per-layer pass rates of the two splits (train-schema
+// versus held-out-schema examples): the original's layer-4 comparison, made
+// across the two report files of one run.
+func crossSplitGeneralization(rows []ComparisonRow) []string {
+	type pair struct{ eval, held *Report }
+	runs := map[string]*pair{}
+	var order []string
+	for _, r := range rows {
+		p := runs[r.Run]
+		if p == nil {
+			p = &pair{}
+			runs[r.Run] = p
+			order = append(order, r.Run)
+		}
+		switch r.Split {
+		case "eval":
+			p.eval = r.Report
+		case "held_out":
+			p.held = r.Report
+		}
+	}
+	var lines []string
+	for _, name := range order {
+		p := runs[name]
+		if p.eval == nil || p.held == nil || p.eval.Total == 0 || p.held.Total == 0 {
+			continue
+		}
+		gaps := []float64{
+			p.eval.SyntaxPassRate - p.held.SyntaxPassRate,
+			p.eval.OperatorPassRate - p.held.OperatorPassRate,
+			p.eval.FieldPassRate - p.held.FieldPassRate,
+		}
+		flag := "no"
+		for _, g := range gaps {
+			if g > OverfitGap || g < -OverfitGap {
+				flag = "yes"
+			}
+		}
+		lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s |", name, pts(gaps[0]), pts(gaps[1]), pts(gaps[2]), flag))
+	}
+	return lines
+}
+
+// pts formats a rate difference in percentage points with its sign.
+func pts(x float64) string { return fmt.Sprintf("%+.1f pts", x*100) }
 
 // pct formats a fraction like Python's "{:.1%}".
 func pct(x float64) string { return fmt.Sprintf("%.1f%%", x*100) }

@@ -192,6 +192,13 @@ func TestWriteReportsAndCompare(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", w, table)
 		}
 	}
+	if strings.Contains(table, "## Generalization") {
+		t.Errorf("no run has both eval and held_out, yet the table has a generalization section:\n%s", table)
+	}
+	rows = append(rows, ComparisonRow{Run: "r8", Split: "held_out", Report: &Report{Rates: Rates{Total: 2, SyntaxPassRate: 1, OperatorPassRate: 0.96, FieldPassRate: 0.5}}})
+	if table = ComparisonTable(rows); !strings.Contains(table, "| r8 | +0.0 pts | +4.0 pts | +50.0 pts | yes |") {
+		t.Errorf("table lacks the eval-vs-held_out generalization row of r8:\n%s", table)
+	}
 	if ComparisonTable(nil) != "No results found." {
 		t.Error("empty table")
 	}
