@@ -280,3 +280,31 @@ func TestLoadBNBCorrupt(t *testing.T) {
 		f.Close()
 	}
 }
+
+func TestNF4CodeFastAgrees(t *testing.T) {
+	r := rand.New(rand.NewSource(8))
+	xs := []float32{-1, 1, 0, math.Nextafter32(1, 2), math.Nextafter32(-1, -2), float32(math.NaN())}
+	for _, m := range nf4Mid {
+		for d := -4; d <= 4; d++ {
+			x := m
+			for range abs(d) {
+				x = math.Nextafter32(x, float32(d))
+			}
+			xs = append(xs, x)
+		}
+	}
+	for i := 0; i <= nf4Cells; i++ { // every LUT cell edge and its neighbours
+		x := float32(-1 + 2*float64(i)/nf4Cells)
+		xs = append(xs, x, math.Nextafter32(x, 2), math.Nextafter32(x, -2))
+	}
+	for range 200000 {
+		xs = append(xs, float32(r.Float64()*2-1))
+	}
+	for _, x := range xs {
+		if a, b := nf4CodeFast(x), nf4Code(x); a != b {
+			t.Fatalf("nf4CodeFast(%v) = %d, nf4Code = %d", x, a, b)
+		}
+	}
+}
+
+func abs(d int) int { return max(d, -d) }

@@ -160,15 +160,14 @@ func quantizeBlocks(x []float32, lo int, codes []byte, absmax []float32) error {
 			m = max(m, a)
 		}
 		absmax[b] = m
-		inv := 1 / m // +Inf for an all-zero block: codes become 0, as in bitsandbytes
-		e := lo + b*BlockSize
-		for i, v := range blk {
-			c := nf4Code(v * inv)
-			if (e+i)&1 == 0 {
-				codes[(e+i)/2] = c << 4
-			} else {
-				codes[(e+i)/2] |= c
-			}
+		inv := 1 / m                      // +Inf for an all-zero block: codes become 0, as in bitsandbytes
+		out := codes[(lo+b*BlockSize)/2:] // blocks start at even elements
+		j := 0
+		for ; j+1 < len(blk); j += 2 {
+			out[j/2] = nf4CodeFast(blk[j]*inv)<<4 | nf4CodeFast(blk[j+1]*inv)
+		}
+		if j < len(blk) { // odd element count: the last low nibble stays 0
+			out[j/2] = nf4CodeFast(blk[j]*inv) << 4
 		}
 	}
 	return nil

@@ -42,6 +42,39 @@ func nf4Code(x float32) byte {
 	return byte(lo)
 }
 
+// nf4LUT maps x ∈ [-1, 1] in cells of 2/nf4Cells to its code, or -1 where a cell
+// (widened by lutMargin, more than the rounding of (x+1)·nf4Cells/2) holds a
+// threshold and nf4Code must decide. Quantizing then costs one load per element
+// instead of four unpredictable branches.
+const (
+	nf4Cells  = 8192
+	lutMargin = 1e-6
+)
+
+var nf4LUT = func() (lut [nf4Cells + 1]int8) {
+	for i := range lut {
+		lo := float32(-1 + 2*float64(i)/nf4Cells - lutMargin)
+		hi := float32(-1 + 2*float64(i+1)/nf4Cells + lutMargin)
+		if a, b := nf4Code(lo), nf4Code(hi); a == b {
+			lut[i] = int8(a)
+		} else {
+			lut[i] = -1
+		}
+	}
+	return lut
+}()
+
+// nf4CodeFast is nf4Code through nf4LUT.
+func nf4CodeFast(x float32) byte {
+	if x != x || x < -1 || x > 1 { // NaN, or rounding past ±1
+		return nf4Code(x)
+	}
+	if c := nf4LUT[int((x+1)*(nf4Cells/2))]; c >= 0 {
+		return byte(c)
+	}
+	return nf4Code(x)
+}
+
 // LinspaceVectorWidth is the float32 SIMD width torch's CPU linspace kernel used on the
 // machine whose dynamic map t2m reproduces (see torchLinspace). The map built on the
 // reference machine is checked bit for bit in the tests.
