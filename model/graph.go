@@ -1,0 +1,310 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// LoRAParams holds an adapter's matrices by module path (e.g. model.layers.0.self_attn.q_proj).
+type LoRAParams struct {
+	Rank    int
+	Scaling float32              // alpha/r (or alpha/√r with rsLoRA)
+	A       map[string][]float32 // [Rank, In] per module
+	B       map[string][]float32 // [Out, Rank] per module
+}
+
+// LoRANode is one adapted module's differentiable inputs and, after BuildGrad, their gradients.
+type LoRANode struct {
+	Module       string
+	A, B         *G.Node // [Rank, In], [Out, Rank]
+	GradA, GradB *G.Node // same shapes
+}
+
+// Mode says what a graph ends with.
+type Mode int
+
+const (
+	// ModeLogits ends with lm_head: Graph.Logits [N, V].
+	ModeLogits Mode = iota
+	// ModeLoss ends with the fused lm_head + completion-only cross-entropy: Graph.Loss, a scalar.
+	ModeLoss
+)
+
+// Graph is the Qwen2 forward pass for one (batch, length) shape as a gorgonia ExprGraph.
+type Graph struct {
+	G          *G.ExprGraph
+	Weights    *Weights
+	Batch, Seq int
+	IDs        *G.Node    // int32 [B, T]
+	Positions  *G.Node    // int32 [B, T]
+	Mask       *G.Node    // int32 [B, T], 1 token, 0 padding
+	Labels     *G.Node    // int32 [B, T], −100 ignored (ModeLoss)
+	NumItems   *G.Node    // f32 scalar: completion tokens in the effective batch (ModeLoss)
+	LoRA       []LoRANode // adapted modules in graph order
+	Hidden     []*G.Node  // [N, H]: embeddings, each layer's output, then the final norm
+	Logits     *G.Node    // [N, V] (ModeLogits)
+	Loss       *G.Node    // scalar (ModeLoss)
+	machine    G.VM
+}
+
+// builder carries what every layer needs while the graph is built.
+type builder struct {
+	g    *Graph
+	cfg  Config
+	lora *LoRAParams
+}
+
+// linear applies a projection, with its LoRA branch when the adapter has one for that module.
+func (b *builder) linear(p *Projection, x *G.Node) (*G.Node, error) {
+	op := &LinearOp{Name: p.Module, Weight: p.W, Bias: p.Bias}
+	if b.lora != nil {
+		a, okA := b.lora.A[p.Module]
+		bm, okB := b.lora.B[p.Module]
+		if okA != okB {
+			return nil, fmt.Errorf("adapter for %s has only one of lora_A and lora_B", p.Module)
+		}
+		if okA {
+			r := b.lora.Rank
+			if len(a) != r*p.W.In || len(bm) != p.W.Out*r {
+				return nil, fmt.Errorf("adapter for %s: lora_A has %d values and lora_B %d, want [%d %d] and [%d %d]",
+					p.Module, len(a), len(bm), r, p.W.In, p.W.Out, r)
+			}
+			op.Rank, op.Scaling = r, b.lora.Scaling
+			an := G.NewMatrix(b.g.G, G.Float32, G.WithShape(r, p.W.In), G.WithName(p.Module+".lora_A"),
+				G.WithValue(dense(a, r, p.W.In))) // [r, in]
+			bn := G.NewMatrix(b.g.G, G.Float32, G.WithShape(p.W.Out, r), G.WithName(p.Module+".lora_B"),
+				G.WithValue(dense(bm, p.W.Out, r))) // [out, r]
+			b.g.LoRA = append(b.g.LoRA, LoRANode{Module: p.Module, A: an, B: bn})
+			return G.ApplyOp(op, x, an, bn) // [N, out]
+		}
+	}
+	return G.ApplyOp(op, x) // [N, out]
+}
+
+// layer is Qwen2DecoderLayer: x + attn(norm(x)), then + mlp(norm(·)).
+func (b *builder) layer(i int, l *Layer, x *G.Node) (*G.Node, error) {
+	c, g := b.cfg, b.g
+	prefix := layerPrefix(i)
+	h, err := G.ApplyOp(&RMSNormOp{Name: prefix + nameInNorm, Weight: l.InputNorm, Eps: c.RMSNormEps}, x) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	q, err := b.linear(l.Q, h) // [N, Hq·D]
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.linear(l.K, h) // [N, Hkv·D]
+	if err != nil {
+		return nil, err
+	}
+	v, err := b.linear(l.V, h) // [N, Hkv·D]
+	if err != nil {
+		return nil, err
+	}
+	q, err = G.ApplyOp(&RoPEOp{Name: prefix + "self_attn.q_rope", Heads: c.NumHeads, HeadDim: c.HeadDim, Theta: c.RopeTheta}, q, g.Positions) // [N, Hq·D]
+	if err != nil {
+		return nil, err
+	}
+	k, err = G.ApplyOp(&RoPEOp{Name: prefix + "self_attn.k_rope", Heads: c.NumKVHeads, HeadDim: c.HeadDim, Theta: c.RopeTheta}, k, g.Positions) // [N, Hkv·D]
+	if err != nil {
+		return nil, err
+	}
+	a, err := G.ApplyOp(&AttentionOp{Name: prefix + "self_attn", Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim}, q, k, v, g.Mask) // [N, Hq·D]
+	if err != nil {
+		return nil, err
+	}
+	o, err := b.linear(l.O, a) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	x, err = G.ApplyOp(&AddOp{Name: prefix + "residual_attn"}, x, o) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	h, err = G.ApplyOp(&RMSNormOp{Name: prefix + namePostNorm, Weight: l.PostNorm, Eps: c.RMSNormEps}, x) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	gate, err := b.linear(l.Gate, h) // [N, I]
+	if err != nil {
+		return nil, err
+	}
+	up, err := b.linear(l.Up, h) // [N, I]
+	if err != nil {
+		return nil, err
+	}
+	m, err := G.ApplyOp(&SwiGLUOp{Name: prefix + "mlp.act"}, gate, up) // [N, I]
+	if err != nil {
+		return nil, err
+	}
+	d, err := b.linear(l.Down, m) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(&AddOp{Name: prefix + "residual_mlp"}, x, d) // [N, H]
+}
+
+// Build makes the Qwen2 graph for batches of shape [batch, seq]. lora may be nil (base model).
+// Gorgonia panics inside graph construction come back as errors.
+func Build(w *Weights, lora *LoRAParams, batch, seq int, mode Mode) (g *Graph, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("building the Qwen2 graph: %v", r)
+		}
+	}()
+	if batch <= 0 || seq <= 0 {
+		return nil, fmt.Errorf("building the Qwen2 graph: batch %d and length %d must be > 0", batch, seq)
+	}
+	c := w.Config
+	eg := G.NewGraph()
+	g = &Graph{G: eg, Weights: w, Batch: batch, Seq: seq}
+	i32 := func(name string) *G.Node {
+		return G.NewMatrix(eg, G.Int32, G.WithShape(batch, seq), G.WithName(name)) // [B, T]
+	}
+	g.IDs, g.Positions, g.Mask = i32("input_ids"), i32("position_ids"), i32("attention_mask")
+	b := &builder{g: g, cfg: c, lora: lora}
+	x, err := G.ApplyOp(&EmbeddingOp{Name: nameEmbed, Table: w.Embed, Vocab: c.VocabSize, Hidden: c.HiddenSize}, g.IDs) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	g.Hidden = append(g.Hidden, x)
+	for i, l := range w.Layers {
+		if x, err = b.layer(i, l, x); err != nil {
+			return nil, fmt.Errorf("building layer %d: %w", i, err)
+		}
+		g.Hidden = append(g.Hidden, x)
+	}
+	x, err = G.ApplyOp(&RMSNormOp{Name: nameNorm, Weight: w.Norm, Eps: c.RMSNormEps}, x) // [N, H]
+	if err != nil {
+		return nil, err
+	}
+	g.Hidden = append(g.Hidden, x)
+	switch mode {
+	case ModeLogits:
+		g.Logits, err = G.ApplyOp(&LMHeadOp{Weight: w.LMHead}, x) // [N, V]
+	case ModeLoss:
+		g.Labels = i32("labels")
+		g.NumItems = G.NewScalar(eg, G.Float32, G.WithName("num_items_in_batch"))
+		g.Loss, err = G.ApplyOp(&LMHeadCrossEntropyOp{Weight: w.LMHead}, x, g.Labels, g.NumItems) // scalar
+	default:
+		err = fmt.Errorf("unknown graph mode %d", mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// BuildGrad adds d Loss / d (every LoRA A and B) to a ModeLoss graph with gorgonia.Grad.
+func (g *Graph) BuildGrad() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("differentiating the Qwen2 graph: %v", r)
+		}
+	}()
+	if g.Loss == nil {
+		return fmt.Errorf("differentiating the Qwen2 graph: it has no loss (built in logits mode)")
+	}
+	if len(g.LoRA) == 0 {
+		return fmt.Errorf("differentiating the Qwen2 graph: it has no LoRA parameters")
+	}
+	var wrt G.Nodes
+	for _, l := range g.LoRA {
+		wrt = append(wrt, l.A, l.B)
+	}
+	grads, err := G.Grad(g.Loss, wrt...)
+	if err != nil {
+		return fmt.Errorf("differentiating the Qwen2 graph: %w", err)
+	}
+	for i := range g.LoRA {
+		g.LoRA[i].GradA, g.LoRA[i].GradB = grads[2*i], grads[2*i+1]
+	}
+	return nil
+}
+
+// Batch is one micro-batch's inputs, each [B·T] row-major.
+type Batch struct {
+	IDs       []int32
+	Mask      []int32 // nil: all ones
+	Positions []int32 // nil: arange(T) per row, what HF forward uses without position_ids
+	Labels    []int32 // ModeLoss only
+	NumItems  float32 // ModeLoss only; ≤ 0: this micro-batch's own count of completion tokens
+}
+
+// Run binds the batch and executes the graph on the CPU (gorgonia's TapeMachine).
+func (g *Graph) Run(b Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("running the Qwen2 graph: %v", r)
+		}
+	}()
+	n := g.Batch * g.Seq
+	if len(b.IDs) != n {
+		return fmt.Errorf("batch has %d token ids, the graph takes %d×%d", len(b.IDs), g.Batch, g.Seq)
+	}
+	mask, pos := b.Mask, b.Positions
+	if mask == nil {
+		mask = make([]int32, n)
+		for i := range mask {
+			mask[i] = 1
+		}
+	}
+	if pos == nil {
+		pos = PositionsArange(g.Batch, g.Seq)
+	}
+	if len(mask) != n || len(pos) != n {
+		return fmt.Errorf("batch has %d mask values and %d positions, want %d", len(mask), len(pos), n)
+	}
+	bind := func(node *G.Node, v []int32) error {
+		return G.Let(node, tensor.New(tensor.WithShape(g.Batch, g.Seq), tensor.WithBacking(v)))
+	}
+	if err := bind(g.IDs, b.IDs); err != nil {
+		return err
+	}
+	if err := bind(g.Mask, mask); err != nil {
+		return err
+	}
+	if err := bind(g.Positions, pos); err != nil {
+		return err
+	}
+	if g.Loss != nil {
+		if len(b.Labels) != n {
+			return fmt.Errorf("batch has %d labels, want %d", len(b.Labels), n)
+		}
+		if err := bind(g.Labels, b.Labels); err != nil {
+			return err
+		}
+		items := b.NumItems
+		if items <= 0 {
+			items = float32(CountCompletionTokens(b.Labels, g.Batch, g.Seq))
+		}
+		if err := G.Let(g.NumItems, G.NewF32(items)); err != nil {
+			return err
+		}
+	}
+	if g.machine == nil {
+		g.machine = G.NewTapeMachine(g.G)
+	} else {
+		g.machine.Reset()
+	}
+	return g.machine.RunAll()
+}
+
+// Close releases the machine.
+func (g *Graph) Close() error {
+	if g.machine != nil {
+		return g.machine.Close()
+	}
+	return nil
+}
+
+// Values returns a node's float32 data after Run.
+func Values(n *G.Node) ([]float32, error) {
+	if n == nil || n.Value() == nil {
+		return nil, fmt.Errorf("node %v has no value (graph not run?)", n)
+	}
+	d, _, err := f32Data(n.Op(), n.Name(), n.Value())
+	return d, err
+}

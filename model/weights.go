@@ -1,0 +1,266 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"slices"
+
+	"github.com/t2m/t2m/safetensors"
+)
+
+// Checkpoint tensor names. This file is the only place that spells them.
+const (
+	nameEmbed    = "model.embed_tokens.weight"
+	nameNorm     = "model.norm.weight"
+	nameLMHead   = "lm_head.weight"
+	nameInNorm   = "input_layernorm.weight"
+	namePostNorm = "post_attention_layernorm.weight"
+)
+
+// layerPrefix is "model.layers.{i}.".
+func layerPrefix(i int) string { return fmt.Sprintf("model.layers.%d.", i) }
+
+// Projection is one frozen linear layer of a decoder layer.
+type Projection struct {
+	Module string    // module path, e.g. model.layers.0.self_attn.q_proj (PEFT keys and LoRA lookups use it)
+	W      *Frozen   // [Out, In]
+	Bias   []float32 // [Out] or nil
+}
+
+// Layer holds one decoder layer's weights.
+type Layer struct {
+	InputNorm []float32   // [H]
+	Q, K, V   *Projection // [Hq·D, H], [Hkv·D, H], [Hkv·D, H], with biases
+	O         *Projection // [H, Hq·D]
+	PostNorm  []float32   // [H]
+	Gate, Up  *Projection // [I, H]
+	Down      *Projection // [H, I]
+}
+
+// Projections lists the seven projections in checkpoint order.
+func (l *Layer) Projections() []*Projection {
+	return []*Projection{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down}
+}
+
+// Weights is a whole Qwen2 checkpoint.
+type Weights struct {
+	Config Config
+	Embed  []float32 // [V, H]
+	Layers []*Layer
+	Norm   []float32 // [H]
+	LMHead *Frozen   // [V, H]; shares Embed's data when the config ties them
+}
+
+// projSpec is a projection's module name inside a layer, its shape and whether it has a bias.
+type projSpec struct {
+	module  string
+	out, in int
+	bias    bool
+}
+
+// projSpecs lists the seven projections of a layer in checkpoint order (q, k, v, o, gate, up, down).
+func projSpecs(c Config) []projSpec {
+	return []projSpec{
+		{"self_attn.q_proj", c.QDim(), c.HiddenSize, true},
+		{"self_attn.k_proj", c.KVDim(), c.HiddenSize, true},
+		{"self_attn.v_proj", c.KVDim(), c.HiddenSize, true},
+		{"self_attn.o_proj", c.HiddenSize, c.QDim(), false},
+		{"mlp.gate_proj", c.IntermediateSize, c.HiddenSize, false},
+		{"mlp.up_proj", c.IntermediateSize, c.HiddenSize, false},
+		{"mlp.down_proj", c.HiddenSize, c.IntermediateSize, false},
+	}
+}
+
+// setProjections assigns the seven projections in projSpecs order.
+func (l *Layer) setProjections(p []*Projection) {
+	l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+}
+
+// QuantizeFunc quantizes a projection weight straight from its checkpoint bytes (quant.QuantizeRaw).
+type QuantizeFunc func(name string, dt safetensors.DType, raw []byte, shape []int) (Quantized, error)
+
+// LoadOptions choose how weights are held in memory.
+type LoadOptions struct {
+	// Quantize, when set, quantizes the seven projections of every layer as they are read (QLoRA);
+	// embeddings, norms, biases and lm_head stay float32.
+	Quantize QuantizeFunc
+}
+
+// loader reads tensors by name from a checkpoint, checking shapes; errors name tensor and file.
+type loader struct {
+	r    safetensors.Reader
+	file string
+}
+
+func (ld *loader) info(name string, shape ...int) (safetensors.TensorInfo, error) {
+	info, err := ld.r.Info(name)
+	if err != nil {
+		return info, fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
+	}
+	if !slices.Equal(info.Shape, shape) {
+		return info, fmt.Errorf("checkpoint %s: tensor %s has shape %v, the config says %v", ld.file, name, info.Shape, shape)
+	}
+	return info, nil
+}
+
+func (ld *loader) float32(name string, shape ...int) ([]float32, error) {
+	if _, err := ld.info(name, shape...); err != nil {
+		return nil, err
+	}
+	v, err := ld.r.Float32(name)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
+	}
+	return v, nil
+}
+
+func (ld *loader) projection(prefix string, s projSpec, q QuantizeFunc) (*Projection, error) {
+	p := &Projection{Module: prefix + s.module}
+	name := p.Module + ".weight"
+	p.W = &Frozen{Name: name, Out: s.out, In: s.in}
+	if q != nil {
+		info, err := ld.info(name, s.out, s.in)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := ld.r.Raw(name)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
+		}
+		if p.W.Quant, err = q(name, info.DType, raw, info.Shape); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", ld.file, err)
+		}
+	} else {
+		var err error
+		if p.W.F32, err = ld.float32(name, s.out, s.in); err != nil {
+			return nil, err
+		}
+	}
+	if s.bias {
+		var err error
+		if p.Bias, err = ld.float32(p.Module+".bias", s.out); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// LoadWeights reads every tensor the config needs from r (a safetensors File or Dir; file names it in
+// errors). Tensors are converted one at a time from the memory-mapped checkpoint, so the float32 model
+// (or the NF4 one, with opt.Quantize) is the only full copy in memory.
+func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions) (*Weights, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ld := &loader{r: r, file: file}
+	w := &Weights{Config: cfg}
+	H, V := cfg.HiddenSize, cfg.VocabSize
+	var err error
+	if w.Embed, err = ld.float32(nameEmbed, V, H); err != nil {
+		return nil, err
+	}
+	for i := range cfg.NumLayers {
+		prefix := layerPrefix(i)
+		l := &Layer{}
+		if l.InputNorm, err = ld.float32(prefix+nameInNorm, H); err != nil {
+			return nil, err
+		}
+		if l.PostNorm, err = ld.float32(prefix+namePostNorm, H); err != nil {
+			return nil, err
+		}
+		var projs []*Projection
+		for _, s := range projSpecs(cfg) {
+			p, err := ld.projection(prefix, s, opt.Quantize)
+			if err != nil {
+				return nil, err
+			}
+			projs = append(projs, p)
+		}
+		l.setProjections(projs)
+		w.Layers = append(w.Layers, l)
+	}
+	if w.Norm, err = ld.float32(nameNorm, H); err != nil {
+		return nil, err
+	}
+	if cfg.TieWordEmbeddings {
+		w.LMHead = &Frozen{Name: nameEmbed, Out: V, In: H, F32: w.Embed}
+	} else {
+		w.LMHead = &Frozen{Name: nameLMHead, Out: V, In: H}
+		if w.LMHead.F32, err = ld.float32(nameLMHead, V, H); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// LoadDir reads dir/config.json and the checkpoint in dir (model.safetensors or shards with
+// model.safetensors.index.json).
+func LoadDir(dir string, opt LoadOptions) (*Weights, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening checkpoint in %s: %w", dir, err)
+	}
+	defer r.Close()
+	w, err := LoadWeights(r, dir, cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// RandomWeights generates a model from a seed, for the built-in tiny model and tests: projections
+// ~ N(0, 1/in), embeddings ~ N(0, 0.25), norm weights 1 + N(0, 0.01), biases ~ N(0, 0.01). With
+// opt.Quantize the projections are quantized as a checkpoint's would be.
+func RandomWeights(cfg Config, seed int64, opt LoadOptions) (*Weights, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewSource(seed))
+	normal := func(n int, mean, std float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(mean + std*rng.NormFloat64())
+		}
+		return v
+	}
+	H, V := cfg.HiddenSize, cfg.VocabSize
+	w := &Weights{Config: cfg, Embed: normal(V*H, 0, 0.5)}
+	for i := range cfg.NumLayers {
+		l := &Layer{InputNorm: normal(H, 1, 0.1), PostNorm: normal(H, 1, 0.1)}
+		var projs []*Projection
+		for _, s := range projSpecs(cfg) {
+			p := &Projection{Module: layerPrefix(i) + s.module}
+			p.W = &Frozen{Name: p.Module + ".weight", Out: s.out, In: s.in, F32: normal(s.out*s.in, 0, 1/math.Sqrt(float64(s.in)))}
+			if s.bias {
+				p.Bias = normal(s.out, 0, 0.1)
+			}
+			if opt.Quantize != nil {
+				raw := make([]byte, 4*len(p.W.F32))
+				for j, f := range p.W.F32 {
+					bits := math.Float32bits(f)
+					raw[4*j], raw[4*j+1], raw[4*j+2], raw[4*j+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+				}
+				q, err := opt.Quantize(p.W.Name, safetensors.F32, raw, []int{s.out, s.in})
+				if err != nil {
+					return nil, err
+				}
+				p.W.F32, p.W.Quant = nil, q
+			}
+			projs = append(projs, p)
+		}
+		l.setProjections(projs)
+		w.Layers = append(w.Layers, l)
+	}
+	w.Norm = normal(H, 1, 0.1)
+	if cfg.TieWordEmbeddings {
+		w.LMHead = &Frozen{Name: nameEmbed, Out: V, In: H, F32: w.Embed}
+	} else {
+		w.LMHead = &Frozen{Name: nameLMHead, Out: V, In: H, F32: normal(V*H, 0, 1/math.Sqrt(float64(H)))}
+	}
+	return w, nil
+}
