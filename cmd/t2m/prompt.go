@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/t2m/t2m/data"
+	"github.com/t2m/t2m/tokenizer"
 )
 
 // promptTokenizer is what `t2m prompt --tokenizer` needs of a tokenizer.
@@ -17,8 +18,12 @@ type promptTokenizer interface {
 }
 
 // loadPromptTokenizer reads an HF tokenizer.json.
-var loadPromptTokenizer = func(path string) (promptTokenizer, error) {
-	return nil, fmt.Errorf("--tokenizer %s: the tokenizer package has not landed in this build yet; run without --tokenizer", path)
+func loadPromptTokenizer(path string) (promptTokenizer, error) {
+	t, err := tokenizer.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--tokenizer: %w", err)
+	}
+	return t, nil
 }
 
 func promptCommand() *cli.Command {
@@ -26,7 +31,7 @@ func promptCommand() *cli.Command {
 		Name:  "prompt",
 		Usage: "print the ChatML prompt and completion of one example (and its token ids with --tokenizer)",
 		UsageText: "t2m prompt --split data/train.jsonl --index 0\n" +
-			"t2m prompt --split data/eval.jsonl --index 12 --tokenizer models/qwen2.5-coder-7b/tokenizer.json",
+			"t2m prompt --split data/eval.jsonl --index 12 --tokenizer ../shared/tokenizers/qwen2.5/tokenizer.json",
 		Description: "Renders example N of a split file exactly as training and evaluation see it: the prompt\n" +
 			"(system + user turns and the assistant generation prompt) and the completion (the gold output\n" +
 			"as Python's json.dumps writes it, then <|im_end|>). With --tokenizer it also lists every token\n" +
