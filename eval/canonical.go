@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"encoding/json"
 	"math"
 	"math/big"
 	"sort"
@@ -10,10 +9,11 @@ import (
 )
 
 // Canonical renders a decoded value as canonical JSON for the exact-match column:
-// object keys sorted, no whitespace, strings escaped by encoding/json (no HTML
-// escaping), numbers by value (an integer literal as its decimal digits, any other
-// number as float64, integral values in integer digits and others in the shortest
-// float text, so 1, 1.0 and 1e0 are equal as in Python).
+// object keys sorted, no whitespace, strings with only '"', '\\' and control
+// characters escaped (other bytes kept as they are), numbers by value: an integer
+// literal as its decimal digits, any other number as float64, integral values in
+// integer digits and others in the shortest float text, so 1, 1.0 and 1e0 are
+// equal as in Python.
 func Canonical(v any) string {
 	var b strings.Builder
 	writeCanonical(&b, v)
@@ -84,9 +84,20 @@ func canonicalNumber(n Number) string {
 }
 
 func writeCanonicalString(b *strings.Builder, s string) {
-	var sb strings.Builder
-	enc := json.NewEncoder(&sb)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	b.WriteString(strings.TrimSuffix(sb.String(), "\n"))
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20:
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
 }

@@ -49,7 +49,8 @@ func ScoreExample(ex data.Example, rawOutput string, heldOut map[string]bool) Re
 		RawOutput:  rawOutput,
 		Prediction: ExtractJSON(rawOutput),
 	}
-	r.Syntax = CheckSyntax(r.Prediction)
+	pred, predErr := ParsePython(r.Prediction)
+	r.Syntax = checkParsed(pred, predErr)
 	if r.Syntax.Passed {
 		allowed := make([]string, 0, len(ex.AllowedOps.StageOperators)+len(ex.AllowedOps.ExpressionOperators))
 		allowed = append(allowed, ex.AllowedOps.StageOperators...)
@@ -64,7 +65,6 @@ func ScoreExample(ex data.Example, rawOutput string, heldOut map[string]bool) Re
 	}
 	r.PassedAll = r.Syntax.Passed && r.Operators.Passed && r.Fields.Passed
 
-	pred, predErr := ParsePython(r.Prediction)
 	if gold, err := ParsePython(string(ex.Output)); err == nil && predErr == nil {
 		r.ExactMatch = Canonical(pred) == Canonical(gold)
 	}

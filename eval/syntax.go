@@ -23,6 +23,11 @@ type SyntaxResult struct {
 // needs a "filter" object.
 func CheckSyntax(prediction string) SyntaxResult {
 	v, err := ParsePython(prediction)
+	return checkParsed(v, err)
+}
+
+// checkParsed is CheckSyntax on the result of ParsePython.
+func checkParsed(v any, err error) SyntaxResult {
 	if err != nil {
 		var se *SyntaxError
 		msg := err.Error()
