@@ -1,0 +1,52 @@
+package tokenizer
+
+import "testing"
+
+// BenchmarkEncodeDataset encodes the intent and the output of all 2,138 examples of the shared data set
+// once per iteration, with a fresh tokenizer each time so the pre-token cache starts empty, as in a run.
+// Report: ns/op is the time for the whole data set.
+func BenchmarkEncodeDataset(b *testing.B) {
+	var texts []string
+	for _, split := range sharedSplits {
+		intents, outputs := sharedExamples(b, split)
+		texts = append(append(texts, intents...), outputs...)
+	}
+	base := qwen(b)
+	bytes, ids := 0, 0
+	for _, s := range texts {
+		bytes += len(s)
+		ids += len(base.Encode(s))
+	}
+	b.SetBytes(int64(bytes))
+	b.ReportMetric(float64(len(texts)), "texts/op")
+	b.ReportMetric(float64(ids), "ids/op")
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		tok := *base // shares the read-only tables
+		tok.cache = newCache(cacheLimit)
+		b.StartTimer()
+		for _, s := range texts {
+			tok.Encode(s)
+		}
+	}
+}
+
+// BenchmarkEncodeDatasetWarm is the same with the cache already filled (later epochs, eval passes).
+func BenchmarkEncodeDatasetWarm(b *testing.B) {
+	var texts []string
+	for _, split := range sharedSplits {
+		intents, outputs := sharedExamples(b, split)
+		texts = append(append(texts, intents...), outputs...)
+	}
+	tok := qwen(b)
+	for _, s := range texts {
+		tok.Encode(s)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, s := range texts {
+			tok.Encode(s)
+		}
+	}
+}
