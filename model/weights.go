@@ -264,3 +264,34 @@ func RandomWeights(cfg Config, seed int64, opt LoadOptions) (*Weights, error) {
 	}
 	return w, nil
 }
+
+// Tensors lists the float32 weights under their checkpoint names, as safetensors.Write takes them
+// (quantized projections are written dequantized). A tied lm_head is not listed.
+func (w *Weights) Tensors() ([]safetensors.Tensor, error) {
+	c := w.Config
+	f32 := func(name string, v []float32, shape ...int) safetensors.Tensor {
+		return safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: safetensors.F32Bytes(v)}
+	}
+	ts := []safetensors.Tensor{f32(nameEmbed, w.Embed, c.VocabSize, c.HiddenSize), f32(nameNorm, w.Norm, c.HiddenSize)}
+	for i, l := range w.Layers {
+		ts = append(ts, f32(layerPrefix(i)+nameInNorm, l.InputNorm, c.HiddenSize), f32(layerPrefix(i)+namePostNorm, l.PostNorm, c.HiddenSize))
+		for _, p := range l.Projections() {
+			d, err := p.W.Dense()
+			if err != nil {
+				return nil, err
+			}
+			ts = append(ts, f32(p.W.Name, d, p.W.Out, p.W.In))
+			if p.Bias != nil {
+				ts = append(ts, f32(p.Module+".bias", p.Bias, p.W.Out))
+			}
+		}
+	}
+	if !c.TieWordEmbeddings {
+		d, err := w.LMHead.Dense()
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, f32(nameLMHead, d, c.VocabSize, c.HiddenSize))
+	}
+	return ts, nil
+}
