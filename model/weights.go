@@ -119,7 +119,13 @@ func (ld *loader) projection(prefix string, s projSpec, q QuantizeFunc) (*Projec
 	p := &Projection{Module: prefix + s.module}
 	name := p.Module + ".weight"
 	p.W = &Frozen{Name: name, Out: s.out, In: s.in}
-	if q != nil {
+	bnb, isBNB, err := ld.loadBNB(name, s.out, s.in)
+	switch {
+	case err != nil:
+		return nil, err
+	case isBNB:
+		p.W.Quant = bnb
+	case q != nil:
 		info, err := ld.info(name, s.out, s.in)
 		if err != nil {
 			return nil, err
@@ -131,14 +137,12 @@ func (ld *loader) projection(prefix string, s projSpec, q QuantizeFunc) (*Projec
 		if p.W.Quant, err = q(name, info.DType, raw, info.Shape); err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", ld.file, err)
 		}
-	} else {
-		var err error
+	default:
 		if p.W.F32, err = ld.float32(name, s.out, s.in); err != nil {
 			return nil, err
 		}
 	}
 	if s.bias {
-		var err error
 		if p.Bias, err = ld.float32(p.Module+".bias", s.out); err != nil {
 			return nil, err
 		}
