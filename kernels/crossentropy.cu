@@ -1,10 +1,12 @@
-// Masked cross-entropy over one chunk of fp32 logits, loss and logit gradient in one pass pair per row.
-// The lm_head GEMM (logits = x * W_lm^T) runs before it and dx += dlogits * W_lm after it, chunk by chunk, so the
-// fp32 logits and their gradient exist for one chunk of tokens at a time (see gpu/crossentropy.go).
-//   loss[r]     = logsumexp(logits[r, :]) - logits[r, label[r]]           (0 when label[r] < 0, i.e. ignored)
-//   dlogits[r]  = gradScale * (softmax(logits[r, :]) - onehot(label[r]))  (0 when ignored)
-// gradScale is dLoss / (number of non-ignored labels in the whole batch): the mean over valid tokens, as HF's
-// CrossEntropyLoss(ignore_index=-100, reduction="mean").
+// Masked cross-entropy over one chunk of fp32 logits: loss and logit gradient, two passes over each row.
+// The lm_head GEMM (logits = h * W_lm^T) runs before it and dh = dlogits * W_lm after it, chunk by chunk, so the
+// fp32 logits and their gradient exist for one chunk of rows at a time (see gpu/crossentropy.go).
+// CPU twins: model.LMHeadCrossEntropyForward and model.LMHeadCrossEntropyBackward. Row n (= b*T + t) predicts
+// target_n = labels[n+1], none for t = T-1 (HF's shift inside the loss); rows whose target is ignoreIndex
+// (-100) contribute nothing:
+//   loss[r]     = logsumexp(logits[r, :]) - logits[r, target]
+//   dlogits[r]  = gradScale * (softmax(logits[r, :]) - onehot(target))
+// gradScale is dloss / numItems (numItems = completion tokens of the whole effective batch).
 #include <cuda_bf16.h>
 #include <math_constants.h>
 
@@ -17,18 +19,21 @@ __device__ __forceinline__ void ce_merge(float& m, float& s, float m2, float s2)
     m = mx;
 }
 
-// crossentropy_fwd_bwd_f32: logits [R, V] fp32, labels [R] int32 -> loss [R] fp32, dlogits [R, V] bf16.
-// grid (R), block CE_THREADS.
+// crossentropy_fwd_bwd_f32: one chunk of R rows starting at row r0 of the batch.
+// logits [R, V] fp32, labels [B*T] int32 (unshifted, the whole batch) -> loss [R] fp32 (0 when ignored),
+// dlogits [R, V] bf16 (0 rows when ignored). A target outside [0, V) that is not ignoreIndex is treated as
+// ignored and stores 1 + its batch row in *bad (if bad is not null). grid (R), block CE_THREADS.
 extern "C" __global__ void __launch_bounds__(CE_THREADS) crossentropy_fwd_bwd_f32(
     float* __restrict__ loss, __nv_bfloat16* __restrict__ dlogits, const float* __restrict__ logits,
-    const int* __restrict__ labels, long long V, float gradScale) {
+    const int* __restrict__ labels, int* bad, long long r0, long long T, long long V, long long ignoreIndex,
+    float gradScale) {
     __shared__ float redm[32], reds[32];
-    const long long r = blockIdx.x;
+    const long long r = blockIdx.x, n = r0 + r;
     const float* lr = logits + r * V;
     __nv_bfloat16* dr = dlogits + r * V;
-    const int label = labels[r];
-    if (label < 0 || label >= V) {
-        // Ignored (-100) rows contribute nothing. (Labels >= V are rejected by the launcher's host check.)
+    const long long label = (n % T == T - 1) ? ignoreIndex : (long long)labels[n + 1];
+    if (label == ignoreIndex || label < 0 || label >= V) {
+        if (label != ignoreIndex && bad != nullptr && threadIdx.x == 0) atomicCAS(bad, 0, (int)n + 1);
         for (long long i = threadIdx.x; i < V; i += blockDim.x) dr[i] = __float2bfloat16(0.f);
         if (threadIdx.x == 0) loss[r] = 0.f;
         return;

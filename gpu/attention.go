@@ -1,0 +1,125 @@
+//go:build t2mcuda
+
+package gpu
+
+import "fmt"
+
+// AttnDims are the sizes of one causal GQA attention call (the GPU side of model.AttnShape).
+type AttnDims struct {
+	B, T   int     // batch, sequence length; rows are b·T + t
+	H, KVH int     // query heads, key/value heads (H % KVH == 0)
+	D      int     // head dimension: 16, 32, 64 or 128
+	Scale  float32 // softmax scale, D^−0.5 for Qwen2
+}
+
+func (a AttnDims) check(op string) error {
+	switch {
+	case a.B <= 0 || a.T <= 0 || a.H <= 0 || a.KVH <= 0:
+		return fmt.Errorf("gpu: %s: sizes %+v must be positive", op, a)
+	case a.H%a.KVH != 0:
+		return fmt.Errorf("gpu: %s: %d query heads are not a multiple of %d KV heads", op, a.H, a.KVH)
+	case a.D != 16 && a.D != 32 && a.D != 64 && a.D != 128:
+		return fmt.Errorf("gpu: %s: head dim %d has no kernel (16, 32, 64, 128 do)", op, a.D)
+	}
+	return nil
+}
+
+func (a AttnDims) qBytes() int64  { return int64(a.B) * int64(a.T) * int64(a.H) * int64(a.D) * 2 }
+func (a AttnDims) kvBytes() int64 { return int64(a.B) * int64(a.T) * int64(a.KVH) * int64(a.D) * 2 }
+func (a AttnDims) lseBytes() int64 {
+	return int64(a.B) * int64(a.H) * int64(a.T) * 4
+}
+
+// attnBlocks is the number of 64-row tiles of a sequence (queries in the forward, keys in the backward).
+func (a AttnDims) attnBlocks() int { return (a.T + 63) / 64 }
+
+// AttentionForward launches attention_fwd_d<D> (CPU twin: model.AttentionForward): flash-style causal GQA
+// attention, key j visible to query i iff j ≤ i and mask[b·T+j] ≠ 0; a query that sees no key gets zeros.
+// o, q [B·T, H·D] bf16; k, v [B·T, KVH·D] bf16; mask [B·T] int32, or a zero Buffer for no padding;
+// lse [B, H, T] fp32 receives each row's base-2 logsumexp of scale·log2(e)·q·k, which AttentionBackward needs.
+func AttentionForward(d *Device, o, lse, q, k, v, mask Buffer, a AttnDims) error {
+	if err := a.check("attention forward"); err != nil {
+		return err
+	}
+	var mb int64
+	if mask.Ptr != 0 {
+		mb = int64(a.B) * int64(a.T) * 4
+	}
+	if err := kernArgs("attention forward", "o", o, a.qBytes(), "lse", lse, a.lseBytes(), "q", q, a.qBytes(),
+		"k", k, a.kvBytes(), "v", v, a.kvBytes(), "mask", mask, mb); err != nil {
+		return err
+	}
+	kern, err := d.Kernel("attention", fmt.Sprintf("attention_fwd_d%d", a.D))
+	if err != nil {
+		return err
+	}
+	return d.Launch(kern, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), 0, o, lse, q, k, v, mask, a.T, a.H, a.KVH,
+		a.Scale)
+}
+
+// AttentionBackwardScratchBytes is the scratch AttentionBackward needs: delta [B, H, T] and the fp32
+// accumulators dq [B·T, H·D], dk and dv [B·T, KVH·D], each 256-byte aligned.
+func AttentionBackwardScratchBytes(a AttnDims) int64 {
+	return alignUp(a.lseBytes()) + alignUp(a.qBytes()*2) + 2*alignUp(a.kvBytes()*2)
+}
+
+// AttentionBackward computes the gradients of AttentionForward (CPU twin: model.AttentionBackward) in three
+// launches: attention_bwd_pre (delta = rowsum(dO·O), zeroed accumulators), attention_bwd_d<D> (recompute P
+// from lse; dQ, dK, dV by tensor-core tiles into fp32 accumulators; dK and dV summed over each KV group),
+// and attention_f32_to_bf16 for each gradient.
+// dq [B·T, H·D], dk, dv [B·T, KVH·D] bf16 (overwritten); o, dout [B·T, H·D] bf16 (o from the forward);
+// lse [B, H, T] fp32 from the forward; scratch of AttentionBackwardScratchBytes(a).
+func AttentionBackward(d *Device, dq, dk, dv, q, k, v, o, dout, lse, mask, scratch Buffer, a AttnDims) error {
+	if err := a.check("attention backward"); err != nil {
+		return err
+	}
+	var mb int64
+	if mask.Ptr != 0 {
+		mb = int64(a.B) * int64(a.T) * 4
+	}
+	if err := kernArgs("attention backward", "dq", dq, a.qBytes(), "dk", dk, a.kvBytes(), "dv", dv, a.kvBytes(),
+		"q", q, a.qBytes(), "k", k, a.kvBytes(), "v", v, a.kvBytes(), "o", o, a.qBytes(), "dout", dout,
+		a.qBytes(), "lse", lse, a.lseBytes(), "mask", mask, mb, "scratch", scratch,
+		AttentionBackwardScratchBytes(a)); err != nil {
+		return err
+	}
+	off := int64(0)
+	take := func(n int64) Buffer {
+		b := scratch.Slice(off, n)
+		off += alignUp(n)
+		return b
+	}
+	delta := take(a.lseBytes())    // [B, H, T] fp32
+	dqacc := take(a.qBytes() * 2)  // [B·T, H·D] fp32
+	dkacc := take(a.kvBytes() * 2) // [B·T, KVH·D] fp32
+	dvacc := take(a.kvBytes() * 2) // [B·T, KVH·D] fp32
+
+	pre, err := d.Kernel("attention", "attention_bwd_pre")
+	if err != nil {
+		return err
+	}
+	rows := a.B * a.T * a.H
+	if err := d.Launch(pre, D1((rows+3)/4), D1(128), 0, delta, dqacc, dkacc, dvacc, o, dout, a.B, a.T, a.H,
+		a.KVH, a.D); err != nil {
+		return err
+	}
+	bwd, err := d.Kernel("attention", fmt.Sprintf("attention_bwd_d%d", a.D))
+	if err != nil {
+		return err
+	}
+	if err := d.Launch(bwd, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), 0, dqacc, dkacc, dvacc, q, k, v, dout, lse,
+		delta, mask, a.T, a.H, a.KVH, a.Scale); err != nil {
+		return err
+	}
+	conv, err := d.Kernel("attention", "attention_f32_to_bf16")
+	if err != nil {
+		return err
+	}
+	for _, p := range [][2]Buffer{{dq, dqacc}, {dk, dkacc}, {dv, dvacc}} {
+		n := int(p[1].Bytes / 4)
+		if err := d.Launch(conv, D1((n+255)/256), D1(256), 0, p[0], p[1], n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

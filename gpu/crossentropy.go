@@ -1,0 +1,84 @@
+//go:build t2mcuda
+
+package gpu
+
+import "fmt"
+
+// CEDims are the sizes of the fused lm_head + cross-entropy (the GPU side of model.CEShape).
+type CEDims struct {
+	B, T          int   // rows are b·T + t
+	Hidden, Vocab int   // H, V
+	IgnoreIndex   int32 // −100
+	Chunk         int   // rows per chunk: the fp32 logits and their gradient exist for Chunk rows at a time
+}
+
+func (c CEDims) rows() int { return c.B * c.T }
+
+func (c CEDims) chunk() int { return max(1, min(c.Chunk, c.rows())) }
+
+// LMHeadCrossEntropyScratchBytes is the scratch LMHeadCrossEntropy needs: fp32 logits [Chunk, V], bf16
+// dlogits [Chunk, V] and per-row losses [B·T] fp32, each 256-byte aligned.
+func LMHeadCrossEntropyScratchBytes(c CEDims) int64 {
+	ch, v := int64(c.chunk()), int64(c.Vocab)
+	return alignUp(ch*v*4) + alignUp(ch*v*2) + alignUp(int64(c.rows())*4)
+}
+
+// LMHeadCrossEntropy is the lm_head GEMM fused with the masked causal-LM cross-entropy, forward and backward
+// in one pass over chunks of rows (CPU twins: model.LMHeadCrossEntropyForward and
+// model.LMHeadCrossEntropyBackward). For each chunk: logits = h·Wᵀ (cuBLAS, fp32 out) into scratch, then
+// crossentropy_fwd_bwd_f32 writes the per-row loss and dlogits = dloss/numItems·(softmax − onehot) in bf16,
+// then dh = dlogits·W (cuBLAS). Finally ce_loss_sum_f32 writes loss[0] = Σ rows' loss / numItems.
+// h [B·T, H] bf16; w [V, H] bf16 (lm_head weight); labels [B·T] int32, unshifted (row n predicts labels[n+1],
+// the last position of a sequence predicts nothing); loss [1] fp32; dh [B·T, H] bf16; bad [1] int32 that
+// holds 0 before the call, or a zero Buffer (a target outside the vocabulary stores 1 + its row there);
+// scratch of LMHeadCrossEntropyScratchBytes(c).
+func LMHeadCrossEntropy(d *Device, loss, dh, h, w, labels, bad, scratch Buffer, c CEDims, numItems,
+	dloss float32) error {
+	if c.B <= 0 || c.T <= 0 || c.Hidden <= 0 || c.Vocab <= 0 || numItems <= 0 {
+		return fmt.Errorf("gpu: lm_head cross-entropy: sizes %+v and numItems %g must be positive", c, numItems)
+	}
+	rows, hid, voc := c.rows(), int64(c.Hidden), int64(c.Vocab)
+	var bb int64
+	if bad.Ptr != 0 {
+		bb = 4
+	}
+	if err := kernArgs("lm_head cross-entropy", "loss", loss, int64(4), "dh", dh, int64(rows)*hid*2, "h", h,
+		int64(rows)*hid*2, "w", w, voc*hid*2, "labels", labels, int64(rows)*4, "bad", bad, bb, "scratch",
+		scratch, LMHeadCrossEntropyScratchBytes(c)); err != nil {
+		return err
+	}
+	blas, err := d.BLAS()
+	if err != nil {
+		return err
+	}
+	ce, err := d.Kernel("crossentropy", "crossentropy_fwd_bwd_f32")
+	if err != nil {
+		return err
+	}
+	sum, err := d.Kernel("crossentropy", "ce_loss_sum_f32")
+	if err != nil {
+		return err
+	}
+	ch := c.chunk()
+	logits := scratch.Slice(0, int64(ch)*voc*4)                                 // [Chunk, V] fp32
+	dlogits := scratch.Slice(alignUp(int64(ch)*voc*4), int64(ch)*voc*2)         // [Chunk, V] bf16
+	rowLoss := scratch.Slice(alignUp(int64(ch)*voc*4)+alignUp(int64(ch)*voc*2), // [B·T] fp32
+		int64(rows)*4)
+	W := M(w, c.Vocab, c.Hidden, BF16T)
+	for r0 := 0; r0 < rows; r0 += ch {
+		cr := min(ch, rows-r0)
+		hc := M(h.Slice(int64(r0)*hid*2, int64(cr)*hid*2), cr, c.Hidden, BF16T)   // [cr, H]
+		dhc := M(dh.Slice(int64(r0)*hid*2, int64(cr)*hid*2), cr, c.Hidden, BF16T) // [cr, H]
+		if err := blas.Linear(hc, W, 0, M(logits, cr, c.Vocab, F32T)); err != nil {
+			return fmt.Errorf("gpu: lm_head cross-entropy rows %d..%d: logits: %w", r0, r0+cr, err)
+		}
+		if err := d.Launch(ce, D1(cr), D1(512), 0, rowLoss.Slice(int64(r0)*4, int64(cr)*4), dlogits, logits,
+			labels, bad, r0, c.T, c.Vocab, int64(c.IgnoreIndex), dloss/numItems); err != nil {
+			return err
+		}
+		if err := blas.LinearGradInput(M(dlogits, cr, c.Vocab, BF16T), W, 1, 0, dhc); err != nil {
+			return fmt.Errorf("gpu: lm_head cross-entropy rows %d..%d: dh: %w", r0, r0+cr, err)
+		}
+	}
+	return d.Launch(sum, D1(1), D1(512), 0, loss, rowLoss, rows, 1/numItems)
+}

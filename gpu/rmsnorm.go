@@ -1,0 +1,62 @@
+//go:build t2mcuda
+
+package gpu
+
+import "fmt"
+
+// kernArgs reports the first buffer that is smaller than its op needs; each check is (name, buffer, bytes).
+// A zero Buffer is accepted where bytes is 0 (an optional output).
+func kernArgs(op string, checks ...any) error {
+	if len(checks)%3 != 0 {
+		return fmt.Errorf("gpu: %s: %d argument-check values, want triples", op, len(checks))
+	}
+	for i := 0; i+2 < len(checks); i += 3 {
+		name, ok1 := checks[i].(string)
+		b, ok2 := checks[i+1].(Buffer)
+		n, ok3 := checks[i+2].(int64)
+		if !ok1 || !ok2 || !ok3 {
+			return fmt.Errorf("gpu: %s: argument check %d is not (string, Buffer, int64)", op, i/3)
+		}
+		if b.Bytes < n {
+			return fmt.Errorf("gpu: %s: buffer %s holds %d bytes, needs %d", op, name, b.Bytes, n)
+		}
+	}
+	return nil
+}
+
+// RMSNormForward launches rmsnorm_fwd_bf16 (CPU twin: model.RMSNormForward): per row,
+// y = x · rsqrt(mean(x²) + eps) · w, fp32 math.
+// y, x [rows, cols] bf16; w [cols] bf16; cols % 8 == 0. (The kernel can also store each row's rsqrt, but
+// the backward recomputes it, so the launcher passes null.)
+func RMSNormForward(d *Device, y, x, w Buffer, rows, cols int, eps float32) error {
+	if cols%8 != 0 || rows <= 0 {
+		return fmt.Errorf("gpu: rmsnorm: rows %d, cols %d: need rows > 0 and cols a multiple of 8", rows, cols)
+	}
+	n := int64(rows) * int64(cols) * 2
+	if err := kernArgs("rmsnorm forward", "y", y, n, "x", x, n, "w", w, int64(cols)*2); err != nil {
+		return err
+	}
+	k, err := d.Kernel("rmsnorm", "rmsnorm_fwd_bf16")
+	if err != nil {
+		return err
+	}
+	return d.Launch(k, D1(rows), D1(256), 0, y, Buffer{}, x, w, cols, eps)
+}
+
+// RMSNormBackward launches rmsnorm_bwd_bf16 (CPU twin: model.RMSNormBackward): the gradient of x only,
+// dx = r·(dy·w − x̂·mean(dy·w·x̂)) with r = rsqrt(mean(x²)+eps), x̂ = x·r (the norm weight is frozen).
+// dx, dy, x [rows, cols] bf16; w [cols] bf16. cols % 8 == 0. dx may not alias dy or x.
+func RMSNormBackward(d *Device, dx, dy, x, w Buffer, rows, cols int, eps float32) error {
+	if cols%8 != 0 || rows <= 0 {
+		return fmt.Errorf("gpu: rmsnorm backward: rows %d, cols %d: need rows > 0 and cols a multiple of 8", rows, cols)
+	}
+	n := int64(rows) * int64(cols) * 2
+	if err := kernArgs("rmsnorm backward", "dx", dx, n, "dy", dy, n, "x", x, n, "w", w, int64(cols)*2); err != nil {
+		return err
+	}
+	k, err := d.Kernel("rmsnorm", "rmsnorm_bwd_bf16")
+	if err != nil {
+		return err
+	}
+	return d.Launch(k, D1(rows), D1(256), 0, dx, dy, x, w, cols, eps)
+}
