@@ -1,12 +1,9 @@
 package model
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/t2m/t2m/safetensors"
@@ -80,40 +77,19 @@ func (f *fixture) ref(t *testing.T, name string) []float32 {
 	return v
 }
 
-// loadPEFTAdapter reads a PEFT adapter directory into LoRAParams (scaling lora_alpha/r).
+// loadPEFTAdapter reads the fixture's PEFT adapter (written by peft 0.21) through lora.Load.
 func loadPEFTAdapter(t *testing.T, dir string) *LoRAParams {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	cfg, err := LoadConfig(fixtureDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg struct {
-		R     int     `json:"r"`
-		Alpha float64 `json:"lora_alpha"`
-	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	st, err := safetensors.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	p, err := LoadAdapter(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	p := &LoRAParams{Rank: cfg.R, Scaling: float32(cfg.Alpha / float64(cfg.R)), A: map[string][]float32{}, B: map[string][]float32{}}
-	for _, name := range st.Names() {
-		v, err := st.Float32(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		module := strings.TrimPrefix(name, "base_model.model.")
-		switch {
-		case strings.HasSuffix(module, ".lora_A.weight"):
-			p.A[strings.TrimSuffix(module, ".lora_A.weight")] = v
-		case strings.HasSuffix(module, ".lora_B.weight"):
-			p.B[strings.TrimSuffix(module, ".lora_B.weight")] = v
-		default:
-			t.Fatalf("unexpected adapter tensor %s", name)
-		}
+	if p.Rank != 4 || p.Scaling != 2 || len(p.A) != 12 {
+		t.Fatalf("adapter: rank %d, scaling %g, %d modules; want 4, 8/4, 12", p.Rank, p.Scaling, len(p.A))
 	}
 	return p
 }
