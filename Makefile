@@ -15,7 +15,7 @@ vet:
 	$(GO) vet ./...
 
 test: fmt vet kernels-check
-	$(GO) vet -tags cuda ./...
+	$(GO) vet -tags t2mcuda ./...
 	$(GO) test -count=1 ./...
 
 demo: build
@@ -35,7 +35,7 @@ cuda-deps:
 
 # build-cuda makes the GPU binary; it needs cuda.h and libcuda.so here, and only libcuda.so.1 where it runs.
 build-cuda:
-	CGO_ENABLED=1 $(GO) build -tags cuda -o $(BIN)/t2m-cuda ./cmd/t2m
+	CGO_ENABLED=1 $(GO) build -tags t2mcuda -o $(BIN)/t2m-cuda ./cmd/t2m
 
 # kernels compiles each kernels/X.cu to kernels/X.ptx (sm_80 PTX, JIT-compiled by the driver on newer
 # cards); the first line of the PTX records the SHA-256 of the source followed by each header it includes
@@ -62,6 +62,6 @@ kernels-check:
 # bench builds the GPU binary and test binary and copies the HF anchor into .bench/ (git-ignored); then run
 # scripts/bench/run.sh on the GPU machine (carry bin and .bench). See scripts/bench/NOTES.md.
 bench: build-cuda
-	CGO_ENABLED=1 $(GO) test -tags cuda -c -o $(BIN)/gpu.test ./gpu/
+	CGO_ENABLED=1 $(GO) test -tags t2mcuda -c -o $(BIN)/gpu.test ./gpu/
 	rm -rf .bench && mkdir -p .bench && cp ../shared/bench/*.py .bench/
 	@echo "now on the GPU machine: scripts/bench/run.sh"

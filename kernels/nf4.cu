@@ -35,7 +35,8 @@ extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  //
   long long base = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 16;
   if (base >= n) return;
   long long blk = base / blocksize;
-  float scale = map[absmax_q[blk]] * absmax2[blk / blocksize2] + offset;
+  // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
+  float scale = __fadd_rn(__fmul_rn(map[absmax_q[blk]], absmax2[blk / blocksize2]), offset);
   if (base + 16 <= n) {
     uint2 packed = *reinterpret_cast<const uint2*>(codes + base / 2);
     uint32_t words[2] = {packed.x, packed.y};
@@ -45,7 +46,7 @@ extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  //
 #pragma unroll
       for (int b = 0; b < 4; b++) {
         uint32_t byte = (words[w] >> (8 * b)) & 0xff;
-        float hi = levels[byte >> 4] * scale;
+        float hi = levels[byte >> 4] * scale;  // CPU twin: gpu/nf4_ref.go DequantNF4CPU
         float lo = levels[byte & 0xf] * scale;
         vals[w * 4 + b] = __floats2bfloat162_rn(hi, lo);
       }

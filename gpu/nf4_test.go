@@ -1,0 +1,85 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// randomNF4 makes a random NF4Host with plausible tables (sorted dynamic map in [-1, 1], positive nested
+// absmax, non-zero offset).
+func randomNF4(rng *rand.Rand, rows, cols, bs, bs2 int) *NF4Host {
+	n := rows * cols
+	nb, nb2 := ceilDiv(n, bs), ceilDiv(ceilDiv(n, bs), bs2)
+	h := &NF4Host{Rows: rows, Cols: cols, BlockSize: bs, BlockSize2: bs2, Offset: 0.01 + 0.05*rng.Float32(),
+		Codes: make([]byte, n/2), Absmax: make([]byte, nb), Absmax2: make([]float32, nb2)}
+	for i := range h.Codes {
+		h.Codes[i] = byte(rng.IntN(256))
+	}
+	for i := range h.Absmax {
+		h.Absmax[i] = byte(rng.IntN(256))
+	}
+	for i := range h.Code2 {
+		h.Code2[i] = 2*rng.Float32() - 1
+	}
+	slices.Sort(h.Code2[:])
+	for i := range h.Absmax2 {
+		h.Absmax2[i] = 0.01 + 0.1*rng.Float32()
+	}
+	return h
+}
+
+// TestDequantNF4 compares nf4_dequant_bf16 with DequantNF4CPU rounded to bf16: the kernel rounds exactly
+// as the CPU twin does, so every value must match bit for bit (a bf16 tolerance would hide wrong nibbles
+// of small codes).
+func TestDequantNF4(t *testing.T) {
+	d := device(t)
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, s := range []struct{ rows, cols, bs, bs2 int }{
+		{96, 200, 64, 256},   // 19200 elements: 300 blocks, 2 nested blocks
+		{512, 3584, 64, 256}, // a k_proj-shaped weight
+		{7, 10, 16, 3},       // 70 elements: a partial last thread and block
+		{33, 64, 32, 5},
+	} {
+		h := randomNF4(rng, s.rows, s.cols, s.bs, s.bs2)
+		a := arena(t, d, int64(s.rows*s.cols)*4+1<<20)
+		w, err := UploadNF4(d, a, h, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := s.rows * s.cols
+		out, _ := a.Alloc(int64(2*n+16), "out")
+		if err := d.Memset(out, 0xFF); err != nil { // bf16 0xFFFF is NaN
+			t.Fatal(err)
+		}
+		if err := d.DequantNF4(w, out); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]uint16, n+8)
+		if err := Download(d, got, out); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := DequantNF4CPU(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := 0
+		for i, r := range ref {
+			if got[i] != BF16(r) {
+				if bad < 5 {
+					t.Errorf("[%dx%d] element %d: %#x (%g), want %#x (%g)", s.rows, s.cols, i, got[i], F32(got[i]),
+						BF16(r), r)
+				}
+				bad++
+			}
+		}
+		if got[n] != 0xFFFF {
+			t.Errorf("[%dx%d]: wrote past the end", s.rows, s.cols)
+		}
+		if bad > 0 {
+			t.Errorf("[%dx%d]: %d of %d values differ", s.rows, s.cols, bad, n)
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package gpu
+
+import "math"
+
+// BF16 rounds f to bfloat16 (round to nearest, ties to even), returned as its 16 bits; NaN stays NaN.
+func BF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+// F32 widens bfloat16 bits to float32 (exact).
+func F32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
+
+// splitmix64 is the hash behind the random fills of kernels/nf4.cu (the CPU twin of its splitmix64).
+func splitmix64(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return x ^ (x >> 31)
+}
+
+// RandomU8CPU is the CPU twin of the kernel fill_random_u8: out[i] = low byte of splitmix64(seed ^ i).
+func RandomU8CPU(n int, seed uint64) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(splitmix64(seed ^ uint64(i)))
+	}
+	return out
+}
+
+// RandomBF16CPU is the CPU twin of the kernel fill_random_bf16: uniform values in [-scale, scale).
+func RandomBF16CPU(n int, seed uint64, scale float32) []uint16 {
+	out := make([]uint16, n)
+	for i := range out {
+		u := float32(splitmix64(seed^uint64(i))>>40) * (1.0 / 16777216.0)
+		out[i] = BF16((2*u - 1) * scale)
+	}
+	return out
+}
