@@ -308,3 +308,17 @@ func Values(n *G.Node) ([]float32, error) {
 	d, _, err := f32Data(n.Op(), n.Name(), n.Value())
 	return d, err
 }
+
+// Logits runs the model once on batch×seq token ids (row-major, no padding, positions arange(T)) and
+// returns the fp32 logits [B·T, V].
+func Logits(w *Weights, lora *LoRAParams, ids []int32, batch, seq int) ([]float32, error) {
+	g, err := Build(w, lora, batch, seq, ModeLogits)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+	if err := g.Run(Batch{IDs: ids}); err != nil {
+		return nil, err
+	}
+	return Values(g.Logits)
+}
