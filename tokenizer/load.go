@@ -196,11 +196,11 @@ func (t *Tokenizer) addSplit(expr string) error {
 		// HF applies later splits to byte-level symbols; no known tokenizer does that, so refuse it.
 		return fmt.Errorf("a Split pre-tokenizer after ByteLevel is not supported")
 	}
-	re, err := regexp2.Compile(expr, regexp2.None)
+	split, err := newSplitter(expr)
 	if err != nil {
 		return fmt.Errorf("pre-tokenizer regex %q: %w", expr, err)
 	}
-	t.splits = append(t.splits, re)
+	t.splits = append(t.splits, split)
 	return nil
 }
 

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"strings"
 
-	"github.com/dlclark/regexp2"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -23,13 +22,13 @@ type Tokenizer struct {
 	normalizedSource []addedToken   // added tokens with normalized=true, as written in the file
 	normalizedAdded  addedMatcher   // the same, normalized: matched in the normalized text
 
-	normForms        []norm.Form       // normalizer; empty for none
-	splits           []*regexp2.Regexp // Split pre-tokenizers (Isolated), applied in order
-	byteLevel        bool              // ByteLevel pre-tokenizer: BPE runs on bytes
-	byteLevelDecoder bool              // ByteLevel decoder: tokens map back to bytes
-	byteIDs          [256]int          // byte -> id of its byte-level symbol, -1 if missing
-	charToByte       map[rune]byte     // byte-level symbol -> byte, for decoding
-	cache            *cache            // pre-token -> ids
+	normForms        []norm.Form   // normalizer; empty for none
+	splits           []splitter    // Split pre-tokenizers (Isolated), applied in order
+	byteLevel        bool          // ByteLevel pre-tokenizer: BPE runs on bytes
+	byteLevelDecoder bool          // ByteLevel decoder: tokens map back to bytes
+	byteIDs          [256]int      // byte -> id of its byte-level symbol, -1 if missing
+	charToByte       map[rune]byte // byte-level symbol -> byte, for decoding
+	cache            *cache        // pre-token -> ids
 }
 
 // TokenID returns the id of a token, an added token (e.g. "<|im_end|>") or a vocabulary token in its
@@ -83,10 +82,10 @@ func (t *Tokenizer) encodeNormalized(s string, ids []int) []int {
 		return ids
 	}
 	pieces := []string{s}
-	for _, re := range t.splits {
+	for _, split := range t.splits {
 		var next []string
 		for _, p := range pieces {
-			next = splitIsolated(re, p, next)
+			next = split(p, next)
 		}
 		pieces = next
 	}
@@ -94,36 +93,6 @@ func (t *Tokenizer) encodeNormalized(s string, ids []int) []int {
 		ids = t.encodeWord(p, ids)
 	}
 	return ids
-}
-
-// splitIsolated appends the pieces of s cut by re with HF's "Isolated" behaviour: every match is a piece,
-// and so is every stretch of text between matches.
-func splitIsolated(re *regexp2.Regexp, s string, out []string) []string {
-	// regexp2 works on runes: Index and Length count runes, so keep each rune's byte offset.
-	runes := make([]rune, 0, len(s))
-	offsets := make([]int, 0, len(s)+1)
-	for i, r := range s {
-		runes = append(runes, r)
-		offsets = append(offsets, i)
-	}
-	offsets = append(offsets, len(s))
-	last := 0 // rune index where the next piece starts
-	m, err := re.FindRunesMatch(runes)
-	for err == nil && m != nil {
-		if m.Length > 0 {
-			if m.Index > last {
-				out = append(out, s[offsets[last]:offsets[m.Index]])
-			}
-			out = append(out, s[offsets[m.Index]:offsets[m.Index+m.Length]])
-			last = m.Index + m.Length
-		}
-		m, err = re.FindNextMatch(m)
-	}
-	// err can only be a match timeout, and none is set; keep the rest as one piece either way.
-	if last < len(runes) {
-		out = append(out, s[offsets[last]:])
-	}
-	return out
 }
 
 // Decode returns the text of ids: byte-level tokens map back to bytes, added tokens to their text, and
