@@ -1,6 +1,12 @@
 package tokenizer
 
-import "testing"
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 // BenchmarkEncodeDataset encodes the intent and the output of all 2,138 examples of the shared data set
 // once per iteration, with a fresh tokenizer each time so the pre-token cache starts empty, as in a run.
@@ -49,4 +55,40 @@ func BenchmarkEncodeDatasetWarm(b *testing.B) {
 			tok.Encode(s)
 		}
 	}
+}
+
+// BenchmarkEncodePrompts encodes the full ChatML prompt and completion of all 2,138 shared examples (what
+// training tokenizes), cold cache. ns/op is the time for the whole data set.
+func BenchmarkEncodePrompts(b *testing.B) {
+	var texts []string
+	for _, split := range sharedSplits {
+		raw, err := os.ReadFile(filepath.Join(sharedDataDir, split))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var ex promptExample
+			if err := json.Unmarshal([]byte(line), &ex); err != nil {
+				b.Fatal(err)
+			}
+			texts = append(texts, renderChatML(&ex))
+		}
+	}
+	base := qwen(b)
+	bytes := 0
+	for _, s := range texts {
+		bytes += len(s)
+	}
+	b.SetBytes(int64(bytes))
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		tok := *base
+		tok.cache = newCache(cacheLimit)
+		b.StartTimer()
+		for _, s := range texts {
+			tok.Encode(s)
+		}
+	}
+	b.ReportMetric(float64(len(texts)), "texts/op")
 }
