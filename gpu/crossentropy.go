@@ -82,3 +82,17 @@ func LMHeadCrossEntropy(d *Device, loss, dh, h, w, labels, bad, scratch Buffer, 
 	}
 	return d.Launch(sum, D1(1), D1(512), 0, loss, rowLoss, rows, 1/numItems)
 }
+
+// LMHeadCrossEntropyCheck reads the bad flag of LMHeadCrossEntropy (a host round trip: once per step at most)
+// and returns an error naming the first row whose target label was outside the vocabulary.
+func LMHeadCrossEntropyCheck(d *Device, bad Buffer) error {
+	var v [1]int32
+	if err := Download(d, v[:], bad); err != nil {
+		return fmt.Errorf("gpu: lm_head cross-entropy check: %w", err)
+	}
+	if v[0] != 0 {
+		return fmt.Errorf("gpu: lm_head cross-entropy: the target label of row %d (labels[%d]) is outside the "+
+			"vocabulary and is not the ignore index", v[0]-1, v[0])
+	}
+	return nil
+}
