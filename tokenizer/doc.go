@@ -6,8 +6,9 @@
 //  1. added tokens (<|im_start|>, <|im_end|>, <|endoftext|>, ...) are found in the raw text, leftmost-longest,
 //     and are never split or normalized;
 //  2. the text between them is normalized (NFC for Qwen2);
-//  3. the Split pre-tokenizer cuts it with its regex (Qwen's has a lookahead, so it runs on
-//     github.com/dlclark/regexp2, not Go's regexp);
+//  3. the Split pre-tokenizer cuts it with its regex. Qwen's has a lookahead, which Go's regexp lacks:
+//     other patterns run on github.com/dlclark/regexp2, Qwen2's on a hand-written scanner (pretokenize.go)
+//     that tests and a fuzz target check against regexp2;
 //  4. the ByteLevel step maps each UTF-8 byte to one symbol of GPT-2's printable byte alphabet;
 //  5. BPE merges each pre-token's symbols by rank (lowest rank first, then leftmost), with a cache per
 //     pre-token.

@@ -181,10 +181,12 @@ func (t *Tokenizer) setPreTokenizer(c *componentJSON) error {
 		if c.AddPrefixSpace {
 			return fmt.Errorf("ByteLevel pre-tokenizer with add_prefix_space true is not supported")
 		}
-		t.byteLevel = true
 		if c.UseRegex == nil || *c.UseRegex { // HF's default is true
-			return t.addSplit(gpt2Pattern)
+			if err := t.addSplit(gpt2Pattern); err != nil {
+				return err
+			}
 		}
+		t.byteLevel = true
 		return nil
 	}
 	return fmt.Errorf("pre-tokenizer %q is not supported (only Split, ByteLevel and Sequence)", c.Type)

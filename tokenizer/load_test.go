@@ -88,6 +88,31 @@ func TestIgnoreMerges(t *testing.T) {
 	}
 }
 
+func TestByteLevelWithRegex(t *testing.T) {
+	doc := map[string]any{
+		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false}, // use_regex defaults to true
+		"decoder":       map[string]any{"type": "ByteLevel"},
+		"model": map[string]any{
+			"type":   "BPE",
+			"vocab":  map[string]int{"a": 0, "b": 1, "Ġ": 2, "bĠ": 3, "ab": 4, "Ġa": 5},
+			"merges": []string{"b Ġ", "a b", "Ġ a"},
+		},
+	}
+	tok := mustLoad(t, doc)
+	// GPT-2's regex cuts "ab ab" into "ab" and " ab", so the top-ranked "b Ġ" cannot merge across them.
+	if got, want := tok.Encode("ab ab"), []int{4, 2, 4}; !equalIDs(got, want) {
+		t.Errorf("Encode(%q) = %v, want %v", "ab ab", got, want)
+	}
+	doc["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "use_regex": false}
+	tok = mustLoad(t, doc)
+	if got, want := tok.Encode("ab ab"), []int{0, 3, 4}; !equalIDs(got, want) {
+		t.Errorf("without the regex: Encode(%q) = %v, want %v", "ab ab", got, want)
+	}
+	if got := tok.Decode([]int{0, 3, 4}); got != "ab ab" {
+		t.Errorf("Decode = %q, want %q", got, "ab ab")
+	}
+}
+
 func TestNormalizedAddedToken(t *testing.T) {
 	doc := charModel([]string{"a b"})
 	doc["normalizer"] = map[string]any{"type": "NFKC"}
