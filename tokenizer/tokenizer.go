@@ -48,8 +48,9 @@ func (t *Tokenizer) VocabSize() int {
 }
 
 // Encode returns the token ids of text. Added tokens written in the text become their ids and are never
-// split; the rest is normalized, pre-tokenized and merged by BPE. Invalid UTF-8 is encoded byte by byte
-// (HF only accepts valid strings, so there is nothing to match there); it never panics.
+// split; the rest is normalized, pre-tokenized and merged by BPE. It never panics: bytes that are not
+// valid UTF-8 go through as they are and end up in byte tokens (HF accepts only valid strings, so there is
+// no reference to match there).
 func (t *Tokenizer) Encode(text string) []int {
 	ids := make([]int, 0, len(text)/3+1)
 	t.rawAdded.split(text, func(piece string, addedID int) {
