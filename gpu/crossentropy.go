@@ -10,6 +10,31 @@ type CEDims struct {
 	Hidden, Vocab int   // H, V
 	IgnoreIndex   int32 // −100
 	Chunk         int   // rows per chunk: the fp32 logits and their gradient exist for Chunk rows at a time
+	// Runs, when not nil, are the rows that have a target (CETargetRuns of the batch's labels): only their
+	// logits are computed; every other row gets zero loss and zero dh. Nil means all rows.
+	Runs []RowRun
+}
+
+// RowRun is the contiguous range of rows [Start, End).
+type RowRun struct{ Start, End int }
+
+// CETargetRuns returns the contiguous runs of rows whose target labels[n+1] (within the sequence; the last
+// position has none) is not ignoreIndex. With completion-only labels that is one run per sequence, about
+// 30% of the rows in t2m's training data, so the lm_head GEMMs shrink by that factor.
+// labels [B·T] is the host copy of the batch's unshifted labels.
+func CETargetRuns(labels []int32, B, T int, ignoreIndex int32) []RowRun {
+	var runs []RowRun
+	for n := range B * T {
+		if n%T == T-1 || labels[n+1] == ignoreIndex {
+			continue
+		}
+		if k := len(runs) - 1; k >= 0 && runs[k].End == n {
+			runs[k].End = n + 1
+		} else {
+			runs = append(runs, RowRun{n, n + 1})
+		}
+	}
+	return runs
 }
 
 func (c CEDims) rows() int { return c.B * c.T }
@@ -65,22 +90,49 @@ func LMHeadCrossEntropy(d *Device, loss, dh, h, w, labels, bad, scratch Buffer, 
 	rowLoss := scratch.Slice(alignUp(int64(ch)*voc*4)+alignUp(int64(ch)*voc*2), // [B·T] fp32
 		int64(rows)*4)
 	W := M(w, c.Vocab, c.Hidden, BF16T)
-	for r0 := 0; r0 < rows; r0 += ch {
-		cr := min(ch, rows-r0)
+	runs := c.Runs
+	if runs == nil {
+		runs = []RowRun{{0, rows}}
+	} else {
+		// Rows outside the runs have no target: zero loss, zero gradient.
+		if err := d.Memset(dh.Slice(0, int64(rows)*hid*2), 0); err != nil {
+			return err
+		}
+		if err := d.Memset(rowLoss, 0); err != nil {
+			return err
+		}
+	}
+	for _, run := range runs {
+		if run.Start < 0 || run.End > rows || run.Start >= run.End {
+			return fmt.Errorf("gpu: lm_head cross-entropy: row run [%d, %d) outside [0, %d)", run.Start, run.End, rows)
+		}
+		if err := ceRun(d, blas, ce, run, ch, hid, c, W, h, dh, logits, dlogits, rowLoss, labels, bad,
+			dloss/numItems); err != nil {
+			return err
+		}
+	}
+	return d.Launch(sum, D1(1), D1(512), 0, loss, rowLoss, rows, 1/numItems)
+}
+
+// ceRun is LMHeadCrossEntropy over the rows of one run, ch rows at a time.
+func ceRun(d *Device, blas *BLAS, ce *Kernel, run RowRun, ch int, hid int64, c CEDims, W Mat, h, dh, logits,
+	dlogits, rowLoss, labels, bad Buffer, gradScale float32) error {
+	for r0 := run.Start; r0 < run.End; r0 += ch {
+		cr := min(ch, run.End-r0)
 		hc := M(h.Slice(int64(r0)*hid*2, int64(cr)*hid*2), cr, c.Hidden, BF16T)   // [cr, H]
 		dhc := M(dh.Slice(int64(r0)*hid*2, int64(cr)*hid*2), cr, c.Hidden, BF16T) // [cr, H]
 		if err := blas.Linear(hc, W, 0, M(logits, cr, c.Vocab, F32T)); err != nil {
 			return fmt.Errorf("gpu: lm_head cross-entropy rows %d..%d: logits: %w", r0, r0+cr, err)
 		}
 		if err := d.Launch(ce, D1(cr), D1(512), 0, rowLoss.Slice(int64(r0)*4, int64(cr)*4), dlogits, logits,
-			labels, bad, r0, c.T, c.Vocab, int64(c.IgnoreIndex), dloss/numItems); err != nil {
+			labels, bad, r0, c.T, c.Vocab, int64(c.IgnoreIndex), gradScale); err != nil {
 			return err
 		}
 		if err := blas.LinearGradInput(M(dlogits, cr, c.Vocab, BF16T), W, 1, 0, dhc); err != nil {
 			return fmt.Errorf("gpu: lm_head cross-entropy rows %d..%d: dh: %w", r0, r0+cr, err)
 		}
 	}
-	return d.Launch(sum, D1(1), D1(512), 0, loss, rowLoss, rows, 1/numItems)
+	return nil
 }
 
 // LMHeadCrossEntropyCheck reads the bad flag of LMHeadCrossEntropy (a host round trip: once per step at most)

@@ -41,8 +41,15 @@ func TestLMHeadCrossEntropyParity(t *testing.T) {
 	}
 
 	bh, bw, bl := ktBF16(t, d, a, h), ktBF16(t, d, a, w), ktUp(t, d, a, labels)
-	for _, chunk := range []int{rows, 50} { // one chunk, and chunks that do not divide the rows
-		c := CEDims{B: B, T: T, Hidden: H, Vocab: V, IgnoreIndex: -100, Chunk: chunk}
+	runs := CETargetRuns(labels, B, T, -100)
+	if len(runs) != B {
+		t.Fatalf("CETargetRuns found %d runs %v, want one per sequence", len(runs), runs)
+	}
+	for _, cs := range []struct {
+		chunk int
+		runs  []RowRun
+	}{{rows, nil}, {50, nil}, {rows, runs}, {7, runs}} { // one chunk; chunks that do not divide the rows
+		c := CEDims{B: B, T: T, Hidden: H, Vocab: V, IgnoreIndex: -100, Chunk: cs.chunk, Runs: cs.runs}
 		bad := ktUp(t, d, a, []int32{0})
 		loss, dh := ktPoison(t, d, a, 4), ktPoison(t, d, a, int64(rows*H)*2)
 		scratch := ktPoison(t, d, a, LMHeadCrossEntropyScratchBytes(c))

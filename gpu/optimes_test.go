@@ -132,12 +132,24 @@ func TestOpTimes7B(t *testing.T) {
 		}
 	}
 	blab := ktUp(t, d, a, labels)
-	for _, chunk := range []int{512, 2048} {
-		c := CEDims{B: B, T: T, Hidden: C, Vocab: V, IgnoreIndex: -100, Chunk: chunk}
+	for _, cs := range []struct {
+		chunk int
+		runs  []RowRun
+	}{{512, nil}, {2048, nil}, {2048, CETargetRuns(labels, B, T, -100)}} {
+		chunk := cs.chunk
+		c := CEDims{B: B, T: T, Hidden: C, Vocab: V, IgnoreIndex: -100, Chunk: chunk, Runs: cs.runs}
 		mark := a.Mark()
 		ceScratch := out(LMHeadCrossEntropyScratchBytes(c))
 		loss := out(4)
-		timeIt(fmt.Sprintf("lm_head+CE fwd+bwd, chunk %d", chunk), float64(V*C*2+2*N*C*2), 4.0*N*C*V,
+		name, rowsDone := fmt.Sprintf("lm_head+CE fwd+bwd, chunk %d", chunk), N
+		if cs.runs != nil {
+			rowsDone = 0
+			for _, r := range cs.runs {
+				rowsDone += r.End - r.Start
+			}
+			name = fmt.Sprintf("lm_head+CE, target rows only (%d)", rowsDone)
+		}
+		timeIt(name, float64(V*C*2+2*N*C*2), 4.0*float64(rowsDone)*C*V,
 			func() error { return LMHeadCrossEntropy(d, loss, y, x, table, blab, Buffer{}, ceScratch, c, 600, 1) })
 		a.Release(mark)
 	}
