@@ -70,12 +70,24 @@ func (cudaBackend) BenchTrain(cfg BenchConfig, log io.Writer) (*BenchResult, err
 		gib(ar.Peak()), cfg.Rank)
 	var steps []float64
 	ops := map[string][]float64{}
+	step := s.step
+	scope := "GEMM-level pieces of a step: NF4 dequant, frozen and LoRA GEMMs (forward, input and LoRA " +
+		"gradients), lm_head over the loss tokens; no norm/rope/attention/swiglu/CE/AdamW kernels"
+	if cfg.Scope == "full" {
+		step = s.stepFull
+		scope = "full step: forward, backward, grad-norm clip, AdamW (q/k/v biases and LoRA dropout not yet)"
+	}
 	for i := 0; i < cfg.Warmup+cfg.Steps; i++ {
-		stepMs, opMs, err := s.step()
+		stepMs, opMs, err := step()
 		if err != nil {
 			return nil, fmt.Errorf("gpu: bench step %d: %w", i, err)
 		}
-		fmt.Fprintf(log, "step %d: %.1f ms\n", i, stepMs)
+		if cfg.Scope == "full" {
+			fmt.Fprintf(log, "step %d: %.1f ms  loss %.4f  grad norm %.4g\n", i, stepMs, s.full.lastLoss,
+				s.full.lastNorm)
+		} else {
+			fmt.Fprintf(log, "step %d: %.1f ms\n", i, stepMs)
+		}
 		if i < cfg.Warmup {
 			continue
 		}
@@ -84,9 +96,7 @@ func (cudaBackend) BenchTrain(cfg BenchConfig, log io.Writer) (*BenchResult, err
 			ops[k] = append(ops[k], v)
 		}
 	}
-	r := &BenchResult{GPU: d.Name, OpsMs: map[string]float64{},
-		Scope: "GEMM-level pieces of a step: NF4 dequant, frozen and LoRA GEMMs (forward, input and LoRA " +
-			"gradients), lm_head over the loss tokens; no norm/rope/attention/swiglu/CE/AdamW kernels yet"}
+	r := &BenchResult{GPU: d.Name, OpsMs: map[string]float64{}, Scope: scope}
 	r.StepMs = median(steps)
 	for k, v := range ops {
 		r.OpsMs[k] = median(v)
@@ -110,11 +120,70 @@ type benchState struct {
 	lmHead  Mat    // [V, H] bf16
 	flops   float64
 	saved   int64 // arena mark after the weights
+
+	// LoRA parameters of all layers, flat, so that grad-norm and AdamW are one launch each; the Mats of
+	// benchLinear are views into these.
+	loraN                      int    // parameters
+	loraP, loraG, loraM, loraV Buffer // [loraN] fp32: masters, gradients, AdamW moments
+	loraBF                     Buffer // [loraN] bf16: the copy GEMMs read
+	full                       *fullState
+}
+
+// allocLoRA takes the flat LoRA buffers and carves A [r, in], B [out, r] (bf16) and dA, dB (f32) of each
+// LoRA linear from them. A is random (kaiming-like scale), B too (PEFT starts B at zero; random keeps the
+// benchmark's data non-zero).
+func (s *benchState) allocLoRA() error {
+	r := s.cfg.Rank
+	for _, lins := range s.layers {
+		for _, l := range lins {
+			if l.spec.lora {
+				s.loraN += r * (l.spec.in + l.spec.out)
+			}
+		}
+	}
+	var err error
+	for _, b := range []*Buffer{&s.loraP, &s.loraG, &s.loraM, &s.loraV} {
+		if *b, err = s.ar.Alloc(int64(s.loraN)*4, "LoRA fp32"); err != nil {
+			return err
+		}
+	}
+	if s.loraBF, err = s.ar.Alloc(int64(s.loraN)*2, "LoRA bf16"); err != nil {
+		return err
+	}
+	if err := s.d.FillRandomBF16(s.loraBF, int64(s.loraN), 4242, 0.02); err != nil {
+		return err
+	}
+	// fp32 masters: random bf16 pairs read as fp32 (small, finite); AdamW moments start at zero as in torch.
+	if err := s.d.FillRandomBF16(s.loraP, s.loraP.Bytes/2, 4343, 0.01); err != nil {
+		return err
+	}
+	for _, b := range []Buffer{s.loraM, s.loraV} {
+		if err := s.d.Memset(b, 0); err != nil {
+			return err
+		}
+	}
+	off := int64(0)
+	take := func(rows, cols int) (Mat, Mat) {
+		n := int64(rows * cols)
+		bf := M(s.loraBF.Slice(off*2, n*2), rows, cols, BF16T)
+		g := M(s.loraG.Slice(off*4, n*4), rows, cols, F32T)
+		off += n
+		return bf, g
+	}
+	for _, lins := range s.layers {
+		for _, l := range lins {
+			if l.spec.lora {
+				l.a, l.da = take(r, l.spec.in)
+				l.b, l.db = take(l.spec.out, r)
+			}
+		}
+	}
+	return nil
 }
 
 func newBenchState(d *Device, blas *BLAS, ar *Arena, cfg BenchConfig) (*benchState, error) {
 	s := &benchState{d: d, blas: blas, ar: ar, cfg: cfg}
-	H, I, KV, r := cfg.Hidden, cfg.Intermediate, cfg.KVHeads*cfg.HeadDim, cfg.Rank
+	H, I, KV := cfg.Hidden, cfg.Intermediate, cfg.KVHeads*cfg.HeadDim
 	specs := []linSpec{{"q", H, H, true}, {"k", KV, H, true}, {"v", KV, H, true}, {"o", H, H, true},
 		{"gate", I, H, true}, {"up", I, H, true}, {"down", H, I, false}}
 	// One dynamic map for all weights: sorted random values in [-1, 1] (its content does not change speed).
@@ -157,31 +226,13 @@ func newBenchState(d *Device, blas *BLAS, ar *Arena, cfg BenchConfig) (*benchSta
 			if err := Upload(d, w.Absmax2, a2); err != nil {
 				return nil, err
 			}
-			bl := &benchLinear{spec: sp, w: w}
-			if sp.lora {
-				if bl.a, err = alloc(r, sp.in, BF16T, name+" lora A"); err != nil {
-					return nil, err
-				}
-				if bl.b, err = alloc(sp.out, r, BF16T, name+" lora B"); err != nil {
-					return nil, err
-				}
-				if bl.da, err = alloc(r, sp.in, F32T, name+" lora dA"); err != nil {
-					return nil, err
-				}
-				if bl.db, err = alloc(sp.out, r, F32T, name+" lora dB"); err != nil {
-					return nil, err
-				}
-				for _, m := range []Mat{bl.a, bl.b} {
-					seed++
-					if err := d.FillRandomBF16(m.Buf, int64(m.Rows*m.Cols), seed, 0.02); err != nil {
-						return nil, err
-					}
-				}
-			}
+			lins = append(lins, &benchLinear{spec: sp, w: w})
 			maxW = max(maxW, sp.out*sp.in)
-			lins = append(lins, bl)
 		}
 		s.layers = append(s.layers, lins)
+	}
+	if err := s.allocLoRA(); err != nil {
+		return nil, err
 	}
 	var err error
 	if s.embed, err = alloc(cfg.Vocab, H, BF16T, "embedding"); err != nil {
@@ -196,6 +247,9 @@ func newBenchState(d *Device, blas *BLAS, ar *Arena, cfg BenchConfig) (*benchSta
 		}
 	}
 	if s.scratch, err = ar.Alloc(int64(maxW)*2, "dequant scratch"); err != nil {
+		return nil, err
+	}
+	if s.full, err = newFullState(s); err != nil {
 		return nil, err
 	}
 	s.saved = ar.Mark()

@@ -56,7 +56,8 @@ func UploadNF4(d *Device, a *Arena, h *NF4Host, name string) (*NF4Weight, error)
 	if err := Upload(d, w.Absmax, h.Absmax); err != nil {
 		return nil, err
 	}
-	if err := Upload(d, w.Code2, h.Code2[:]); err != nil {
+	code2 := h.Code2 // a copy: cgo refuses a pointer into a struct that holds Go pointers
+	if err := Upload(d, w.Code2, code2[:]); err != nil {
 		return nil, err
 	}
 	return w, Upload(d, w.Absmax2, h.Absmax2)

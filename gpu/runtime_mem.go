@@ -93,7 +93,8 @@ func (d *Device) MemInfo() (free, total int64, err error) {
 
 func gib(b int64) float64 { return float64(b) / (1 << 30) }
 
-// Upload copies src to the start of dst in order on d's stream, and waits for it.
+// Upload copies src to the start of dst in order on d's stream, and waits for it. src must be its own
+// allocation or part of one without Go pointers (cgo's pointer check refuses a field of a struct with slices).
 func Upload[T any](d *Device, dst Buffer, src []T) error {
 	n := int64(len(src)) * int64(unsafe.Sizeof(*new(T)))
 	if n > dst.Bytes {

@@ -41,11 +41,16 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "rank", Value: def.Rank, Usage: "LoRA rank on q,k,v,o,gate,up"},
 					&cli.IntFlag{Name: "warmup", Value: def.Warmup, Usage: "untimed steps first"},
 					&cli.IntFlag{Name: "steps", Value: def.Steps, Usage: "timed steps (the median is reported)"},
+					&cli.StringFlag{Name: "scope", Value: def.Scope,
+						Usage: "full (a whole step: forward, backward, AdamW) or gemm (NF4 dequant and GEMMs only)"},
 				},
 				Action: func(c *cli.Context) error {
 					cfg := def
 					cfg.Batch, cfg.Seq, cfg.Layers = c.Int("batch"), c.Int("seq"), c.Int("layers")
 					cfg.Rank, cfg.Warmup, cfg.Steps = c.Int("rank"), c.Int("warmup"), c.Int("steps")
+					if cfg.Scope = c.String("scope"); cfg.Scope != "full" && cfg.Scope != "gemm" {
+						return fmt.Errorf("bench train: --scope %q: want full or gemm", cfg.Scope)
+					}
 					if cfg.Batch < 1 || cfg.Seq < 4 || cfg.Layers < 1 || cfg.Rank < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
 						return fmt.Errorf("bench train: batch, seq (≥ 4), layers, rank and steps must be positive")
 					}
@@ -57,8 +62,8 @@ func benchCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "t2m bench train: B=%d T=%d layers=%d r=%d hidden=%d inter=%d vocab=%d\n",
-						cfg.Batch, cfg.Seq, cfg.Layers, cfg.Rank, cfg.Hidden, cfg.Intermediate, cfg.Vocab)
+					fmt.Fprintf(c.App.Writer, "t2m bench train (%s): B=%d T=%d layers=%d r=%d hidden=%d inter=%d vocab=%d\n",
+						cfg.Scope, cfg.Batch, cfg.Seq, cfg.Layers, cfg.Rank, cfg.Hidden, cfg.Intermediate, cfg.Vocab)
 					r.Print(c.App.Writer)
 					return nil
 				},
