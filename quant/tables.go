@@ -75,43 +75,31 @@ func nf4CodeFast(x float32) byte {
 	return nf4Code(x)
 }
 
-// LinspaceVectorWidth is the float32 SIMD width torch's CPU linspace kernel used on the
-// machine whose dynamic map t2m reproduces (see torchLinspace). The map built on the
-// reference machine is checked bit for bit in the tests.
-const LinspaceVectorWidth = 16
+// fma32 is a·b + c rounded once to float32, like the FMA instructions of torch's
+// compiled CPU kernels (the float64 FMA is exact here: a·b of two float32 needs 48
+// bits and c lies within a few binades of it).
+func fma32(a, b, c float32) float32 {
+	return float32(math.FMA(float64(a), float64(b), float64(c)))
+}
 
-// torchLinspace reproduces torch.linspace(start, end, n, dtype=float32) on the CPU,
-// rounding as its kernel does: step = (end−start)/(n−1); element i is start + step·i
-// below n/2 and end − step·(n−1−i) from there; the vectorized loop (runs of 2·vw
-// elements) computes each vector of vw lanes as base + k·step from the base of its
-// first lane; the remainder goes element by element.
-func torchLinspace(start, end float32, n, vw int) []float32 {
+// torchLinspace reproduces torch.linspace(start, end, n, dtype=float32) on the CPU as
+// torch 2.11 computes it on x86-64: step = (end−start)/(n−1), element i is
+// fma(step, i, start) below n/2 and fma(−step, n−1−i, end) from there. (Bit for bit
+// against torch in TestDynamicMapMatchesTorch; older torch builds computed vector
+// lanes as base + k·step, which changes a few last bits of the map.)
+func torchLinspace(start, end float32, n int) []float32 {
 	out := make([]float32, n)
 	if n == 1 {
 		out[0] = start
 		return out
 	}
 	step := (end - start) / float32(n-1)
-	half := n / 2
-	at := func(i int) float32 {
-		if i < half {
-			return start + float32(step*float32(i))
+	for i := range out {
+		if i < n/2 {
+			out[i] = fma32(step, float32(i), start)
+		} else {
+			out[i] = fma32(-step, float32(n-1-i), end)
 		}
-		return end - float32(step*float32(n-1-i))
-	}
-	i := 0
-	if vw > 0 {
-		for ; i+2*vw <= n; i += 2 * vw {
-			for _, v0 := range [2]int{i, i + vw} {
-				base := at(v0)
-				for k := 0; k < vw; k++ {
-					out[v0+k] = base + float32(float32(k)*step)
-				}
-			}
-		}
-	}
-	for ; i < n; i++ {
-		out[i] = at(i)
 	}
 	return out
 }
@@ -119,11 +107,11 @@ func torchLinspace(start, end float32, n, vw int) []float32 {
 // dynamicMap builds create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8):
 // for exponents e = 0..6, the 2^e midpoints of linspace(0.1, 1, 2^e+1) scaled by
 // 10^(e−6), with both signs; then 0 and 1; sorted.
-func dynamicMap(vw int) [256]float32 {
+func dynamicMap() [256]float32 {
 	const maxExp = 7
 	data := make([]float32, 0, 256)
 	for e := 0; e < maxExp; e++ {
-		b := torchLinspace(0.1, 1, 1<<e+1, vw)
+		b := torchLinspace(0.1, 1, 1<<e+1)
 		scale := float32(math.Pow10(e - (maxExp - 1))) // Python's 10**k, then float32
 		var pos, neg []float32
 		for j := 0; j+1 < len(b); j++ {
@@ -143,7 +131,7 @@ func dynamicMap(vw int) [256]float32 {
 // DynamicMap is bitsandbytes' signed 8-bit dynamic map (256 sorted values,
 // [0] = −0.99296875, [127] = 0, [254] = 0.99296875, [255] = 1), the code of the
 // double-quantized absmax.
-var DynamicMap = dynamicMap(LinspaceVectorWidth)
+var DynamicMap = dynamicMap()
 
 // dynCode quantizes x (already divided by its block's absmax) to an index into code,
 // as bitsandbytes' blockwise quantizer does: a 7-step binary search from pivot 127
