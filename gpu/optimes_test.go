@@ -92,6 +92,9 @@ func TestOpTimes7B(t *testing.T) {
 	bpos := ktUp(t, d, a, pos)
 	q := rnd(N*NH*D, 2)
 	timeIt("rope q fwd [2048,28x128]", 2*N*NH*D*2, 0, func() error { return RoPE(d, q, q, bpos, N, NH, D, 1e6, false) })
+	cs := out(RoPETableBytes(N, D))
+	timeIt("rope table [2048,64] (once per step)", N*D/2*8, 0, func() error { return RoPETable(d, cs, bpos, N, D, 1e6) })
+	timeIt("rope apply q [2048,28x128]", 2*N*NH*D*2, 0, func() error { return RoPEApply(d, q, q, cs, N, NH, D, false) })
 
 	k, v, do := rnd(N*KVH*D, 2), rnd(N*KVH*D, 1), rnd(N*NH*D, 1)
 	mask := make([]int32, N)

@@ -48,5 +48,22 @@ func TestRoPEParity(t *testing.T) {
 		}
 		model.RoPEBackward(want, x, pos, rows, c.heads, c.headDim, c.theta)
 		ktCompare(t, "rope backward (in place)", ktGetBF16(t, d, bdx, rows*width), want, tolBF16)
+
+		// The table path: one table, then forward out of place and backward in place.
+		cs := ktPoison(t, d, a, RoPETableBytes(rows, c.headDim))
+		if err := RoPETable(d, cs, bp, rows, c.headDim, c.theta); err != nil {
+			t.Fatal(err)
+		}
+		by = ktPoison(t, d, a, int64(rows*width)*2)
+		if err := RoPEApply(d, by, bx, cs, rows, c.heads, c.headDim, false); err != nil {
+			t.Fatal(err)
+		}
+		model.RoPEForward(want, x, pos, rows, c.heads, c.headDim, c.theta)
+		ktCompare(t, "rope table forward", ktGetBF16(t, d, by, rows*width), want, tolBF16)
+		if err := RoPEApply(d, bx, bx, cs, rows, c.heads, c.headDim, true); err != nil {
+			t.Fatal(err)
+		}
+		model.RoPEBackward(want, x, pos, rows, c.heads, c.headDim, c.theta)
+		ktCompare(t, "rope table backward (in place)", ktGetBF16(t, d, bx, rows*width), want, tolBF16)
 	}
 }
