@@ -15,6 +15,7 @@ func scoreCommand() *cli.Command {
 		Name:  "score",
 		Usage: "score saved model outputs on the four evaluation layers, without a model",
 		UsageText: "t2m score --split data/eval.jsonl --predictions preds.jsonl --run-name r8\n" +
+			"t2m score --split data/train.jsonl --gold\n" +
 			"t2m score --split held_out.jsonl --predictions held.jsonl --held-out-collections museum_exhibits,fleet_vehicles",
 		Description: "Reads a split file and a predictions file (one JSON object per line with a string field\n" +
 			"\"prediction\", the raw model output, in the split's order), extracts the JSON of each output,\n" +
@@ -23,7 +24,8 @@ func scoreCommand() *cli.Command {
 			"and <split>_report.json, where <split> is the split file's base name.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "split", Required: true, Usage: "split file (JSONL examples), e.g. data/eval.jsonl"},
-			&cli.StringFlag{Name: "predictions", Required: true, Usage: "JSONL file, one {\"prediction\": \"<raw model output>\"} per example, same order and count as --split"},
+			&cli.StringFlag{Name: "predictions", Usage: "JSONL file, one {\"prediction\": \"<raw model output>\"} per example, same order and count as --split"},
+			&cli.BoolFlag{Name: "gold", Usage: "score the split's own gold outputs instead of --predictions (checks a data set: every non-negative example must pass)"},
 			&cli.StringFlag{Name: "held-out-collections", Value: strings.Join(eval.DefaultHeldOutCollections, ","), Usage: "comma-separated collections counted as held-out schemas by the generalization layer"},
 			&cli.StringFlag{Name: "run-name", Usage: "run folder under --output-dir (default: the predictions file's base name)"},
 			&cli.StringFlag{Name: "output-dir", Value: "runs", Usage: "folder for run outputs"},
@@ -34,8 +36,14 @@ func scoreCommand() *cli.Command {
 
 func runScore(c *cli.Context) error {
 	splitPath, predPath := c.String("split"), c.String("predictions")
+	gold := c.Bool("gold")
+	if gold == (predPath != "") {
+		return fmt.Errorf("score: pass exactly one of --predictions FILE and --gold")
+	}
 	runName := c.String("run-name")
-	if runName == "" {
+	if runName == "" && gold {
+		runName = "gold"
+	} else if runName == "" {
 		runName = fileStem(predPath)
 	}
 	if err := checkRunName(runName); err != nil {
@@ -54,8 +62,13 @@ func runScore(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
-	preds, err := eval.ReadPredictions(predPath)
-	if err != nil {
+	var preds []string
+	if gold {
+		predPath = "(gold outputs of " + splitPath + ")"
+		for _, ex := range examples {
+			preds = append(preds, string(ex.Output))
+		}
+	} else if preds, err = eval.ReadPredictions(predPath); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
 	if len(preds) != len(examples) {

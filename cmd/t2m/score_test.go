@@ -140,3 +140,24 @@ func TestScoreCommandBadInput(t *testing.T) {
 		t.Error("compare on a missing folder: no error")
 	}
 }
+
+func TestScoreCommandGold(t *testing.T) {
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	split := writeFile(t, filepath.Join(dir, "eval.jsonl"), scoreSplit)
+	out, err := runApp(t, "score", "--split", split, "--gold", "--output-dir", runs)
+	if err != nil {
+		t.Fatalf("score --gold: %v\n%s", err, out)
+	}
+	// Both queries pass; the negative's {"error": ...} fails syntax as in the original.
+	if !strings.Contains(out, "| overall              |  66.7% | 100.0% |") {
+		t.Errorf("gold scoring should pass every non-negative example:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(runs, "gold", "eval_report.json")); err != nil {
+		t.Errorf("default run name for --gold: %v", err)
+	}
+	preds := writeFile(t, filepath.Join(dir, "p.jsonl"), predLines("{}", "{}", "{}"))
+	if _, err := runApp(t, "score", "--split", split, "--gold", "--predictions", preds, "--output-dir", runs); err == nil {
+		t.Error("--gold with --predictions: no error")
+	}
+}
