@@ -63,17 +63,30 @@ func (w *Weight) blockAbsmax(b int) float32 {
 }
 
 // dequantRange writes elements [lo, lo+len(dst)) into dst; abs[k] is the absmax of
-// block lo/BlockSize + k.
+// block lo/BlockSize + k. Each block's 16 products NF4[c]·absmax are formed once
+// (the same float32 products as element by element) and looked up per code.
 func (w *Weight) dequantRange(lo int, dst []float32, abs []float32) {
 	b0 := lo / w.BlockSize
-	for i := range dst {
-		e := lo + i
-		c := w.Codes[e/2]
-		if e&1 == 0 {
-			c >>= 4
-		} else {
-			c &= 0x0f
+	hi := lo + len(dst)
+	var scaled [16]float32
+	for e := lo; e < hi; {
+		b := e / w.BlockSize
+		end := min((b+1)*w.BlockSize, hi) // this block's part of the range
+		for c, v := range w.QuantMap {
+			scaled[c] = v * abs[b-b0]
 		}
-		dst[i] = w.QuantMap[c] * abs[e/w.BlockSize-b0]
+		if e&1 == 1 { // odd start: low nibble of a shared byte
+			dst[e-lo] = scaled[w.Codes[e/2]&0x0f]
+			e++
+		}
+		for ; e+1 < end; e += 2 {
+			c := w.Codes[e/2]
+			dst[e-lo] = scaled[c>>4]
+			dst[e+1-lo] = scaled[c&0x0f]
+		}
+		if e < end { // odd end
+			dst[e-lo] = scaled[w.Codes[e/2]>>4]
+			e++
+		}
 	}
 }

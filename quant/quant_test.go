@@ -163,7 +163,7 @@ func TestQuantizeDequantizeError(t *testing.T) {
 
 func TestDequantizeRowsMatchesWhole(t *testing.T) {
 	r := rand.New(rand.NewSource(4))
-	out, in := 9, 100 // blocks straddle rows; odd element counts per row
+	out, in := 9, 101 // blocks straddle rows; odd row starts and an odd total
 	q, err := Quantize(randomWeight(r, out, in), []int{out, in})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestDequantizeRowsMatchesWhole(t *testing.T) {
 			t.Errorf("rows %v differ from Dequantize", rr)
 		}
 	}
-	if err := q.DequantizeRows(5, 10, make([]float32, 500)); err == nil {
+	if err := q.DequantizeRows(5, 10, make([]float32, 505)); err == nil {
 		t.Error("rows past the end accepted")
 	}
 	if err := q.DequantizeRows(0, 1, make([]float32, 3)); err == nil {
