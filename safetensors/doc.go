@@ -1,7 +1,8 @@
 // Package safetensors reads and writes Hugging Face safetensors files: single files
 // memory-mapped read-only, sharded checkpoints through model.safetensors.index.json,
-// and atomic writes whose layout matches the Python library (8-byte aligned header,
-// tensors ordered by dtype size then name). It also holds the bf16/f16 ↔ float32
+// and atomic writes whose layout matches the Python library (header padded with spaces
+// to 8 bytes, tensors ordered by dtype, largest first, then name; checked against a
+// file Python wrote, apart from metadata key order). It also holds the bf16/f16 ↔ float32
 // conversions the rest of t2m uses.
 //
 // The format (https://github.com/huggingface/safetensors): an 8-byte little-endian
