@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -227,5 +228,25 @@ func TestLoadShapeMismatch(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(strings.Replace(string(buf), `"use_dora": false`, `"use_dora": true`, 1)), 0o644)
 	if _, err := Load(dir, tinyDims(2)); err == nil || !strings.Contains(err.Error(), "DoRA") {
 		t.Errorf("DoRA: %v", err)
+	}
+}
+
+func TestFailedSaveKeepsPreviousAdapter(t *testing.T) {
+	a, _ := New(Config{R: 2, Targets: []string{"q_proj"}}, 1, tinyDims(1), 9)
+	dir := filepath.Join(t.TempDir(), "ad")
+	if err := a.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, WeightsFile))
+	a.Pairs["base_model.model.model.layers.0.self_attn.q_proj"].B = make([]float32, 3) // corrupt
+	if err := a.Save(dir); err == nil || !strings.Contains(err.Error(), "q_proj") {
+		t.Errorf("bad pair saved: %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, WeightsFile))
+	if !bytes.Equal(before, after) {
+		t.Error("failed save changed the adapter")
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(dir)); len(ents) != 1 {
+		t.Errorf("leftovers: %v", ents)
 	}
 }
