@@ -76,6 +76,9 @@ func (cudaBackend) BenchTrain(cfg BenchConfig, log io.Writer) (*BenchResult, err
 	if cfg.Scope == "full" {
 		step = s.stepFull
 		scope = "full step: forward, backward, grad-norm clip, AdamW (q/k/v biases and LoRA dropout not yet)"
+		if s.pipe != nil {
+			scope += "; NF4 dequant one weight ahead on a second stream"
+		}
 	}
 	for i := 0; i < cfg.Warmup+cfg.Steps; i++ {
 		stepMs, opMs, err := step()
@@ -127,6 +130,7 @@ type benchState struct {
 	loraP, loraG, loraM, loraV Buffer // [loraN] fp32: masters, gradients, AdamW moments
 	loraBF                     Buffer // [loraN] bf16: the copy GEMMs read
 	full                       *fullState
+	pipe                       *weightPipe // non-nil with cfg.Overlap: dequant one weight ahead on a second stream
 }
 
 // allocLoRA takes the flat LoRA buffers and carves A [r, in], B [out, r] (bf16) and dA, dB (f32) of each
@@ -246,7 +250,11 @@ func newBenchState(d *Device, blas *BLAS, ar *Arena, cfg BenchConfig) (*benchSta
 			return nil, err
 		}
 	}
-	if s.scratch, err = ar.Alloc(int64(maxW)*2, "dequant scratch"); err != nil {
+	if cfg.Overlap && cfg.Scope == "full" {
+		if s.pipe, err = newWeightPipe(d, ar, maxW); err != nil {
+			return nil, err
+		}
+	} else if s.scratch, err = ar.Alloc(int64(maxW)*2, "dequant scratch"); err != nil {
 		return nil, err
 	}
 	if s.full, err = newFullState(s); err != nil {

@@ -86,19 +86,39 @@ func newFullState(s *benchState) (*fullState, error) {
 	return f, nil
 }
 
+// dequant returns l's weight as bf16 [out, in]: from the weight pipe when overlapping, else dequantized
+// now into the single scratch buffer.
+func (s *benchState) dequant(t *timer, l *benchLinear) (Mat, error) {
+	if s.pipe != nil {
+		W, err := s.pipe.weight(l)
+		t.mark("wait for dequant")
+		return W, err
+	}
+	if err := s.d.DequantNF4(l.w, s.scratch); err != nil {
+		return Mat{}, err
+	}
+	t.mark("nf4 dequant")
+	return M(s.scratch, l.spec.out, l.spec.in, BF16T), nil
+}
+
 // fwdLinear is y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), W dequantized into the shared scratch first.
 func (s *benchState) fwdLinear(t *timer, l *benchLinear, x, y Mat) error {
 	r := s.cfg.Rank
 	BT := x.Rows
 	l.x, l.y = x, y
-	if err := s.d.DequantNF4(l.w, s.scratch); err != nil {
+	W, err := s.dequant(t, l)
+	if err != nil {
 		return err
 	}
-	t.mark("nf4 dequant")
-	if err := s.blas.Linear(x, M(s.scratch, l.spec.out, l.spec.in, BF16T), 0, y); err != nil {
+	if err := s.blas.Linear(x, W, 0, y); err != nil {
 		return err
 	}
 	t.mark("frozen fwd gemm")
+	if s.pipe != nil {
+		if err := s.pipe.done(); err != nil {
+			return err
+		}
+	}
 	s.flops += 2 * float64(BT) * float64(l.spec.out*l.spec.in)
 	if !l.spec.lora {
 		return nil
@@ -106,33 +126,38 @@ func (s *benchState) fwdLinear(t *timer, l *benchLinear, x, y Mat) error {
 	if err := s.blas.Linear(x, l.a, 0, l.h); err != nil {
 		return err
 	}
+	t.mark("lora fwd h=x·Aᵀ")
 	if err := s.blas.Gemm(false, true, loraScale, l.h, l.b, 1, y); err != nil {
 		return err
 	}
-	t.mark("lora fwd gemm")
+	t.mark("lora fwd y+=s·h·Bᵀ")
 	s.flops += 4 * float64(BT) * float64(r*(l.spec.in+l.spec.out))
 	return nil
 }
 
 // bwdLinear is dx = beta·dx + dy·W (+ LoRA's input gradient), with LoRA's dA, dB written.
 func (s *benchState) bwdLinear(t *timer, l *benchLinear, dy, dx Mat, beta float32, dh Mat) error {
-	if err := s.d.DequantNF4(l.w, s.scratch); err != nil {
+	W, err := s.dequant(t, l)
+	if err != nil {
 		return err
 	}
-	t.mark("nf4 dequant")
-	if err := s.blas.LinearGradInput(dy, M(s.scratch, l.spec.out, l.spec.in, BF16T), 1, beta, dx); err != nil {
+	if err := s.blas.LinearGradInput(dy, W, 1, beta, dx); err != nil {
 		return err
 	}
 	t.mark("frozen dx gemm")
+	if s.pipe != nil {
+		if err := s.pipe.done(); err != nil {
+			return err
+		}
+	}
 	BT := dy.Rows
 	s.flops += 2 * float64(BT) * float64(l.spec.out*l.spec.in)
 	if !l.spec.lora {
 		return nil
 	}
-	if err := s.loraBackward(l, dy, dh, dx); err != nil {
+	if err := s.loraBackward(t, l, dy, dh, dx); err != nil {
 		return err
 	}
-	t.mark("lora bwd gemm")
 	s.flops += 8 * float64(BT) * float64(s.cfg.Rank*(l.spec.in+l.spec.out))
 	return nil
 }
@@ -197,6 +222,13 @@ func (s *benchState) stepFull() (float64, map[string]float64, error) {
 		t.mark(name)
 	}
 	do("embedding", EmbeddingForward(s.d, x.Buf, s.embed.Buf, f.ids, Buffer{}, BT, cfg.Vocab, H))
+	if s.pipe != nil {
+		var order []*benchLinear
+		for _, lins := range s.layers {
+			order = append(order, lins...)
+		}
+		chk("weight pipe", s.pipe.begin(order))
+	}
 
 	type saved struct {
 		x, xn, q, k, v, o, xmid, xn2, gate, up Mat
@@ -252,6 +284,14 @@ func (s *benchState) stepFull() (float64, map[string]float64, error) {
 	}
 	s.flops += 4 * float64(B*lossRows) * float64(cfg.Vocab*H)
 	do("rmsnorm bwd", RMSNormBackward(s.d, dres.Buf, tmpH.Buf, x.Buf, f.lnF, BT, H, eps))
+	if s.pipe != nil {
+		var order []*benchLinear
+		for li := len(s.layers) - 1; li >= 0; li-- {
+			ls := s.layers[li] // the backward's order: down, up, gate, o, q, k, v
+			order = append(order, ls[6], ls[5], ls[4], ls[3], ls[0], ls[1], ls[2])
+		}
+		chk("weight pipe", s.pipe.begin(order))
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -123,8 +123,7 @@ func (s *benchState) step() (float64, map[string]float64, error) {
 			t.mark("frozen dx gemm")
 			s.flops += 2 * float64(BT) * float64(l.spec.out*l.spec.in)
 			if l.spec.lora && err == nil {
-				err = s.loraBackward(l, dy[l.spec.name], dh, dx)
-				t.mark("lora bwd gemm")
+				err = s.loraBackward(t, l, dy[l.spec.name], dh, dx)
 				s.flops += 8 * float64(BT) * float64(r*(l.spec.in+l.spec.out))
 			}
 			if err != nil {
@@ -147,15 +146,20 @@ func lossHidden(s *benchState, tokens int) Mat {
 
 // loraBackward computes LoRA's gradients and adds its input gradient to dx, with y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ:
 // dB = s·dyᵀ·h, dh = s·dy·B, dA = dhᵀ·x, dx += dh·A.
-func (s *benchState) loraBackward(l *benchLinear, dy, dh, dx Mat) error {
+func (s *benchState) loraBackward(t *timer, l *benchLinear, dy, dh, dx Mat) error {
 	if err := s.blas.LinearGradWeight(dy, l.h, loraScale, 0, l.db); err != nil {
 		return err
 	}
+	t.mark("lora bwd dB=s·dyᵀ·h")
 	if err := s.blas.Gemm(false, false, loraScale, dy, l.b, 0, dh); err != nil {
 		return err
 	}
+	t.mark("lora bwd dh=s·dy·B")
 	if err := s.blas.LinearGradWeight(dh, l.x, 1, 0, l.da); err != nil {
 		return err
 	}
-	return s.blas.Gemm(false, false, 1, dh, l.a, 1, dx)
+	t.mark("lora bwd dA=dhᵀ·x")
+	err := s.blas.Gemm(false, false, 1, dh, l.a, 1, dx)
+	t.mark("lora bwd dx+=dh·A")
+	return err
 }

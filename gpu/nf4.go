@@ -2,7 +2,11 @@
 
 package gpu
 
-import "fmt"
+import (
+	"fmt"
+
+	"gorgonia.org/cu"
+)
 
 // NF4Weight is an NF4 double-quantized [Rows, Cols] matrix in device memory (layout: see NF4Host).
 type NF4Weight struct {
@@ -65,7 +69,10 @@ func UploadNF4(d *Device, a *Arena, h *NF4Host, name string) (*NF4Weight, error)
 
 // DequantNF4 writes w as bf16 into out ([Rows, Cols], at least Rows*Cols*2 bytes) on d's stream.
 // Kernel: nf4_dequant_bf16 (kernels/nf4.cu); CPU twin: DequantNF4CPU.
-func (d *Device) DequantNF4(w *NF4Weight, out Buffer) error {
+func (d *Device) DequantNF4(w *NF4Weight, out Buffer) error { return d.DequantNF4On(d.Stream, w, out) }
+
+// DequantNF4On is DequantNF4 on stream s.
+func (d *Device) DequantNF4On(s cu.Stream, w *NF4Weight, out Buffer) error {
 	n := int64(w.Rows) * int64(w.Cols)
 	if out.Bytes < 2*n {
 		return fmt.Errorf("gpu: NF4 dequant of [%d, %d] into %d bytes", w.Rows, w.Cols, out.Bytes)
@@ -74,9 +81,9 @@ func (d *Device) DequantNF4(w *NF4Weight, out Buffer) error {
 	if err != nil {
 		return err
 	}
-	const threads, perThread = 256, 16
+	const threads, perThread = 256, 32
 	blocks := int((n + threads*perThread - 1) / (threads * perThread))
-	return d.Launch(k, D1(blocks), D1(threads), 0, out, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset, n,
+	return d.LaunchOn(s, k, D1(blocks), D1(threads), 0, out, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset, n,
 		int64(w.BlockSize), int64(w.BlockSize2))
 }
 

@@ -42,6 +42,7 @@ func TestDequantNF4(t *testing.T) {
 		{512, 3584, 64, 256}, // a k_proj-shaped weight
 		{7, 10, 16, 3},       // 70 elements: a partial last thread and block
 		{33, 64, 32, 5},
+		{3, 16, 16, 2}, // 48 elements: one full thread of 32, a 16-element tail in its own block
 	} {
 		h := randomNF4(rng, s.rows, s.cols, s.bs, s.bs2)
 		a := arena(t, d, int64(s.rows*s.cols)*4+1<<20)

@@ -157,11 +157,54 @@ func (k *Kernel) SetMaxDynamicSmem(bytes int) error {
 	return nil
 }
 
+// NewStream creates another non-blocking stream on d (for work that overlaps d.Stream's, ordered with
+// SyncEvents).
+func (d *Device) NewStream() (cu.Stream, error) {
+	s, err := cu.MakeStream(cu.NonBlocking)
+	if err != nil {
+		return s, fmt.Errorf("gpu: creating a stream: %w", err)
+	}
+	return s, nil
+}
+
+// SyncEvent orders work between streams: Record on one stream, Wait on another.
+type SyncEvent struct{ ev cu.Event }
+
+// NewSyncEvent creates an event without timing (cheaper to record and wait on).
+func (d *Device) NewSyncEvent() (*SyncEvent, error) {
+	ev, err := cu.MakeEvent(cu.DisableTiming)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: creating an event: %w", err)
+	}
+	return &SyncEvent{ev}, nil
+}
+
+// Record marks the current end of s's work.
+func (e *SyncEvent) Record(s cu.Stream) error {
+	if err := e.ev.Record(s); err != nil {
+		return fmt.Errorf("gpu: recording an event: %w", err)
+	}
+	return nil
+}
+
+// Wait makes later work on s wait until the work e last recorded has finished.
+func (e *SyncEvent) Wait(s cu.Stream) error {
+	if err := s.Wait(e.ev, 0); err != nil {
+		return fmt.Errorf("gpu: waiting on an event: %w", err)
+	}
+	return nil
+}
+
 // Launch runs k on d's stream. Each argument takes one 8-byte slot: Ptr and Buffer (device pointers), int,
 // int64, uint64 (64-bit scalars: declare them long long in the kernel), float32 (bits in the low word:
 // declare float) and float64 (double). The launch's own error is returned; errors inside the kernel show
 // at the next Sync.
 func (d *Device) Launch(k *Kernel, grid, block Dim3, smem int, args ...any) error {
+	return d.LaunchOn(d.Stream, k, grid, block, smem, args...)
+}
+
+// LaunchOn is Launch on stream s.
+func (d *Device) LaunchOn(s cu.Stream, k *Kernel, grid, block Dim3, smem int, args ...any) error {
 	var slots [32]uint64
 	if len(args) > len(slots) {
 		return fmt.Errorf("gpu: launching %s: %d arguments, at most %d", k.Name, len(args), len(slots))
@@ -176,7 +219,7 @@ func (d *Device) Launch(k *Kernel, grid, block Dim3, smem int, args ...any) erro
 	if grid.X <= 0 || grid.Y <= 0 || grid.Z <= 0 || block.X <= 0 || block.Y <= 0 || block.Z <= 0 {
 		return fmt.Errorf("gpu: launching %s: empty grid %v or block %v", k.Name, grid, block)
 	}
-	if err := launchRaw(k.fn, grid, block, smem, d.Stream, slots[:len(args)]); err != nil {
+	if err := launchRaw(k.fn, grid, block, smem, s, slots[:len(args)]); err != nil {
 		return fmt.Errorf("gpu: launching %s grid %v block %v smem %d: %w", k.Name, grid, block, smem, err)
 	}
 	return nil

@@ -17,8 +17,11 @@ __device__ __constant__ float kNF4Levels[16] = {
 // nf4_dequant_bf16 turns n NF4 codes into bf16 values:
 //   out[i] = NF4[code(i)] * (code2[absmax_q[i/blocksize]] * absmax2[i/blocksize/blocksize2] + offset)
 // where code(i) is the high nibble of codes[i/2] for even i and the low nibble for odd i.
-// Each thread handles 16 consecutive elements (8 code bytes in, 32 bf16 bytes out); blockDim.x must be 256.
-// blocksize must be a multiple of 16 (bitsandbytes uses 64), so the 16 elements share one absmax.
+// Each thread handles 32 consecutive elements (one 16-byte load of codes, four 16-byte stores), so that
+// enough bytes are in flight per SM to reach the memory bandwidth; blockDim.x must be 256, grid
+// ceil(n / 8192). blocksize must be a multiple of 16 (bitsandbytes uses 64): each half of a thread's
+// 32 elements has one absmax. codes and out must be 16-byte aligned.
+// CPU twin: gpu/nf4_ref.go DequantNF4CPU (then rounded to bf16).
 extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  // [n]
                                             const uint8_t* __restrict__ codes,  // [n/2]
                                             const uint8_t* __restrict__ absmax_q,  // [ceil(n/blocksize)]
@@ -32,30 +35,32 @@ extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  //
   if (threadIdx.x < 16) levels[threadIdx.x] = kNF4Levels[threadIdx.x];
   __syncthreads();
 
-  long long base = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 16;
+  long long base = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 32;
   if (base >= n) return;
-  long long blk = base / blocksize;
   // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
-  float scale = __fadd_rn(__fmul_rn(map[absmax_q[blk]], absmax2[blk / blocksize2]), offset);
-  if (base + 16 <= n) {
-    uint2 packed = *reinterpret_cast<const uint2*>(codes + base / 2);
-    uint32_t words[2] = {packed.x, packed.y};
-    __align__(16) __nv_bfloat162 vals[8];
+  long long b0 = base / blocksize, b1 = (base + 16) / blocksize;
+  float scale0 = __fadd_rn(__fmul_rn(map[absmax_q[b0]], absmax2[b0 / blocksize2]), offset);
+  if (base + 32 <= n) {
+    float scale1 = b1 == b0 ? scale0 : __fadd_rn(__fmul_rn(map[absmax_q[b1]], absmax2[b1 / blocksize2]), offset);
+    uint4 packed = *reinterpret_cast<const uint4*>(codes + base / 2);
+    uint32_t words[4] = {packed.x, packed.y, packed.z, packed.w};
+    __align__(16) __nv_bfloat162 vals[16];
 #pragma unroll
-    for (int w = 0; w < 2; w++) {
+    for (int w = 0; w < 4; w++) {
+      float scale = w < 2 ? scale0 : scale1;
 #pragma unroll
       for (int b = 0; b < 4; b++) {
         uint32_t byte = (words[w] >> (8 * b)) & 0xff;
-        float hi = levels[byte >> 4] * scale;  // CPU twin: gpu/nf4_ref.go DequantNF4CPU
-        float lo = levels[byte & 0xf] * scale;
-        vals[w * 4 + b] = __floats2bfloat162_rn(hi, lo);
+        vals[w * 4 + b] = __floats2bfloat162_rn(levels[byte >> 4] * scale, levels[byte & 0xf] * scale);
       }
     }
     uint4* dst = reinterpret_cast<uint4*>(out + base);
-    dst[0] = reinterpret_cast<uint4*>(vals)[0];
-    dst[1] = reinterpret_cast<uint4*>(vals)[1];
+#pragma unroll
+    for (int q = 0; q < 4; q++) dst[q] = reinterpret_cast<uint4*>(vals)[q];
   } else {
     for (long long i = base; i < n; i++) {
+      long long blk = i / blocksize;
+      float scale = __fadd_rn(__fmul_rn(map[absmax_q[blk]], absmax2[blk / blocksize2]), offset);
       uint8_t byte = codes[i / 2];
       uint32_t c = (i % 2 == 0) ? (byte >> 4) : (byte & 0xf);
       out[i] = __float2bfloat16_rn(levels[c] * scale);

@@ -41,6 +41,8 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "rank", Value: def.Rank, Usage: "LoRA rank on q,k,v,o,gate,up"},
 					&cli.IntFlag{Name: "warmup", Value: def.Warmup, Usage: "untimed steps first"},
 					&cli.IntFlag{Name: "steps", Value: def.Steps, Usage: "timed steps (the median is reported)"},
+					&cli.BoolFlag{Name: "overlap", Value: def.Overlap,
+						Usage: "dequantize the next NF4 weight on a second stream during the current GEMM (full scope)"},
 					&cli.StringFlag{Name: "scope", Value: def.Scope,
 						Usage: "full (a whole step: forward, backward, AdamW) or gemm (NF4 dequant and GEMMs only)"},
 				},
@@ -48,6 +50,7 @@ func benchCommand() *cli.Command {
 					cfg := def
 					cfg.Batch, cfg.Seq, cfg.Layers = c.Int("batch"), c.Int("seq"), c.Int("layers")
 					cfg.Rank, cfg.Warmup, cfg.Steps = c.Int("rank"), c.Int("warmup"), c.Int("steps")
+					cfg.Overlap = c.Bool("overlap")
 					if cfg.Scope = c.String("scope"); cfg.Scope != "full" && cfg.Scope != "gemm" {
 						return fmt.Errorf("bench train: --scope %q: want full or gemm", cfg.Scope)
 					}
@@ -62,8 +65,8 @@ func benchCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "t2m bench train (%s): B=%d T=%d layers=%d r=%d hidden=%d inter=%d vocab=%d\n",
-						cfg.Scope, cfg.Batch, cfg.Seq, cfg.Layers, cfg.Rank, cfg.Hidden, cfg.Intermediate, cfg.Vocab)
+					fmt.Fprintf(c.App.Writer, "t2m bench train (%s, overlap %v): B=%d T=%d layers=%d r=%d hidden=%d inter=%d vocab=%d\n",
+						cfg.Scope, cfg.Overlap, cfg.Batch, cfg.Seq, cfg.Layers, cfg.Rank, cfg.Hidden, cfg.Intermediate, cfg.Vocab)
 					r.Print(c.App.Writer)
 					return nil
 				},
