@@ -2,7 +2,10 @@
 
 package gpu
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // AttnDims are the sizes of one causal GQA attention call (the GPU side of model.AttnShape).
 type AttnDims struct {
@@ -30,6 +33,30 @@ func (a AttnDims) lseBytes() int64 {
 	return int64(a.B) * int64(a.H) * int64(a.T) * 4
 }
 
+// attnFwdSmem and attnBwdSmem are the dynamic shared memory of the kernels (ATT_FWD_SMEM and ATT_BWD_SMEM in
+// kernels/attention.cu): double-buffered K/V tiles [2][2][64][D+8] bf16 and key flags; K [64][D+8], Q and dO
+// tiles [2][2][32][D+8], dS [32][72] bf16, lse/delta [2][2][32] fp32 and key flags.
+func (a AttnDims) attnFwdSmem() int { return 512*(a.D+8) + 512 }
+func (a AttnDims) attnBwdSmem() int { return 384*(a.D+8) + 4608 + 768 }
+
+// attnSmemRaised records the kernels whose dynamic shared memory limit was raised.
+var attnSmemRaised sync.Map // *Kernel → bool
+
+// attnKernel returns the named attention kernel with its dynamic shared memory limit raised to smem.
+func attnKernel(d *Device, name string, smem int) (*Kernel, error) {
+	k, err := d.Kernel("attention", name)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := attnSmemRaised.Load(k); !ok && smem > 48<<10 {
+		if err := k.SetMaxDynamicSmem(smem); err != nil {
+			return nil, err
+		}
+		attnSmemRaised.Store(k, true)
+	}
+	return k, nil
+}
+
 // attnBlocks is the number of 64-row tiles of a sequence (queries in the forward, keys in the backward).
 func (a AttnDims) attnBlocks() int { return (a.T + 63) / 64 }
 
@@ -49,11 +76,11 @@ func AttentionForward(d *Device, o, lse, q, k, v, mask Buffer, a AttnDims) error
 		"k", k, a.kvBytes(), "v", v, a.kvBytes(), "mask", mask, mb); err != nil {
 		return err
 	}
-	kern, err := d.Kernel("attention", fmt.Sprintf("attention_fwd_d%d", a.D))
+	kern, err := attnKernel(d, fmt.Sprintf("attention_fwd_d%d", a.D), a.attnFwdSmem())
 	if err != nil {
 		return err
 	}
-	return d.Launch(kern, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), 0, o, lse, q, k, v, mask, a.T, a.H, a.KVH,
+	return d.Launch(kern, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), a.attnFwdSmem(), o, lse, q, k, v, mask, a.T, a.H, a.KVH,
 		a.Scale)
 }
 
@@ -103,11 +130,11 @@ func AttentionBackward(d *Device, dq, dk, dv, q, k, v, o, dout, lse, mask, scrat
 		a.KVH, a.D); err != nil {
 		return err
 	}
-	bwd, err := d.Kernel("attention", fmt.Sprintf("attention_bwd_d%d", a.D))
+	bwd, err := attnKernel(d, fmt.Sprintf("attention_bwd_d%d", a.D), a.attnBwdSmem())
 	if err != nil {
 		return err
 	}
-	if err := d.Launch(bwd, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), 0, dqacc, dkacc, dvacc, q, k, v, dout, lse,
+	if err := d.Launch(bwd, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), a.attnBwdSmem(), dqacc, dkacc, dvacc, q, k, v, dout, lse,
 		delta, mask, a.T, a.H, a.KVH, a.Scale); err != nil {
 		return err
 	}
