@@ -1,0 +1,181 @@
+package model
+
+import (
+	"math"
+	"math/rand"
+	"slices"
+	"testing"
+	"time"
+)
+
+// smallConfig is a Qwen2 shape small enough to run the graph many times in a test (GQA 2, biases).
+func smallConfig() Config {
+	return Config{HiddenSize: 32, IntermediateSize: 48, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 8,
+		VocabSize: 97, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositionEmbeddings: 512, Dtype: "float32"}
+}
+
+// randomLoRA adapts every projection with random A and non-zero B, so the LoRA branch changes the logits.
+func randomLoRA(w *Weights, rank int, seed int64) *LoRAParams {
+	rng := rand.New(rand.NewSource(seed))
+	p := &LoRAParams{Rank: rank, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
+	for _, l := range w.Layers {
+		for _, pr := range l.Projections() {
+			a, b := make([]float32, rank*pr.W.In), make([]float32, pr.W.Out*rank)
+			for i := range a {
+				a[i] = float32(rng.NormFloat64() * 0.2)
+			}
+			for i := range b {
+				b[i] = float32(rng.NormFloat64() * 0.2)
+			}
+			p.A[pr.Module], p.B[pr.Module] = a, b
+		}
+	}
+	return p
+}
+
+func randomIDs(n, vocab int, seed int64) []int32 {
+	rng := rand.New(rand.NewSource(seed))
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(rng.Intn(vocab))
+	}
+	return ids
+}
+
+// closeRel reports the largest |a−b| / (1 + |b|).
+func maxRelDiff(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i]-b[i]))/(1+math.Abs(float64(b[i]))))
+	}
+	return m
+}
+
+// The KV-cached prefill and steps give the graph's logits at every position. Tolerance 1e-5: both are
+// fp32 from the same functions, only the attention of a step reads its keys from the cache.
+func TestGeneratorMatchesGraphLogits(t *testing.T) {
+	cfg := smallConfig()
+	w, err := RandomWeights(cfg, 3, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lora := range []*LoRAParams{nil, randomLoRA(w, 4, 5)} {
+		const T, prefix = 12, 5
+		ids := randomIDs(T, cfg.VocabSize, 7)
+		want, err := Logits(w, lora, ids, 1, T) // [T, V]
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := NewGenerator(w, lora)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache, got, err := g.Prefill(ids[:prefix], T)
+		if err != nil {
+			t.Fatal(err)
+		}
+		V := cfg.VocabSize
+		row := func(t int) []float32 { return want[t*V : (t+1)*V] }
+		if d := maxRelDiff(got, row(prefix-1)); d > 1e-5 {
+			t.Fatalf("lora %v: prefill logits differ from the graph's by %g", lora != nil, d)
+		}
+		for pos := prefix; pos < T; pos++ {
+			got, err := g.Step([]*KVCache{cache}, ids[pos:pos+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxRelDiff(got, row(pos)); d > 1e-5 {
+				t.Fatalf("lora %v: cached step at position %d differs from the graph's logits by %g", lora != nil, pos, d)
+			}
+		}
+		if cache.Len != T {
+			t.Errorf("cache holds %d tokens, want %d", cache.Len, T)
+		}
+	}
+}
+
+// greedyWithGraph decodes by re-running the whole graph on the growing sequence: the slow reference.
+func greedyWithGraph(t *testing.T, w *Weights, lora *LoRAParams, prompt []int32, n int) []int32 {
+	seq := slices.Clone(prompt)
+	var out []int32
+	V := w.Config.VocabSize
+	for range n {
+		logits, err := Logits(w, lora, seq, 1, len(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := Argmax(logits[(len(seq)-1)*V:])
+		out = append(out, next)
+		seq = append(seq, next)
+	}
+	return out
+}
+
+// Batched generation over prompts of different lengths gives, for each, the tokens of greedy decoding
+// with the full graph; a stop token ends a sequence and is not returned.
+func TestGenerateBatchedEqualsGraphGreedy(t *testing.T) {
+	cfg := smallConfig()
+	w, err := RandomWeights(cfg, 11, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lora := randomLoRA(w, 2, 13)
+	g, err := NewGenerator(w, lora)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := [][]int32{randomIDs(3, cfg.VocabSize, 1), randomIDs(9, cfg.VocabSize, 2), randomIDs(6, cfg.VocabSize, 3)}
+	const n = 6
+	var progress []int
+	got, err := g.Generate(prompts, GenerateOptions{MaxNewTokens: n, Progress: func(done int, _ time.Duration) { progress = append(progress, done) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prompts {
+		want := greedyWithGraph(t, w, lora, p, n)
+		if !slices.Equal(got[i], want) {
+			t.Errorf("prompt %d: generated %v, graph greedy %v", i, got[i], want)
+		}
+	}
+	if len(progress) == 0 || progress[len(progress)-1] != len(prompts) {
+		t.Errorf("progress calls %v, want ending at %d", progress, len(prompts))
+	}
+	// Stop at prompt 1's third token: it returns the two before it; the others are unaffected unless
+	// they emit that token too.
+	stopID := got[1][2]
+	stopped, err := g.Generate(prompts, GenerateOptions{MaxNewTokens: n, StopIDs: []int32{stopID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range prompts {
+		want := got[i]
+		if k := slices.Index(want, stopID); k >= 0 {
+			want = want[:k]
+		}
+		if !slices.Equal(stopped[i], want) {
+			t.Errorf("with stop id %d, prompt %d: got %v, want %v", stopID, i, stopped[i], want)
+		}
+	}
+}
+
+func TestGeneratorBadInput(t *testing.T) {
+	w, err := RandomWeights(smallConfig(), 1, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGenerator(w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.Prefill(nil, 4); err == nil {
+		t.Error("empty prompt: no error")
+	}
+	if _, _, err := g.Prefill([]int32{1, 500}, 4); err == nil {
+		t.Error("token id outside the vocabulary: no error")
+	}
+	bad := randomLoRA(w, 2, 1)
+	bad.B["model.layers.0.self_attn.q_proj"] = nil
+	if _, err := NewGenerator(w, bad); err == nil {
+		t.Error("adapter missing a lora_B: no error")
+	}
+}
