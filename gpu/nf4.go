@@ -74,6 +74,9 @@ func (d *Device) DequantNF4(w *NF4Weight, out Buffer) error { return d.DequantNF
 // DequantNF4On is DequantNF4 on stream s.
 func (d *Device) DequantNF4On(s cu.Stream, w *NF4Weight, out Buffer) error {
 	n := int64(w.Rows) * int64(w.Cols)
+	if n >= 1<<32 {
+		return fmt.Errorf("gpu: NF4 dequant of [%d, %d]: the kernel indexes in 32 bits (split the weight)", w.Rows, w.Cols)
+	}
 	if out.Bytes < 2*n {
 		return fmt.Errorf("gpu: NF4 dequant of [%d, %d] into %d bytes", w.Rows, w.Cols, out.Bytes)
 	}
@@ -81,7 +84,7 @@ func (d *Device) DequantNF4On(s cu.Stream, w *NF4Weight, out Buffer) error {
 	if err != nil {
 		return err
 	}
-	const threads, perThread = 256, 32
+	const threads, perThread = 256, 16
 	blocks := int((n + threads*perThread - 1) / (threads * perThread))
 	return d.LaunchOn(s, k, D1(blocks), D1(threads), 0, out, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset, n,
 		int64(w.BlockSize), int64(w.BlockSize2))

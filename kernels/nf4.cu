@@ -17,37 +17,36 @@ __device__ __constant__ float kNF4Levels[16] = {
 // nf4_dequant_bf16 turns n NF4 codes into bf16 values:
 //   out[i] = NF4[code(i)] * (code2[absmax_q[i/blocksize]] * absmax2[i/blocksize/blocksize2] + offset)
 // where code(i) is the high nibble of codes[i/2] for even i and the low nibble for odd i.
-// Each thread handles 32 consecutive elements (one 16-byte load of codes, four 16-byte stores), so that
-// enough bytes are in flight per SM to reach the memory bandwidth; blockDim.x must be 256, grid
-// ceil(n / 8192). blocksize must be a multiple of 16 (bitsandbytes uses 64): each half of a thread's
-// 32 elements has one absmax. codes and out must be 16-byte aligned.
+// Each thread handles 16 consecutive elements (8 code bytes in, 32 bf16 bytes out); blockDim.x must be 256,
+// grid ceil(n / 4096). blocksize must be a multiple of 16 (bitsandbytes uses 64), so the 16 elements share
+// one absmax; n < 2^32 (index math in 32 bits: 64-bit division is slow); codes and out 16-byte aligned.
+// The code load is issued first so that its latency overlaps the absmax lookups.
 // CPU twin: gpu/nf4_ref.go DequantNF4CPU (then rounded to bf16).
 extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  // [n]
                                             const uint8_t* __restrict__ codes,  // [n/2]
                                             const uint8_t* __restrict__ absmax_q,  // [ceil(n/blocksize)]
                                             const float* __restrict__ code2,  // [256] dynamic map
                                             const float* __restrict__ absmax2,  // [ceil(n/blocksize/blocksize2)]
-                                            float offset, long long n, long long blocksize,
-                                            long long blocksize2) {
+                                            float offset, long long n64, long long blocksize64,
+                                            long long blocksize2_64) {
   __shared__ float levels[16];
   __shared__ float map[256];
+  const unsigned n = (unsigned)n64, bs = (unsigned)blocksize64, bs2 = (unsigned)blocksize2_64;
+  const unsigned base = (blockIdx.x * blockDim.x + threadIdx.x) * 16u;
+  uint2 packed = make_uint2(0, 0);
+  if (base + 16u <= n) packed = __ldg(reinterpret_cast<const uint2*>(codes + base / 2u));
   map[threadIdx.x] = code2[threadIdx.x];
   if (threadIdx.x < 16) levels[threadIdx.x] = kNF4Levels[threadIdx.x];
   __syncthreads();
-
-  long long base = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 32;
   if (base >= n) return;
+  const unsigned blk = base / bs;
   // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
-  long long b0 = base / blocksize, b1 = (base + 16) / blocksize;
-  float scale0 = __fadd_rn(__fmul_rn(map[absmax_q[b0]], absmax2[b0 / blocksize2]), offset);
-  if (base + 32 <= n) {
-    float scale1 = b1 == b0 ? scale0 : __fadd_rn(__fmul_rn(map[absmax_q[b1]], absmax2[b1 / blocksize2]), offset);
-    uint4 packed = *reinterpret_cast<const uint4*>(codes + base / 2);
-    uint32_t words[4] = {packed.x, packed.y, packed.z, packed.w};
-    __align__(16) __nv_bfloat162 vals[16];
+  const float scale = __fadd_rn(__fmul_rn(map[absmax_q[blk]], absmax2[blk / bs2]), offset);
+  if (base + 16u <= n) {
+    uint32_t words[2] = {packed.x, packed.y};
+    __align__(16) __nv_bfloat162 vals[8];
 #pragma unroll
-    for (int w = 0; w < 4; w++) {
-      float scale = w < 2 ? scale0 : scale1;
+    for (int w = 0; w < 2; w++) {
 #pragma unroll
       for (int b = 0; b < 4; b++) {
         uint32_t byte = (words[w] >> (8 * b)) & 0xff;
@@ -55,14 +54,12 @@ extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  //
       }
     }
     uint4* dst = reinterpret_cast<uint4*>(out + base);
-#pragma unroll
-    for (int q = 0; q < 4; q++) dst[q] = reinterpret_cast<uint4*>(vals)[q];
+    dst[0] = reinterpret_cast<uint4*>(vals)[0];
+    dst[1] = reinterpret_cast<uint4*>(vals)[1];
   } else {
-    for (long long i = base; i < n; i++) {
-      long long blk = i / blocksize;
-      float scale = __fadd_rn(__fmul_rn(map[absmax_q[blk]], absmax2[blk / blocksize2]), offset);
-      uint8_t byte = codes[i / 2];
-      uint32_t c = (i % 2 == 0) ? (byte >> 4) : (byte & 0xf);
+    for (unsigned i = base; i < n; i++) {
+      uint8_t byte = codes[i / 2u];
+      uint32_t c = (i % 2u == 0u) ? (byte >> 4) : (byte & 0xf);
       out[i] = __float2bfloat16_rn(levels[c] * scale);
     }
   }

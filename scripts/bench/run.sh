@@ -10,6 +10,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm 
 echo "gpu.test exit $?"
 grep -E "^(--- |PASS|FAIL|ok|panic)|GPU:|cuBLAS:" "$OUT/gpu-test.log"
 ./bin/t2m-cuda bench train --scope full "$@" 2>&1 | tee "$OUT/t2m-bench-full.log" | tail -34
-./bin/t2m-cuda bench train --scope full --overlap=false "$@" 2>&1 | tee "$OUT/t2m-bench-full-nooverlap.log" | tail -32
+./bin/t2m-cuda bench train --scope full --overlap=true "$@" 2>&1 | tee "$OUT/t2m-bench-full-overlap.log" | tail -32
 ./bin/t2m-cuda bench train --scope gemm --warmup 1 --steps 3 "$@" 2>&1 | tee "$OUT/t2m-bench-gemm.log" | tail -12
 python3 .bench/hf_lora_anchor.py --gc off 2>&1 | grep -v Warning | tee "$OUT/hf-anchor.log"
