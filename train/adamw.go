@@ -1,0 +1,122 @@
+package train
+
+import (
+	"fmt"
+	"math"
+)
+
+// AdamW is torch.optim.AdamW (decoupled weight decay, bias-corrected moments, non-amsgrad, fp32), the
+// optimizer of HF Trainer's "adamw_torch". For each parameter p with gradient g at step t (from 1):
+//
+//	p ← p·(1 − lr·wd)
+//	m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²
+//	p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
+//
+// The original pipeline used bitsandbytes' paged_adamw_8bit, which keeps the moments in 8 bits; t2m keeps
+// them in fp32 (the LoRA parameters are few), so its updates are torch's exact ones.
+type AdamW struct {
+	Beta1, Beta2 float64
+	Eps          float64
+	WeightDecay  float64
+	Step         int         // updates done so far (t of the last update)
+	M, V         [][]float32 // first and second moments, one slice per parameter, shaped like it
+}
+
+// NewAdamW returns AdamW with torch's defaults (β 0.9/0.999, ε 1e-8) and the given weight decay, with
+// zero moments for parameters of these sizes.
+func NewAdamW(sizes []int, weightDecay float64) *AdamW {
+	o := &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay}
+	for _, n := range sizes {
+		o.M = append(o.M, make([]float32, n))
+		o.V = append(o.V, make([]float32, n))
+	}
+	return o
+}
+
+// Update applies one step with learning rate lr to params, given their gradients (same shapes).
+func (o *AdamW) Update(params, grads [][]float32, lr float64) error {
+	if len(params) != len(o.M) || len(grads) != len(o.M) {
+		return fmt.Errorf("adamw: %d parameters and %d gradients, the optimizer has state for %d", len(params), len(grads), len(o.M))
+	}
+	o.Step++
+	t := float64(o.Step)
+	bc1 := 1 - math.Pow(o.Beta1, t)
+	bc2 := 1 - math.Pow(o.Beta2, t)
+	stepSize := lr / bc1
+	sqrtBC2 := math.Sqrt(bc2)
+	decay := float32(1 - lr*o.WeightDecay)
+	// torch takes the Python-float coefficients to float32 after computing 1−β in double.
+	w1, b2, w2 := float32(1-o.Beta1), float32(o.Beta2), float32(1-o.Beta2)
+	for i, p := range params {
+		g, m, v := grads[i], o.M[i], o.V[i]
+		if len(p) != len(m) || len(g) != len(m) {
+			return fmt.Errorf("adamw: parameter %d has %d values and gradient %d, the optimizer state %d", i, len(p), len(g), len(m))
+		}
+		for j := range p {
+			if o.WeightDecay != 0 {
+				p[j] *= decay
+			}
+			// torch: m.lerp_(g, 1−β1) = m + (1−β1)(g−m); v.mul_(β2).addcmul_(g, g, 1−β2).
+			m[j] += w1 * (g[j] - m[j])
+			v[j] = v[j]*b2 + w2*g[j]*g[j]
+			denom := float32(math.Sqrt(float64(v[j])))/float32(sqrtBC2) + float32(o.Eps)
+			p[j] -= float32(stepSize) * m[j] / denom
+		}
+	}
+	return nil
+}
+
+// ClipGradNorm scales the gradients in place so their global L2 norm is at most maxNorm, as
+// torch.nn.utils.clip_grad_norm_: coef = maxNorm / (norm + 1e-6), applied only when below 1. It returns
+// the norm before clipping. maxNorm ≤ 0 only measures.
+func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
+	var ss float64
+	for _, g := range grads {
+		for _, x := range g {
+			ss += float64(x) * float64(x)
+		}
+	}
+	norm := math.Sqrt(ss)
+	if maxNorm > 0 {
+		if coef := maxNorm / (norm + 1e-6); coef < 1 {
+			c := float32(coef)
+			for _, g := range grads {
+				for j := range g {
+					g[j] *= c
+				}
+			}
+		}
+	}
+	return norm
+}
+
+// Schedule is HF's learning-rate schedule: linear warmup from 0 over Warmup steps, then cosine decay
+// to 0 at Total steps (get_cosine_schedule_with_warmup, 0.5 cycles) or linear decay
+// (get_linear_schedule_with_warmup) or constant. The rate of update k (0-based) is LR(k), so the first
+// update of a warmup has rate 0, as in HF.
+type Schedule struct {
+	Peak          float64
+	Warmup, Total int
+	Kind          string // "cosine" (the original's), "linear" or "constant"
+}
+
+// WarmupSteps is HF's ceil(total · ratio).
+func WarmupSteps(total int, ratio float64) int {
+	return int(math.Ceil(float64(total) * ratio))
+}
+
+// LR returns the learning rate of update k.
+func (s Schedule) LR(k int) float64 {
+	if k < s.Warmup {
+		return s.Peak * float64(k) / float64(max(1, s.Warmup))
+	}
+	switch s.Kind {
+	case "constant":
+		return s.Peak
+	case "linear":
+		return s.Peak * max(0, float64(s.Total-k)/float64(max(1, s.Total-s.Warmup)))
+	default:
+		progress := float64(k-s.Warmup) / float64(max(1, s.Total-s.Warmup))
+		return s.Peak * max(0, 0.5*(1+math.Cos(math.Pi*progress)))
+	}
+}
