@@ -22,8 +22,14 @@
 //	LinearOp                  LinearLoRAForward                x[N,in] (+A[r,in], B[out,r]) → [N,out]; Weight (*Frozen
 //	                                                           f32 or NF4) [out,in], Bias[out]|nil, Rank, Scaling.
 //	                                                           y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ
-//	LinearGradInputOp         LinearLoRABackward (dx only)     dy[N,out] (+A, B) → dx[N,in] = dy·W + s·(dy·B)·A
-//	LoRAGradOp{WRT 'A'|'B'}   LinearLoRABackward (dA or dB)    x, dy, A, B → dA[r,in] = s·(dy·B)ᵀ·x | dB[out,r] = s·dyᵀ·(x·Aᵀ)
+//	  with Split (training)   LinearLoRAForwardSplit           x, A, B, xl=dropout(x) → x·Wᵀ + b + s·(xl·Aᵀ)·Bᵀ
+//	LinearGradInputOp         LinearLoRABackward (dx only)     dy[N,out] (+A, B) → dx[N,in] = dy·W + s·(dy·B)·A;
+//	                                                           dy alone (no LoRA, or Split) → dx = dy·W
+//	LoRAGradOp{WRT 'A'|'B'}   LinearLoRABackwardSplit          xl, dy, A, B → dA[r,in] = s·(dy·B)ᵀ·xl | dB[out,r] = s·dyᵀ·(xl·Aᵀ)
+//	LoRAGradOp{WRT 'X'}       LinearLoRABackwardSplit          xl, dy, A, B → dxl[N,in] = s·(dy·B)·A (Split only)
+//	DropoutOp                 DropoutForward                   x[N,in] → x·keep/(1−P); keep_i = DropoutKeep(DropoutSeed(
+//	                                                           State.Step, Name), i, P), splitmix64 counter hash;
+//	                                                           backward = same op (Grad: true) on dy, same mask
 //	RoPEOp                    RoPEForward / RoPEBackward       x[N,heads·D], positions i32[B,T] → same; Heads, HeadDim, Theta,
 //	                                                           Inverse (backward = same op with Inverse flipped)
 //	AttentionOp               AttentionForward                 q[N,Hq·D], k, v[N,Hkv·D], mask i32[B,T] → [N,Hq·D]; causal,

@@ -11,6 +11,7 @@ import (
 type LoRAParams struct {
 	Rank    int
 	Scaling float32              // alpha/r (or alpha/√r with rsLoRA)
+	Dropout float32              // LoRA input dropout applied by the graph: set it for training graphs only
 	A       map[string][]float32 // [Rank, In] per module
 	B       map[string][]float32 // [Out, Rank] per module
 }
@@ -37,17 +38,21 @@ type Graph struct {
 	G          *G.ExprGraph
 	Weights    *Weights
 	Batch, Seq int
-	IDs        *G.Node    // int32 [B, T]
-	Positions  *G.Node    // int32 [B, T]
-	Mask       *G.Node    // int32 [B, T], 1 token, 0 padding
-	Labels     *G.Node    // int32 [B, T], −100 ignored (ModeLoss)
-	NumItems   *G.Node    // f32 scalar: completion tokens in the effective batch (ModeLoss)
-	LoRA       []LoRANode // adapted modules in graph order
-	Hidden     []*G.Node  // [N, H]: embeddings, each layer's output, then the final norm
-	Logits     *G.Node    // [N, V] (ModeLogits)
-	Loss       *G.Node    // scalar (ModeLoss)
+	IDs        *G.Node       // int32 [B, T]
+	Positions  *G.Node       // int32 [B, T]
+	Mask       *G.Node       // int32 [B, T], 1 token, 0 padding
+	Labels     *G.Node       // int32 [B, T], −100 ignored (ModeLoss)
+	NumItems   *G.Node       // f32 scalar: completion tokens in the effective batch (ModeLoss)
+	LoRA       []LoRANode    // adapted modules in graph order
+	Hidden     []*G.Node     // [N, H]: embeddings, each layer's output, then the final norm
+	Logits     *G.Node       // [N, V] (ModeLogits)
+	Loss       *G.Node       // scalar (ModeLoss)
+	Dropout    *DropoutState // shared by the DropoutOps (LoRAParams.Dropout > 0); SetStep changes the masks
 	machine    G.VM
 }
+
+// SetStep seeds the dropout masks of the next Run (a no-op without dropout).
+func (g *Graph) SetStep(step uint64) { g.Dropout.Step = step }
 
 // builder carries what every layer needs while the graph is built.
 type builder struct {
@@ -77,6 +82,14 @@ func (b *builder) linear(p *Projection, x *G.Node) (*G.Node, error) {
 			bn := G.NewMatrix(b.g.G, G.Float32, G.WithShape(p.W.Out, r), G.WithName(p.Module+".lora_B"),
 				G.WithValue(dense(bm, p.W.Out, r))) // [out, r]
 			b.g.LoRA = append(b.g.LoRA, LoRANode{Module: p.Module, A: an, B: bn})
+			if b.lora.Dropout > 0 {
+				xl, err := G.ApplyOp(&DropoutOp{Name: p.Module + ".lora_dropout", P: b.lora.Dropout, State: b.g.Dropout}, x) // [N, in]
+				if err != nil {
+					return nil, err
+				}
+				op.Split = true
+				return G.ApplyOp(op, x, an, bn, xl) // [N, out]
+			}
 			return G.ApplyOp(op, x, an, bn) // [N, out]
 		}
 	}
@@ -159,7 +172,7 @@ func Build(w *Weights, lora *LoRAParams, batch, seq int, mode Mode) (g *Graph, e
 	}
 	c := w.Config
 	eg := G.NewGraph()
-	g = &Graph{G: eg, Weights: w, Batch: batch, Seq: seq}
+	g = &Graph{G: eg, Weights: w, Batch: batch, Seq: seq, Dropout: &DropoutState{}}
 	i32 := func(name string) *G.Node {
 		return G.NewMatrix(eg, G.Int32, G.WithShape(batch, seq), G.WithName(name)) // [B, T]
 	}

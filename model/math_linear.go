@@ -28,10 +28,15 @@ func axpy(alpha float32, x, y []float32) {
 	}
 }
 
-// LinearLoRAForward computes y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ (HF nn.Linear plus PEFT LoRA; dropout is
-// applied by the caller to the LoRA input, which here equals x).
-// x [Rows, In], w [Out, In], bias [Out] or nil, a [Rank, In], b [Out, Rank], y [Rows, Out].
+// LinearLoRAForward computes y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ (HF nn.Linear plus PEFT LoRA without
+// dropout). x [Rows, In], w [Out, In], bias [Out] or nil, a [Rank, In], b [Out, Rank], y [Rows, Out].
 func LinearLoRAForward(y, x, w, bias, a, b []float32, s LinearShape) {
+	LinearLoRAForwardSplit(y, x, x, w, bias, a, b, s)
+}
+
+// LinearLoRAForwardSplit is LinearLoRAForward with a separate LoRA input xl (dropout(x) in training):
+// y = x·Wᵀ + bias + scaling·(xl·Aᵀ)·Bᵀ. x, xl [Rows, In].
+func LinearLoRAForwardSplit(y, x, xl, w, bias, a, b []float32, s LinearShape) {
 	parallelFor(s.Rows, func(lo, hi int) {
 		t := make([]float32, s.Rank)
 		for n := lo; n < hi; n++ {
@@ -46,8 +51,9 @@ func LinearLoRAForward(y, x, w, bias, a, b []float32, s LinearShape) {
 			if s.Rank == 0 {
 				continue
 			}
+			xln := xl[n*s.In : (n+1)*s.In]
 			for r := range t {
-				t[r] = dot(xn, a[r*s.In:(r+1)*s.In])
+				t[r] = dot(xln, a[r*s.In:(r+1)*s.In])
 			}
 			for o := range yn {
 				yn[o] += s.Scaling * dot(t, b[o*s.Rank:(o+1)*s.Rank])
@@ -61,6 +67,17 @@ func LinearLoRAForward(y, x, w, bias, a, b []float32, s LinearShape) {
 // dx = dy·W + scaling·u·A [Rows, In], dA = scaling·uᵀ·x [Rank, In], dB = scaling·dyᵀ·t [Out, Rank].
 // The frozen W and bias get no gradient.
 func LinearLoRABackward(dx, dA, dB, x, dy, w, a, b []float32, s LinearShape) {
+	linearLoRABackward(dx, nil, dA, dB, x, dy, w, a, b, s, true)
+}
+
+// LinearLoRABackwardSplit computes the gradients of LinearLoRAForwardSplit; any output may be nil:
+// dx = dy·W (base path only), dxl = scaling·(dy·B)·A, dA = scaling·(dy·B)ᵀ·xl, dB = scaling·dyᵀ·(xl·Aᵀ).
+func LinearLoRABackwardSplit(dx, dxl, dA, dB, xl, dy, w, a, b []float32, s LinearShape) {
+	linearLoRABackward(dx, dxl, dA, dB, xl, dy, w, a, b, s, false)
+}
+
+// linearLoRABackward: x is the LoRA input; merged adds the LoRA input gradient into dx.
+func linearLoRABackward(dx, dxl, dA, dB, x, dy, w, a, b []float32, s LinearShape, merged bool) {
 	var u, t []float32
 	if s.Rank > 0 {
 		u = make([]float32, s.Rows*s.Rank) // [Rows, Rank]
@@ -81,6 +98,11 @@ func LinearLoRABackward(dx, dA, dB, x, dy, w, a, b []float32, s LinearShape) {
 			}
 		})
 	}
+	loraInput := func(dst []float32, n int) {
+		for r := range s.Rank {
+			axpy(s.Scaling*u[n*s.Rank+r], a[r*s.In:(r+1)*s.In], dst)
+		}
+	}
 	if dx != nil {
 		parallelFor(s.Rows, func(lo, hi int) {
 			for n := lo; n < hi; n++ {
@@ -91,9 +113,18 @@ func LinearLoRABackward(dx, dA, dB, x, dy, w, a, b []float32, s LinearShape) {
 						axpy(g, w[o*s.In:(o+1)*s.In], dxn)
 					}
 				}
-				for r := range s.Rank {
-					axpy(s.Scaling*u[n*s.Rank+r], a[r*s.In:(r+1)*s.In], dxn)
+				if merged {
+					loraInput(dxn, n)
 				}
+			}
+		})
+	}
+	if dxl != nil {
+		parallelFor(s.Rows, func(lo, hi int) {
+			for n := lo; n < hi; n++ {
+				dxln := dxl[n*s.In : (n+1)*s.In]
+				clear(dxln)
+				loraInput(dxln, n)
 			}
 		})
 	}
@@ -119,6 +150,44 @@ func LinearLoRABackward(dx, dA, dB, x, dy, w, a, b []float32, s LinearShape) {
 				}
 			}
 		})
+	}
+}
+
+// splitmix64 is Steele et al.'s 64-bit mixer (the finalizer of SplittableRandom).
+func splitmix64(z uint64) uint64 {
+	z += 0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// DropoutSeed is the mask seed of the dropout named name at training step step:
+// splitmix64(step ⊕ FNV-1a-64(name)), so each module draws an independent mask every step.
+func DropoutSeed(step uint64, name string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint64(name[i])) * 1099511628211
+	}
+	return splitmix64(step ^ h)
+}
+
+// DropoutKeep reports whether element i survives: u_i = (splitmix64(seed + i) >> 40) / 2^24 ≥ p,
+// a counter-based draw a GPU thread reproduces from (seed, i) alone.
+func DropoutKeep(seed uint64, i int, p float32) bool {
+	u := float32(splitmix64(seed+uint64(i))>>40) / (1 << 24)
+	return u >= p
+}
+
+// DropoutForward computes out_i = x_i / (1−p) where DropoutKeep(seed, i, p), else 0 (inverted dropout,
+// as torch.nn.Dropout in training). Its backward is the same function applied to dy. All [n].
+func DropoutForward(out, x []float32, p float32, seed uint64) {
+	scale := 1 / (1 - p)
+	for i, v := range x {
+		if DropoutKeep(seed, i, p) {
+			out[i] = v * scale
+		} else {
+			out[i] = 0
+		}
 	}
 }
 

@@ -42,7 +42,10 @@ func (f *Frozen) Dense() ([]float32, error) {
 // LinearOp is a frozen linear layer with an optional LoRA branch (LinearLoRAForward):
 // y = x·Wᵀ + Bias + Scaling·(x·Aᵀ)·Bᵀ. Inputs x [N, In], and when Rank > 0 the trainable A [Rank, In] and
 // B [Out, Rank]; output [N, Out]. W (float32 or NF4) and Bias belong to the op.
-// Backward: LinearGradInputOp → dx; LoRAGradOp{WRT 'A'|'B'}(x, dy, A, B) → dA, dB.
+// With Split (LoRA dropout in training) a fourth input xl = dropout(x) [N, In] feeds the LoRA branch
+// (LinearLoRAForwardSplit): y = x·Wᵀ + Bias + Scaling·(xl·Aᵀ)·Bᵀ.
+// Backward: LinearGradInputOp → dx; LoRAGradOp{WRT 'A'|'B'}(xl, dy, A, B) → dA, dB (xl = x unless Split);
+// with Split also LoRAGradOp{WRT 'X'} → dxl.
 type LinearOp struct {
 	opBase
 	Name    string    // module path, e.g. model.layers.0.self_attn.q_proj
@@ -50,25 +53,34 @@ type LinearOp struct {
 	Bias    []float32 // [Out] or nil
 	Rank    int       // LoRA rank; 0: no LoRA inputs
 	Scaling float32   // LoRA scaling
+	Split   bool      // the LoRA branch reads a fourth input (dropout(x)) instead of x
 }
 
 func (op *LinearOp) shape(rows int) LinearShape {
 	return LinearShape{Rows: rows, In: op.Weight.In, Out: op.Weight.Out, Rank: op.Rank, Scaling: op.Scaling}
 }
 
-// Arity is 1 without LoRA, 3 with.
+// Arity is 1 without LoRA, 3 with, 4 with a split LoRA input.
 func (op *LinearOp) Arity() int {
-	if op.Rank > 0 {
+	switch {
+	case op.Rank > 0 && op.Split:
+		return 4
+	case op.Rank > 0:
 		return 3
 	}
 	return 1
 }
 
-func (op *LinearOp) Type() hm.Type {
-	if op.Rank > 0 {
-		return hm.NewFnType(f32T(2), f32T(2), f32T(2), f32T(2))
+// Type is Arity float32 matrices → a float32 matrix.
+func (op *LinearOp) Type() hm.Type { return matrixFn(op.Arity()) }
+
+// matrixFn is the type of an op from n float32 matrices to a float32 matrix.
+func matrixFn(n int) hm.Type {
+	ts := make([]hm.Type, n+1)
+	for i := range ts {
+		ts[i] = f32T(2)
 	}
-	return hm.NewFnType(f32T(2), f32T(2))
+	return hm.NewFnType(ts...)
 }
 
 // InferShape checks x [N, In], A [Rank, In], B [Out, Rank]; the output is [N, Out].
@@ -83,6 +95,9 @@ func (op *LinearOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if op.Rank > 0 && (!s[1].Eq(tensor.Shape{op.Rank, op.Weight.In}) || !s[2].Eq(tensor.Shape{op.Weight.Out, op.Rank})) {
 		return nil, fmt.Errorf("%v: lora_A %v and lora_B %v, want [%d %d] and [%d %d]", op, s[1], s[2],
 			op.Rank, op.Weight.In, op.Weight.Out, op.Rank)
+	}
+	if op.Split && !s[3].Eq(s[0]) {
+		return nil, fmt.Errorf("%v: LoRA input %v differs from x %v", op, s[3], s[0])
 	}
 	return tensor.Shape{s[0][0], op.Weight.Out}, nil
 }
@@ -109,10 +124,26 @@ func (op *LinearOp) loraInputs(caller fmt.Stringer, vals []G.Value, names ...str
 	return d, nil
 }
 
-// Do computes LinearLoRAForward.
+// Do computes LinearLoRAForward (LinearLoRAForwardSplit with Split).
 func (op *LinearOp) Do(vals ...G.Value) (G.Value, error) {
+	xl := []float32(nil)
+	if op.Split {
+		if len(vals) != 4 {
+			return nil, fmt.Errorf("%v: %d inputs, want 4", op, len(vals))
+		}
+		var err error
+		if xl, _, err = f32Data(op, "lora_input", vals[3]); err != nil {
+			return nil, err
+		}
+		vals = vals[:3]
+	}
 	d, err := op.loraInputs(op, vals, "x")
 	if err != nil {
+		return nil, err
+	}
+	if xl == nil {
+		xl = d[0]
+	} else if err := need(op, "lora_input", xl, len(d[0])); err != nil {
 		return nil, err
 	}
 	w, err := op.Weight.Dense()
@@ -121,7 +152,7 @@ func (op *LinearOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	rows := len(d[0]) / op.Weight.In
 	y := make([]float32, rows*op.Weight.Out) // [N, Out]
-	LinearLoRAForward(y, d[0], w, op.Bias, d[1], d[2], op.shape(rows))
+	LinearLoRAForwardSplit(y, d[0], xl, w, op.Bias, d[1], d[2], op.shape(rows))
 	return dense(y, rows, op.Weight.Out), nil
 }
 
@@ -134,38 +165,53 @@ func (op *LinearOp) DiffWRT(n int) []bool {
 	return r
 }
 
-// SymDiff builds dx, dA, dB.
+// SymDiff builds dx, dA, dB (and dxl with Split).
 func (op *LinearOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	gin := G.Nodes{grad}
-	if op.Rank > 0 {
+	if op.Rank > 0 && !op.Split {
 		gin = append(gin, in[1], in[2])
 	}
 	dx, err := G.ApplyOp(&LinearGradInputOp{Lin: op}, gin...)
 	if err != nil || op.Rank == 0 {
 		return G.Nodes{dx}, err
 	}
-	dA, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'A'}, in[0], grad, in[1], in[2])
+	xl := in[0]
+	if op.Split {
+		xl = in[3]
+	}
+	dA, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'A'}, xl, grad, in[1], in[2])
 	if err != nil {
 		return nil, err
 	}
-	dB, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'B'}, in[0], grad, in[1], in[2])
-	return G.Nodes{dx, dA, dB}, err
+	dB, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'B'}, xl, grad, in[1], in[2])
+	if err != nil || !op.Split {
+		return G.Nodes{dx, dA, dB}, err
+	}
+	dxl, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'X'}, xl, grad, in[1], in[2])
+	return G.Nodes{dx, dA, dB, dxl}, err
 }
 func (op *LinearOp) String() string {
-	return fmt.Sprintf("Linear{%s,%dx%d,r=%d,s=%g}", op.Name, op.Weight.Out, op.Weight.In, op.Rank, op.Scaling)
+	return fmt.Sprintf("Linear{%s,%dx%d,r=%d,s=%g,split=%v}", op.Name, op.Weight.Out, op.Weight.In, op.Rank, op.Scaling, op.Split)
 }
 func (op *LinearOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
 func (op *LinearOp) Hashcode() uint32      { return hashCode(op.String()) }
 
 // LinearGradInputOp is dx of LinearOp (LinearLoRABackward with dA = dB = nil):
 // dx = dy·W + Scaling·(dy·B)·A. Inputs dy [N, Out] (+ A, B); output [N, In].
+// Without LoRA or with Split it takes dy alone and computes the base path dx = dy·W.
 type LinearGradInputOp struct {
 	opBase
 	Lin *LinearOp
 }
 
-func (op *LinearGradInputOp) Arity() int    { return op.Lin.Arity() }
-func (op *LinearGradInputOp) Type() hm.Type { return op.Lin.Type() }
+// Arity is 3 when the LoRA term is merged into dx, else 1.
+func (op *LinearGradInputOp) Arity() int {
+	if op.Lin.Rank > 0 && !op.Lin.Split {
+		return 3
+	}
+	return 1
+}
+func (op *LinearGradInputOp) Type() hm.Type { return matrixFn(op.Arity()) }
 func (op *LinearGradInputOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, op.Arity(), in)
 	if err != nil {
@@ -176,13 +222,23 @@ func (op *LinearGradInputOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) 
 
 // Do computes dx.
 func (op *LinearGradInputOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := op.Lin.loraInputs(op, vals, "dy")
-	if err != nil {
-		return nil, err
-	}
 	w, err := op.Lin.Weight.Dense()
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	if op.Arity() == 1 {
+		d, _, err := inputs(op, vals, "dy")
+		if err != nil {
+			return nil, err
+		}
+		rows := len(d[0]) / op.Lin.Weight.Out
+		dx := make([]float32, rows*op.Lin.Weight.In) // [N, In]
+		LinearLoRABackwardSplit(dx, nil, nil, nil, nil, d[0], w, nil, nil, LinearShape{Rows: rows, In: op.Lin.Weight.In, Out: op.Lin.Weight.Out})
+		return dense(dx, rows, op.Lin.Weight.In), nil
+	}
+	d, err := op.Lin.loraInputs(op, vals, "dy")
+	if err != nil {
+		return nil, err
 	}
 	rows := len(d[0]) / op.Lin.Weight.Out
 	dx := make([]float32, rows*op.Lin.Weight.In) // [N, In]
@@ -193,13 +249,14 @@ func (op *LinearGradInputOp) String() string        { return "LinearGradInput{" 
 func (op *LinearGradInputOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
 func (op *LinearGradInputOp) Hashcode() uint32      { return hashCode(op.String()) }
 
-// LoRAGradOp is dA (WRT 'A') or dB (WRT 'B') of LinearOp (LinearLoRABackward with dx = nil):
-// dA = Scaling·(dy·B)ᵀ·x [Rank, In], dB = Scaling·dyᵀ·(x·Aᵀ) [Out, Rank].
-// Inputs x [N, In], dy [N, Out], A [Rank, In], B [Out, Rank].
+// LoRAGradOp is dA (WRT 'A'), dB (WRT 'B') or the LoRA-input gradient dxl (WRT 'X', Split only) of
+// LinearOp (LinearLoRABackwardSplit): dA = Scaling·(dy·B)ᵀ·xl [Rank, In], dB = Scaling·dyᵀ·(xl·Aᵀ)
+// [Out, Rank], dxl = Scaling·(dy·B)·A [N, In]. Inputs xl [N, In] (the LoRA input: x, or dropout(x) with
+// Split), dy [N, Out], A [Rank, In], B [Out, Rank].
 type LoRAGradOp struct {
 	opBase
 	Lin *LinearOp
-	WRT byte // 'A' or 'B'
+	WRT byte // 'A', 'B' or 'X'
 }
 
 func (op *LoRAGradOp) Arity() int { return 4 }
@@ -211,8 +268,11 @@ func (op *LoRAGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	if op.WRT == 'A' {
+	switch op.WRT {
+	case 'A':
 		return s[2].Clone(), nil
+	case 'X':
+		return s[0].Clone(), nil
 	}
 	return s[3].Clone(), nil
 }
@@ -231,13 +291,18 @@ func (op *LoRAGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if err := need(op, "dy", d[1], rows*s.Out); err != nil {
 		return nil, err
 	}
-	if op.WRT == 'A' {
+	switch op.WRT {
+	case 'A':
 		dA := make([]float32, s.Rank*s.In) // [Rank, In]
-		LinearLoRABackward(nil, dA, nil, d[0], d[1], nil, d[2], d[3], s)
+		LinearLoRABackwardSplit(nil, nil, dA, nil, d[0], d[1], nil, d[2], d[3], s)
 		return dense(dA, s.Rank, s.In), nil
+	case 'X':
+		dxl := make([]float32, rows*s.In) // [N, In]
+		LinearLoRABackwardSplit(nil, dxl, nil, nil, d[0], d[1], nil, d[2], d[3], s)
+		return dense(dxl, rows, s.In), nil
 	}
 	dB := make([]float32, s.Out*s.Rank) // [Out, Rank]
-	LinearLoRABackward(nil, nil, dB, d[0], d[1], nil, d[2], d[3], s)
+	LinearLoRABackwardSplit(nil, nil, nil, dB, d[0], d[1], nil, d[2], d[3], s)
 	return dense(dB, s.Out, s.Rank), nil
 }
 func (op *LoRAGradOp) String() string        { return fmt.Sprintf("LoRAGrad%c{%v}", op.WRT, op.Lin) }
