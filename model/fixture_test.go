@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/t2m/t2m/safetensors"
@@ -194,4 +195,30 @@ func TestFixtureLossAndGrads(t *testing.T) {
 		}
 	}
 	t.Logf("loss %.7f (PEFT %.7f); worst LoRA gradient max relative error %.3g", loss[0], want, worst)
+}
+
+func TestRunBadBatch(t *testing.T) {
+	f := loadFixture(t)
+	g, err := Build(f.weights, nil, 1, 3, ModeLoss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, tc := range []struct {
+		b    Batch
+		want string
+	}{
+		{Batch{IDs: []int32{1, 2}}, "2 token ids"},
+		{Batch{IDs: []int32{1, 2, 3}, Mask: []int32{1, 2, 1}, Labels: []int32{1, 2, 3}}, "mask value 2"},
+		{Batch{IDs: []int32{1, 2, 3}, Positions: []int32{0, -1, 2}, Labels: []int32{1, 2, 3}}, "negative"},
+		{Batch{IDs: []int32{1, 2, 3}}, "0 labels"},
+		{Batch{IDs: []int32{1, 2, 999}, Labels: []int32{1, 2, 3}}, "outside the vocabulary"},
+		{Batch{IDs: []int32{1, 2, 3}, Labels: []int32{1, 2, 300}}, "label 300"},
+		{Batch{IDs: []int32{1, 2, 3}, Labels: []int32{-100, -100, -100}}, "no completion token"},
+	} {
+		err := g.Run(tc.b)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Run(%+v): error %v, want one containing %q", tc.b, err, tc.want)
+		}
+	}
 }

@@ -155,15 +155,20 @@ func PositionsArange(batch, seq int) []int32 {
 	return p
 }
 
-// PositionsFromMask returns cumsum(mask)−1 per row, clamped at 0 for leading padding, as HF's generate
-// computes position_ids for left-padded batches. mask [batch·seq] (1 token, 0 padding).
+// PositionsFromMask returns the position_ids HF's generate computes for a padded batch:
+// cumsum(mask) − 1 per row, and 1 at padding positions (masked_fill(mask == 0, 1)).
+// mask [batch·seq] (1 token, 0 padding).
 func PositionsFromMask(mask []int32, batch, seq int) []int32 {
 	p := make([]int32, batch*seq)
 	for b := range batch {
 		var c int32
 		for t := range seq {
 			c += mask[b*seq+t]
-			p[b*seq+t] = max(c-1, 0)
+			if mask[b*seq+t] == 0 {
+				p[b*seq+t] = 1
+			} else {
+				p[b*seq+t] = c - 1
+			}
 		}
 	}
 	return p

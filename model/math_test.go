@@ -215,7 +215,7 @@ func TestLMHeadCrossEntropyBackwardFiniteDiff(t *testing.T) {
 
 func TestPositions(t *testing.T) {
 	got := PositionsFromMask([]int32{0, 0, 1, 1, 1, 1, 1, 0}, 2, 4)
-	want := []int32{0, 0, 0, 1, 0, 1, 2, 2}
+	want := []int32{1, 1, 0, 1, 0, 1, 2, 1}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("PositionsFromMask = %v, want %v", got, want)
