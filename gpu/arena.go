@@ -4,9 +4,6 @@ package gpu
 
 import "fmt"
 
-// arenaAlign is the alignment of every arena buffer: enough for 16-byte vector loads and cuBLAS's wishes.
-const arenaAlign = 256
-
 // Arena is one cuMemAlloc carved into buffers by a bump pointer. Weights take long-lived buffers at the
 // start; a step's activations take the rest, either by Mark/Release around a region, or at offsets a memory
 // plan computed (At). Peak records the high-water mark, the number the benchmark reports.
@@ -24,8 +21,6 @@ func NewArena(d *Device, bytes int64) (*Arena, error) {
 	}
 	return &Arena{base: b}, nil
 }
-
-func alignUp(n int64) int64 { return (n + arenaAlign - 1) / arenaAlign * arenaAlign }
 
 // Alloc returns the next bytes of the arena, 256-byte aligned, or an error naming what did not fit.
 func (a *Arena) Alloc(bytes int64, what string) (Buffer, error) {
