@@ -31,6 +31,42 @@ func randomNF4(rng *rand.Rand, rows, cols, bs, bs2 int) *NF4Host {
 	return h
 }
 
+// TestDequantNF4Quant compares the kernel with quant's own Dequantize on weights quant.Quantize made,
+// bit for bit after bf16 rounding.
+func TestDequantNF4Quant(t *testing.T) {
+	d := device(t)
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, s := range [][2]int{{512, 3584}, {96, 200}, {7, 10}} {
+		w := quantRandom(t, rng, s[0], s[1])
+		h, err := NF4HostFromQuant(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := arena(t, d, int64(s[0]*s[1])*4+1<<20)
+		dw, err := UploadNF4(d, a, h, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := s[0] * s[1]
+		out, _ := a.Alloc(int64(2*n), "out")
+		if err := d.Memset(out, 0xFF); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DequantNF4(dw, out); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]uint16, n)
+		if err := Download(d, got, out); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range w.Dequantize() {
+			if got[i] != BF16(v) {
+				t.Fatalf("%v element %d: %#x, want %#x (%g)", s, i, got[i], BF16(v), v)
+			}
+		}
+	}
+}
+
 // TestDequantNF4 compares nf4_dequant_bf16 with DequantNF4CPU rounded to bf16: the kernel rounds exactly
 // as the CPU twin does, so every value must match bit for bit (a bf16 tolerance would hide wrong nibbles
 // of small codes).
