@@ -42,9 +42,9 @@ func (a AttnDims) attnBwdSmem() int { return 384*(a.D+8) + 4608 + 768 }
 // attnSmemRaised records the kernels whose dynamic shared memory limit was raised.
 var attnSmemRaised sync.Map // *Kernel → bool
 
-// attnKernel returns the named attention kernel with its dynamic shared memory limit raised to smem.
-func attnKernel(d *Device, name string, smem int) (*Kernel, error) {
-	k, err := d.Kernel("attention", name)
+// attnKernel returns the named kernel of kernels/<file>.ptx with its dynamic shared memory limit raised to smem.
+func attnKernel(d *Device, file, name string, smem int) (*Kernel, error) {
+	k, err := d.Kernel(file, name)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func AttentionForward(d *Device, o, lse, q, k, v, mask Buffer, a AttnDims) error
 		"k", k, a.kvBytes(), "v", v, a.kvBytes(), "mask", mask, mb); err != nil {
 		return err
 	}
-	kern, err := attnKernel(d, fmt.Sprintf("attention_fwd_d%d", a.D), a.attnFwdSmem())
+	kern, err := attnKernel(d, "attention", fmt.Sprintf("attention_fwd_d%d", a.D), a.attnFwdSmem())
 	if err != nil {
 		return err
 	}
@@ -90,10 +90,16 @@ func AttentionBackwardScratchBytes(a AttnDims) int64 {
 	return alignUp(a.lseBytes()) + alignUp(a.qBytes()*2) + 2*alignUp(a.kvBytes()*2)
 }
 
-// AttentionBackward computes the gradients of AttentionForward (CPU twin: model.AttentionBackward) in three
-// launches: attention_bwd_pre (delta = rowsum(dO·O), zeroed accumulators), attention_bwd_d<D> (recompute P
-// from lse; dQ, dK, dV by tensor-core tiles into fp32 accumulators; dK and dV summed over each KV group),
-// and attention_f32_to_bf16 for each gradient.
+// attnSplitDQ selects AttentionBackward's way of computing dQ: false, in the same walk as dK and dV with fp32
+// atomics; true, in a separate kernel that owns its query rows (no atomics, S and dP computed twice). Both
+// pass the parity test; split is faster at the 7B shape (0.271 vs 0.299 ms on an H200, kernels/NOTES.md).
+var attnSplitDQ = true
+
+// AttentionBackward computes the gradients of AttentionForward (CPU twin: model.AttentionBackward), kernels of
+// kernels/attention_bwd.cu: attention_bwd_pre (delta = rowsum(dO·O), zeroed fp32 accumulators), then either
+// attention_bwd_d<D> (recompute P from lse; dQ, dK, dV by tensor-core tiles into the accumulators; dK and dV
+// summed over each KV group) or attention_bwd_kv_d<D> (dK, dV) with attention_bwd_dq_d<D> (dQ, written
+// directly), and attention_f32_to_bf16 for each accumulated gradient.
 // dq [B·T, H·D], dk, dv [B·T, KVH·D] bf16 (overwritten); o, dout [B·T, H·D] bf16 (o from the forward);
 // lse [B, H, T] fp32 from the forward; scratch of AttentionBackwardScratchBytes(a).
 func AttentionBackward(d *Device, dq, dk, dv, q, k, v, o, dout, lse, mask, scratch Buffer, a AttnDims) error {
@@ -117,32 +123,59 @@ func AttentionBackward(d *Device, dq, dk, dv, q, k, v, o, dout, lse, mask, scrat
 		return b
 	}
 	delta := take(a.lseBytes())    // [B, H, T] fp32
-	dqacc := take(a.qBytes() * 2)  // [B·T, H·D] fp32
+	dqacc := take(a.qBytes() * 2)  // [B·T, H·D] fp32 (unused when attnSplitDQ)
 	dkacc := take(a.kvBytes() * 2) // [B·T, KVH·D] fp32
 	dvacc := take(a.kvBytes() * 2) // [B·T, KVH·D] fp32
+	split := attnSplitDQ
+	dqZero := dqacc
+	if split {
+		dqZero = Buffer{}
+	}
 
-	pre, err := d.Kernel("attention", "attention_bwd_pre")
+	pre, err := d.Kernel("attention_bwd", "attention_bwd_pre")
 	if err != nil {
 		return err
 	}
 	rows := a.B * a.T * a.H
-	if err := d.Launch(pre, D1((rows+3)/4), D1(128), 0, delta, dqacc, dkacc, dvacc, o, dout, a.B, a.T, a.H,
+	if err := d.Launch(pre, D1((rows+3)/4), D1(128), 0, delta, dqZero, dkacc, dvacc, o, dout, a.B, a.T, a.H,
 		a.KVH, a.D); err != nil {
 		return err
 	}
-	bwd, err := attnKernel(d, fmt.Sprintf("attention_bwd_d%d", a.D), a.attnBwdSmem())
+	grid := Dim3{a.attnBlocks(), a.H, a.B}
+	convs := [][2]Buffer{{dq, dqacc}, {dk, dkacc}, {dv, dvacc}}
+	if split {
+		kv, err := attnKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_kv_d%d", a.D), a.attnBwdSmem())
+		if err != nil {
+			return err
+		}
+		if err := d.Launch(kv, grid, D1(128), a.attnBwdSmem(), dkacc, dvacc, q, k, v, dout, lse, delta, mask,
+			a.T, a.H, a.KVH, a.Scale); err != nil {
+			return err
+		}
+		dqk, err := attnKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_dq_d%d", a.D), a.attnFwdSmem())
+		if err != nil {
+			return err
+		}
+		if err := d.Launch(dqk, grid, D1(128), a.attnFwdSmem(), dq, q, k, v, dout, lse, delta, mask, a.T, a.H,
+			a.KVH, a.Scale); err != nil {
+			return err
+		}
+		convs = convs[1:]
+	} else {
+		bwd, err := attnKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_d%d", a.D), a.attnBwdSmem())
+		if err != nil {
+			return err
+		}
+		if err := d.Launch(bwd, grid, D1(128), a.attnBwdSmem(), dqacc, dkacc, dvacc, q, k, v, dout, lse, delta,
+			mask, a.T, a.H, a.KVH, a.Scale); err != nil {
+			return err
+		}
+	}
+	conv, err := d.Kernel("attention_bwd", "attention_f32_to_bf16")
 	if err != nil {
 		return err
 	}
-	if err := d.Launch(bwd, Dim3{a.attnBlocks(), a.H, a.B}, D1(128), a.attnBwdSmem(), dqacc, dkacc, dvacc, q, k, v, dout, lse,
-		delta, mask, a.T, a.H, a.KVH, a.Scale); err != nil {
-		return err
-	}
-	conv, err := d.Kernel("attention", "attention_f32_to_bf16")
-	if err != nil {
-		return err
-	}
-	for _, p := range [][2]Buffer{{dq, dqacc}, {dk, dkacc}, {dv, dvacc}} {
+	for _, p := range convs {
 		n := int(p[1].Bytes / 4)
 		if err := d.Launch(conv, D1((n+255)/256), D1(256), 0, p[0], p[1], n); err != nil {
 			return err

@@ -59,18 +59,24 @@ func TestAttentionParity(t *testing.T) {
 			model.AttentionForward(want, q, k, v, mask, s)
 			ktCompare(t, "attention out", ktGetBF16(t, d, bo, nq), want, tolBF16)
 
-			scratch := ktPoison(t, d, a, AttentionBackwardScratchBytes(dims))
-			bdq, bdk, bdv := ktPoison(t, d, a, int64(nq)*2), ktPoison(t, d, a, int64(nkv)*2), ktPoison(t, d, a, int64(nkv)*2)
-			if err := AttentionBackward(d, bdq, bdk, bdv, bq, bk, bv, bo, bdo, blse, bm, scratch, dims); err != nil {
-				t.Fatal(err)
-			}
-			// The CPU twin recomputes from q, k, v; the GPU's dO·O term uses its own bf16 output, as it would
-			// in training.
 			wdq, wdk, wdv := make([]float32, nq), make([]float32, nkv), make([]float32, nkv)
 			model.AttentionBackward(wdq, wdk, wdv, q, k, v, mask, dout, s)
-			ktCompare(t, "attention dq", ktGetBF16(t, d, bdq, nq), wdq, tolBF16)
-			ktCompare(t, "attention dk", ktGetBF16(t, d, bdk, nkv), wdk, tolBF16)
-			ktCompare(t, "attention dv", ktGetBF16(t, d, bdv, nkv), wdv, tolBF16)
+			defer func(v bool) { attnSplitDQ = v }(attnSplitDQ)
+			for _, split := range []bool{false, true} {
+				attnSplitDQ = split
+				scratch := ktPoison(t, d, a, AttentionBackwardScratchBytes(dims))
+				bdq, bdk := ktPoison(t, d, a, int64(nq)*2), ktPoison(t, d, a, int64(nkv)*2)
+				bdv := ktPoison(t, d, a, int64(nkv)*2)
+				if err := AttentionBackward(d, bdq, bdk, bdv, bq, bk, bv, bo, bdo, blse, bm, scratch, dims); err != nil {
+					t.Fatal(err)
+				}
+				// The CPU twin recomputes from q, k, v; the GPU's dO·O term uses its own bf16 output, as it
+				// would in training.
+				way := map[bool]string{false: "one walk", true: "split dQ"}[split]
+				ktCompare(t, "attention dq ("+way+")", ktGetBF16(t, d, bdq, nq), wdq, tolBF16)
+				ktCompare(t, "attention dk ("+way+")", ktGetBF16(t, d, bdk, nkv), wdk, tolBF16)
+				ktCompare(t, "attention dv ("+way+")", ktGetBF16(t, d, bdv, nkv), wdv, tolBF16)
+			}
 		})
 	}
 	_ = d

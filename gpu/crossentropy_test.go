@@ -41,15 +41,11 @@ func TestLMHeadCrossEntropyParity(t *testing.T) {
 	}
 
 	bh, bw, bl := ktBF16(t, d, a, h), ktBF16(t, d, a, w), ktUp(t, d, a, labels)
-	runs := CETargetRuns(labels, B, T, -100)
-	if len(runs) != B {
-		t.Fatalf("CETargetRuns found %d runs %v, want one per sequence", len(runs), runs)
-	}
+	targets := model.CountCompletionTokens(labels, B, T)
 	for _, cs := range []struct {
-		chunk int
-		runs  []RowRun
-	}{{rows, nil}, {50, nil}, {rows, runs}, {7, runs}} { // one chunk; chunks that do not divide the rows
-		c := CEDims{B: B, T: T, Hidden: H, Vocab: V, IgnoreIndex: -100, Chunk: cs.chunk, Runs: cs.runs}
+		chunk, targets int
+	}{{rows, 0}, {50, 0}, {rows, targets}, {7, targets}} { // one chunk; chunks that do not divide the rows
+		c := CEDims{B: B, T: T, Hidden: H, Vocab: V, IgnoreIndex: -100, Chunk: cs.chunk, Targets: cs.targets}
 		bad := ktUp(t, d, a, []int32{0})
 		loss, dh := ktPoison(t, d, a, 4), ktPoison(t, d, a, int64(rows*H)*2)
 		scratch := ktPoison(t, d, a, LMHeadCrossEntropyScratchBytes(c))
@@ -80,5 +76,17 @@ func TestLMHeadCrossEntropyParity(t *testing.T) {
 	}
 	if err := LMHeadCrossEntropyCheck(d, bad); err == nil || !strings.Contains(err.Error(), "row 60") {
 		t.Errorf("label %d at row %d: check says %v, want an error naming row %d", V+5, T+20, err, T+19)
+	}
+
+	// A Targets count that does not match the labels is reported.
+	c = CEDims{B: B, T: T, Hidden: H, Vocab: V, IgnoreIndex: -100, Chunk: 64,
+		Targets: model.CountCompletionTokens(labels, B, T) - 1}
+	bad = ktUp(t, d, a, []int32{0})
+	scratch = ktPoison(t, d, a, LMHeadCrossEntropyScratchBytes(c))
+	if err := LMHeadCrossEntropy(d, loss, dh, bh, bw, bl, bad, scratch, c, numItems, dloss); err != nil {
+		t.Fatal(err)
+	}
+	if err := LMHeadCrossEntropyCheck(d, bad); err == nil || !strings.Contains(err.Error(), "Targets") {
+		t.Errorf("a wrong Targets count: check says %v, want an error about Targets", err)
 	}
 }

@@ -109,8 +109,15 @@ func TestOpTimes7B(t *testing.T) {
 		func() error { return AttentionForward(d, o, lse, q, k, v, bmask, dims) })
 	scratch := out(AttentionBackwardScratchBytes(dims))
 	dq, dk, dv := out(N*NH*D*2), out(N*KVH*D*2), out(N*KVH*D*2)
-	timeIt("attention bwd (3 kernels + converts)", float64(6*N*NH*D*2), 2.5*attnFlops,
-		func() error { return AttentionBackward(d, dq, dk, dv, q, k, v, o, do, lse, bmask, scratch, dims) })
+	defer func(v bool) { attnSplitDQ = v }(attnSplitDQ)
+	for _, split := range []bool{false, true} {
+		attnSplitDQ = split
+		name := map[bool]string{false: "attention bwd, one walk (dQ atomics)", true: "attention bwd, split dQ"}[split]
+		timeIt(name, float64(6*N*NH*D*2), 2.5*attnFlops,
+			func() error { return AttentionBackward(d, dq, dk, dv, q, k, v, o, do, lse, bmask, scratch, dims) })
+	}
+	timeIt("attention fwd, no mask buffer", float64(3*N*NH*D*2), attnFlops,
+		func() error { return AttentionForward(d, o, lse, q, k, v, Buffer{}, dims) })
 
 	gate, up, dh := rnd(N*I, 4), rnd(N*I, 2), rnd(N*I, 1)
 	h, dg, du := out(N*I*2), out(N*I*2), out(N*I*2)
@@ -135,22 +142,22 @@ func TestOpTimes7B(t *testing.T) {
 		}
 	}
 	blab := ktUp(t, d, a, labels)
-	for _, cs := range []struct {
-		chunk int
-		runs  []RowRun
-	}{{512, nil}, {2048, nil}, {2048, CETargetRuns(labels, B, T, -100)}} {
+	targets := 0
+	for i := range labels {
+		if i%T != T-1 && labels[i+1] != -100 {
+			targets++
+		}
+	}
+	for _, cs := range []struct{ chunk, targets int }{{512, 0}, {2048, 0}, {2048, targets}} {
 		chunk := cs.chunk
-		c := CEDims{B: B, T: T, Hidden: C, Vocab: V, IgnoreIndex: -100, Chunk: chunk, Runs: cs.runs}
+		c := CEDims{B: B, T: T, Hidden: C, Vocab: V, IgnoreIndex: -100, Chunk: chunk, Targets: cs.targets}
 		mark := a.Mark()
 		ceScratch := out(LMHeadCrossEntropyScratchBytes(c))
 		loss := out(4)
 		name, rowsDone := fmt.Sprintf("lm_head+CE fwd+bwd, chunk %d", chunk), N
-		if cs.runs != nil {
-			rowsDone = 0
-			for _, r := range cs.runs {
-				rowsDone += r.End - r.Start
-			}
-			name = fmt.Sprintf("lm_head+CE, target rows only (%d)", rowsDone)
+		if cs.targets > 0 {
+			rowsDone = cs.targets
+			name = fmt.Sprintf("lm_head+CE, %d target rows gathered", rowsDone)
 		}
 		timeIt(name, float64(V*C*2+2*N*C*2), 4.0*float64(rowsDone)*C*V,
 			func() error { return LMHeadCrossEntropy(d, loss, y, x, table, blab, Buffer{}, ceScratch, c, 600, 1) })

@@ -19,16 +19,17 @@ __device__ __forceinline__ void ce_merge(float& m, float& s, float m2, float s2)
     m = mx;
 }
 
-// crossentropy_fwd_bwd_f32: one chunk of R rows starting at row r0 of the batch.
-// logits [R, V] fp32, labels [B*T] int32 (unshifted, the whole batch) -> loss [R] fp32 (0 when ignored),
-// dlogits [R, V] bf16 (0 rows when ignored). A target outside [0, V) that is not ignoreIndex is treated as
-// ignored and stores 1 + its batch row in *bad (if bad is not null). grid (R), block CE_THREADS.
+// crossentropy_fwd_bwd_f32: one chunk of R rows starting at row r0 of the batch, or, when rowIdx is not null,
+// at entry r0 of the compacted row list rowIdx (from ce_target_rows).
+// logits [R, V] fp32, labels [B*T] int32 (unshifted, the whole batch), rowIdx [*] int32 or null -> loss [R] fp32
+// (0 when ignored), dlogits [R, V] bf16 (0 rows when ignored). A target outside [0, V) that is not ignoreIndex is
+// treated as ignored and stores 1 + its batch row in *bad (if bad is not null). grid (R), block CE_THREADS.
 extern "C" __global__ void __launch_bounds__(CE_THREADS) crossentropy_fwd_bwd_f32(
     float* __restrict__ loss, __nv_bfloat16* __restrict__ dlogits, const float* __restrict__ logits,
-    const int* __restrict__ labels, int* bad, long long r0, long long T, long long V, long long ignoreIndex,
-    float gradScale) {
+    const int* __restrict__ labels, const int* __restrict__ rowIdx, int* bad, long long r0, long long T, long long V,
+    long long ignoreIndex, float gradScale) {
     __shared__ float redm[32], reds[32];
-    const long long r = blockIdx.x, n = r0 + r;
+    const long long r = blockIdx.x, n = rowIdx != nullptr ? (long long)rowIdx[r0 + r] : r0 + r;
     const float* lr = logits + r * V;
     __nv_bfloat16* dr = dlogits + r * V;
     const long long label = (n % T == T - 1) ? ignoreIndex : (long long)labels[n + 1];
@@ -83,4 +84,52 @@ extern "C" __global__ void __launch_bounds__(CE_THREADS) ce_loss_sum_f32(
         for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
         if (lane == 0) out[0] = (float)(s * (double)scale);
     }
+}
+
+// ce_target_rows lists, in ascending order, the rows n of the batch whose target labels[n+1] (same sequence) is
+// not ignoreIndex: idx [R] int32 receives them in its first entries. expect is the host's count of such rows
+// (it sizes the GEMMs); a different count stores -1 in *bad (if not null). grid 1, block 1024.
+extern "C" __global__ void __launch_bounds__(1024) ce_target_rows(
+    int* __restrict__ idx, int* bad, const int* __restrict__ labels, long long R, long long T, long long ignoreIndex,
+    long long expect) {
+    __shared__ int warpSum[32];
+    __shared__ int base;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (threadIdx.x == 0) base = 0;
+    __syncthreads();
+    for (long long r0 = 0; r0 < R; r0 += blockDim.x) {
+        const long long n = r0 + threadIdx.x;
+        const int f = (n < R && n % T != T - 1 && (long long)labels[n + 1] != ignoreIndex) ? 1 : 0;
+        int x = f;  // inclusive scan within the warp
+        for (int o = 1; o < 32; o <<= 1) {
+            const int y = __shfl_up_sync(0xffffffffu, x, o);
+            if (lane >= o) x += y;
+        }
+        if (lane == 31) warpSum[warp] = x;
+        __syncthreads();
+        if (warp == 0) {
+            int w = lane < (int)(blockDim.x >> 5) ? warpSum[lane] : 0;
+            for (int o = 1; o < 32; o <<= 1) {
+                const int y = __shfl_up_sync(0xffffffffu, w, o);
+                if (lane >= o) w += y;
+            }
+            warpSum[lane] = w;  // inclusive prefix over warps
+        }
+        __syncthreads();
+        const int before = base + (warp > 0 ? warpSum[warp - 1] : 0) + x - f;
+        if (f) idx[before] = (int)n;
+        __syncthreads();
+        if (threadIdx.x == 0) base += warpSum[(blockDim.x >> 5) - 1];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0 && base != expect && bad != nullptr) atomicExch(bad, -1);
+}
+
+// ce_scatter_rows: dh[idx[r], :] = dhc[r, :] for r < M (rows of H bf16, H % 8 == 0); the other rows of dh were
+// zeroed before. dh [B*T, H], dhc [M, H] bf16, idx [M] int32. grid (M), block 128.
+extern "C" __global__ void __launch_bounds__(128) ce_scatter_rows(
+    uint4* __restrict__ dh, const uint4* __restrict__ dhc, const int* __restrict__ idx, long long H) {
+    const long long r = blockIdx.x, h8 = H / 8;
+    const long long n = idx[r];
+    for (long long i = threadIdx.x; i < h8; i += blockDim.x) dh[n * h8 + i] = dhc[r * h8 + i];
 }
