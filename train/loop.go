@@ -1,0 +1,369 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/t2m/t2m/data"
+	"github.com/t2m/t2m/lora"
+	"github.com/t2m/t2m/model"
+)
+
+// Defaults of the original pipeline (TRL SFTConfig as text_to_mongo set it; HF TrainingArguments for the
+// rest).
+const (
+	DefaultWarmupRatio = 0.05     // warmup_ratio
+	DefaultScheduler   = "cosine" // lr_scheduler_type
+	DefaultMaxGradNorm = 1.0      // max_grad_norm
+	DefaultWeightDecay = 0.0      // TrainingArguments.weight_decay
+	DefaultDropout     = 0.05     // LoRA dropout
+	DefaultBucket      = 64       // micro-batch lengths are padded to a multiple of this, so graphs are reused
+)
+
+// ErrInterrupted is returned by Run after it saved a checkpoint because Stop was closed.
+var ErrInterrupted = errors.New("training interrupted; checkpoint saved, continue with --resume")
+
+// Run is one training run. Fill the fields, then call Train.
+type Run struct {
+	Dir         string        // runs/<run>: checkpoint/, adapter/, metrics.jsonl, train_config.json
+	Fingerprint Fingerprint   // hyperparameters (Epochs, BatchSize, GradAccum, LR, ... are read from it)
+	SaveEvery   int           // also checkpoint every this many updates (0: at epoch ends and at the end only)
+	Bucket      int           // pad lengths to a multiple of this (0: DefaultBucket)
+	PadID       int32         // id written in padding positions
+	Resume      bool          // continue from Dir/checkpoint
+	Adapter     *lora.Adapter // the trained matrices, saved in the PEFT format to Dir/adapter
+	Params      *Params       // the same matrices, in the backend's order
+	Backend     Backend
+	TrainSeqs   []data.Sequence // tokenized train split
+	EvalSeqs    []data.Sequence // tokenized eval split (eval loss per epoch); may be empty
+	Log         io.Writer       // progress lines
+	Stop        <-chan struct{} // closed on Ctrl-C: save a checkpoint after the current update and return
+	// MaxSteps, when > 0, stops after that many updates in this call with a checkpoint (for tests and
+	// quick checks); the schedule still spans the whole run.
+	MaxSteps int
+}
+
+// Result summarizes a finished (or stopped) run.
+type Result struct {
+	Steps       int       // updates done in total
+	FinalLoss   float64   // training loss of the last update
+	EvalLosses  []float64 // per epoch finished in this call
+	BestEval    float64
+	AdapterDir  string
+	StepSeconds float64 // mean wall time of an update in this call
+}
+
+// microBatch is one padded micro-batch, flattened for the model.
+type microBatch struct {
+	batch  model.Batch
+	rows   int
+	seq    int
+	tokens int // real (unpadded) tokens
+}
+
+// makeBatches groups seqs into micro-batches of size rows, in the order of data.Shuffle(seed) when
+// shuffle is set, each padded to the bucketed length of its longest row.
+func makeBatches(seqs []data.Sequence, size int, seed uint64, shuffle bool, bucket int, pad int32) []microBatch {
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	if shuffle {
+		order = data.Shuffle(len(seqs), seed)
+	}
+	var out []microBatch
+	for start := 0; start < len(order); start += size {
+		rows := order[start:min(start+size, len(order))]
+		T := 0
+		for _, i := range rows {
+			T = max(T, len(seqs[i].IDs))
+		}
+		T = (T + bucket - 1) / bucket * bucket
+		mb := microBatch{rows: len(rows), seq: T}
+		mb.batch.IDs = make([]int32, len(rows)*T)    // [B·T]
+		mb.batch.Labels = make([]int32, len(rows)*T) // [B·T]
+		mb.batch.Mask = make([]int32, len(rows)*T)   // [B·T]
+		for r, i := range rows {
+			s := seqs[i]
+			labels := s.Labels()
+			for t := range T {
+				j := r*T + t
+				if t < len(s.IDs) {
+					mb.batch.IDs[j], mb.batch.Labels[j], mb.batch.Mask[j] = s.IDs[t], labels[t], 1
+					mb.tokens++
+				} else {
+					mb.batch.IDs[j], mb.batch.Labels[j] = pad, data.IgnoreIndex
+				}
+			}
+		}
+		out = append(out, mb)
+	}
+	return out
+}
+
+// metric is one line of metrics.jsonl.
+type metric struct {
+	Step      int      `json:"step"`
+	Epoch     float64  `json:"epoch"`
+	Loss      *float64 `json:"loss,omitempty"`
+	LR        *float64 `json:"learning_rate,omitempty"`
+	GradNorm  *float64 `json:"grad_norm,omitempty"`
+	TokensPS  *float64 `json:"tokens_per_second,omitempty"`
+	EvalLoss  *float64 `json:"eval_loss,omitempty"`
+	Elapsed   float64  `json:"elapsed_s"`
+	Timestamp string   `json:"time"`
+}
+
+func f64(v float64) *float64 { return &v }
+
+// Train runs (or resumes) the loop until the last epoch, Stop, or MaxSteps.
+func (r *Run) Train() (*Result, error) {
+	fp := r.Fingerprint
+	if fp.Epochs < 1 || fp.BatchSize < 1 || fp.GradAccum < 1 {
+		return nil, fmt.Errorf("train: epochs %d, batch size %d and grad accum %d must be at least 1", fp.Epochs, fp.BatchSize, fp.GradAccum)
+	}
+	if len(r.TrainSeqs) == 0 {
+		return nil, fmt.Errorf("train: no training sequences (all dropped by --max-len %d? see the tokenize counts)", fp.MaxLen)
+	}
+	bucket := r.Bucket
+	if bucket <= 0 {
+		bucket = DefaultBucket
+	}
+	nBatches := (len(r.TrainSeqs) + fp.BatchSize - 1) / fp.BatchSize
+	windows := (nBatches + fp.GradAccum - 1) / fp.GradAccum // updates per epoch
+	total := windows * fp.Epochs
+	sched := Schedule{Peak: fp.LR, Warmup: WarmupSteps(total, fp.WarmupRatio), Total: total, Kind: fp.Scheduler}
+	opt := NewAdamW(r.Params.Sizes(), fp.WeightDecay)
+	ckptDir := filepath.Join(r.Dir, "checkpoint")
+	adapterDir := filepath.Join(r.Dir, "adapter")
+	st := State{Fingerprint: fp, RNG: fmt.Sprintf("shuffle: PCG(seed+epoch) with seed %d; dropout: counter-based on the micro-batch index", fp.Seed)}
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if r.Resume {
+		saved, err := LoadCheckpoint(ckptDir, r.Params, opt)
+		if err != nil {
+			return nil, fmt.Errorf("train: --resume: %w", err)
+		}
+		if saved.Fingerprint != fp {
+			return nil, fmt.Errorf("train: --resume: %s was written with other settings:\n  checkpoint %+v\n  now        %+v\nresume with the same flags, or start a new --run-name", ckptDir, saved.Fingerprint, fp)
+		}
+		st = saved
+		fmt.Fprintf(r.Log, "resuming from %s: %d/%d updates done, epoch %d\n", ckptDir, st.Step, total, st.Epoch+1)
+		if err := truncateMetrics(filepath.Join(r.Dir, "metrics.jsonl"), st.Step); err != nil {
+			return nil, err
+		}
+	} else if err := os.Remove(filepath.Join(r.Dir, "metrics.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	mf, err := os.OpenFile(filepath.Join(r.Dir, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer mf.Close()
+	start := time.Now()
+	writeMetric := func(m metric) error {
+		m.Elapsed, m.Timestamp = time.Since(start).Seconds(), time.Now().UTC().Format(time.RFC3339)
+		b, _ := json.Marshal(m)
+		if _, err := mf.Write(append(b, '\n')); err != nil {
+			return fmt.Errorf("train: writing metrics: %w", err)
+		}
+		return nil
+	}
+	save := func() error { return SaveCheckpoint(ckptDir, st, r.Params, opt) }
+
+	res := &Result{AdapterDir: adapterDir, BestEval: st.BestEval}
+	grads := make([][]float32, len(r.Params.Values))
+	for i, v := range r.Params.Values {
+		grads[i] = make([]float32, len(v))
+	}
+	fmt.Fprintf(r.Log, "training on %s: %d sequences, %d micro-batches of %d, %d updates per epoch × %d epochs = %d updates (warmup %d, %s schedule, peak lr %g)\n",
+		r.Backend.Name(), len(r.TrainSeqs), nBatches, fp.BatchSize, windows, fp.Epochs, total, sched.Warmup, sched.Kind, fp.LR)
+	stepsThisCall := 0
+	var stepTime time.Duration
+	for st.Epoch < fp.Epochs {
+		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, bucket, r.PadID)
+		for st.Window < windows {
+			t0 := time.Now()
+			win := batches[st.Window*fp.GradAccum : min((st.Window+1)*fp.GradAccum, len(batches))]
+			numItems := 0
+			tokens := 0
+			for _, mb := range win {
+				numItems += model.CountCompletionTokens(mb.batch.Labels, mb.rows, mb.seq)
+				tokens += mb.tokens
+			}
+			for _, g := range grads {
+				clear(g)
+			}
+			var loss float64
+			for k, mb := range win {
+				b := mb.batch
+				b.NumItems = float32(numItems)
+				l, err := r.Backend.Loss(b, mb.rows, mb.seq, uint64(st.Step*fp.GradAccum+k), grads)
+				if err != nil {
+					return nil, fmt.Errorf("train: update %d, micro-batch %d: %w", st.Step+1, k+1, err)
+				}
+				loss += float64(l)
+			}
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return nil, fmt.Errorf("train: update %d: loss is %v; lower --lr or check the data", st.Step+1, loss)
+			}
+			norm := ClipGradNorm(grads, fp.MaxGradNorm)
+			lr := sched.LR(st.Step)
+			if err := opt.Update(r.Params.Values, grads, lr); err != nil {
+				return nil, fmt.Errorf("train: update %d: %w", st.Step+1, err)
+			}
+			st.Step++
+			st.Window++
+			stepsThisCall++
+			dt := time.Since(t0)
+			stepTime += dt
+			res.FinalLoss = loss
+			tps := float64(tokens) / dt.Seconds()
+			epochF := float64(st.Epoch) + float64(st.Window)/float64(windows)
+			eta := time.Duration(float64(stepTime) / float64(stepsThisCall) * float64(total-st.Step))
+			fmt.Fprintf(r.Log, "step %d/%d  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  %s/step  ETA %s\n",
+				st.Step, total, epochF, loss, lr, norm, tps, dt.Round(time.Millisecond), eta.Round(time.Second))
+			if err := writeMetric(metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps)}); err != nil {
+				return nil, err
+			}
+			if st.Window == windows {
+				st.Epoch, st.Window = st.Epoch+1, 0
+				if err := r.endEpoch(&st, res, bucket, adapterDir, writeMetric); err != nil {
+					return nil, err
+				}
+				if err := save(); err != nil {
+					return nil, fmt.Errorf("train: %w", err)
+				}
+				break
+			}
+			stop := r.SaveEvery > 0 && st.Step%r.SaveEvery == 0
+			interrupted := r.stopped()
+			limit := r.MaxSteps > 0 && stepsThisCall >= r.MaxSteps
+			if stop || interrupted || limit {
+				if err := save(); err != nil {
+					return nil, fmt.Errorf("train: %w", err)
+				}
+				fmt.Fprintf(r.Log, "saved checkpoint %s (update %d)\n", ckptDir, st.Step)
+			}
+			if interrupted {
+				return res, ErrInterrupted
+			}
+			if limit {
+				res.Steps, res.StepSeconds = st.Step, stepTime.Seconds()/float64(stepsThisCall)
+				return res, nil
+			}
+		}
+		if r.stopped() && st.Epoch < fp.Epochs {
+			return res, ErrInterrupted
+		}
+		if r.MaxSteps > 0 && stepsThisCall >= r.MaxSteps && st.Epoch < fp.Epochs {
+			res.Steps, res.StepSeconds = st.Step, stepTime.Seconds()/float64(stepsThisCall)
+			return res, nil
+		}
+	}
+	if !st.HasBest { // no eval split: the last parameters are the adapter
+		if err := r.Adapter.Save(adapterDir); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	res.Steps, res.BestEval = st.Step, st.BestEval
+	if stepsThisCall > 0 {
+		res.StepSeconds = stepTime.Seconds() / float64(stepsThisCall)
+	}
+	fmt.Fprintf(r.Log, "done: %d updates, adapter in %s\n", st.Step, adapterDir)
+	return res, nil
+}
+
+// endEpoch computes the eval loss and saves the adapter when it is the best so far (the original's
+// load_best_model_at_end with metric_for_best_model eval_loss).
+func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, writeMetric func(metric) error) error {
+	if len(r.EvalSeqs) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	el, err := r.EvalLoss(bucket)
+	if err != nil {
+		return err
+	}
+	res.EvalLosses = append(res.EvalLosses, el)
+	best := !st.HasBest || el < st.BestEval
+	fmt.Fprintf(r.Log, "epoch %d: eval_loss %.4f on %d sequences (%s)%s\n", st.Epoch, el, len(r.EvalSeqs),
+		time.Since(t0).Round(time.Millisecond), map[bool]string{true: ", best so far: adapter saved", false: ""}[best])
+	if err := writeMetric(metric{Step: st.Step, Epoch: float64(st.Epoch), EvalLoss: f64(el)}); err != nil {
+		return err
+	}
+	if best {
+		st.BestEval, st.HasBest = el, true
+		res.BestEval = el
+		if err := r.Adapter.Save(adapterDir); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
+	return nil
+}
+
+// EvalLoss is HF's evaluation loss: each micro-batch's mean completion-token loss, averaged over
+// micro-batches weighted by their rows; no dropout.
+func (r *Run) EvalLoss(bucket int) (float64, error) {
+	batches := makeBatches(r.EvalSeqs, r.Fingerprint.BatchSize, 0, false, bucket, r.PadID)
+	var sum float64
+	var rows int
+	for i, mb := range batches {
+		if model.CountCompletionTokens(mb.batch.Labels, mb.rows, mb.seq) == 0 {
+			continue
+		}
+		l, err := r.Backend.Loss(mb.batch, mb.rows, mb.seq, 0, nil)
+		if err != nil {
+			return 0, fmt.Errorf("eval loss, micro-batch %d: %w", i+1, err)
+		}
+		sum += float64(l) * float64(mb.rows)
+		rows += mb.rows
+	}
+	if rows == 0 {
+		return math.NaN(), nil
+	}
+	return sum / float64(rows), nil
+}
+
+func (r *Run) stopped() bool {
+	if r.Stop == nil {
+		return false
+	}
+	select {
+	case <-r.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// truncateMetrics keeps the lines of metrics.jsonl up to update step (a resumed run rewrites the rest).
+func truncateMetrics(path string, step int) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	var keep strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for sc.Scan() {
+		var m metric
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Step <= step {
+			keep.Write(sc.Bytes())
+			keep.WriteByte('\n')
+		}
+	}
+	return os.WriteFile(path, []byte(keep.String()), 0o644)
+}
