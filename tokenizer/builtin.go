@@ -48,3 +48,18 @@ func Bytes() *Tokenizer {
 	}
 	return t
 }
+
+// DecodeSkipSpecial is Decode without the added tokens (<|im_end|>, <|endoftext|>, ...), as HF's
+// decode(ids, skip_special_tokens=True) for Qwen2, whose added tokens are all special.
+func (t *Tokenizer) DecodeSkipSpecial(ids []int) string {
+	kept := make([]int, 0, len(ids))
+	for _, id := range ids {
+		if id >= 0 && id < len(t.idToToken) && t.hasID[id] {
+			if added, ok := t.addedIDs[t.idToToken[id]]; ok && added == id {
+				continue
+			}
+		}
+		kept = append(kept, id)
+	}
+	return t.Decode(kept)
+}

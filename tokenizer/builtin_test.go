@@ -40,3 +40,14 @@ func TestBytesTokenizer(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeSkipSpecial(t *testing.T) {
+	tok := Bytes()
+	ids := tok.Encode("{\"a\": 1}<|im_end|><|endoftext|>")
+	if got := tok.DecodeSkipSpecial(ids); got != "{\"a\": 1}" {
+		t.Errorf("DecodeSkipSpecial = %q", got)
+	}
+	if got := tok.Decode(ids); got != "{\"a\": 1}<|im_end|><|endoftext|>" {
+		t.Errorf("Decode = %q", got)
+	}
+}
