@@ -343,3 +343,14 @@ func Logits(w *Weights, lora *LoRAParams, ids []int32, batch, seq int) ([]float3
 	}
 	return Values(g.Logits)
 }
+
+// Inputs returns a node's inputs in argument order (gorgonia v0.9.18 exports them only through the
+// graph's From iterator), as an executor that walks the sorted graph needs them.
+func Inputs(n *G.Node) G.Nodes {
+	var in G.Nodes
+	it := n.Graph().From(n.ID())
+	for it.Next() {
+		in = append(in, it.Node().(*G.Node))
+	}
+	return in
+}
