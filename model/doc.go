@@ -45,6 +45,8 @@
 //	                                                           Σ CE(W·h_n, labels[b,t+1]) over labels ≠ −100 / numItems
 //	LMHeadCrossEntropyGradOp  LMHeadCrossEntropyBackward       h, labels, numItems, dloss → dh[N,H]
 //
+// An executor gets a node's inputs in order with Inputs(n); TestTrainingGraphOps checks that a training
+// graph holds nothing but the ops above, inputs, and the two gorgonia nodes below.
 // gorgonia.Grad also inserts its own element-wise additions (gorgonia's "+" op on two [N,H] or [N,in]
 // tensors) where a node feeds several consumers, to sum their gradients; the loss gradient seed is
 // gorgonia's float32 constant 1.

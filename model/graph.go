@@ -8,6 +8,8 @@ import (
 )
 
 // LoRAParams holds an adapter's matrices by module path (e.g. model.layers.0.self_attn.q_proj).
+// A graph's A and B input values share these slices: updating them in place (an optimizer step) changes
+// the next Run's inputs without rebinding.
 type LoRAParams struct {
 	Rank    int
 	Scaling float32              // alpha/r (or alpha/√r with rsLoRA)
