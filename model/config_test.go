@@ -136,3 +136,34 @@ func mustOpen(t *testing.T, dir string) safetensors.Reader {
 	t.Cleanup(func() { r.Close() })
 	return r
 }
+
+// TestTiedEmbeddings loads a checkpoint without lm_head.weight for a tied config: lm_head is the
+// embedding table (the same memory) and the logits are h·Eᵀ.
+func TestTiedEmbeddings(t *testing.T) {
+	cfg := Config{HiddenSize: 8, IntermediateSize: 16, NumLayers: 1, NumHeads: 2, NumKVHeads: 1, HeadDim: 4,
+		VocabSize: 10, RMSNormEps: 1e-6, RopeTheta: 10000, TieWordEmbeddings: true}
+	w, err := RandomWeights(cfg, 2, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := w.Tensors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts {
+		if x.Name == nameLMHead {
+			t.Fatal("a tied model wrote lm_head.weight")
+		}
+	}
+	dir := t.TempDir()
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadWeights(mustOpen(t, dir), dir, cfg, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &got.LMHead.F32[0] != &got.Embed[0] {
+		t.Error("tied lm_head does not share the embedding table")
+	}
+}
