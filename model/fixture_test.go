@@ -222,3 +222,13 @@ func TestRunBadBatch(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildRejectsForeignAdapterModule(t *testing.T) {
+	f := loadFixture(t)
+	lora := loadPEFTAdapter(t, filepath.Join(fixtureDir, "adapter"))
+	lora.A["model.layers.7.self_attn.q_proj"] = make([]float32, 4*64)
+	lora.B["model.layers.7.self_attn.q_proj"] = make([]float32, 64*4)
+	if _, err := Build(f.weights, lora, 1, 2, ModeLogits); err == nil || !strings.Contains(err.Error(), "layers.7.self_attn.q_proj") {
+		t.Errorf("Build with an adapter module for layer 7 of a 2-layer model: error %v", err)
+	}
+}

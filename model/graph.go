@@ -196,6 +196,17 @@ func Build(w *Weights, lora *LoRAParams, batch, seq int, mode Mode) (g *Graph, e
 		return nil, err
 	}
 	g.Hidden = append(g.Hidden, x)
+	if lora != nil && len(g.LoRA) != len(lora.A) {
+		used := map[string]bool{}
+		for _, l := range g.LoRA {
+			used[l.Module] = true
+		}
+		for m := range lora.A {
+			if !used[m] {
+				return nil, fmt.Errorf("adapter module %s is not a projection of this model", m)
+			}
+		}
+	}
 	switch mode {
 	case ModeLogits:
 		g.Logits, err = G.ApplyOp(&LMHeadOp{Weight: w.LMHead}, x) // [N, V]
