@@ -1,0 +1,372 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/quant"
+	G "gorgonia.org/gorgonia"
+)
+
+// Machine executes a model.Graph on the device: the graph's topological order, one kernel or cuBLAS call
+// per node, frozen weights uploaded once (NF4 stays NF4 and is dequantized into a shared scratch right
+// before its GEMM), activations in bf16 at offsets of a liveness memory plan (PlanMemory). This first
+// version runs the forward ops of a ModeLogits graph (embedding, RMSNorm, NF4/bf16 linears with bias and
+// LoRA, RoPE, attention, residual add, SwiGLU, lm_head); an op it has no launcher for is an error naming
+// the op, never a silent CPU fallback. See doc.go for the rest of the design (backward, loss, optimizer).
+type Machine struct {
+	d    *Device
+	blas *BLAS
+	g    *model.Graph
+	ar   *Arena
+
+	order []*G.Node       // topological: inputs first
+	index map[*G.Node]int // position in order
+	args  [][]int         // each node's inputs, as positions in order
+	out   []Buffer        // each node's output (planned, or pinned for graph inputs)
+	extra []Buffer        // per node: attention's lse [B, H, T] fp32, a LoRA hidden [N, r] bf16
+	plan  MemPlan
+
+	lin     map[*model.Frozen]*machineWeight
+	vecs    map[string]Buffer // norm weights and biases (bf16) by op name
+	scratch Buffer            // dequantized NF4 weight, the largest
+	ones    Buffer            // [N] bf16 ones: the bias broadcast as a K = 1 GEMM
+	N       int               // rows, B·T
+}
+
+// machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
+type machineWeight struct {
+	nf4   *NF4Weight
+	dense Buffer
+	out   int
+	in    int
+}
+
+// NewMachine uploads g's weights and plans its activations on d. arenaBytes bounds all the machine's
+// device memory (weights included). The logits and the nodes in keep stay readable after Run (Output);
+// every other activation's memory is reused once its last reader has run.
+func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Machine, error) {
+	blas, err := d.BLAS()
+	if err != nil {
+		return nil, err
+	}
+	ar, err := NewArena(d, arenaBytes)
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
+		vecs: map[string]Buffer{}, N: g.Batch * g.Seq}
+	sorted, err := G.Sort(g.G)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: machine: sorting the graph: %w", err)
+	}
+	for i := len(sorted) - 1; i >= 0; i-- { // G.Sort puts outputs first
+		m.index[sorted[i]] = len(m.order)
+		m.order = append(m.order, sorted[i])
+	}
+	n := len(m.order)
+	m.args, m.out, m.extra = make([][]int, n), make([]Buffer, n), make([]Buffer, n)
+	names, bytes := make([]string, n), make([]int64, n)
+	pinned, keepOut := make([]bool, n), make([]bool, n)
+	kept := map[*G.Node]bool{g.Logits: true}
+	for _, k := range keep {
+		kept[k] = true
+	}
+	for i, node := range m.order {
+		names[i] = node.Name()
+		it := g.G.From(node.ID())
+		for it.Next() {
+			m.args[i] = append(m.args[i], m.index[it.Node().(*G.Node)])
+		}
+		if node.Op() == nil { // a graph input: ids, positions, mask (int32), LoRA A/B (float32 → bf16)
+			pinned[i] = true
+			if err := m.uploadInput(i, node); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := m.prepare(i, node); err != nil {
+			return nil, err
+		}
+		elems := int64(node.Shape().TotalSize())
+		bytes[i] = 2 * elems
+		if _, ok := node.Op().(*model.LMHeadOp); ok {
+			bytes[i] = 4 * elems // fp32 logits
+		}
+		keepOut[i] = kept[node]
+	}
+	ts, tnode, err := Liveness(names, bytes, m.args, pinned, keepOut)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: machine: %w", err)
+	}
+	if m.plan, err = PlanMemory(ts); err != nil {
+		return nil, fmt.Errorf("gpu: machine: %w", err)
+	}
+	if err := ar.Reserve(m.plan.Total); err != nil {
+		return nil, fmt.Errorf("gpu: machine: activations: %w", err)
+	}
+	for k, i := range tnode {
+		m.out[i] = ar.At(m.plan.Offsets[k], ts[k].Bytes)
+	}
+	return m, d.Sync()
+}
+
+// PlannedBytes is the activation region's size and its lower bound (the most bytes live at once).
+func (m *Machine) PlannedBytes() (int64, int64) { return m.plan.Total, m.plan.Floor }
+
+func (m *Machine) alloc(bytes int64, what string) (Buffer, error) { return m.ar.Alloc(bytes, what) }
+
+// uploadBF16 copies float32 values to a new bf16 buffer.
+func (m *Machine) uploadBF16(v []float32, what string) (Buffer, error) {
+	b, err := m.alloc(int64(len(v))*2, what)
+	if err != nil {
+		return Buffer{}, err
+	}
+	h := make([]uint16, len(v))
+	for i, x := range v {
+		h[i] = BF16(x)
+	}
+	return b, Upload(m.d, b, h)
+}
+
+func (m *Machine) uploadInput(i int, node *G.Node) error {
+	size := int64(node.Shape().TotalSize())
+	switch node {
+	case m.g.IDs, m.g.Positions, m.g.Mask, m.g.Labels:
+		b, err := m.alloc(4*size, node.Name())
+		m.out[i] = b
+		return err
+	}
+	if node.Dtype() != G.Float32 {
+		return fmt.Errorf("gpu: machine: input %s of type %v is not supported", node.Name(), node.Dtype())
+	}
+	v, err := model.Values(node)
+	if err != nil {
+		return fmt.Errorf("gpu: machine: input %s: %w", node.Name(), err)
+	}
+	m.out[i], err = m.uploadBF16(v, node.Name())
+	return err
+}
+
+// weight uploads a frozen weight once: NF4 as NF4, float32 as bf16.
+func (m *Machine) weight(f *model.Frozen) (*machineWeight, error) {
+	if w, ok := m.lin[f]; ok {
+		return w, nil
+	}
+	w := &machineWeight{out: f.Out, in: f.In}
+	switch {
+	case f.F32 != nil:
+		var err error
+		if w.dense, err = m.uploadBF16(f.F32, f.Name); err != nil {
+			return nil, err
+		}
+	case f.Quant != nil:
+		q, ok := f.Quant.(*quant.Weight)
+		if !ok {
+			return nil, fmt.Errorf("gpu: machine: %s is quantized as %T, not NF4 (quant.Weight)", f.Name, f.Quant)
+		}
+		h, err := NF4HostFromQuant(q)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: machine: %s: %w", f.Name, err)
+		}
+		if w.nf4, err = UploadNF4(m.d, m.ar, h, f.Name); err != nil {
+			return nil, err
+		}
+		if need := int64(f.Out*f.In) * 2; need > m.scratch.Bytes {
+			// Scratch grows to the largest NF4 weight; earlier (smaller) scratch buffers are left unused.
+			if m.scratch, err = m.alloc(need, "NF4 dequant scratch"); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("gpu: machine: weight %s has no data", f.Name)
+	}
+	m.lin[f] = w
+	return w, nil
+}
+
+// prepare uploads what node i's op owns (weights, norm vectors, biases) and its extra buffers.
+func (m *Machine) prepare(i int, node *G.Node) error {
+	var err error
+	switch op := node.Op().(type) {
+	case *model.EmbeddingOp:
+		_, err = m.vec(op.Name, op.Table)
+	case *model.RMSNormOp:
+		_, err = m.vec(op.Name, op.Weight)
+	case *model.LinearOp:
+		if _, err = m.weight(op.Weight); err != nil {
+			return err
+		}
+		if op.Bias != nil {
+			if _, err = m.vec(op.Name+".bias", op.Bias); err != nil {
+				return err
+			}
+			if m.ones.Bytes == 0 {
+				ones := make([]float32, m.N)
+				for k := range ones {
+					ones[k] = 1
+				}
+				if m.ones, err = m.uploadBF16(ones, "ones"); err != nil {
+					return err
+				}
+			}
+		}
+		if op.Split {
+			return fmt.Errorf("gpu: machine: %s: LoRA dropout (training graphs) has no GPU launcher yet", op.Name)
+		}
+		if op.Rank > 0 {
+			m.extra[i], err = m.alloc(int64(m.N*op.Rank)*2, op.Name+" lora h")
+		}
+	case *model.LMHeadOp:
+		_, err = m.weight(op.Weight)
+	case *model.AttentionOp:
+		m.extra[i], err = m.alloc(int64(m.g.Batch*op.Heads*m.g.Seq)*4, op.Name+" lse")
+	case *model.RoPEOp, *model.AddOp, *model.SwiGLUOp:
+	default:
+		return fmt.Errorf("gpu: machine: node %s: op %v (%T) has no GPU launcher yet", node.Name(), node.Op(), node.Op())
+	}
+	return err
+}
+
+// vec uploads a float32 vector owned by an op once, by name.
+func (m *Machine) vec(name string, v []float32) (Buffer, error) {
+	if b, ok := m.vecs[name]; ok {
+		return b, nil
+	}
+	b, err := m.uploadBF16(v, name)
+	m.vecs[name] = b
+	return b, err
+}
+
+// Run binds a batch and executes the graph; the outputs stay on the device (Logits downloads them).
+func (m *Machine) Run(b model.Batch) error {
+	B, T := m.g.Batch, m.g.Seq
+	if len(b.IDs) != m.N {
+		return fmt.Errorf("gpu: machine: batch has %d token ids, the graph takes %d×%d", len(b.IDs), B, T)
+	}
+	mask, pos := b.Mask, b.Positions
+	if mask == nil {
+		mask = make([]int32, m.N)
+		for k := range mask {
+			mask[k] = 1
+		}
+	}
+	if pos == nil {
+		pos = model.PositionsArange(B, T)
+	}
+	for _, u := range []struct {
+		node *G.Node
+		v    []int32
+	}{{m.g.IDs, b.IDs}, {m.g.Positions, pos}, {m.g.Mask, mask}} {
+		if err := Upload(m.d, m.out[m.index[u.node]], u.v); err != nil {
+			return fmt.Errorf("gpu: machine: %s: %w", u.node.Name(), err)
+		}
+	}
+	for i, node := range m.order {
+		if node.Op() == nil {
+			continue
+		}
+		if err := m.launch(i, node); err != nil {
+			return fmt.Errorf("gpu: machine: node %d %s (%v): %w", i, node.Name(), node.Op(), err)
+		}
+	}
+	return m.d.Sync()
+}
+
+// in returns node i's k-th input buffer.
+func (m *Machine) in(i, k int) Buffer { return m.out[m.args[i][k]] }
+
+func (m *Machine) launch(i int, node *G.Node) error {
+	d, N := m.d, m.N
+	y := m.out[i]
+	switch op := node.Op().(type) {
+	case *model.EmbeddingOp:
+		return EmbeddingForward(d, y, m.vecs[op.Name], m.in(i, 0), Buffer{}, N, op.Vocab, op.Hidden)
+	case *model.RMSNormOp:
+		return RMSNormForward(d, y, m.in(i, 0), m.vecs[op.Name], N, len(op.Weight), op.Eps)
+	case *model.LinearOp:
+		w := m.lin[op.Weight]
+		x := M(m.in(i, 0), N, w.in, BF16T)
+		Y := M(y, N, w.out, BF16T)
+		W, err := m.dense(w)
+		if err != nil {
+			return err
+		}
+		beta := float32(0)
+		if op.Bias != nil { // y = 1·biasᵀ, then y += x·Wᵀ
+			if err := m.blas.Gemm(false, false, 1, M(m.ones, N, 1, BF16T), M(m.vecs[op.Name+".bias"], 1, w.out, BF16T),
+				0, Y); err != nil {
+				return err
+			}
+			beta = 1
+		}
+		if err := m.blas.Linear(x, W, beta, Y); err != nil {
+			return err
+		}
+		if op.Rank > 0 {
+			A := M(m.in(i, 1), op.Rank, w.in, BF16T)
+			Bm := M(m.in(i, 2), w.out, op.Rank, BF16T)
+			h := M(m.extra[i], N, op.Rank, BF16T)
+			if err := m.blas.Linear(x, A, 0, h); err != nil {
+				return err
+			}
+			return m.blas.Gemm(false, true, op.Scaling, h, Bm, 1, Y)
+		}
+		return nil
+	case *model.LMHeadOp:
+		w := m.lin[op.Weight]
+		W, err := m.dense(w)
+		if err != nil {
+			return err
+		}
+		return m.blas.Linear(M(m.in(i, 0), N, w.in, BF16T), W, 0, M(y, N, w.out, F32T))
+	case *model.RoPEOp:
+		return RoPE(d, y, m.in(i, 0), m.in(i, 1), N, op.Heads, op.HeadDim, op.Theta, op.Inverse)
+	case *model.AttentionOp:
+		ad := AttnDims{B: m.g.Batch, T: m.g.Seq, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
+			Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
+		return AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), ad)
+	case *model.AddOp:
+		return AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	case *model.SwiGLUOp:
+		return SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	}
+	return fmt.Errorf("no GPU launcher for %T", node.Op())
+}
+
+// dense returns w as a bf16 [out, in] matrix, dequantizing NF4 into the scratch.
+func (m *Machine) dense(w *machineWeight) (Mat, error) {
+	if w.nf4 == nil {
+		return M(w.dense, w.out, w.in, BF16T), nil
+	}
+	if err := m.d.DequantNF4(w.nf4, m.scratch); err != nil {
+		return Mat{}, err
+	}
+	return M(m.scratch, w.out, w.in, BF16T), nil
+}
+
+// Output downloads a node's value as float32 (bf16 activations widened; logits are fp32) after Run: the
+// logits, or a node passed to NewMachine in keep (other nodes' memory has been reused).
+func (m *Machine) Output(node *G.Node) ([]float32, error) {
+	i, ok := m.index[node]
+	if !ok || m.out[i].Bytes == 0 {
+		return nil, fmt.Errorf("gpu: machine: node %v has no device buffer", node)
+	}
+	n := node.Shape().TotalSize()
+	if _, ok := node.Op().(*model.LMHeadOp); ok {
+		v := make([]float32, n)
+		return v, Download(m.d, v, m.out[i])
+	}
+	raw := make([]uint16, n)
+	if err := Download(m.d, raw, m.out[i]); err != nil {
+		return nil, err
+	}
+	v := make([]float32, n)
+	for k, b := range raw {
+		v[k] = F32(b)
+	}
+	return v, nil
+}
