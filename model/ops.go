@@ -172,9 +172,14 @@ func (op *AddOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{grad, grad}, nil
 }
 
-func (op *AddOp) String() string        { return "Add{" + op.Name + "}" }
+// String names the op with its attributes; it is also what the op hashes.
+func (op *AddOp) String() string { return "Add{" + op.Name + "}" }
+
+// WriteHash writes String() into h.
 func (op *AddOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *AddOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *AddOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // SliceOp extracts a contiguous piece of a packed 1-D gradient: out = in[Offset : Offset+prod(Shape)]
 // reshaped to Shape. On a GPU it is a view (pointer offset), no kernel.
@@ -217,6 +222,11 @@ func (op *SliceOp) Do(vals ...G.Value) (G.Value, error) {
 	return dense(out, op.Shape...), nil
 }
 
-func (op *SliceOp) String() string        { return fmt.Sprintf("Slice{%d,%v}", op.Offset, op.Shape) }
+// String names the op with its attributes; it is also what the op hashes.
+func (op *SliceOp) String() string { return fmt.Sprintf("Slice{%d,%v}", op.Offset, op.Shape) }
+
+// WriteHash writes String() into h.
 func (op *SliceOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *SliceOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *SliceOp) Hashcode() uint32 { return hashCode(op.String()) }

@@ -23,7 +23,10 @@ func (op *AttentionOp) shape(batch, seq int) AttnShape {
 	return NewAttnShape(batch, seq, op.Heads, op.KVHeads, op.HeadDim)
 }
 
+// Arity is the number of inputs.
 func (op *AttentionOp) Arity() int { return 4 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *AttentionOp) Type() hm.Type {
 	return hm.NewFnType(f32T(2), f32T(2), f32T(2), i32T(2), f32T(2))
 }
@@ -97,6 +100,7 @@ func checkQKV(op fmt.Stringer, d [][]float32, n int, s AttnShape) error {
 	return nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *AttentionOp) DiffWRT(int) []bool { return []bool{true, true, true, false} }
 
 // SymDiff computes the packed gradient once and slices dq, dk, dv out of it.
@@ -117,11 +121,17 @@ func (op *AttentionOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dv, err := G.ApplyOp(&SliceOp{Offset: qs.TotalSize() + ks.TotalSize(), Shape: ks.Clone()}, packed)
 	return G.Nodes{dq, dk, dv, nil}, err
 }
+
+// String names the op with its attributes; it is also what the op hashes.
 func (op *AttentionOp) String() string {
 	return fmt.Sprintf("Attention{%s,%d,%d,%d}", op.Name, op.Heads, op.KVHeads, op.HeadDim)
 }
+
+// WriteHash writes String() into h.
 func (op *AttentionOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *AttentionOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *AttentionOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // AttentionGradOp is the backward of AttentionOp (AttentionBackward). Inputs q, k, v, mask, dy; output
 // the 1-D concatenation dq [N·Heads·D] | dk [N·KVHeads·D] | dv [N·KVHeads·D].
@@ -130,10 +140,15 @@ type AttentionGradOp struct {
 	Attn *AttentionOp
 }
 
+// Arity is the number of inputs.
 func (op *AttentionGradOp) Arity() int { return 5 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *AttentionGradOp) Type() hm.Type {
 	return hm.NewFnType(f32T(2), f32T(2), f32T(2), i32T(2), f32T(2), f32T(1))
 }
+
+// InferShape is the output shape for the given input shapes.
 func (op *AttentionGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 5, in)
 	if err != nil {
@@ -158,6 +173,12 @@ func (op *AttentionGradOp) Do(vals ...G.Value) (G.Value, error) {
 	AttentionBackward(packed[:nq], packed[nq:nq+nkv], packed[nq+nkv:], d[0], d[1], d[2], mask, d[3], s)
 	return dense(packed, len(packed)), nil
 }
-func (op *AttentionGradOp) String() string        { return "AttentionGrad{" + op.Attn.String() + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *AttentionGradOp) String() string { return "AttentionGrad{" + op.Attn.String() + "}" }
+
+// WriteHash writes String() into h.
 func (op *AttentionGradOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *AttentionGradOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *AttentionGradOp) Hashcode() uint32 { return hashCode(op.String()) }

@@ -28,8 +28,13 @@ type DropoutOp struct {
 // Seed is this run's mask seed.
 func (op *DropoutOp) Seed() uint64 { return DropoutSeed(op.State.Step, op.Name) }
 
-func (op *DropoutOp) Arity() int    { return 1 }
+// Arity is the number of inputs.
+func (op *DropoutOp) Arity() int { return 1 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *DropoutOp) Type() hm.Type { return hm.NewFnType(f32T(2), f32T(2)) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *DropoutOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 1, in)
 	if err != nil {
@@ -52,6 +57,7 @@ func (op *DropoutOp) Do(vals ...G.Value) (G.Value, error) {
 	return dense(out, s[0]...), nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *DropoutOp) DiffWRT(int) []bool { return []bool{true} }
 
 // SymDiff applies the same mask to the gradient.
@@ -61,8 +67,14 @@ func (op *DropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dx, err := G.ApplyOp(&back, grad)
 	return G.Nodes{dx}, err
 }
+
+// String names the op with its attributes; it is also what the op hashes.
 func (op *DropoutOp) String() string {
 	return fmt.Sprintf("Dropout{%s,%g,grad=%v}", op.Name, op.P, op.Grad)
 }
+
+// WriteHash writes String() into h.
 func (op *DropoutOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *DropoutOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *DropoutOp) Hashcode() uint32 { return hashCode(op.String()) }

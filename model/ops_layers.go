@@ -18,7 +18,10 @@ type EmbeddingOp struct {
 	Vocab, Hidden int
 }
 
-func (op *EmbeddingOp) Arity() int    { return 1 }
+// Arity is the number of inputs.
+func (op *EmbeddingOp) Arity() int { return 1 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *EmbeddingOp) Type() hm.Type { return hm.NewFnType(i32T(2), f32T(2)) }
 
 // InferShape is [B·T, Hidden].
@@ -46,13 +49,22 @@ func (op *EmbeddingOp) Do(vals ...G.Value) (G.Value, error) {
 	return dense(out, len(ids), op.Hidden), nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *EmbeddingOp) DiffWRT(int) []bool { return []bool{false} }
+
+// SymDiff builds the backward nodes.
 func (op *EmbeddingOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, notDifferentiable(op)
 }
-func (op *EmbeddingOp) String() string        { return "Embedding{" + op.Name + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *EmbeddingOp) String() string { return "Embedding{" + op.Name + "}" }
+
+// WriteHash writes String() into h.
 func (op *EmbeddingOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *EmbeddingOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *EmbeddingOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // RMSNormOp is HF Qwen2RMSNorm in fp32: out = x·rsqrt(mean(x²)+Eps)·Weight per row.
 // Input x [N, H]; output [N, H]. Backward: RMSNormGradOp(x, dy) → dx.
@@ -63,7 +75,10 @@ type RMSNormOp struct {
 	Eps    float32
 }
 
-func (op *RMSNormOp) Arity() int    { return 1 }
+// Arity is the number of inputs.
+func (op *RMSNormOp) Arity() int { return 1 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *RMSNormOp) Type() hm.Type { return hm.NewFnType(f32T(2), f32T(2)) }
 
 // InferShape checks x is [N, len(Weight)].
@@ -90,6 +105,7 @@ func (op *RMSNormOp) Do(vals ...G.Value) (G.Value, error) {
 	return dense(out, s[0]...), nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *RMSNormOp) DiffWRT(int) []bool { return []bool{true} }
 
 // SymDiff is dx = RMSNormGrad(x, dy).
@@ -97,9 +113,15 @@ func (op *RMSNormOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dx, err := G.ApplyOp(&RMSNormGradOp{Norm: op}, in[0], grad)
 	return G.Nodes{dx}, err
 }
-func (op *RMSNormOp) String() string        { return fmt.Sprintf("RMSNorm{%s,%g}", op.Name, op.Eps) }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *RMSNormOp) String() string { return fmt.Sprintf("RMSNorm{%s,%g}", op.Name, op.Eps) }
+
+// WriteHash writes String() into h.
 func (op *RMSNormOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *RMSNormOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *RMSNormOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // RMSNormGradOp is the backward of RMSNormOp: inputs x, dy [N, H]; output dx [N, H] (RMSNormBackward).
 type RMSNormGradOp struct {
@@ -107,8 +129,13 @@ type RMSNormGradOp struct {
 	Norm *RMSNormOp
 }
 
-func (op *RMSNormGradOp) Arity() int    { return 2 }
+// Arity is the number of inputs.
+func (op *RMSNormGradOp) Arity() int { return 2 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *RMSNormGradOp) Type() hm.Type { return hm.NewFnType(f32T(2), f32T(2), f32T(2)) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *RMSNormGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 2, in)
 	if err != nil {
@@ -131,9 +158,15 @@ func (op *RMSNormGradOp) Do(vals ...G.Value) (G.Value, error) {
 	RMSNormBackward(dx, d[0], op.Norm.Weight, d[1], len(d[0])/cols, cols, op.Norm.Eps)
 	return dense(dx, s[0]...), nil
 }
-func (op *RMSNormGradOp) String() string        { return "RMSNormGrad{" + op.Norm.String() + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *RMSNormGradOp) String() string { return "RMSNormGrad{" + op.Norm.String() + "}" }
+
+// WriteHash writes String() into h.
 func (op *RMSNormGradOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *RMSNormGradOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *RMSNormGradOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // RoPEOp applies rotary embeddings (RoPEForward; with Inverse, RoPEBackward, the rotation by −angle).
 // Inputs x [N, Heads·HeadDim], positions int32 [B, T]; output [N, Heads·HeadDim].
@@ -146,8 +179,13 @@ type RoPEOp struct {
 	Inverse        bool
 }
 
-func (op *RoPEOp) Arity() int    { return 2 }
+// Arity is the number of inputs.
+func (op *RoPEOp) Arity() int { return 2 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *RoPEOp) Type() hm.Type { return hm.NewFnType(f32T(2), i32T(2), f32T(2)) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *RoPEOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 2, in)
 	if err != nil {
@@ -184,6 +222,7 @@ func (op *RoPEOp) Do(vals ...G.Value) (G.Value, error) {
 	return dense(out, s[0]...), nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *RoPEOp) DiffWRT(int) []bool { return []bool{true, false} }
 
 // SymDiff is dx = RoPE_inverse(dy, positions).
@@ -193,11 +232,17 @@ func (op *RoPEOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dx, err := G.ApplyOp(&inv, grad, in[1])
 	return G.Nodes{dx, nil}, err
 }
+
+// String names the op with its attributes; it is also what the op hashes.
 func (op *RoPEOp) String() string {
 	return fmt.Sprintf("RoPE{%s,%d,%d,%g,inv=%v}", op.Name, op.Heads, op.HeadDim, op.Theta, op.Inverse)
 }
+
+// WriteHash writes String() into h.
 func (op *RoPEOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *RoPEOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *RoPEOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // SwiGLUOp is out = silu(gate)·up (SwiGLUForward). Inputs gate, up [N, I]; output [N, I].
 // Backward: SwiGLUGradOp{WRT: 0 or 1}(gate, up, dy) → dgate or dup.
@@ -206,8 +251,13 @@ type SwiGLUOp struct {
 	Name string // module path, e.g. model.layers.0.mlp.act
 }
 
-func (op *SwiGLUOp) Arity() int    { return 2 }
+// Arity is the number of inputs.
+func (op *SwiGLUOp) Arity() int { return 2 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *SwiGLUOp) Type() hm.Type { return hm.NewFnType(f32T(2), f32T(2), f32T(2)) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *SwiGLUOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 2, in)
 	if err != nil {
@@ -233,6 +283,7 @@ func (op *SwiGLUOp) Do(vals ...G.Value) (G.Value, error) {
 	return dense(out, s[0]...), nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *SwiGLUOp) DiffWRT(int) []bool { return []bool{true, true} }
 
 // SymDiff is (SwiGLUGrad{0}(gate, up, dy), SwiGLUGrad{1}(gate, up, dy)).
@@ -244,9 +295,15 @@ func (op *SwiGLUOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	du, err := G.ApplyOp(&SwiGLUGradOp{Name: op.Name, WRT: 1}, in[0], in[1], grad)
 	return G.Nodes{dg, du}, err
 }
-func (op *SwiGLUOp) String() string        { return "SwiGLU{" + op.Name + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *SwiGLUOp) String() string { return "SwiGLU{" + op.Name + "}" }
+
+// WriteHash writes String() into h.
 func (op *SwiGLUOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *SwiGLUOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *SwiGLUOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // SwiGLUGradOp is the backward of SwiGLUOp (SwiGLUBackward): inputs gate, up, dy [N, I]; output dgate
 // (WRT 0) or dup (WRT 1) [N, I].
@@ -256,8 +313,13 @@ type SwiGLUGradOp struct {
 	WRT  int
 }
 
-func (op *SwiGLUGradOp) Arity() int    { return 3 }
+// Arity is the number of inputs.
+func (op *SwiGLUGradOp) Arity() int { return 3 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *SwiGLUGradOp) Type() hm.Type { return hm.NewFnType(f32T(2), f32T(2), f32T(2), f32T(2)) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *SwiGLUGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 3, in)
 	if err != nil {
@@ -285,6 +347,12 @@ func (op *SwiGLUGradOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	return dense(out, s[0]...), nil
 }
-func (op *SwiGLUGradOp) String() string        { return fmt.Sprintf("SwiGLUGrad{%s,%d}", op.Name, op.WRT) }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *SwiGLUGradOp) String() string { return fmt.Sprintf("SwiGLUGrad{%s,%d}", op.Name, op.WRT) }
+
+// WriteHash writes String() into h.
 func (op *SwiGLUGradOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *SwiGLUGradOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *SwiGLUGradOp) Hashcode() uint32 { return hashCode(op.String()) }

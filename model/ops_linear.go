@@ -190,11 +190,17 @@ func (op *LinearOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	dxl, err := G.ApplyOp(&LoRAGradOp{Lin: op, WRT: 'X'}, xl, grad, in[1], in[2])
 	return G.Nodes{dx, dA, dB, dxl}, err
 }
+
+// String names the op with its attributes; it is also what the op hashes.
 func (op *LinearOp) String() string {
 	return fmt.Sprintf("Linear{%s,%dx%d,r=%d,s=%g,split=%v}", op.Name, op.Weight.Out, op.Weight.In, op.Rank, op.Scaling, op.Split)
 }
+
+// WriteHash writes String() into h.
 func (op *LinearOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *LinearOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *LinearOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // LinearGradInputOp is dx of LinearOp (LinearLoRABackward with dA = dB = nil):
 // dx = dy·W + Scaling·(dy·B)·A. Inputs dy [N, Out] (+ A, B); output [N, In].
@@ -211,7 +217,11 @@ func (op *LinearGradInputOp) Arity() int {
 	}
 	return 1
 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *LinearGradInputOp) Type() hm.Type { return matrixFn(op.Arity()) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *LinearGradInputOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, op.Arity(), in)
 	if err != nil {
@@ -245,9 +255,15 @@ func (op *LinearGradInputOp) Do(vals ...G.Value) (G.Value, error) {
 	LinearLoRABackward(dx, nil, nil, nil, d[0], w, d[1], d[2], op.Lin.shape(rows))
 	return dense(dx, rows, op.Lin.Weight.In), nil
 }
-func (op *LinearGradInputOp) String() string        { return "LinearGradInput{" + op.Lin.String() + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *LinearGradInputOp) String() string { return "LinearGradInput{" + op.Lin.String() + "}" }
+
+// WriteHash writes String() into h.
 func (op *LinearGradInputOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *LinearGradInputOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *LinearGradInputOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // LoRAGradOp is dA (WRT 'A'), dB (WRT 'B') or the LoRA-input gradient dxl (WRT 'X', Split only) of
 // LinearOp (LinearLoRABackwardSplit): dA = Scaling·(dy·B)ᵀ·xl [Rank, In], dB = Scaling·dyᵀ·(xl·Aᵀ)
@@ -259,10 +275,15 @@ type LoRAGradOp struct {
 	WRT byte // 'A', 'B' or 'X'
 }
 
+// Arity is the number of inputs.
 func (op *LoRAGradOp) Arity() int { return 4 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *LoRAGradOp) Type() hm.Type {
 	return hm.NewFnType(f32T(2), f32T(2), f32T(2), f32T(2), f32T(2))
 }
+
+// InferShape is the output shape for the given input shapes.
 func (op *LoRAGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 4, in)
 	if err != nil {
@@ -305,6 +326,12 @@ func (op *LoRAGradOp) Do(vals ...G.Value) (G.Value, error) {
 	LinearLoRABackwardSplit(nil, nil, nil, dB, d[0], d[1], nil, d[2], d[3], s)
 	return dense(dB, s.Out, s.Rank), nil
 }
-func (op *LoRAGradOp) String() string        { return fmt.Sprintf("LoRAGrad%c{%v}", op.WRT, op.Lin) }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *LoRAGradOp) String() string { return fmt.Sprintf("LoRAGrad%c{%v}", op.WRT, op.Lin) }
+
+// WriteHash writes String() into h.
 func (op *LoRAGradOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *LoRAGradOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *LoRAGradOp) Hashcode() uint32 { return hashCode(op.String()) }

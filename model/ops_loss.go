@@ -16,8 +16,13 @@ type LMHeadOp struct {
 	Weight *Frozen // [V, H]
 }
 
-func (op *LMHeadOp) Arity() int    { return 1 }
+// Arity is the number of inputs.
+func (op *LMHeadOp) Arity() int { return 1 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *LMHeadOp) Type() hm.Type { return hm.NewFnType(f32T(2), f32T(2)) }
+
+// InferShape is the output shape for the given input shapes.
 func (op *LMHeadOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 1, in)
 	if err != nil {
@@ -44,13 +49,23 @@ func (op *LMHeadOp) Do(vals ...G.Value) (G.Value, error) {
 	LinearLoRAForward(logits, d[0], w, nil, nil, nil, LinearShape{Rows: rows, In: op.Weight.In, Out: op.Weight.Out})
 	return dense(logits, rows, op.Weight.Out), nil
 }
+
+// DiffWRT says which inputs get a gradient.
 func (op *LMHeadOp) DiffWRT(int) []bool { return []bool{false} }
+
+// SymDiff builds the backward nodes.
 func (op *LMHeadOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, notDifferentiable(op)
 }
-func (op *LMHeadOp) String() string        { return "LMHead{" + op.Weight.Name + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *LMHeadOp) String() string { return "LMHead{" + op.Weight.Name + "}" }
+
+// WriteHash writes String() into h.
 func (op *LMHeadOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *LMHeadOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *LMHeadOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // LMHeadCrossEntropyOp is lm_head fused with the completion-only causal LM loss
 // (LMHeadCrossEntropyForward): loss = Σ_{rows with label} (logsumexp(W·h) − (W·h)[label]) / numItems with
@@ -66,10 +81,15 @@ func (op *LMHeadCrossEntropyOp) ceShape(batch, seq int) CEShape {
 	return CEShape{Batch: batch, Seq: seq, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100}
 }
 
+// Arity is the number of inputs.
 func (op *LMHeadCrossEntropyOp) Arity() int { return 3 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *LMHeadCrossEntropyOp) Type() hm.Type {
 	return hm.NewFnType(f32T(2), i32T(2), G.Float32, G.Float32)
 }
+
+// InferShape is the output shape for the given input shapes.
 func (op *LMHeadCrossEntropyOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 3, in)
 	if err != nil {
@@ -141,6 +161,7 @@ func (op *LMHeadCrossEntropyOp) Do(vals ...G.Value) (G.Value, error) {
 	return G.NewF32(loss), nil
 }
 
+// DiffWRT says which inputs get a gradient.
 func (op *LMHeadCrossEntropyOp) DiffWRT(int) []bool { return []bool{true, false, false} }
 
 // SymDiff is dh = LMHeadCrossEntropyGrad(h, labels, numItems, dloss).
@@ -148,9 +169,15 @@ func (op *LMHeadCrossEntropyOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, e
 	dh, err := G.ApplyOp(&LMHeadCrossEntropyGradOp{CE: op}, in[0], in[1], in[2], grad)
 	return G.Nodes{dh, nil, nil}, err
 }
-func (op *LMHeadCrossEntropyOp) String() string        { return "LMHeadCrossEntropy{" + op.Weight.Name + "}" }
+
+// String names the op with its attributes; it is also what the op hashes.
+func (op *LMHeadCrossEntropyOp) String() string { return "LMHeadCrossEntropy{" + op.Weight.Name + "}" }
+
+// WriteHash writes String() into h.
 func (op *LMHeadCrossEntropyOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *LMHeadCrossEntropyOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *LMHeadCrossEntropyOp) Hashcode() uint32 { return hashCode(op.String()) }
 
 // LMHeadCrossEntropyGradOp is dh of LMHeadCrossEntropyOp (LMHeadCrossEntropyBackward):
 // dh_n = dloss/numItems · Σ_v (softmax_v − [v = label_n]) W_v, zero for ignored rows.
@@ -160,10 +187,15 @@ type LMHeadCrossEntropyGradOp struct {
 	CE *LMHeadCrossEntropyOp
 }
 
+// Arity is the number of inputs.
 func (op *LMHeadCrossEntropyGradOp) Arity() int { return 4 }
+
+// Type is the op's gorgonia type: its inputs' tensor types → its output type.
 func (op *LMHeadCrossEntropyGradOp) Type() hm.Type {
 	return hm.NewFnType(f32T(2), i32T(2), G.Float32, G.Float32, f32T(2))
 }
+
+// InferShape is the output shape for the given input shapes.
 func (op *LMHeadCrossEntropyGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapesOf(op, 4, in)
 	if err != nil {
@@ -188,8 +220,14 @@ func (op *LMHeadCrossEntropyGradOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	return dense(dh, s.Batch*s.Seq, s.Hidden), nil
 }
+
+// String names the op with its attributes; it is also what the op hashes.
 func (op *LMHeadCrossEntropyGradOp) String() string {
 	return "LMHeadCrossEntropyGrad{" + op.CE.Weight.Name + "}"
 }
+
+// WriteHash writes String() into h.
 func (op *LMHeadCrossEntropyGradOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
-func (op *LMHeadCrossEntropyGradOp) Hashcode() uint32      { return hashCode(op.String()) }
+
+// Hashcode is the FNV-1a hash of String().
+func (op *LMHeadCrossEntropyGradOp) Hashcode() uint32 { return hashCode(op.String()) }
