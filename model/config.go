@@ -41,6 +41,8 @@ type configJSON struct {
 	Dtype                 string   `json:"dtype"`
 	TieWordEmbeddings     *bool    `json:"tie_word_embeddings"`
 	MaxPositionEmbeddings int      `json:"max_position_embeddings"`
+	HiddenAct             string   `json:"hidden_act"`
+	UseSlidingWindow      bool     `json:"use_sliding_window"`
 	RopeParameters        *struct {
 		RopeTheta *float64 `json:"rope_theta"`
 		RopeType  string   `json:"rope_type"`
@@ -59,6 +61,12 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	}
 	if j.ModelType != "" && j.ModelType != "qwen2" {
 		return Config{}, fmt.Errorf("%s: model_type %q is not supported (only qwen2)", name, j.ModelType)
+	}
+	if j.HiddenAct != "" && j.HiddenAct != "silu" {
+		return Config{}, fmt.Errorf("%s: hidden_act %q is not supported (only silu)", name, j.HiddenAct)
+	}
+	if j.UseSlidingWindow {
+		return Config{}, fmt.Errorf("%s: use_sliding_window is true; sliding-window attention is not supported", name)
 	}
 	c := Config{
 		HiddenSize:            j.HiddenSize,

@@ -39,8 +39,10 @@ func TestParseConfigErrors(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"model_type":"llama"}`: "only qwen2",
 		`{"hidden_size":64,"intermediate_size":128,"num_hidden_layers":1,"num_attention_heads":3,"num_key_value_heads":2,"vocab_size":8}`: "multiple",
-		`{"hidden_size":64}`: "intermediate_size",
-		`not json`:           "not a valid config.json",
+		`{"hidden_size":64}`:          "intermediate_size",
+		`not json`:                    "not a valid config.json",
+		`{"hidden_act":"gelu"}`:       "only silu",
+		`{"use_sliding_window":true}`: "sliding-window",
 	} {
 		_, err := ParseConfig("x/config.json", []byte(body))
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "x/config.json") {
