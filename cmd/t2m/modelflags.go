@@ -2,12 +2,19 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/t2m/t2m/data"
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/tokenizer"
+	"github.com/t2m/t2m/train"
 )
 
-// modelFlags are the flags shared by baseline, train and eval (the seed's flags).
+// modelFlags are the flags shared by baseline, train and eval (the seed's flags, plus t2m's).
 func modelFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Value: "qwen2.5-coder-7b", Usage: "model name from the registry (qwen2.5-coder-7b, tiny) or a directory with config.json + safetensors"},
@@ -17,13 +24,16 @@ func modelFlags() []cli.Flag {
 		&cli.IntFlag{Name: "batch-size", Value: 4, Usage: "micro-batch size"},
 		&cli.IntFlag{Name: "grad-accum", Value: 4, Usage: "gradient accumulation steps"},
 		&cli.Float64Flag{Name: "lr", Value: 2e-4, Usage: "peak learning rate"},
-		&cli.IntFlag{Name: "max-len", Value: 512, Usage: "maximum tokens per example (prompt + completion)"},
+		&cli.IntFlag{Name: "max-len", Value: data.DefaultMaxLen, Usage: "maximum tokens per training example (prompt + completion) and per generation prompt"},
 		&cli.StringFlag{Name: "adapter", Usage: "directory of a PEFT LoRA adapter to load"},
-		&cli.StringFlag{Name: "run-name", Usage: "name of the run folder under --output-dir (default <model>_r<rank>)"},
+		&cli.StringFlag{Name: "run-name", Usage: "name of the run folder under --output-dir (default <model>_r<rank>; baseline: <model>_baseline)"},
 		&cli.StringFlag{Name: "data-dir", Value: "data", Usage: "folder with train.jsonl, eval.jsonl, held_out.jsonl"},
 		&cli.StringFlag{Name: "output-dir", Value: "runs", Usage: "folder for run outputs"},
-		&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto|cpu|cuda"},
-		&cli.IntFlag{Name: "seed", Value: 42, Usage: "random seed"},
+		&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto|cpu|cuda (auto: cuda when this binary has a GPU backend and a GPU is present, else cpu)"},
+		&cli.IntFlag{Name: "seed", Value: 42, Usage: "random seed (LoRA init, shuffling)"},
+		&cli.IntFlag{Name: "limit", Usage: "use only the first N examples of each split (quick runs; 0: all)"},
+		&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer.json to use (default: DIR/tokenizer.json for a model directory, the built-in byte tokenizer for tiny)"},
+		&cli.StringFlag{Name: "quantize", Value: "auto", Usage: "auto|none|nf4: NF4 base projections (QLoRA); auto is nf4 for a model directory, none for built-in models"},
 	}
 }
 
@@ -38,52 +48,132 @@ func checkRunName(name string) error {
 	return nil
 }
 
-// notYet is the error of commands whose model backend has not landed yet.
-func notYet(cmd, what string) error {
-	return cli.Exit(fmt.Sprintf("t2m %s: not available yet: %s", cmd, what), 2)
+// cpuParamLimit is the size above which a model is not run on the CPU unless --device cpu says so.
+const cpuParamLimit = 1e9
+
+// loadedModel is what baseline, train and eval share: weights, tokenizer and where they run.
+type loadedModel struct {
+	Name    string // short name for run names: the registry name or the directory's base name
+	Source  string // Hugging Face repository or directory (adapter_config.json's base_model_name_or_path)
+	Weights *model.Weights
+	Tok     *tokenizer.Tokenizer
+	Device  string // "cpu" or "cuda"
+	Quant   string // "none" or "nf4"
 }
 
-func baselineCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "baseline",
-		Usage:     "evaluate the base model zero-shot on the eval and held-out splits",
-		UsageText: "t2m baseline --model qwen2.5-coder-7b --data-dir data",
-		Flags:     modelFlags(),
-		Action: func(c *cli.Context) error {
-			if err := checkRunName(c.String("run-name")); err != nil {
-				return err
-			}
-			return notYet("baseline", "generation with the Qwen2 model (issues 3 and 4) has not landed")
-		},
-	}
+// numParams estimates a config's parameter count (projections, embeddings, lm_head).
+func numParams(c model.Config) float64 {
+	H, I := float64(c.HiddenSize), float64(c.IntermediateSize)
+	layer := H*float64(c.QDim()) + 2*H*float64(c.KVDim()) + float64(c.QDim())*H + 3*H*I
+	return float64(c.NumLayers)*layer + 2*float64(c.VocabSize)*H
 }
 
-func trainCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "train",
-		Usage:     "QLoRA fine-tune the model on train.jsonl, save a PEFT adapter",
-		UsageText: "t2m train --model qwen2.5-coder-7b --lora-r 8 --epochs 3 --run-name r8",
-		Flags:     modelFlags(),
-		Action: func(c *cli.Context) error {
-			if err := checkRunName(c.String("run-name")); err != nil {
-				return err
-			}
-			return notYet("train", "the training loop on the Qwen2 model (issues 3 and 4) has not landed")
-		},
+// loadForCommand resolves --model, --device, --quantize and --tokenizer. The device is decided before
+// the weights are read, so a refused run costs nothing.
+func loadForCommand(c *cli.Context, cmd string) (*loadedModel, error) {
+	name := c.String("model")
+	lm := &loadedModel{Name: name, Source: name}
+	var cfg model.Config
+	dir := ""
+	if st, err := os.Stat(filepath.Join(name, "config.json")); err == nil && !st.IsDir() {
+		dir = name
+		lm.Name, lm.Source = filepath.Base(filepath.Clean(name)), name
+		if cfg, err = model.LoadConfig(dir); err != nil {
+			return nil, err
+		}
+	} else {
+		reg, err := model.Lookup(name)
+		if err != nil {
+			return nil, fmt.Errorf("--model: %w", err)
+		}
+		if reg.HFRepo != "" {
+			return nil, fmt.Errorf("--model %s has no built-in weights: download %s (e.g. `huggingface-cli download %s --local-dir DIR`) and pass --model DIR",
+				name, reg.HFRepo, reg.HFRepo)
+		}
+		cfg = reg.Config
 	}
+	var err error
+	if lm.Device, err = resolveDevice(c.String("device"), cmd, lm.Name, cfg); err != nil {
+		return nil, err
+	}
+	switch q := c.String("quantize"); q {
+	case "auto":
+		lm.Quant = "none"
+		if dir != "" {
+			lm.Quant = "nf4"
+		}
+	case "none", "nf4":
+		lm.Quant = q
+	default:
+		return nil, fmt.Errorf("--quantize %q: want auto, none or nf4", q)
+	}
+	tokPath := c.String("tokenizer")
+	if tokPath == "" && dir != "" {
+		tokPath = filepath.Join(dir, "tokenizer.json")
+		if _, err := os.Stat(tokPath); err != nil {
+			return nil, fmt.Errorf("model directory %s has no tokenizer.json: pass --tokenizer FILE", dir)
+		}
+	}
+	if tokPath != "" {
+		if lm.Tok, err = tokenizer.Load(tokPath); err != nil {
+			return nil, err
+		}
+	} else {
+		lm.Tok = tokenizer.Bytes()
+	}
+	if lm.Tok.VocabSize() > cfg.VocabSize {
+		return nil, fmt.Errorf("tokenizer has %d ids but model %s has a vocabulary of %d: they do not belong together", lm.Tok.VocabSize(), lm.Name, cfg.VocabSize)
+	}
+	opt := model.LoadOptions{}
+	if lm.Quant == "nf4" {
+		opt.Quantize = model.QuantizeNF4
+	}
+	if lm.Weights, _, err = loadModel(dir, map[bool]string{true: "", false: name}[dir != ""], 0, opt); err != nil {
+		return nil, err
+	}
+	return lm, nil
 }
 
-func evalCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "eval",
-		Usage:     "evaluate a fine-tuned adapter on the eval and held-out splits",
-		UsageText: "t2m eval --model qwen2.5-coder-7b --adapter runs/r8/adapter --run-name r8",
-		Flags:     modelFlags(),
-		Action: func(c *cli.Context) error {
-			if err := checkRunName(c.String("run-name")); err != nil {
-				return err
-			}
-			return notYet("eval", "generation with the Qwen2 model (issues 3 and 4) has not landed")
-		},
+// resolveDevice applies --device: cuda needs a registered GPU backend; auto picks it when present and
+// otherwise the CPU, except for a model too large for it (then --device cpu must be explicit).
+func resolveDevice(flag, cmd, name string, cfg model.Config) (string, error) {
+	_, hasCUDA := train.LookupBackend("cuda")
+	switch flag {
+	case "cpu":
+		return "cpu", nil
+	case "cuda":
+		if !hasCUDA {
+			return "", fmt.Errorf("--device cuda: this t2m binary has no GPU backend for %s (the CPU build, or the GPU training machine has not landed in this version): use --device cpu", cmd)
+		}
+		return "cuda", nil
+	case "auto":
+		if hasCUDA {
+			return "cuda", nil
+		}
+		if n := numParams(cfg); n > cpuParamLimit {
+			return "", fmt.Errorf("--device auto: no GPU backend in this binary, and %s (%.1fB parameters) on the CPU would take days: run t2m %s with the CUDA build on a GPU machine, or pass --device cpu to run it on the CPU anyway",
+				name, n/1e9, cmd)
+		}
+		return "cpu", nil
 	}
+	return "", fmt.Errorf("--device %q: want auto, cpu or cuda", flag)
+}
+
+// readSplit reads DIR/<split>.jsonl, keeping the first limit examples when limit > 0.
+func readSplit(dir, split string, limit int) ([]data.Example, string, error) {
+	path := filepath.Join(dir, split+".jsonl")
+	if _, err := os.Stat(path); err != nil {
+		return nil, path, fmt.Errorf("%s split: %s not found: generate the splits with `t2m data --out %s` or pass --data-dir", split, path, dir)
+	}
+	exs, err := data.ReadExamples(path)
+	if err != nil {
+		return nil, path, err
+	}
+	if limit > 0 && len(exs) > limit {
+		exs = exs[:limit]
+	}
+	if len(exs) == 0 {
+		return nil, path, fmt.Errorf("%s has no examples", path)
+	}
+	return exs, path, nil
 }
