@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,11 +66,7 @@ func BenchmarkEncodePrompts(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-			var ex promptExample
-			if err := json.Unmarshal([]byte(line), &ex); err != nil {
-				b.Fatal(err)
-			}
-			texts = append(texts, renderChatML(&ex))
+			texts = append(texts, renderChatML(b, []byte(line)))
 		}
 	}
 	base := qwen(b)

@@ -7,57 +7,24 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/t2m/t2m/data"
 )
 
-// promptSystem is the system prompt that scripts/fixtures/make_tokenizer_fixture.py renders.
-const promptSystem = "You are a MongoDB query generator. Given a collection schema, a list of allowed operators, " +
-	"and a natural language intent, produce a valid MongoDB query as JSON. The output must be a JSON object " +
-	"with a 'type' field ('aggregate' or 'find') and the corresponding query body. If the intent references " +
-	"fields not in the schema, respond with {\"error\": \"<reason>\"}. Use only the allowed operators."
-
-type promptExample struct {
-	Schema struct {
-		Collection string `json:"collection"`
-		Fields     []struct {
-			Name        string   `json:"name"`
-			Type        string   `json:"type"`
-			Role        string   `json:"role"`
-			Description string   `json:"description"`
-			EnumValues  []string `json:"enum_values"`
-		} `json:"fields"`
-	} `json:"schema"`
-	AllowedOps struct {
-		Stage      []string `json:"stage_operators"`
-		Expression []string `json:"expression_operators"`
-	} `json:"allowed_ops"`
-	Intent string          `json:"intent"`
-	Output json.RawMessage `json:"output"`
-}
-
-// renderChatML renders an example as the fixture script's render_chatml does: system, user, generation
-// prompt, completion, <|im_end|>. It is a test helper that mirrors the script, not t2m's prompt renderer
-// (that lives in data/); text digests in the fixture check that the two renderings agree.
-func renderChatML(ex *promptExample) string {
-	lines := []string{"Collection: " + ex.Schema.Collection, "Fields:"}
-	for _, f := range ex.Schema.Fields {
-		line := "  - " + f.Name + " (" + f.Type + ", " + f.Role + ")"
-		if f.Description != "" {
-			line += ": " + f.Description
-		}
-		if len(f.EnumValues) > 0 {
-			line += " [values: " + strings.Join(f.EnumValues, ", ") + "]"
-		}
-		lines = append(lines, line)
+// renderChatML is what training tokenizes for an example: data's ChatML prompt then its completion.
+// The fixture's text digests (from scripts/fixtures/make_tokenizer_fixture.py) check data's renderer too.
+func renderChatML(tb testing.TB, line []byte) string {
+	tb.Helper()
+	ex, err := data.ParseExample(line)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	lines = append(lines, "",
-		"Allowed stage operators: "+strings.Join(ex.AllowedOps.Stage, ", "),
-		"Allowed expression operators: "+strings.Join(ex.AllowedOps.Expression, ", "),
-		"", "Intent: "+ex.Intent)
-	return "<|im_start|>system\n" + promptSystem + "<|im_end|>" +
-		"\n<|im_start|>user\n" + strings.Join(lines, "\n") + "<|im_end|>" +
-		"\n<|im_start|>assistant\n" + string(ex.Output) + "<|im_end|>"
+	completion, err := data.Completion(ex)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data.Prompt(ex) + completion
 }
 
 // TestHFPromptDigests encodes the full ChatML prompt and completion of every shared example and checks
@@ -90,14 +57,10 @@ func TestHFPromptDigests(t *testing.T) {
 		want := fx.Prompts[split]
 		i := 0
 		for ; sc.Scan(); i++ {
-			var ex promptExample
-			if err := json.Unmarshal(sc.Bytes(), &ex); err != nil {
-				t.Fatalf("%s:%d: %v", path, i+1, err)
-			}
 			if i >= len(want) {
 				t.Fatalf("%s has more examples than the fixture's %d", split, len(want))
 			}
-			text := renderChatML(&ex)
+			text := renderChatML(t, sc.Bytes())
 			sum := sha256.Sum256([]byte(text))
 			if hex.EncodeToString(sum[:])[:16] != want[i].TextSHA {
 				t.Fatalf("%s:%d: rendered prompt differs from the fixture script's:\n%s", split, i+1, text)
