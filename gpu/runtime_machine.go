@@ -35,6 +35,18 @@ type Machine struct {
 	scratch Buffer            // dequantized NF4 weight, the largest
 	ones    Buffer            // [N] bf16 ones: the bias broadcast as a K = 1 GEMM
 	N       int               // rows, B·T
+
+	f32      []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
+	preset   []bool  // output buffer set by prepare (the fused CE's dh), not planned
+	alias    []int   // node whose planned buffer holds this node's output (slices, fused CE grad)
+	deps     [][]int // extra liveness reads: attention backward keeps the forward's output
+	attnNode map[*model.AttentionOp]int
+	ceNode   map[*model.LMHeadCrossEntropyOp]int // the loss node of each fused lm_head + CE
+	ceGrad   map[*model.LMHeadCrossEntropyOp]int // its gradient node, when the graph has one
+	fusedAt  []bool                              // runs the fused lm_head + CE (the first of loss and grad)
+	attnScr  Buffer                              // AttentionBackward scratch, the largest
+	ceScr    Buffer                              // LMHeadCrossEntropy scratch
+	numItems float32                             // this Run's loss normalizer
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -58,7 +70,8 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 		return nil, err
 	}
 	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
-		vecs: map[string]Buffer{}, N: g.Batch * g.Seq}
+		vecs: map[string]Buffer{}, N: g.Batch * g.Seq, attnNode: map[*model.AttentionOp]int{},
+		ceNode: map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{}}
 	sorted, err := G.Sort(g.G)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: machine: sorting the graph: %w", err)
@@ -69,14 +82,27 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 	}
 	n := len(m.order)
 	m.args, m.out, m.extra = make([][]int, n), make([]Buffer, n), make([]Buffer, n)
+	m.f32, m.alias, m.deps, m.preset = make([]bool, n), make([]int, n), make([][]int, n), make([]bool, n)
+	m.fusedAt = make([]bool, n)
+	for i, node := range m.order { // the fused loss runs at whichever of its two nodes comes first
+		switch op := node.Op().(type) {
+		case *model.LMHeadCrossEntropyOp:
+			m.ceNode[op] = i
+		case *model.LMHeadCrossEntropyGradOp:
+			m.ceGrad[op.CE] = i
+		}
+	}
 	names, bytes := make([]string, n), make([]int64, n)
 	pinned, keepOut := make([]bool, n), make([]bool, n)
-	kept := map[*G.Node]bool{g.Logits: true}
+	kept := map[*G.Node]bool{g.Logits: true, g.Loss: true}
+	for _, l := range g.LoRA {
+		kept[l.GradA], kept[l.GradB] = true, true
+	}
 	for _, k := range keep {
 		kept[k] = true
 	}
 	for i, node := range m.order {
-		names[i] = node.Name()
+		names[i], m.alias[i] = node.Name(), i
 		it := g.G.From(node.ID())
 		for it.Next() {
 			m.args[i] = append(m.args[i], m.index[it.Node().(*G.Node)])
@@ -91,14 +117,25 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 		if err := m.prepare(i, node); err != nil {
 			return nil, err
 		}
-		elems := int64(node.Shape().TotalSize())
+		if m.alias[i] != i || m.preset[i] || isSeed(node) {
+			pinned[i] = true // a view of another node's buffer, a buffer set by prepare, or the host loss seed
+			continue
+		}
+		elems := int64(max(node.Shape().TotalSize(), 1))
 		bytes[i] = 2 * elems
-		if _, ok := node.Op().(*model.LMHeadOp); ok {
-			bytes[i] = 4 * elems // fp32 logits
+		if m.f32[i] {
+			bytes[i] = 4 * elems
 		}
 		keepOut[i] = kept[node]
 	}
-	ts, tnode, err := Liveness(names, bytes, m.args, pinned, keepOut)
+	// Liveness reads: a view's readers read its owner; attention backward also reads the forward's output.
+	reads := make([][]int, n)
+	for j := range n {
+		for _, a := range append(append([]int{}, m.args[j]...), m.deps[j]...) {
+			reads[j] = append(reads[j], m.alias[a])
+		}
+	}
+	ts, tnode, err := Liveness(names, bytes, reads, pinned, keepOut)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: machine: %w", err)
 	}
@@ -110,6 +147,11 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 	}
 	for k, i := range tnode {
 		m.out[i] = ar.At(m.plan.Offsets[k], ts[k].Bytes)
+	}
+	for i := range m.order { // views: resolved now that their owners have buffers
+		if err := m.bindView(i); err != nil {
+			return nil, err
+		}
 	}
 	return m, d.Sync()
 }
@@ -139,6 +181,8 @@ func (m *Machine) uploadInput(i int, node *G.Node) error {
 		b, err := m.alloc(4*size, node.Name())
 		m.out[i] = b
 		return err
+	case m.g.NumItems:
+		return nil // a host value, passed to the loss launcher
 	}
 	if node.Dtype() != G.Float32 {
 		return fmt.Errorf("gpu: machine: input %s of type %v is not supported", node.Name(), node.Dtype())
@@ -221,12 +265,23 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 			m.extra[i], err = m.alloc(int64(m.N*op.Rank)*2, op.Name+" lora h")
 		}
 	case *model.LMHeadOp:
+		m.f32[i] = true // fp32 logits
 		_, err = m.weight(op.Weight)
 	case *model.AttentionOp:
 		m.extra[i], err = m.alloc(int64(m.g.Batch*op.Heads*m.g.Seq)*4, op.Name+" lse")
 	case *model.RoPEOp, *model.AddOp, *model.SwiGLUOp:
+	case *model.AttentionGradOp, *model.SliceOp, *model.SwiGLUGradOp, *model.RMSNormGradOp,
+		*model.LinearGradInputOp, *model.LoRAGradOp, *model.LMHeadCrossEntropyOp,
+		*model.LMHeadCrossEntropyGradOp:
+		return m.prepareBwd(i, node)
 	default:
+		if isGorgoniaAdd(node) || isSeed(node) {
+			return nil
+		}
 		return fmt.Errorf("gpu: machine: node %s: op %v (%T) has no GPU launcher yet", node.Name(), node.Op(), node.Op())
+	}
+	if a, ok := node.Op().(*model.AttentionOp); ok {
+		m.attnNode[a] = i
 	}
 	return err
 }
@@ -260,13 +315,25 @@ func (m *Machine) Run(b model.Batch) error {
 	for _, u := range []struct {
 		node *G.Node
 		v    []int32
-	}{{m.g.IDs, b.IDs}, {m.g.Positions, pos}, {m.g.Mask, mask}} {
+	}{{m.g.IDs, b.IDs}, {m.g.Positions, pos}, {m.g.Mask, mask}, {m.g.Labels, b.Labels}} {
+		if u.node == nil {
+			continue
+		}
+		if len(u.v) != m.N {
+			return fmt.Errorf("gpu: machine: batch has %d values for %s, want %d", len(u.v), u.node.Name(), m.N)
+		}
 		if err := Upload(m.d, m.out[m.index[u.node]], u.v); err != nil {
 			return fmt.Errorf("gpu: machine: %s: %w", u.node.Name(), err)
 		}
 	}
+	if m.g.Loss != nil {
+		m.numItems = b.NumItems
+		if m.numItems <= 0 {
+			m.numItems = float32(model.CountCompletionTokens(b.Labels, B, T))
+		}
+	}
 	for i, node := range m.order {
-		if node.Op() == nil {
+		if node.Op() == nil || m.alias[i] != i || (m.preset[i] && !m.fusedAt[i]) || isSeed(node) {
 			continue
 		}
 		if err := m.launch(i, node); err != nil {
@@ -334,7 +401,10 @@ func (m *Machine) launch(i int, node *G.Node) error {
 	case *model.SwiGLUOp:
 		return SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
 	}
-	return fmt.Errorf("no GPU launcher for %T", node.Op())
+	if isGorgoniaAdd(node) {
+		return AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	}
+	return m.launchBwd(i, node)
 }
 
 // dense returns w as a bf16 [out, in] matrix, dequantizing NF4 into the scratch.
@@ -355,8 +425,8 @@ func (m *Machine) Output(node *G.Node) ([]float32, error) {
 	if !ok || m.out[i].Bytes == 0 {
 		return nil, fmt.Errorf("gpu: machine: node %v has no device buffer", node)
 	}
-	n := node.Shape().TotalSize()
-	if _, ok := node.Op().(*model.LMHeadOp); ok {
+	n := max(node.Shape().TotalSize(), 1)
+	if m.f32[i] {
 		v := make([]float32, n)
 		return v, Download(m.d, v, m.out[i])
 	}

@@ -1,0 +1,210 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/t2m/t2m/model"
+	G "gorgonia.org/gorgonia"
+)
+
+// ceChunk is the rows of fp32 logits the fused lm_head + cross-entropy holds at a time.
+const ceChunk = 256
+
+// isGorgoniaAdd reports gorgonia's own element-wise "+", which gorgonia.Grad inserts to sum the gradients
+// of a node read by several ops.
+func isGorgoniaAdd(n *G.Node) bool {
+	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.elemBinOp" && strings.HasPrefix(n.Op().String(), "+")
+}
+
+// isSeed reports gorgonia's scalar constant (the loss gradient seed, 1).
+func isSeed(n *G.Node) bool {
+	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.constantScalar"
+}
+
+func (m *Machine) attnDims(op *model.AttentionOp) AttnDims {
+	return AttnDims{B: m.g.Batch, T: m.g.Seq, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
+		Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
+}
+
+func (m *Machine) ceDims(op *model.LMHeadCrossEntropyOp) CEDims {
+	return CEDims{B: m.g.Batch, T: m.g.Seq, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
+		Chunk: ceChunk}
+}
+
+// prepareBwd readies the backward and loss nodes: weights, extra buffers, views, liveness dependencies.
+func (m *Machine) prepareBwd(i int, node *G.Node) error {
+	var err error
+	switch op := node.Op().(type) {
+	case *model.AttentionGradOp:
+		fwd, ok := m.attnNode[op.Attn]
+		if !ok {
+			return fmt.Errorf("gpu: machine: %s: its forward attention is not in the graph", node.Name())
+		}
+		m.deps[i] = []int{fwd} // the backward reads the forward's output o and lse
+		if need := AttentionBackwardScratchBytes(m.attnDims(op.Attn)); need > m.attnScr.Bytes {
+			m.attnScr, err = m.alloc(need, "attention backward scratch")
+		}
+	case *model.SliceOp:
+		if node.Dtype() != G.Float32 {
+			return fmt.Errorf("gpu: machine: slice %s of type %v", node.Name(), node.Dtype())
+		}
+		m.alias[i] = m.alias[m.args[i][0]]
+	case *model.SwiGLUGradOp:
+		m.extra[i], err = m.alloc(int64(node.Shape().TotalSize())*2, "swiglu other gradient")
+	case *model.RMSNormGradOp:
+		_, err = m.vec(op.Norm.Name, op.Norm.Weight)
+	case *model.LinearGradInputOp:
+		if _, err = m.weight(op.Lin.Weight); err == nil && op.Arity() == 3 {
+			m.extra[i], err = m.alloc(int64(m.N*op.Lin.Rank)*2, op.Lin.Name+" dh")
+		}
+	case *model.LoRAGradOp:
+		if op.WRT != 'A' && op.WRT != 'B' {
+			return fmt.Errorf("gpu: machine: %v: the LoRA-input gradient (LoRA dropout) has no GPU launcher yet", op)
+		}
+		m.f32[i] = true
+		m.extra[i], err = m.alloc(int64(m.N*op.Lin.Rank)*2, op.Lin.Name+" lora temp")
+	case *model.LMHeadCrossEntropyOp:
+		// Loss [1] fp32 and dh [N, H] bf16 come from one fused launch; both buffers are set here, not planned.
+		m.f32[i], m.preset[i] = true, true
+		if _, err = m.weight(op.Weight); err != nil {
+			return err
+		}
+		if m.out[i], err = m.alloc(4, "loss"); err != nil {
+			return err
+		}
+		g, hasGrad := m.ceGrad[op]
+		if !hasGrad {
+			g = -1
+			if m.extra[i], err = m.alloc(int64(m.N*op.Weight.In)*2, "lm_head+CE dh (unused)"); err != nil {
+				return err
+			}
+		}
+		first := i
+		if hasGrad && g < i {
+			first = g
+		}
+		m.fusedAt[first] = true
+		if need := LMHeadCrossEntropyScratchBytes(m.ceDims(op)); need > m.ceScr.Bytes {
+			m.ceScr, err = m.alloc(need, "lm_head+CE scratch")
+		}
+	case *model.LMHeadCrossEntropyGradOp:
+		if _, ok := m.ceNode[op.CE]; !ok {
+			return fmt.Errorf("gpu: machine: %s: its loss node is not in the graph", node.Name())
+		}
+		seed := m.order[m.args[i][3]]
+		if v, ok := seedValue(seed); !ok || v != 1 {
+			return fmt.Errorf("gpu: machine: %s: the loss gradient is %v, not the constant 1 the fused kernel assumes",
+				node.Name(), seed)
+		}
+		m.preset[i] = true
+		m.out[i], err = m.alloc(int64(m.N*op.CE.Weight.In)*2, "lm_head+CE dh")
+	}
+	return err
+}
+
+// seedValue reads a float32 scalar constant.
+func seedValue(n *G.Node) (float32, bool) {
+	if !isSeed(n) || n.Value() == nil {
+		return 0, false
+	}
+	v, ok := n.Value().Data().(float32)
+	return v, ok
+}
+
+// bindView points a slice node at its part of its owner's buffer.
+func (m *Machine) bindView(i int) error {
+	op, ok := m.order[i].Op().(*model.SliceOp)
+	if !ok {
+		return nil
+	}
+	owner := m.out[m.alias[i]]
+	size := int64(m.order[i].Shape().TotalSize())
+	if int64(op.Offset+int(size))*2 > owner.Bytes {
+		return fmt.Errorf("gpu: machine: slice %s [%d, +%d) outside its %d-byte owner", m.order[i].Name(), op.Offset,
+			size, owner.Bytes)
+	}
+	m.out[i] = owner.Slice(int64(op.Offset)*2, size*2)
+	return nil
+}
+
+// launchBwd runs one backward or loss node.
+func (m *Machine) launchBwd(i int, node *G.Node) error {
+	d, N, y := m.d, m.N, m.out[i]
+	switch op := node.Op().(type) {
+	case *model.AttentionGradOp:
+		fwd := m.attnNode[op.Attn]
+		ad := m.attnDims(op.Attn)
+		nq, nkv := int64(N*ad.H*ad.D)*2, int64(N*ad.KVH*ad.D)*2
+		return AttentionBackward(d, y.Slice(0, nq), y.Slice(nq, nkv), y.Slice(nq+nkv, nkv), m.in(i, 0), m.in(i, 1),
+			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
+	case *model.SwiGLUGradOp:
+		n := node.Shape().TotalSize()
+		dgate, dup := y, m.extra[i]
+		if op.WRT == 1 {
+			dgate, dup = m.extra[i], y
+		}
+		return SwiGLUBackward(d, dgate, dup, m.in(i, 2), m.in(i, 0), m.in(i, 1), n)
+	case *model.RMSNormGradOp:
+		cols := len(op.Norm.Weight)
+		return RMSNormBackward(d, y, m.in(i, 1), m.in(i, 0), m.vecs[op.Norm.Name], N, cols, op.Norm.Eps)
+	case *model.LinearGradInputOp:
+		w := m.lin[op.Lin.Weight]
+		W, err := m.dense(w)
+		if err != nil {
+			return err
+		}
+		dy, dx := M(m.in(i, 0), N, w.out, BF16T), M(y, N, w.in, BF16T)
+		if err := m.blas.LinearGradInput(dy, W, 1, 0, dx); err != nil {
+			return err
+		}
+		if op.Arity() == 3 { // + s·(dy·B)·A
+			r := op.Lin.Rank
+			dh := M(m.extra[i], N, r, BF16T)
+			if err := m.blas.Gemm(false, false, op.Lin.Scaling, dy, M(m.in(i, 2), w.out, r, BF16T), 0, dh); err != nil {
+				return err
+			}
+			return m.blas.Gemm(false, false, 1, dh, M(m.in(i, 1), r, w.in, BF16T), 1, dx)
+		}
+		return nil
+	case *model.LoRAGradOp:
+		r, in, out := op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
+		xl, dy := M(m.in(i, 0), N, in, BF16T), M(m.in(i, 1), N, out, BF16T)
+		A, Bm := M(m.in(i, 2), r, in, BF16T), M(m.in(i, 3), out, r, BF16T)
+		tmp := M(m.extra[i], N, r, BF16T)
+		if op.WRT == 'A' { // dA = s·(dy·B)ᵀ·xl
+			if err := m.blas.Gemm(false, false, 1, dy, Bm, 0, tmp); err != nil {
+				return err
+			}
+			return m.blas.LinearGradWeight(tmp, xl, op.Lin.Scaling, 0, M(y, r, in, F32T))
+		}
+		if err := m.blas.Linear(xl, A, 0, tmp); err != nil { // dB = s·dyᵀ·(xl·Aᵀ)
+			return err
+		}
+		return m.blas.LinearGradWeight(dy, tmp, op.Lin.Scaling, 0, M(y, out, r, F32T))
+	case *model.LMHeadCrossEntropyOp:
+		return m.fusedCE(op)
+	case *model.LMHeadCrossEntropyGradOp:
+		return m.fusedCE(op.CE)
+	}
+	return fmt.Errorf("no GPU launcher for %T", node.Op())
+}
+
+// fusedCE runs the fused lm_head + cross-entropy of op once: the loss into its loss node's buffer and dh
+// into its gradient node's (or an unused buffer when the graph has no backward).
+func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
+	ce := m.ceNode[op]
+	dh := m.extra[ce]
+	if g, ok := m.ceGrad[op]; ok {
+		dh = m.out[g]
+	}
+	W, err := m.dense(m.lin[op.Weight])
+	if err != nil {
+		return err
+	}
+	h, labels := m.in(ce, 0), m.in(ce, 1)
+	return LMHeadCrossEntropy(m.d, m.out[ce], dh, h, W.Buf, labels, Buffer{}, m.ceScr, m.ceDims(op), m.numItems, 1)
+}
