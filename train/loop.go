@@ -205,6 +205,16 @@ func (r *Run) Train() (*Result, error) {
 			}
 			var loss float64
 			for k, mb := range win {
+				if k > 0 && r.stopped() {
+					// Drop the partial window: the parameters are still those of the last update, which is
+					// what the checkpoint records, so --resume redoes this window exactly.
+					if err := save(); err != nil {
+						return nil, fmt.Errorf("train: %w", err)
+					}
+					fmt.Fprintf(r.Log, "saved checkpoint %s (update %d; the interrupted update will be redone)\n", ckptDir, st.Step)
+					res.Steps = st.Step
+					return res, ErrInterrupted
+				}
 				b := mb.batch
 				b.NumItems = float32(numItems)
 				l, err := r.Backend.Loss(b, mb.rows, mb.seq, uint64(st.Step*fp.GradAccum+k), grads)
