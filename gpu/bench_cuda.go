@@ -54,6 +54,9 @@ func (cudaBackend) BenchTrain(cfg BenchConfig, log io.Writer) (*BenchResult, err
 		return nil, err
 	}
 	fmt.Fprintf(log, "gpu: %s (%d MiB), %s v%d\n", d.Name, d.TotalMB, blas.Lib, blas.Version)
+	if cfg.Scope == "machine" {
+		return benchMachine(d, cfg, log)
+	}
 	free, _, err := d.MemInfo()
 	if err != nil {
 		return nil, err

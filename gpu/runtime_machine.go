@@ -5,6 +5,7 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/quant"
@@ -37,7 +38,7 @@ type Machine struct {
 	N       int               // rows, B·T
 
 	f32      []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
-	preset   []bool  // output buffer set by prepare (the fused CE's dh), not planned
+	preset   []bool  // output buffer set by prepare (fused CE outputs, flat LoRA gradients), not planned
 	alias    []int   // node whose planned buffer holds this node's output (slices, fused CE grad)
 	deps     [][]int // extra liveness reads: attention backward keeps the forward's output
 	attnNode map[*model.AttentionOp]int
@@ -47,6 +48,9 @@ type Machine struct {
 	attnScr  Buffer                              // AttentionBackward scratch, the largest
 	ceScr    Buffer                              // LMHeadCrossEntropy scratch
 	numItems float32                             // this Run's loss normalizer
+
+	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
+	tm  *timer      // when set (benchmark), an event after each node names its op's time
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -84,6 +88,9 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 	m.args, m.out, m.extra = make([][]int, n), make([]Buffer, n), make([]Buffer, n)
 	m.f32, m.alias, m.deps, m.preset = make([]bool, n), make([]int, n), make([][]int, n), make([]bool, n)
 	m.fusedAt = make([]bool, n)
+	if err := m.newOpt(); err != nil {
+		return nil, err
+	}
 	for i, node := range m.order { // the fused loss runs at whichever of its two nodes comes first
 		switch op := node.Op().(type) {
 		case *model.LMHeadCrossEntropyOp:
@@ -186,6 +193,12 @@ func (m *Machine) uploadInput(i int, node *G.Node) error {
 	}
 	if node.Dtype() != G.Float32 {
 		return fmt.Errorf("gpu: machine: input %s of type %v is not supported", node.Name(), node.Dtype())
+	}
+	if m.opt != nil {
+		if sl, ok := m.opt.param[node]; ok { // a LoRA matrix: its bf16 copy lives in the flat parameters
+			m.out[i] = m.opt.bf.Slice(sl.off*2, sl.n*2)
+			return nil
+		}
 	}
 	v, err := model.Values(node)
 	if err != nil {
@@ -333,14 +346,29 @@ func (m *Machine) Run(b model.Batch) error {
 		}
 	}
 	for i, node := range m.order {
-		if node.Op() == nil || m.alias[i] != i || (m.preset[i] && !m.fusedAt[i]) || isSeed(node) {
+		if node.Op() == nil || m.alias[i] != i || isSeed(node) || (isFusedCE(node) && !m.fusedAt[i]) {
 			continue
 		}
 		if err := m.launch(i, node); err != nil {
 			return fmt.Errorf("gpu: machine: node %d %s (%v): %w", i, node.Name(), node.Op(), err)
 		}
+		if m.tm != nil {
+			m.tm.mark(opKind(node))
+		}
 	}
 	return m.d.Sync()
+}
+
+// opKind names a node's op for the time breakdown: its Go type, or "+" for gorgonia's gradient sums.
+func opKind(n *G.Node) string {
+	if isGorgoniaAdd(n) {
+		return "grad sum (+)"
+	}
+	k := fmt.Sprintf("%T", n.Op())
+	if op, ok := n.Op().(*model.LinearOp); ok && op.Weight.Quant != nil {
+		k += " (NF4)"
+	}
+	return strings.TrimPrefix(k, "*model.")
 }
 
 // in returns node i's k-th input buffer.

@@ -20,6 +20,15 @@ func isGorgoniaAdd(n *G.Node) bool {
 	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.elemBinOp" && strings.HasPrefix(n.Op().String(), "+")
 }
 
+// isFusedCE reports the two nodes of the fused lm_head + cross-entropy.
+func isFusedCE(n *G.Node) bool {
+	switch n.Op().(type) {
+	case *model.LMHeadCrossEntropyOp, *model.LMHeadCrossEntropyGradOp:
+		return true
+	}
+	return false
+}
+
 // isSeed reports gorgonia's scalar constant (the loss gradient seed, 1).
 func isSeed(n *G.Node) bool {
 	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.constantScalar"
@@ -66,6 +75,11 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 			return fmt.Errorf("gpu: machine: %v: the LoRA-input gradient (LoRA dropout) has no GPU launcher yet", op)
 		}
 		m.f32[i] = true
+		if m.opt != nil {
+			if sl, ok := m.opt.grad[node]; ok { // a gradient the optimizer reads: in the flat gradients
+				m.out[i], m.preset[i] = m.opt.g.Slice(sl.off*4, sl.n*4), true
+			}
+		}
 		m.extra[i], err = m.alloc(int64(m.N*op.Lin.Rank)*2, op.Lin.Name+" lora temp")
 	case *model.LMHeadCrossEntropyOp:
 		// Loss [1] fp32 and dh [N, H] bf16 come from one fused launch; both buffers are set here, not planned.

@@ -39,20 +39,23 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "seq", Value: def.Seq, Usage: "tokens per sequence (T)"},
 					&cli.IntFlag{Name: "layers", Value: def.Layers, Usage: "decoder layers (28 in the 7B model)"},
 					&cli.IntFlag{Name: "rank", Value: def.Rank, Usage: "LoRA rank on q,k,v,o,gate,up"},
+					&cli.IntFlag{Name: "vocab", Value: def.Vocab, Usage: "vocabulary size (lm_head rows)"},
 					&cli.IntFlag{Name: "warmup", Value: def.Warmup, Usage: "untimed steps first"},
 					&cli.IntFlag{Name: "steps", Value: def.Steps, Usage: "timed steps (the median is reported)"},
 					&cli.BoolFlag{Name: "overlap", Value: def.Overlap,
 						Usage: "dequantize the next NF4 weight on a second stream during the current GEMM (full scope)"},
 					&cli.StringFlag{Name: "scope", Value: def.Scope,
-						Usage: "full (a whole step: forward, backward, AdamW) or gemm (NF4 dequant and GEMMs only)"},
+						Usage: "full (a hand-written whole step: forward, backward, AdamW), gemm (NF4 dequant and GEMMs " +
+							"only) or machine (the model graph through the GPU machine; weights made on the CPU, so use " +
+							"few --layers and a small --vocab)"},
 				},
 				Action: func(c *cli.Context) error {
 					cfg := def
 					cfg.Batch, cfg.Seq, cfg.Layers = c.Int("batch"), c.Int("seq"), c.Int("layers")
 					cfg.Rank, cfg.Warmup, cfg.Steps = c.Int("rank"), c.Int("warmup"), c.Int("steps")
-					cfg.Overlap = c.Bool("overlap")
-					if cfg.Scope = c.String("scope"); cfg.Scope != "full" && cfg.Scope != "gemm" {
-						return fmt.Errorf("bench train: --scope %q: want full or gemm", cfg.Scope)
+					cfg.Overlap, cfg.Vocab = c.Bool("overlap"), c.Int("vocab")
+					if cfg.Scope = c.String("scope"); cfg.Scope != "full" && cfg.Scope != "gemm" && cfg.Scope != "machine" {
+						return fmt.Errorf("bench train: --scope %q: want full, gemm or machine", cfg.Scope)
 					}
 					if cfg.Batch < 1 || cfg.Seq < 4 || cfg.Layers < 1 || cfg.Rank < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
 						return fmt.Errorf("bench train: batch, seq (≥ 4), layers, rank and steps must be positive")
