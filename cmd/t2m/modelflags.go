@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/t2m/t2m/data"
+	"github.com/t2m/t2m/gpu"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/tokenizer"
 	"github.com/t2m/t2m/train"
@@ -134,10 +135,19 @@ func loadForCommand(c *cli.Context, cmd string) (*loadedModel, error) {
 	return lm, nil
 }
 
-// resolveDevice applies --device: cuda needs a registered GPU backend; auto picks it when present and
-// otherwise the CPU, except for a model too large for it (then --device cpu must be explicit).
+// resolveDevice applies --device: cuda needs a registered GPU training backend and a usable GPU; auto
+// picks them when both are there and otherwise the CPU, except for a model too large for it (then
+// --device cpu must be explicit).
 func resolveDevice(flag, cmd, name string, cfg model.Config) (string, error) {
 	_, hasCUDA := train.LookupBackend("cuda")
+	gpuErr := gpu.ErrNoCUDA
+	if hasCUDA && (flag == "cuda" || flag == "auto") {
+		if b, err := gpu.Get(); err != nil {
+			gpuErr = err
+		} else {
+			_, gpuErr = b.Describe()
+		}
+	}
 	switch flag {
 	case "cpu":
 		return "cpu", nil
@@ -145,14 +155,17 @@ func resolveDevice(flag, cmd, name string, cfg model.Config) (string, error) {
 		if !hasCUDA {
 			return "", fmt.Errorf("--device cuda: this t2m binary has no GPU backend for %s (the CPU build, or the GPU training machine has not landed in this version): use --device cpu", cmd)
 		}
+		if gpuErr != nil {
+			return "", fmt.Errorf("--device cuda: %w", gpuErr)
+		}
 		return "cuda", nil
 	case "auto":
-		if hasCUDA {
+		if hasCUDA && gpuErr == nil {
 			return "cuda", nil
 		}
 		if n := numParams(cfg); n > cpuParamLimit {
-			return "", fmt.Errorf("--device auto: no GPU backend in this binary, and %s (%.1fB parameters) on the CPU would take days: run t2m %s with the CUDA build on a GPU machine, or pass --device cpu to run it on the CPU anyway",
-				name, n/1e9, cmd)
+			return "", fmt.Errorf("--device auto: no usable GPU backend (%v), and %s (%.1fB parameters) on the CPU would take days: run t2m %s with the CUDA build on a GPU machine, or pass --device cpu to run it on the CPU anyway",
+				gpuErr, name, n/1e9, cmd)
 		}
 		return "cpu", nil
 	}

@@ -121,13 +121,14 @@ func runTrain(c *cli.Context) error {
 	run := &train.Run{Dir: dir, Fingerprint: fp, SaveEvery: c.Int("save-every"), PadID: padID, Resume: c.Bool("resume"),
 		Adapter: adapter, Params: params, Backend: backend, TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: out}
 
-	// Ctrl-C (or SIGTERM): finish the current update, save a checkpoint, exit; a second one kills.
+	// Ctrl-C (or SIGTERM): stop at the next micro-batch, save a checkpoint of the last update, exit with
+	// status 130; a second one kills.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	stop := make(chan struct{})
 	go func() {
 		if _, ok := <-sig; ok {
-			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint after the current update (interrupt again to abort)")
+			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			close(stop)
 		}
@@ -140,7 +141,8 @@ func runTrain(c *cli.Context) error {
 	started := time.Now()
 	res, err := run.Train()
 	if errors.Is(err, train.ErrInterrupted) {
-		return cli.Exit(fmt.Sprintf("t2m train: %v (t2m train ... --run-name %s --resume)", err, runName), 130)
+		return cli.Exit(fmt.Sprintf("t2m train: interrupted; checkpoint saved in %s: continue with the same flags plus --resume",
+			filepath.Join(dir, "checkpoint")), 130)
 	}
 	if err != nil {
 		return err
