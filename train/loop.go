@@ -161,8 +161,13 @@ func (r *Run) Train() (*Result, error) {
 		if err := truncateMetrics(filepath.Join(r.Dir, "metrics.jsonl"), st.Step); err != nil {
 			return nil, err
 		}
-	} else if err := os.Remove(filepath.Join(r.Dir, "metrics.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("train: %w", err)
+	} else {
+		if _, err := os.Stat(filepath.Join(ckptDir, checkpointState)); err == nil {
+			return nil, fmt.Errorf("train: %s already holds a checkpoint of an earlier run: pass --resume to continue it, another --run-name, or delete %s", r.Dir, r.Dir)
+		}
+		if err := os.Remove(filepath.Join(r.Dir, "metrics.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("train: %w", err)
+		}
 	}
 	mf, err := os.OpenFile(filepath.Join(r.Dir, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -265,6 +270,7 @@ func (r *Run) Train() (*Result, error) {
 				fmt.Fprintf(r.Log, "saved checkpoint %s (update %d)\n", ckptDir, st.Step)
 			}
 			if interrupted {
+				res.Steps = st.Step
 				return res, ErrInterrupted
 			}
 			if limit {
@@ -273,6 +279,7 @@ func (r *Run) Train() (*Result, error) {
 			}
 		}
 		if r.stopped() && st.Epoch < fp.Epochs {
+			res.Steps = st.Step
 			return res, ErrInterrupted
 		}
 		if r.MaxSteps > 0 && stepsThisCall >= r.MaxSteps && st.Epoch < fp.Epochs {

@@ -144,6 +144,10 @@ func TestResumeIsExact(t *testing.T) {
 	if _, err := lora.Load(filepath.Join(dir, "adapter"), smallConfig().LoRADims()); err != nil {
 		t.Errorf("adapter: %v", err)
 	}
+	// A new run into a folder with a checkpoint is refused (no silent overwrite).
+	if _, err := newTestRun(t, dir, fp, train, eval).Train(); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Errorf("new run over a checkpoint: err = %v", err)
+	}
 	// Resuming with other settings is refused.
 	other := fp
 	other.LR = 1e-3
