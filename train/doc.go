@@ -6,9 +6,19 @@
 // the best epoch kept (load_best_model_at_end on eval_loss), metrics.jsonl, and resumable checkpoints
 // written atomically.
 //
-// The model runs behind Backend: it builds a Step per micro-batch shape that returns the loss and adds
-// the LoRA gradients. The CPU backend (registered here as "cpu") builds model.Build/BuildGrad graphs and
-// runs them with gorgonia's TapeMachine. A GPU backend registers itself with RegisterBackend("cuda", …)
-// from the CUDA build; this package must not import gpu/ (nor cmd/ or eval/), so the default build needs
-// no CUDA.
+// The model runs behind Backend: Loss(micro-batch, shape, dropout step, grads) returns the loss and adds
+// the LoRA gradients, keeping whatever it compiles per (batch, seq) shape; micro-batches are padded to a
+// multiple of Run.Bucket so shapes repeat. The CPU backend (registered here as "cpu") builds
+// model.Build/BuildGrad graphs, keeps the three most recently used per kind, and runs them with
+// gorgonia's TapeMachine. A GPU backend plugs in with RegisterBackend("cuda", factory) from an init in a
+// file built only with the t2mcuda tag (e.g. cmd/t2m/backend_cuda.go wrapping gpu/'s machine); the
+// factory gets the weights and the Params, whose slices it must read before each step (the optimizer
+// updates them in place on the host) — or it may take over the update and write them back. `t2m train
+// --device auto` picks "cuda" when it is registered and gpu.Get finds a usable GPU.
+//
+// Determinism: epoch e shuffles with data.Shuffle(seed+e); the dropout masks of micro-batch k of update s
+// are seeded with s·GradAccum+k; so a checkpoint needs no RNG state beyond the seed, and a resumed run is
+// bitwise the uninterrupted one (TestResumeIsExact).
+//
+// This package must not import gpu/ (nor cmd/ or eval/), so the default build needs no CUDA.
 package train

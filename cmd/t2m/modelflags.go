@@ -78,7 +78,7 @@ func loadForCommand(c *cli.Context, cmd string) (*loadedModel, error) {
 	dir := ""
 	if st, err := os.Stat(filepath.Join(name, "config.json")); err == nil && !st.IsDir() {
 		dir = name
-		lm.Name, lm.Source = filepath.Base(filepath.Clean(name)), name
+		lm.Name, lm.Source = filepath.Base(filepath.Clean(name)), filepath.Clean(name)
 		if cfg, err = model.LoadConfig(dir); err != nil {
 			return nil, err
 		}
