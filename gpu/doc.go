@@ -43,34 +43,42 @@
 // shapes and calls d.Launch, gpu/<op>_test.go comparing with the op's CPU function of model/ on random
 // inputs with poisoned outputs.
 //
-// # The GPU machine (design; not implemented yet)
+// # The GPU machine (runtime_machine*.go)
 //
 // The model is one gorgonia ExprGraph whose nodes are coarse custom ops (model/doc.go lists each op and its
-// CPU function). gorgonia.Grad adds the backward nodes, and the optimizer update is appended as ops too.
-// The machine executes that same graph:
+// CPU function); gorgonia.Grad adds the backward nodes. Machine executes that same graph:
 //
-//  1. Compile once per (batch, length) shape: take the graph's topological order (gorgonia.Sort), look up
-//     a GPU implementation for every op by its type (a registry map[opType]gpuOp filled by the launcher
-//     files; an op without one is an error naming it, never a silent CPU fallback), and record for each
-//     node its output shape, dtype and byte size.
-//  2. Liveness: a node's buffer is live from the step that produces it to its last consumer's step.
-//     Weights (NF4, bf16 embedding/lm_head), LoRA parameters, their fp32 masters, AdamW moments and
-//     gradients are pinned for the whole run; inputs (token ids, labels, masks) are uploaded per step into
-//     pinned buffers. Views (reshape, slice of a contiguous buffer) alias their input and extend its
-//     lifetime instead of copying.
-//  3. Memory plan: walk the order, assign each activation an offset in one arena region by best-fit over
-//     free intervals (released at last use, sizes rounded to 256 B), largest-first within a step to limit
-//     fragmentation. The plan's high-water mark is known before the first launch (Arena.Reserve), so an
-//     out-of-memory is reported before training starts, with the largest tensors named. Ops with scratch
-//     needs (NF4 dequant of a 18944×3584 weight, 136 MB bf16; attention's logsumexp; the CE chunk's
-//     logits) declare them and get planned like outputs; one scratch buffer is shared by all dequants
-//     since they run one at a time on one stream.
-//  4. Execute: for each node in order, one launcher call (kernel or cuBLAS) on the device's stream with
-//     the planned buffers; no allocation, no host round trip inside a step except the loss (and the
-//     grad-norm, read back only for logging, after the step). Frozen NF4 linears dequantize into the
-//     shared scratch right before their GEMM (forward and again in the backward: 7 GB/s of bytes is
-//     ~10 ms of a ~100 ms step, cheaper than keeping bf16 weights). Because the sequence is fixed per
-//     shape, a step can be captured once as a CUDA graph and replayed, removing launch gaps.
-//  5. Check: every op's output can be compared with the CPU TapeMachine on the same inputs (a debug mode
-//     that downloads each node), which is how the fixture model's parity is tested.
+//	m, err := gpu.NewMachine(d, g, arenaBytes) // g from model.Build (+ g.BuildGrad() for training)
+//	err = m.Run(batch)                         // forward (+ loss and backward); no host round trip
+//	err = m.Step(hyper, maxNorm)               // global grad-norm clip + AdamW on the flat LoRA params
+//	loss, err := m.Output(g.Loss)              // the one download of a training step
+//
+//  1. Compile once per (batch, length) shape (NewMachine): the graph's topological order (gorgonia.Sort,
+//     reversed), each node's input positions, and for every op its launcher: frozen weights uploaded once
+//     (NF4 stays NF4; float32 becomes bf16), norm weights and biases as bf16 vectors, per-node extras
+//     (attention's lse, LoRA temporaries). An op without a launcher is an error naming it, never a silent
+//     CPU fallback. Not supported yet: LoRA dropout (DropoutOp, LoRAGradOp 'X') — build training graphs
+//     with LoRAParams.Dropout = 0 for the GPU.
+//  2. Liveness (Liveness): a node's output lives from its step to its last reader's step; slices of the
+//     packed attention gradient are views whose readers keep the packed buffer alive; attention's backward
+//     also keeps the forward's output. Graph inputs, LoRA parameters/gradients (flat, for the optimizer),
+//     the fused loss outputs and kept nodes are not planned.
+//  3. Memory plan (PlanMemory): greedy by size, best fit among the tensors whose lifetimes intersect,
+//     256-byte aligned, in one arena region reserved before the first launch, so an out-of-memory shows
+//     at NewMachine. On the tiny model the plan equals its lower bound (the most bytes live at one step).
+//  4. Execute (Run): for each node in order one launcher (kernel or cuBLAS) on the device's stream. NF4
+//     linears dequantize into one shared scratch right before their GEMM, in the forward and again in
+//     the backward. The lm_head + cross-entropy is one fused launch that writes the loss and dh, run at
+//     whichever of the loss node and its gradient node comes first. q/k/v biases are a K = 1 GEMM
+//     (ones·biasᵀ) before the GEMM with beta = 1. gorgonia's own "+" nodes (gradient sums) are AddBF16.
+//  5. Optimizer (Step): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the forward
+//     reads, fp32 gradients the LoRA gradient nodes write), so clipping and AdamW are one launch each.
+//
+// Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
+// the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
+// (grad norm and AdamW update vs a float64 host computation; loss goes down).
+//
+// Next: the fused CE only over rows that have labels (the hand-written benchmark step does; at the 7B
+// shape it saves ~8 ms), SwiGLU's backward once for both gradients (now once per gradient node), LoRA
+// dropout, CUDA-graph capture of Run, and the fixture model from model/testdata against HF's references.
 package gpu
