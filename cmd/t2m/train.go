@@ -54,6 +54,9 @@ func runTrain(c *cli.Context) error {
 	if err := checkRunName(runName); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	if c.String("adapter") != "" {
+		return fmt.Errorf("train: --adapter is for eval; train starts a new adapter (continue an interrupted run with --resume)")
+	}
 	limit := c.Int("limit")
 	trainEx, _, err := readSplit(c.String("data-dir"), "train", limit)
 	if err != nil {
