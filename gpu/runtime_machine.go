@@ -48,6 +48,9 @@ type Machine struct {
 	attnScr  Buffer                              // AttentionBackward scratch, the largest
 	ceScr    Buffer                              // LMHeadCrossEntropy scratch
 	numItems float32                             // this Run's loss normalizer
+	lossRows []int                               // per sequence: first row predicting a label, or −1
+	cePart   Buffer                              // [B] fp32 per-sequence losses
+	ceOnes   Buffer                              // [B] fp32 ones (their sum as a product)
 
 	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
 	tm  *timer      // when set (benchmark), an event after each node names its op's time
@@ -340,6 +343,7 @@ func (m *Machine) Run(b model.Batch) error {
 		}
 	}
 	if m.g.Loss != nil {
+		m.setLossRows(b.Labels)
 		m.numItems = b.NumItems
 		if m.numItems <= 0 {
 			m.numItems = float32(model.CountCompletionTokens(b.Labels, B, T))

@@ -103,8 +103,22 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 		}
 		m.fusedAt[first] = true
 		if need := LMHeadCrossEntropyScratchBytes(m.ceDims(op)); need > m.ceScr.Bytes {
-			m.ceScr, err = m.alloc(need, "lm_head+CE scratch")
+			if m.ceScr, err = m.alloc(need, "lm_head+CE scratch"); err != nil {
+				return err
+			}
 		}
+		B := m.g.Batch
+		if m.cePart, err = m.alloc(int64(B)*4, "per-sequence losses"); err != nil {
+			return err
+		}
+		if m.ceOnes, err = m.alloc(int64(B)*4, "ones f32"); err != nil {
+			return err
+		}
+		ones := make([]float32, B)
+		for k := range ones {
+			ones[k] = 1
+		}
+		err = Upload(m.d, m.ceOnes, ones)
 	case *model.LMHeadCrossEntropyGradOp:
 		if _, ok := m.ceNode[op.CE]; !ok {
 			return fmt.Errorf("gpu: machine: %s: its loss node is not in the graph", node.Name())
@@ -207,8 +221,11 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 	return fmt.Errorf("no GPU launcher for %T", node.Op())
 }
 
-// fusedCE runs the fused lm_head + cross-entropy of op once: the loss into its loss node's buffer and dh
-// into its gradient node's (or an unused buffer when the graph has no backward).
+// fusedCE runs the fused lm_head + cross-entropy of op: the loss into its loss node's buffer and dh into
+// its gradient node's (or an unused buffer when the graph has no backward). Only the rows that predict a
+// label run (lossRows, from the batch's labels on the host): one launch per sequence over its tail, dh
+// zero elsewhere; the per-sequence partial losses (each already divided by numItems) are summed by a
+// 1×B·B×1 product.
 func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 	ce := m.ceNode[op]
 	dh := m.extra[ce]
@@ -220,5 +237,42 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 		return err
 	}
 	h, labels := m.in(ce, 0), m.in(ce, 1)
-	return LMHeadCrossEntropy(m.d, m.out[ce], dh, h, W.Buf, labels, Buffer{}, m.ceScr, m.ceDims(op), m.numItems, 1)
+	H, T := int64(op.Weight.In), m.g.Seq
+	if err := m.d.Memset(dh, 0); err != nil {
+		return err
+	}
+	if err := m.d.Memset(m.cePart, 0); err != nil {
+		return err
+	}
+	for b, start := range m.lossRows {
+		if start < 0 {
+			continue
+		}
+		r0, rows := int64(b*T+start), int64(T-start)
+		c := m.ceDims(op)
+		c.B, c.T = 1, int(rows)
+		if err := LMHeadCrossEntropy(m.d, m.cePart.Slice(int64(b)*4, 4), dh.Slice(r0*H*2, rows*H*2),
+			h.Slice(r0*H*2, rows*H*2), W.Buf, labels.Slice(r0*4, rows*4), Buffer{}, m.ceScr, c, m.numItems,
+			1); err != nil {
+			return err
+		}
+	}
+	B := m.g.Batch
+	return m.blas.Gemm(false, false, 1, M(m.cePart, 1, B, F32T), M(m.ceOnes, B, 1, F32T), 0, M(m.out[ce], 1, 1, F32T))
+}
+
+// setLossRows finds, for each sequence, the first row that predicts a label (row n predicts labels[n+1]),
+// or −1 when the sequence has none.
+func (m *Machine) setLossRows(labels []int32) {
+	B, T := m.g.Batch, m.g.Seq
+	m.lossRows = make([]int, B)
+	for b := range B {
+		m.lossRows[b] = -1
+		for j := 1; j < T; j++ {
+			if labels[b*T+j] != -100 {
+				m.lossRows[b] = j - 1
+				break
+			}
+		}
+	}
 }
