@@ -28,7 +28,7 @@ type Machine struct {
 	index map[*G.Node]int // position in order
 	args  [][]int         // each node's inputs, as positions in order
 	out   []Buffer        // each node's output (planned, or pinned for graph inputs)
-	extra []Buffer        // per node: attention's lse [B, H, T] fp32, a LoRA hidden [N, r] bf16
+	extra []Buffer        // per node: attention's lse [B, H, T] fp32 (kept for the backward)
 	plan  MemPlan
 
 	lin     map[*model.Frozen]*machineWeight
@@ -53,7 +53,11 @@ type Machine struct {
 	ceOnes   Buffer                              // [B] fp32 ones (their sum as a product)
 
 	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
-	tm  *timer      // when set (benchmark), an event after each node names its op's time
+	// tmp is one scratch for values that live only inside one node's launch (LoRA hiddens, SwiGLU's
+	// other gradient), as large as the largest need.
+	tmp      Buffer
+	tmpBytes int64
+	tm       *timer // when set (benchmark), an event after each node names its op's time
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -145,6 +149,11 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 			reads[j] = append(reads[j], m.alias[a])
 		}
 	}
+	if m.tmpBytes > 0 {
+		if m.tmp, err = m.alloc(m.tmpBytes, "launch scratch"); err != nil {
+			return nil, err
+		}
+	}
 	ts, tnode, err := Liveness(names, bytes, reads, pinned, keepOut)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: machine: %w", err)
@@ -170,6 +179,9 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 func (m *Machine) PlannedBytes() (int64, int64) { return m.plan.Total, m.plan.Floor }
 
 func (m *Machine) alloc(bytes int64, what string) (Buffer, error) { return m.ar.Alloc(bytes, what) }
+
+// needTmp records that a launch needs bytes of the shared launch scratch.
+func (m *Machine) needTmp(bytes int64) { m.tmpBytes = max(m.tmpBytes, bytes) }
 
 // uploadBF16 copies float32 values to a new bf16 buffer.
 func (m *Machine) uploadBF16(v []float32, what string) (Buffer, error) {
@@ -278,7 +290,7 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 			return fmt.Errorf("gpu: machine: %s: LoRA dropout (training graphs) has no GPU launcher yet", op.Name)
 		}
 		if op.Rank > 0 {
-			m.extra[i], err = m.alloc(int64(m.N*op.Rank)*2, op.Name+" lora h")
+			m.needTmp(int64(m.N*op.Rank) * 2) // h = x·Aᵀ, used within the launch
 		}
 	case *model.LMHeadOp:
 		m.f32[i] = true // fp32 logits
@@ -408,7 +420,7 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		if op.Rank > 0 {
 			A := M(m.in(i, 1), op.Rank, w.in, BF16T)
 			Bm := M(m.in(i, 2), w.out, op.Rank, BF16T)
-			h := M(m.extra[i], N, op.Rank, BF16T)
+			h := M(m.tmp, N, op.Rank, BF16T)
 			if err := m.blas.Linear(x, A, 0, h); err != nil {
 				return err
 			}

@@ -63,12 +63,12 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 		}
 		m.alias[i] = m.alias[m.args[i][0]]
 	case *model.SwiGLUGradOp:
-		m.extra[i], err = m.alloc(int64(node.Shape().TotalSize())*2, "swiglu other gradient")
+		m.needTmp(int64(node.Shape().TotalSize()) * 2) // the gradient the node does not return
 	case *model.RMSNormGradOp:
 		_, err = m.vec(op.Norm.Name, op.Norm.Weight)
 	case *model.LinearGradInputOp:
 		if _, err = m.weight(op.Lin.Weight); err == nil && op.Arity() == 3 {
-			m.extra[i], err = m.alloc(int64(m.N*op.Lin.Rank)*2, op.Lin.Name+" dh")
+			m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dh = s·dy·B
 		}
 	case *model.LoRAGradOp:
 		if op.WRT != 'A' && op.WRT != 'B' {
@@ -80,7 +80,7 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 				m.out[i], m.preset[i] = m.opt.g.Slice(sl.off*4, sl.n*4), true
 			}
 		}
-		m.extra[i], err = m.alloc(int64(m.N*op.Lin.Rank)*2, op.Lin.Name+" lora temp")
+		m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dy·B or xl·Aᵀ
 	case *model.LMHeadCrossEntropyOp:
 		// Loss [1] fp32 and dh [N, H] bf16 come from one fused launch; both buffers are set here, not planned.
 		m.f32[i], m.preset[i] = true, true
@@ -171,9 +171,9 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
 	case *model.SwiGLUGradOp:
 		n := node.Shape().TotalSize()
-		dgate, dup := y, m.extra[i]
+		dgate, dup := y, m.tmp
 		if op.WRT == 1 {
-			dgate, dup = m.extra[i], y
+			dgate, dup = m.tmp, y
 		}
 		return SwiGLUBackward(d, dgate, dup, m.in(i, 2), m.in(i, 0), m.in(i, 1), n)
 	case *model.RMSNormGradOp:
@@ -191,7 +191,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		}
 		if op.Arity() == 3 { // + s·(dy·B)·A
 			r := op.Lin.Rank
-			dh := M(m.extra[i], N, r, BF16T)
+			dh := M(m.tmp, N, r, BF16T)
 			if err := m.blas.Gemm(false, false, op.Lin.Scaling, dy, M(m.in(i, 2), w.out, r, BF16T), 0, dh); err != nil {
 				return err
 			}
@@ -202,7 +202,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		r, in, out := op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
 		xl, dy := M(m.in(i, 0), N, in, BF16T), M(m.in(i, 1), N, out, BF16T)
 		A, Bm := M(m.in(i, 2), r, in, BF16T), M(m.in(i, 3), out, r, BF16T)
-		tmp := M(m.extra[i], N, r, BF16T)
+		tmp := M(m.tmp, N, r, BF16T)
 		if op.WRT == 'A' { // dA = s·(dy·B)ᵀ·xl
 			if err := m.blas.Gemm(false, false, 1, dy, Bm, 0, tmp); err != nil {
 				return err
