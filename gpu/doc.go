@@ -78,9 +78,9 @@
 //
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
 // the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
-// (grad norm and AdamW update vs a float64 host computation; loss goes down).
+// (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the
+// model issue's fixture against HF transformers/PEFT references: hidden states, logits, loss, gradients).
 //
-// Next: the fused CE only over rows that have labels (the hand-written benchmark step does; at the 7B
-// shape it saves ~8 ms), SwiGLU's backward once for both gradients (now once per gradient node), LoRA
-// dropout, CUDA-graph capture of Run, and the fixture model from model/testdata against HF's references.
+// Next: SwiGLU's backward once for both gradients (now once per gradient node), LoRA dropout, CUDA-graph
+// capture of Run, and the hand-written benchmark step's remaining lead (see scripts/bench/NOTES.md).
 package gpu
