@@ -201,3 +201,21 @@ func relErr(got []float32, want []float64) float64 {
 	}
 	return math.Sqrt(num / den)
 }
+
+// TestNoGPUError runs where there is no usable GPU (CI): the cuda build must get there at all (cu's init
+// did not exit, thanks to the cuInit interposer) and Open must say what is wrong and what to do.
+func TestNoGPUError(t *testing.T) {
+	d, err := Open(0)
+	if err == nil {
+		d.Close()
+		t.Skip("a GPU is present; this test checks the message given without one")
+	}
+	for _, want := range []string{"no usable NVIDIA GPU", "cuInit", "CPU build"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open without a GPU: %q does not mention %q", err, want)
+		}
+	}
+	if _, err := Get(); err != nil {
+		t.Errorf("the t2mcuda build registered no backend: %v", err)
+	}
+}
