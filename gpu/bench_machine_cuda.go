@@ -52,6 +52,7 @@ func benchMachine(d *Device, cfg BenchConfig, log io.Writer) (*BenchResult, erro
 	if err != nil {
 		return nil, err
 	}
+	defer m.Close()
 	total, floor := m.PlannedBytes()
 	fmt.Fprintf(log, "machine ready in %.1f s: %d nodes, activation plan %.2f GiB (floor %.2f), arena used %.2f GiB\n",
 		time.Since(t0).Seconds(), len(m.order), gib(total), gib(floor), gib(m.ar.Peak()))

@@ -175,6 +175,16 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 	return m, d.Sync()
 }
 
+// Close frees the machine's device memory (weights, activations, optimizer state).
+func (m *Machine) Close() error {
+	if m.ar == nil {
+		return nil
+	}
+	err := m.d.Free(m.ar.base)
+	m.ar = nil
+	return err
+}
+
 // PlannedBytes is the activation region's size and its lower bound (the most bytes live at once).
 func (m *Machine) PlannedBytes() (int64, int64) { return m.plan.Total, m.plan.Floor }
 

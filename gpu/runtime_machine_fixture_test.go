@@ -106,7 +106,7 @@ func TestMachineFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(c.prefix+".logits", got, ref(c.prefix+".logits"), 2e-2)
-		if err := d.Free(m.ar.base); err != nil {
+		if err := m.Close(); err != nil {
 			t.Fatal(err)
 		}
 		g.Close()
@@ -123,7 +123,7 @@ func TestMachineFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Free(m.ar.base)
+	defer m.Close()
 	if err := m.Run(batch); err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestMachineLogits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer d.Free(m.ar.base)
+			defer m.Close()
 			total, floor := m.PlannedBytes()
 			t.Logf("activation plan: %d bytes (floor %d)", total, floor)
 			if err := m.Run(batch); err != nil {
@@ -161,7 +161,7 @@ func TestMachineLossGrads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Free(m.ar.base)
+	defer m.Close()
 	total, floor := m.PlannedBytes()
 	t.Logf("activation plan: %d bytes (floor %d), %d nodes", total, floor, len(m.order))
 	if err := m.Run(batch); err != nil {
@@ -244,7 +244,7 @@ func TestMachineStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Free(m.ar.base)
+	defer m.Close()
 	o := m.opt
 	if err := m.Run(batch); err != nil {
 		t.Fatal(err)
