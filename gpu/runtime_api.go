@@ -3,6 +3,8 @@ package gpu
 import (
 	"errors"
 	"io"
+
+	"github.com/t2m/t2m/model"
 )
 
 // ErrNoCUDA is what a binary built without the cuda tag answers to every GPU request.
@@ -16,6 +18,30 @@ type Backend interface {
 	Describe() (string, error)
 	// BenchTrain runs the training benchmark (see BenchConfig), printing progress to log.
 	BenchTrain(cfg BenchConfig, log io.Writer) (*BenchResult, error)
+	// NewGenerator opens the first GPU and uploads w (with lora applied; nil for the base model) for greedy
+	// decoding; Close the generator to free the GPU.
+	NewGenerator(w *model.Weights, lora *model.LoRAParams, opt GeneratorOptions) (Generator, error)
+}
+
+// Generator decodes greedily on a GPU with the semantics of model.Generator.Generate: argmax (first index
+// on ties), a sequence ends after one of opt.StopIDs (not included) or opt.MaxNewTokens tokens.
+type Generator interface {
+	Generate(prompts [][]int32, opt model.GenerateOptions) ([][]int32, error)
+	// Describe is one line: the GPU and how the weights are held.
+	Describe() string
+	Close() error
+}
+
+// GeneratorOptions tune NewGenerator.
+type GeneratorOptions struct {
+	// NF4PerUse keeps NF4 projections quantized on the GPU and dequantizes each one before its GEMM, with
+	// LoRA applied unmerged (x·Aᵀ·Bᵀ·s): a third of the weight memory, about twice the time per token.
+	// Otherwise (and always when the bf16 copies would not fit) NF4 is dequantized to bf16 once at load
+	// and each adapter is merged into its weight.
+	NF4PerUse bool
+	// PrefillRows bounds the tokens of one prefill (≤ 0: 8192); prompts of equal length are prefilled
+	// together up to it.
+	PrefillRows int
 }
 
 var backend Backend

@@ -1,0 +1,324 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+	"math"
+)
+
+// defaultPrefillRows bounds the rows of one prefill launch sequence (prompts of equal length are prefilled
+// together up to this many tokens), so the activations stay a few hundred MiB at the 7B shape.
+const defaultPrefillRows = 8192
+
+// decoder runs greedy decoding on the device (it implements decodeSteps): per-sequence KV caches on the
+// device, prefill through the flash attention forward, batched single-token steps through
+// decode_attention_bf16, lm_head on each sequence's last position only, argmax on the device; only token
+// ids cross to the host (and the ids, positions and slots of the next rows back to the device).
+type decoder struct {
+	d    *Device
+	blas *BLAS
+	ar   *Arena
+	w    *decodeWeights
+	rows int // the most rows one forward takes (prefill chunk)
+
+	// Set by begin, released by end.
+	mark     int64
+	dims     DecodeDims
+	kc, vc   []Buffer // per layer [Slots, Cap, KVH·D] bf16
+	x, h     Buffer   // [rows, H] bf16: residual stream, normed
+	q, attn  Buffer   // [rows, Hq·D] bf16
+	k, v     Buffer   // [rows, KVH·D] bf16
+	tmp      Buffer   // [rows, H] bf16: projection outputs added to the residual
+	gate, up Buffer   // [rows, I] bf16
+	loraH    Buffer   // [rows, rank] bf16 (LoRA applied per use)
+	lse      Buffer   // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
+	cs       Buffer   // [rows, D/2] (cos, sin) fp32: RoPE table
+	ones     Buffer   // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
+	meta     Buffer   // [3·rows] int32: ids | positions | slots of the rows of one forward
+	logits   Buffer   // [seqs, V] fp32
+	next     Buffer   // [seqs] int32
+
+	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
+	onLogits func(seqs []int32, logits Buffer, n int) error
+}
+
+// newDecoder wraps device weights; prefillRows ≤ 0 means defaultPrefillRows.
+func newDecoder(d *Device, blas *BLAS, ar *Arena, w *decodeWeights, prefillRows int) *decoder {
+	if prefillRows <= 0 {
+		prefillRows = defaultPrefillRows
+	}
+	return &decoder{d: d, blas: blas, ar: ar, w: w, rows: prefillRows, mark: -1}
+}
+
+// begin allocates the caches ([L] × K and V [seqs, capacity, KVH·D]) and the activations.
+func (g *decoder) begin(seqs, capacity int) error {
+	if g.mark >= 0 {
+		return fmt.Errorf("gpu: decoder: begin while a generation is running")
+	}
+	c := g.w.cfg
+	g.dims = DecodeDims{Slots: seqs, Cap: capacity, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim,
+		Scale: float32(1 / math.Sqrt(float64(c.HeadDim)))}
+	if err := g.dims.check("decoder"); err != nil {
+		return err
+	}
+	R := max(g.rows, capacity, seqs) // a prompt longer than the chunk still prefills in one piece
+	g.rows = R
+	g.mark = g.ar.Mark()
+	var err error
+	take := func(n int64, what string) Buffer {
+		if err != nil {
+			return Buffer{}
+		}
+		var b Buffer
+		b, err = g.ar.Alloc(n, what)
+		return b
+	}
+	g.kc, g.vc = make([]Buffer, c.NumLayers), make([]Buffer, c.NumLayers)
+	for l := range g.kc {
+		g.kc[l], g.vc[l] = take(g.dims.cacheBytes(), "k cache"), take(g.dims.cacheBytes(), "v cache")
+	}
+	r64, H, Q, KV, I := int64(R), int64(c.HiddenSize), int64(c.QDim()), int64(c.KVDim()), int64(c.IntermediateSize)
+	g.x, g.h, g.tmp = take(r64*H*2, "x"), take(r64*H*2, "h"), take(r64*H*2, "tmp")
+	g.q, g.attn = take(r64*Q*2, "q"), take(r64*Q*2, "attn")
+	g.k, g.v = take(r64*KV*2, "k"), take(r64*KV*2, "v")
+	g.gate, g.up = take(r64*I*2, "gate"), take(r64*I*2, "up")
+	rank := 1
+	for _, l := range g.w.layers {
+		for _, lin := range l.linears() {
+			rank = max(rank, lin.rank)
+		}
+	}
+	g.loraH = take(r64*int64(rank)*2, "lora h")
+	g.lse = take(r64*int64(c.NumHeads)*4, "lse")
+	g.cs = take(RoPETableBytes(R, c.HeadDim), "rope table")
+	g.ones = take(r64*2, "ones")
+	g.meta = take(3*r64*4, "ids, positions, slots")
+	g.logits = take(int64(max(seqs, 1))*int64(c.VocabSize)*4, "logits")
+	g.next = take(int64(seqs)*4, "next ids")
+	if err != nil {
+		g.end()
+		return fmt.Errorf("gpu: decoder: %d sequences of %d tokens: %w", seqs, capacity, err)
+	}
+	ones := make([]uint16, R)
+	for i := range ones {
+		ones[i] = BF16(1)
+	}
+	if err := Upload(g.d, g.ones, ones); err != nil {
+		g.end()
+		return err
+	}
+	return nil
+}
+
+// end releases the caches and activations.
+func (g *decoder) end() {
+	if g.mark >= 0 {
+		g.ar.Release(g.mark)
+		g.mark = -1
+	}
+}
+
+// linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16.
+func (g *decoder) linear(lin *decodeLinear, x, y Buffer, rows int) error {
+	X, Y := M(x, rows, lin.in, BF16T), M(y, rows, lin.out, BF16T)
+	W := M(lin.dense, lin.out, lin.in, BF16T)
+	if lin.nf4 != nil {
+		if err := g.d.DequantNF4(lin.nf4, g.w.scratch); err != nil {
+			return err
+		}
+		W = M(g.w.scratch, lin.out, lin.in, BF16T)
+	}
+	beta := float32(0)
+	if lin.bias.Bytes != 0 { // y = 1·biasᵀ, then y += x·Wᵀ
+		if err := g.blas.Gemm(false, false, 1, M(g.ones, rows, 1, BF16T), M(lin.bias, 1, lin.out, BF16T), 0, Y); err != nil {
+			return err
+		}
+		beta = 1
+	}
+	if err := g.blas.Linear(X, W, beta, Y); err != nil {
+		return fmt.Errorf("%s: %w", lin.name, err)
+	}
+	if lin.a.Bytes == 0 {
+		return nil
+	}
+	h := M(g.loraH, rows, lin.rank, BF16T)
+	if err := g.blas.Linear(X, M(lin.a, lin.rank, lin.in, BF16T), 0, h); err != nil {
+		return err
+	}
+	return g.blas.Gemm(false, true, lin.scale, h, M(lin.b, lin.out, lin.rank, BF16T), 1, Y)
+}
+
+// forward runs the decoder stack on rows tokens (ids, positions and slots already in meta), appending each
+// row's key and value to its cache; attend computes a layer's attention output (g.attn) from g.q and the
+// caches. It leaves the final RMSNorm's output in g.h [rows, H].
+func (g *decoder) forward(rows int, attend func(l int) error) error {
+	c, d := g.w.cfg, g.d
+	H, D := c.HiddenSize, c.HeadDim
+	ids, pos, slots := g.meta.Slice(0, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4),
+		g.meta.Slice(int64(rows)*8, int64(rows)*4)
+	if err := EmbeddingForward(d, g.x, g.w.embed, ids, Buffer{}, rows, c.VocabSize, H); err != nil {
+		return err
+	}
+	if err := RoPETable(d, g.cs, pos, rows, D, float32(c.RopeTheta)); err != nil {
+		return err
+	}
+	eps := float32(c.RMSNormEps)
+	for li, l := range g.w.layers {
+		err := func() error {
+			if err := RMSNormForward(d, g.h, g.x, l.inNorm, rows, H, eps); err != nil {
+				return err
+			}
+			for _, p := range []struct {
+				lin *decodeLinear
+				y   Buffer
+			}{{l.q, g.q}, {l.k, g.k}, {l.v, g.v}} {
+				if err := g.linear(p.lin, g.h, p.y, rows); err != nil {
+					return err
+				}
+			}
+			if err := RoPEApply(d, g.q, g.q, g.cs, rows, c.NumHeads, D, false); err != nil {
+				return err
+			}
+			if err := RoPEApply(d, g.k, g.k, g.cs, rows, c.NumKVHeads, D, false); err != nil {
+				return err
+			}
+			if err := KVAppend(d, g.kc[li], g.vc[li], g.k, g.v, slots, pos, rows, g.dims); err != nil {
+				return err
+			}
+			if err := attend(li); err != nil {
+				return err
+			}
+			if err := g.linear(l.o, g.attn, g.tmp, rows); err != nil {
+				return err
+			}
+			if err := AddBF16(d, g.x, g.x, g.tmp, rows*H); err != nil {
+				return err
+			}
+			if err := RMSNormForward(d, g.h, g.x, l.postNorm, rows, H, eps); err != nil {
+				return err
+			}
+			if err := g.linear(l.gate, g.h, g.gate, rows); err != nil {
+				return err
+			}
+			if err := g.linear(l.up, g.h, g.up, rows); err != nil {
+				return err
+			}
+			if err := SwiGLUForward(d, g.gate, g.gate, g.up, rows*c.IntermediateSize); err != nil {
+				return err
+			}
+			if err := g.linear(l.down, g.gate, g.tmp, rows); err != nil {
+				return err
+			}
+			return AddBF16(d, g.x, g.x, g.tmp, rows*H)
+		}()
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", li, err)
+		}
+	}
+	return RMSNormForward(d, g.h, g.x, g.w.norm, rows, H, eps)
+}
+
+// upload puts the rows' ids, positions and slots into meta, after checking them.
+func (g *decoder) upload(ids, pos, slots []int32) error {
+	V := int32(g.w.cfg.VocabSize)
+	for r := range ids {
+		switch {
+		case ids[r] < 0 || ids[r] >= V:
+			return fmt.Errorf("gpu: decoder: token id %d outside the vocabulary [0, %d)", ids[r], V)
+		case pos[r] < 0 || int(pos[r]) >= g.dims.Cap:
+			return fmt.Errorf("gpu: decoder: position %d outside the cache [0, %d)", pos[r], g.dims.Cap)
+		case slots[r] < 0 || int(slots[r]) >= g.dims.Slots:
+			return fmt.Errorf("gpu: decoder: sequence %d outside [0, %d)", slots[r], g.dims.Slots)
+		}
+	}
+	meta := make([]int32, 0, 3*len(ids))
+	meta = append(append(append(meta, ids...), pos...), slots...)
+	return Upload(g.d, g.meta, meta)
+}
+
+// choose runs lm_head on n hidden rows h (row stride ld elements), then argmax, and downloads the ids.
+func (g *decoder) choose(seqs []int32, h Buffer, ld int) ([]int32, error) {
+	c := g.w.cfg
+	n := len(seqs)
+	hm := Mat{Buf: h, Rows: n, Cols: c.HiddenSize, LD: ld, DType: BF16T}
+	logits := M(g.logits, n, c.VocabSize, F32T)
+	if err := g.blas.Linear(hm, M(g.w.lmHead, c.VocabSize, c.HiddenSize, BF16T), 0, logits); err != nil {
+		return nil, fmt.Errorf("lm_head: %w", err)
+	}
+	if g.onLogits != nil {
+		if err := g.onLogits(seqs, g.logits, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := ArgmaxF32(g.d, g.next, g.logits, n, c.VocabSize); err != nil {
+		return nil, err
+	}
+	out := make([]int32, n)
+	if err := Download(g.d, out, g.next); err != nil {
+		return nil, fmt.Errorf("gpu: decoder: %w", err)
+	}
+	return out, nil
+}
+
+// prefill runs the prompts, consecutive prompts of equal length together (up to g.rows tokens): positions
+// 0..T−1, flash attention forward over the new keys (causal, no padding), keys and values into each
+// prompt's cache; then lm_head on each prompt's last position.
+func (g *decoder) prefill(prompts [][]int32) ([]int32, error) {
+	c := g.w.cfg
+	next := make([]int32, 0, len(prompts))
+	for i := 0; i < len(prompts); {
+		T := len(prompts[i])
+		n := 1
+		for i+n < len(prompts) && len(prompts[i+n]) == T && (n+1)*T <= g.rows {
+			n++
+		}
+		rows := n * T
+		ids, pos, slots, seqs := make([]int32, 0, rows), make([]int32, rows), make([]int32, rows), make([]int32, n)
+		for b := 0; b < n; b++ {
+			ids = append(ids, prompts[i+b]...)
+			seqs[b] = int32(i + b)
+			for t := 0; t < T; t++ {
+				pos[b*T+t], slots[b*T+t] = int32(t), int32(i+b)
+			}
+		}
+		if err := g.upload(ids, pos, slots); err != nil {
+			return nil, fmt.Errorf("prompt %d: %w", i, err)
+		}
+		ad := AttnDims{B: n, T: T, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim, Scale: g.dims.Scale}
+		attend := func(int) error { return AttentionForward(g.d, g.attn, g.lse, g.q, g.k, g.v, Buffer{}, ad) }
+		if err := g.forward(rows, attend); err != nil {
+			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
+		}
+		rowBytes := int64(c.HiddenSize) * 2
+		last := g.h.Slice(int64(T-1)*rowBytes, int64(rows-T+1)*rowBytes) // row T−1 of each prompt
+		got, err := g.choose(seqs, last, T*c.HiddenSize)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
+		}
+		next = append(next, got...)
+		i += n
+	}
+	return next, nil
+}
+
+// step feeds one token per live sequence, all rows in one forward (decode attention against each cache).
+func (g *decoder) step(seqs, ids, pos []int32) ([]int32, error) {
+	rows := len(seqs)
+	if rows == 0 || rows > g.rows {
+		return nil, fmt.Errorf("gpu: decoder: step of %d rows (at most %d)", rows, g.rows)
+	}
+	if err := g.upload(ids, pos, seqs); err != nil {
+		return nil, err
+	}
+	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
+	attend := func(l int) error { return DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims) }
+	if err := g.forward(rows, attend); err != nil {
+		return nil, fmt.Errorf("gpu: decode step: %w", err)
+	}
+	got, err := g.choose(seqs, g.h, g.w.cfg.HiddenSize)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: decode step: %w", err)
+	}
+	return got, nil
+}

@@ -1,0 +1,348 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/quant"
+)
+
+// decodeLinear is one frozen projection on the device: y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ when not merged).
+type decodeLinear struct {
+	name    string
+	out, in int
+	dense   Buffer     // [out, in] bf16 (NF4 dequantized at load, LoRA merged), or zero when nf4 is set
+	nf4     *NF4Weight // kept quantized, dequantized into the shared scratch per use
+	bias    Buffer     // [out] bf16, or zero
+	a, b    Buffer     // LoRA A [rank, in], B [out, rank] bf16 when applied per use, else zero
+	rank    int
+	scale   float32
+}
+
+// decodeLayer is one decoder layer's device weights.
+type decodeLayer struct {
+	inNorm, postNorm           Buffer // [H] bf16
+	q, k, v, o, gate, up, down *decodeLinear
+}
+
+// linears lists the seven projections in checkpoint order.
+func (l *decodeLayer) linears() []*decodeLinear {
+	return []*decodeLinear{l.q, l.k, l.v, l.o, l.gate, l.up, l.down}
+}
+
+// decodeWeights are a whole model's weights in device memory, carved from one arena.
+type decodeWeights struct {
+	cfg     model.Config
+	embed   Buffer // [V, H] bf16
+	lmHead  Buffer // [V, H] bf16
+	norm    Buffer // [H] bf16
+	layers  []*decodeLayer
+	scratch Buffer // [largest out·in] bf16 for NF4 dequantized per use; zero when every weight is dense
+	perUse  bool   // NF4 projections stay NF4 (dequantized per use) and LoRA is applied unmerged
+}
+
+// bf16Host rounds v to bf16 (round to nearest even, as the kernels do).
+func bf16Host(v []float32) []uint16 {
+	h := make([]uint16, len(v))
+	for i, x := range v {
+		h[i] = BF16(x)
+	}
+	return h
+}
+
+// uploadF32AsBF16 copies v, rounded to bf16, into dst in pieces (a 7B embedding is 545M values).
+func uploadF32AsBF16(d *Device, dst Buffer, v []float32) error {
+	const piece = 1 << 24
+	for off := 0; off < len(v); off += piece {
+		part := v[off:min(off+piece, len(v))]
+		if err := Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), bf16Host(part)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// denseProjectionBytes is what the NF4 projections of w take as bf16.
+func denseProjectionBytes(w *model.Weights) int64 {
+	var n int64
+	for _, l := range w.Layers {
+		for _, p := range l.Projections() {
+			if p.W.Quant != nil {
+				n += int64(p.W.Out) * int64(p.W.In) * 2
+			}
+		}
+	}
+	return n
+}
+
+// loadDecodeWeights uploads w (and lora, nil for the base model) into ar. perUse keeps NF4 projections
+// quantized (dequantized per use, LoRA unmerged); otherwise NF4 is dequantized once to bf16 here and each
+// adapter is merged into its weight, W += s·B·A (one bf16 rounding of W + s·B·A, fp32 accumulation).
+func loadDecodeWeights(d *Device, blas *BLAS, ar *Arena, w *model.Weights, lora *model.LoRAParams, perUse bool) (*decodeWeights, error) {
+	c := w.Config
+	dw := &decodeWeights{cfg: c, perUse: perUse}
+	vec := func(v []float32, what string) (Buffer, error) {
+		b, err := ar.Alloc(int64(len(v))*2, what)
+		if err != nil {
+			return Buffer{}, err
+		}
+		return b, uploadF32AsBF16(d, b, v)
+	}
+	var err error
+	if dw.embed, err = vec(w.Embed, "embedding"); err != nil {
+		return nil, err
+	}
+	if dw.norm, err = vec(w.Norm, "final norm"); err != nil {
+		return nil, err
+	}
+	// lm_head is always dense: it is read whole every step.
+	if dw.lmHead, err = ar.Alloc(int64(w.LMHead.Out)*int64(w.LMHead.In)*2, "lm_head"); err != nil {
+		return nil, err
+	}
+	if err := frozenToDense(d, ar, w.LMHead, dw.lmHead); err != nil {
+		return nil, err
+	}
+	maxW := 0
+	for li, l := range w.Layers {
+		dl := &decodeLayer{}
+		if dl.inNorm, err = vec(l.InputNorm, "input norm"); err != nil {
+			return nil, err
+		}
+		if dl.postNorm, err = vec(l.PostNorm, "post norm"); err != nil {
+			return nil, err
+		}
+		var lins []*decodeLinear
+		for _, p := range l.Projections() {
+			lin, err := loadDecodeLinear(d, blas, ar, p, lora, perUse)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: %w", li, err)
+			}
+			if lin.nf4 != nil {
+				maxW = max(maxW, lin.out*lin.in)
+			}
+			lins = append(lins, lin)
+		}
+		dl.q, dl.k, dl.v, dl.o, dl.gate, dl.up, dl.down = lins[0], lins[1], lins[2], lins[3], lins[4], lins[5], lins[6]
+		dw.layers = append(dw.layers, dl)
+	}
+	if maxW > 0 {
+		if dw.scratch, err = ar.Alloc(int64(maxW)*2, "NF4 dequant scratch"); err != nil {
+			return nil, err
+		}
+	}
+	return dw, d.Sync()
+}
+
+// frozenToDense writes f as bf16 [Out, In] into dst: float32 rounded, NF4 dequantized on the device (its
+// blocks uploaded after dst and released again).
+func frozenToDense(d *Device, ar *Arena, f *model.Frozen, dst Buffer) error {
+	if f.F32 != nil {
+		return uploadF32AsBF16(d, dst, f.F32)
+	}
+	mark := ar.Mark()
+	defer ar.Release(mark)
+	nw, err := uploadFrozenNF4(d, ar, f)
+	if err != nil {
+		return err
+	}
+	if err := d.DequantNF4(nw, dst); err != nil {
+		return err
+	}
+	return d.Sync() // the NF4 blocks are released on return
+}
+
+// uploadFrozenNF4 uploads a quantized frozen weight's NF4 blocks.
+func uploadFrozenNF4(d *Device, ar *Arena, f *model.Frozen) (*NF4Weight, error) {
+	q, ok := f.Quant.(*quant.Weight)
+	if !ok {
+		return nil, fmt.Errorf("gpu: %s is quantized as %T, not NF4 (quant.Weight)", f.Name, f.Quant)
+	}
+	h, err := NF4HostFromQuant(q)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: %s: %w", f.Name, err)
+	}
+	return UploadNF4(d, ar, h, f.Name)
+}
+
+// loadDecodeLinear uploads one projection (see loadDecodeWeights).
+func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lora *model.LoRAParams, perUse bool) (*decodeLinear, error) {
+	f := p.W
+	lin := &decodeLinear{name: f.Name, out: f.Out, in: f.In}
+	var err error
+	if p.Bias != nil {
+		if lin.bias, err = ar.Alloc(int64(len(p.Bias))*2, f.Name+" bias"); err != nil {
+			return nil, err
+		}
+		if err := uploadF32AsBF16(d, lin.bias, p.Bias); err != nil {
+			return nil, err
+		}
+	}
+	var a, b []float32
+	if lora != nil {
+		a, b = lora.A[p.Module], lora.B[p.Module]
+		if (a == nil) != (b == nil) || (a != nil && (len(a) != lora.Rank*f.In || len(b) != f.Out*lora.Rank)) {
+			return nil, fmt.Errorf("gpu: adapter for %s: lora_A %d and lora_B %d values, want %d×%d and %d×%d",
+				p.Module, len(a), len(b), lora.Rank, f.In, f.Out, lora.Rank)
+		}
+	}
+	if perUse && f.Quant != nil {
+		if lin.nf4, err = uploadFrozenNF4(d, ar, f); err != nil {
+			return nil, err
+		}
+	} else {
+		if lin.dense, err = ar.Alloc(int64(f.Out)*int64(f.In)*2, f.Name); err != nil {
+			return nil, err
+		}
+		if err := frozenToDense(d, ar, f, lin.dense); err != nil {
+			return nil, err
+		}
+	}
+	if a == nil {
+		return lin, nil
+	}
+	lin.rank, lin.scale = lora.Rank, lora.Scaling
+	if perUse {
+		if lin.a, err = ar.Alloc(int64(len(a))*2, p.Module+" lora_A"); err != nil {
+			return nil, err
+		}
+		if lin.b, err = ar.Alloc(int64(len(b))*2, p.Module+" lora_B"); err != nil {
+			return nil, err
+		}
+		if err := uploadF32AsBF16(d, lin.a, a); err != nil {
+			return nil, err
+		}
+		return lin, uploadF32AsBF16(d, lin.b, b)
+	}
+	// Merge: W += s·B·A, with A and B uploaded after W and released again.
+	mark := ar.Mark()
+	defer ar.Release(mark)
+	ab, err := ar.Alloc(int64(len(a))*2, "lora_A")
+	if err != nil {
+		return nil, err
+	}
+	bb, err := ar.Alloc(int64(len(b))*2, "lora_B")
+	if err != nil {
+		return nil, err
+	}
+	if err := uploadF32AsBF16(d, ab, a); err != nil {
+		return nil, err
+	}
+	if err := uploadF32AsBF16(d, bb, b); err != nil {
+		return nil, err
+	}
+	if err := blas.Gemm(false, false, lora.Scaling, M(bb, f.Out, lora.Rank, BF16T), M(ab, lora.Rank, f.In, BF16T),
+		1, M(lin.dense, f.Out, f.In, BF16T)); err != nil {
+		return nil, fmt.Errorf("gpu: merging the adapter of %s: %w", p.Module, err)
+	}
+	return lin, d.Sync()
+}
+
+// randomDecodeWeights makes a model of cfg's shape on the device for benchmarks: every projection a random
+// NF4 matrix made on the GPU (as the training benchmark's), dequantized to bf16 once; random bf16
+// embeddings, lm_head and biases; norm weights near 1. No host copy of the weights exists.
+func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config) (*decodeWeights, error) {
+	H, I, Q, KV := cfg.HiddenSize, cfg.IntermediateSize, cfg.QDim(), cfg.KVDim()
+	dw := &decodeWeights{cfg: cfg}
+	rng := rand.New(rand.NewPCG(7, 7))
+	code2 := make([]float32, 256)
+	for i := range code2 {
+		code2[i] = 2*rng.Float32() - 1
+	}
+	slices.Sort(code2)
+	seed := uint64(1)
+	random := func(n int64, scale float32, what string) (Buffer, error) {
+		b, err := ar.Alloc(n*2, what)
+		if err != nil {
+			return Buffer{}, err
+		}
+		seed++
+		return b, d.FillRandomBF16(b, n, seed, scale)
+	}
+	ones := make([]uint16, H)
+	for i := range ones {
+		ones[i] = BF16(1 + 0.01*float32(i%7))
+	}
+	norm := func() (Buffer, error) {
+		b, err := ar.Alloc(int64(H)*2, "norm")
+		if err != nil {
+			return Buffer{}, err
+		}
+		return b, Upload(d, b, ones)
+	}
+	var err error
+	if dw.embed, err = random(int64(cfg.VocabSize)*int64(H), 0.05, "embedding"); err != nil {
+		return nil, err
+	}
+	if dw.lmHead, err = random(int64(cfg.VocabSize)*int64(H), 0.05, "lm_head"); err != nil {
+		return nil, err
+	}
+	if dw.norm, err = norm(); err != nil {
+		return nil, err
+	}
+	specs := []struct {
+		name    string
+		out, in int
+		bias    bool
+	}{{"q", Q, H, true}, {"k", KV, H, true}, {"v", KV, H, true}, {"o", H, Q, false}, {"gate", I, H, false},
+		{"up", I, H, false}, {"down", H, I, false}}
+	for l := 0; l < cfg.NumLayers; l++ {
+		dl := &decodeLayer{}
+		if dl.inNorm, err = norm(); err != nil {
+			return nil, err
+		}
+		if dl.postNorm, err = norm(); err != nil {
+			return nil, err
+		}
+		var lins []*decodeLinear
+		for _, sp := range specs {
+			lin := &decodeLinear{name: fmt.Sprintf("layer %d %s", l, sp.name), out: sp.out, in: sp.in}
+			if lin.dense, err = ar.Alloc(int64(sp.out)*int64(sp.in)*2, lin.name); err != nil {
+				return nil, err
+			}
+			mark := ar.Mark()
+			w, err := AllocNF4(ar, sp.out, sp.in, 64, 256, lin.name)
+			if err != nil {
+				return nil, err
+			}
+			w.Offset = 0.02
+			seed++
+			if err := d.FillRandomU8(w.Codes, seed); err != nil {
+				return nil, err
+			}
+			seed++
+			if err := d.FillRandomU8(w.Absmax, seed); err != nil {
+				return nil, err
+			}
+			if err := Upload(d, w.Code2, code2); err != nil {
+				return nil, err
+			}
+			a2 := make([]float32, w.Absmax2.Bytes/4)
+			for i := range a2 {
+				a2[i] = 0.01 + 0.01*rng.Float32()
+			}
+			if err := Upload(d, w.Absmax2, a2); err != nil {
+				return nil, err
+			}
+			if err := d.DequantNF4(w, lin.dense); err != nil {
+				return nil, err
+			}
+			if err := d.Sync(); err != nil {
+				return nil, err
+			}
+			ar.Release(mark)
+			if sp.bias {
+				if lin.bias, err = random(int64(sp.out), 0.02, lin.name+" bias"); err != nil {
+					return nil, err
+				}
+			}
+			lins = append(lins, lin)
+		}
+		dl.q, dl.k, dl.v, dl.o, dl.gate, dl.up, dl.down = lins[0], lins[1], lins[2], lins[3], lins[4], lins[5], lins[6]
+		dw.layers = append(dw.layers, dl)
+	}
+	return dw, d.Sync()
+}

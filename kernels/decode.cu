@@ -1,0 +1,121 @@
+// Decoding kernels of the GPU generator (gpu/decode*.go): the per-sequence KV cache append, and attention of
+// one query per sequence against its cache (causal GQA, fp32 softmax). CPU twins: the cache append is a copy
+// (model.Generator appends k and v rows to KVCache); decode attention is the last query row of
+// model.AttentionForward (what model.Generator.Step computes through attnProbs).
+#include <cuda_bf16.h>
+#include <math.h>
+
+// kv_append_bf16: writes row r of k and v at position pos[r] of sequence slots[r]'s cache.
+// kc, vc [S, cap, KVD] bf16 (one layer's caches); k, v [rows, KVD] bf16; slots, pos [rows] int32;
+// KVD a multiple of 8 (16-byte copies). A row with pos outside [0, cap) is skipped (the launcher checks).
+// grid (rows), block 128.
+extern "C" __global__ void __launch_bounds__(128) kv_append_bf16(
+    uint4* __restrict__ kc, uint4* __restrict__ vc, const uint4* __restrict__ k, const uint4* __restrict__ v,
+    const int* __restrict__ slots, const int* __restrict__ pos, long long cap, long long kvd) {
+    const long long r = blockIdx.x;
+    const long long c8 = kvd / 8;
+    const long long p = pos[r];
+    if (p < 0 || p >= cap) return;
+    const long long dst = ((long long)slots[r] * cap + p) * c8;
+    for (long long i = threadIdx.x; i < c8; i += blockDim.x) {
+        kc[dst + i] = k[r * c8 + i];
+        vc[dst + i] = v[r * c8 + i];
+    }
+}
+
+__device__ __forceinline__ float dec_warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffff, x, o);
+    return x;
+}
+
+__device__ __forceinline__ float dec_warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, o));
+    return x;
+}
+
+// dec_block_reduce: the sum (max = false) or max (max = true) of x over the block; red [32] fp32 scratch.
+// Every thread gets the result.
+__device__ float dec_block_reduce(float x, float* red, bool max) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    x = max ? dec_warp_max(x) : dec_warp_sum(x);
+    __syncthreads();  // red may still be read by a previous reduction
+    if (lane == 0) red[warp] = x;
+    __syncthreads();
+    float y = lane < nw ? red[lane] : (max ? -INFINITY : 0.f);
+    y = max ? dec_warp_max(y) : dec_warp_sum(y);
+    return y;
+}
+
+// decode_attention_bf16: for each row r (one sequence's newest token at position pos[r]) and query head h,
+// o[r, h] = softmax(scale · q[r, h] · K[0..pos[r]]ᵀ) · V[0..pos[r]] over the keys of sequence slots[r]'s
+// cache, KV head h / (H / KVH). fp32 scores and softmax (as model.AttentionForward), bf16 output.
+// o, q [rows, H·D] bf16; kc, vc [S, cap, KVH·D] bf16; slots, pos [rows] int32. D ≤ 128 and a divisor of 128.
+// grid (H, rows), block 128; dynamic shared memory (cap + 160) floats: scores [cap], partial outputs [128],
+// reduction scratch [32].
+extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16(
+    __nv_bfloat16* __restrict__ o, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc,
+    const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots, const int* __restrict__ pos,
+    long long H, long long KVH, long long D, long long cap, float scale) {
+    extern __shared__ float dec_smem[];
+    float* sc = dec_smem;              // [cap] scores, then probabilities
+    float* part = dec_smem + cap;      // [128] partial outputs
+    float* red = dec_smem + cap + 128; // [32]
+    const long long h = blockIdx.x, r = blockIdx.y;
+    const long long g = h / (H / KVH);
+    const long long kvd = KVH * D;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+    const long long T = min((long long)pos[r] + 1, cap);  // keys 0..pos[r]
+    __nv_bfloat16* orow = o + r * H * D + h * D;
+    if (T <= 0) {
+        for (long long d = tid; d < D; d += blockDim.x) orow[d] = __float2bfloat16(0.f);
+        return;
+    }
+    const __nv_bfloat16* kb = kc + (long long)slots[r] * cap * kvd + g * D;
+    const __nv_bfloat16* vb = vc + (long long)slots[r] * cap * kvd + g * D;
+    const __nv_bfloat16* qr = q + r * H * D + h * D;
+    float qv[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const long long d = lane + 32 * i;
+        qv[i] = d < D ? __bfloat162float(qr[d]) : 0.f;
+    }
+    // Scores: one warp per key.
+    for (long long j = warp; j < T; j += nw) {
+        const __nv_bfloat16* kj = kb + j * kvd;
+        float dot = 0.f;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const long long d = lane + 32 * i;
+            if (d < D) dot += qv[i] * __bfloat162float(kj[d]);
+        }
+        dot = dec_warp_sum(dot);
+        if (lane == 0) sc[j] = dot * scale;
+    }
+    __syncthreads();
+    float m = -INFINITY;
+    for (long long j = tid; j < T; j += blockDim.x) m = fmaxf(m, sc[j]);
+    m = dec_block_reduce(m, red, true);
+    float s = 0.f;
+    for (long long j = tid; j < T; j += blockDim.x) {
+        const float e = expf(sc[j] - m);
+        sc[j] = e;
+        s += e;
+    }
+    s = dec_block_reduce(s, red, false);  // its barriers also publish sc
+    const float inv = 1.f / s;
+    // Output: groups of D threads, group gi sums keys gi, gi + G, ...; then the groups are added.
+    const int G = blockDim.x / (int)D;
+    const int gi = tid / (int)D, d = tid % (int)D;
+    float acc = 0.f;
+    if (gi < G)
+        for (long long j = gi; j < T; j += G) acc += sc[j] * __bfloat162float(vb[j * kvd + d]);
+    part[tid] = acc;
+    __syncthreads();
+    if (tid < D) {
+        float t = 0.f;
+        for (int k = 0; k < G; k++) t += part[k * D + tid];
+        orow[tid] = __float2bfloat16(t * inv);
+    }
+}
