@@ -10,6 +10,7 @@ import (
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/eval"
+	"github.com/t2m/t2m/gpu"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/tokenizer"
 )
@@ -51,6 +52,38 @@ func evalCommand() *cli.Command {
 	}
 }
 
+// generator decodes greedily: model.Generator on the CPU, the GPU backend's gpu.Generator on cuda; both
+// have model.Generator.Generate's semantics.
+type generator interface {
+	Generate(prompts [][]int32, opt model.GenerateOptions) ([][]int32, error)
+}
+
+// generationGPU decides before the weights are loaded whether baseline/eval generate on the GPU: with
+// --device cuda (an error when this binary or machine has no usable GPU) or --device auto when a GPU is
+// usable. It then sets --device to cpu for loadForCommand, whose device check is about the training
+// backend and the CPU's size limit, neither of which applies to GPU generation. nil: generate on the CPU
+// (--device cpu, or auto without a GPU, where loadForCommand applies its rules).
+func generationGPU(c *cli.Context) (gpu.Backend, error) {
+	flag := c.String("device")
+	if flag != "cuda" && flag != "auto" {
+		return nil, nil
+	}
+	b, err := gpu.Get()
+	if err == nil {
+		_, err = b.Describe()
+	}
+	switch {
+	case err != nil && flag == "cuda":
+		return nil, fmt.Errorf("--device cuda: %w", err)
+	case err != nil:
+		return nil, nil
+	}
+	if err := c.Set("device", "cpu"); err != nil {
+		return nil, fmt.Errorf("--device: %w", err)
+	}
+	return b, nil
+}
+
 // runGenerate is baseline (no adapter) and eval (--adapter required).
 func runGenerate(c *cli.Context, cmd string) error {
 	out := c.App.Writer
@@ -85,12 +118,18 @@ func runGenerate(c *cli.Context, cmd string) error {
 		}
 		examples[s], paths[s] = exs, path
 	}
+	gpuBackend, err := generationGPU(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
 	lm, err := loadForCommand(c, cmd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	if lm.Device != "cpu" {
-		return fmt.Errorf("%s: generation runs on the CPU only in this version: pass --device cpu", cmd)
+	if gpuBackend != nil {
+		lm.Device = "cuda"
+	} else if lm.Device != "cpu" {
+		return fmt.Errorf("%s: --device %s: no GPU generator in this binary: pass --device cpu", cmd, lm.Device)
 	}
 	var lp *model.LoRAParams
 	if adapterDir != "" {
@@ -111,8 +150,16 @@ func runGenerate(c *cli.Context, cmd string) error {
 			return fmt.Errorf("%s: cannot derive a run name from --adapter %s: pass --run-name", cmd, adapterDir)
 		}
 	}
-	gen, err := model.NewGenerator(lm.Weights, lp)
-	if err != nil {
+	var gen generator
+	if gpuBackend != nil {
+		g, err := gpuBackend.NewGenerator(lm.Weights, lp, gpu.GeneratorOptions{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		defer g.Close()
+		fmt.Fprintf(out, "generating on %s\n", g.Describe())
+		gen = g
+	} else if gen, err = model.NewGenerator(lm.Weights, lp); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	var stops []int32
@@ -148,7 +195,7 @@ func runGenerate(c *cli.Context, cmd string) error {
 // raw outputs: the new tokens decoded without special tokens and stripped, as the original did. Prompts
 // longer than maxLen keep their first maxLen tokens (the original tokenized with truncation=True,
 // max_length=512, on the right).
-func generateSplit(c *cli.Context, gen *model.Generator, tok *tokenizer.Tokenizer, exs []data.Example, split string,
+func generateSplit(c *cli.Context, gen generator, tok *tokenizer.Tokenizer, exs []data.Example, split string,
 	maxLen, maxNew int, stops []int32) ([]string, error) {
 	out := c.App.Writer
 	prompts := make([][]int32, len(exs))

@@ -1,0 +1,84 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/t2m/t2m/model"
+)
+
+// TestDecodeBench7B times greedy generation at Qwen2.5-Coder-7B's shape as .bench/hf_generate_anchor.py does:
+// random weights (NF4 made on the GPU, dequantized to bf16 once), prompts of 400 random tokens, 64 new
+// tokens forced (no stop ids), batch 1, 8 and 32; one warm-up generation each, then the median of 3. It also
+// times a 1-token generation (prefill alone) to split prefill from decoding. A measurement, not a check:
+// it runs only with T2M_DECODE_BENCH=1 and prints one line per batch size.
+func TestDecodeBench7B(t *testing.T) {
+	if os.Getenv("T2M_DECODE_BENCH") != "1" {
+		t.Skip("set T2M_DECODE_BENCH=1 to time generation at the 7B shape")
+	}
+	d := device(t)
+	reg, err := model.Lookup("qwen2.5-coder-7b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := reg.Config
+	free, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := arena(t, d, free-2<<30)
+	blas, err := d.BLAS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	dw, err := randomDecodeWeights(d, a, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("weights: %.2f GiB bf16 on %s in %s", gib(a.Peak()), d.Name, time.Since(start).Round(time.Millisecond))
+	dec := newDecoder(d, blas, a, dw, 0)
+	const prompt, newTokens = 400, 64
+	rng := rand.New(rand.NewPCG(5, 6))
+	run := func(b, maxNew int) (time.Duration, error) {
+		prompts := make([][]int32, b)
+		for i := range prompts {
+			prompts[i] = make([]int32, prompt)
+			for j := range prompts[i] {
+				prompts[i][j] = int32(rng.IntN(151643))
+			}
+		}
+		t0 := time.Now()
+		out, err := generateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: maxNew})
+		dt := time.Since(t0)
+		if err == nil && len(out[b-1]) != maxNew {
+			err = fmt.Errorf("%d tokens generated, want %d", len(out[b-1]), maxNew)
+		}
+		return dt, err
+	}
+	med := func(b, maxNew int) float64 {
+		if _, err := run(b, maxNew); err != nil { // warm-up
+			t.Fatal(err)
+		}
+		var xs []float64
+		for range 3 {
+			dt, err := run(b, maxNew)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xs = append(xs, dt.Seconds())
+		}
+		return median(xs)
+	}
+	for _, b := range []int{1, 8, 32} {
+		full, pre := med(b, newTokens), med(b, 1)
+		fmt.Printf("{\"system\": \"t2m-gpu-generate\", \"gpu\": %q, \"batch\": %d, \"prompt\": %d, \"new\": %d, \"s\": %.3f, "+
+			"\"new_tok_per_s\": %.1f, \"prefill_s\": %.3f, \"decode_tok_per_s\": %.1f}\n", d.Name, b, prompt, newTokens,
+			full, float64(b*newTokens)/full, pre, float64(b*(newTokens-1))/(full-pre))
+	}
+}

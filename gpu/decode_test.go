@@ -1,0 +1,220 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/t2m/t2m/model"
+)
+
+// top2 returns the index of the largest value and its margin over the second largest.
+func top2(v []float32) (int32, float64) {
+	best := model.Argmax(v)
+	second := math.Inf(-1)
+	for i, x := range v {
+		if int32(i) != best {
+			second = max(second, float64(x))
+		}
+	}
+	return best, float64(v[best]) - second
+}
+
+// maxAbsDiff is max |a − b|.
+func maxAbsDiff(a, b []float32) float64 {
+	m := 0.0
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
+
+// TestGPUGeneratorTiny runs the GPU decoder on the tiny Qwen2 (GQA, biases, untied lm_head, vocab 152064)
+// against model.Generator, for bf16 weights, NF4 (dequantized to bf16 at load), and NF4 + LoRA merged and
+// applied per use (NF4 dequantized per use), with prompts of different lengths, equal ones consecutive so
+// that some are prefilled together.
+//
+//  1. Teacher forcing on the CPU's tokens: the prefill logits and every step's logits of every sequence
+//     within 2e-2 relative L2 of the CPU's (bf16 weights and activations through two layers, as
+//     TestMachineLogits), and the GPU's argmax equal to the CPU's wherever the CPU's top-2 margin exceeds
+//     2·e, e the largest absolute logit error of that row: only there can a bf16 error flip the choice.
+//  2. Free-running generateGreedy: the same tokens as model.Generator.Generate up to the first difference,
+//     which is accepted only at a near-tie (CPU top-2 margin ≤ 4·e of that prompt's teacher-forced step; 2×
+//     slack because the rows batched together differ); after it the sequences legitimately differ.
+func TestGPUGeneratorTiny(t *testing.T) {
+	d := device(t)
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := reg.Config.VocabSize
+	const steps = 10
+	for _, c := range []struct {
+		name              string
+		nf4, lora, perUse bool
+		rows              int // prefill rows (0: default)
+	}{{"bf16", false, false, false, 0}, {"nf4", true, false, false, 16}, {"nf4+lora-merged", true, true, false, 0},
+		{"nf4+lora-per-use", true, true, true, 16}} {
+		t.Run(c.name, func(t *testing.T) {
+			d.Bind()
+			rng := rand.New(rand.NewPCG(41, 42))
+			opt := model.LoadOptions{}
+			if c.nf4 {
+				opt.Quantize = model.QuantizeNF4
+			}
+			w, err := model.RandomWeights(reg.Config, reg.Seed, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lp *model.LoRAParams
+			if c.lora {
+				lp = randomLoRA(w, 4, rng)
+			}
+			a := arena(t, d, 512<<20)
+			blas, err := d.BLAS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dw, err := loadDecodeWeights(d, blas, a, w, lp, c.perUse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := newDecoder(d, blas, a, dw, c.rows)
+			cpu, err := model.NewGenerator(w, lp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lens := []int{7, 7, 12, 3, 7, 7}
+			prompts := make([][]int32, len(lens))
+			for i, n := range lens {
+				prompts[i] = make([]int32, n)
+				for j := range prompts[i] {
+					prompts[i][j] = int32(rng.IntN(V))
+				}
+			}
+			n := len(prompts)
+
+			// CPU trajectory: logits[k] [n, V] at step k (k = 0: prefill), tokens[k] = their argmax.
+			caches := make([]*model.KVCache, n)
+			cpuLogits := make([][]float32, steps+1)
+			cpuLogits[0] = make([]float32, 0, n*V)
+			for i, p := range prompts {
+				kv, l, err := cpu.Prefill(p, len(p)+steps+1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				caches[i] = kv
+				cpuLogits[0] = append(cpuLogits[0], l...)
+			}
+			tokens := make([][]int32, steps+1)
+			for k := 0; ; k++ {
+				tokens[k] = make([]int32, n)
+				for i := range n {
+					tokens[k][i] = model.Argmax(cpuLogits[k][i*V : (i+1)*V])
+				}
+				if k == steps {
+					break
+				}
+				if cpuLogits[k+1], err = cpu.Step(caches, tokens[k]); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			// 1. Teacher forcing.
+			gpuLogits := make([]float32, n*V)
+			dec.onLogits = func(seqs []int32, lb Buffer, rows int) error {
+				v := make([]float32, rows*V)
+				if err := Download(d, v, lb); err != nil {
+					return err
+				}
+				for r, s := range seqs {
+					copy(gpuLogits[int(s)*V:(int(s)+1)*V], v[r*V:(r+1)*V])
+				}
+				return nil
+			}
+			if err := dec.begin(n, 12+steps+1); err != nil {
+				t.Fatal(err)
+			}
+			errAt := make([][]float64, steps+1) // [k][i] max abs logit error
+			seqs, pos := make([]int32, n), make([]int32, n)
+			for i := range seqs {
+				seqs[i], pos[i] = int32(i), int32(lens[i])
+			}
+			for k := 0; k <= steps; k++ {
+				var got []int32
+				if k == 0 {
+					got, err = dec.prefill(prompts)
+				} else {
+					got, err = dec.step(seqs, tokens[k-1], pos)
+					for i := range pos {
+						pos[i]++
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				errAt[k] = make([]float64, n)
+				for i := range n {
+					g, want := gpuLogits[i*V:(i+1)*V], cpuLogits[k][i*V:(i+1)*V]
+					if k == 0 || k == steps {
+						ktCompare(t, "logits", g, want, 2e-2)
+					} else if rel := relErr(g, f64(want)); !(rel <= 2e-2) {
+						t.Errorf("step %d prompt %d: logits relative L2 error %.3g", k, i, rel)
+					}
+					e := maxAbsDiff(g, want)
+					errAt[k][i] = e
+					if id, margin := top2(want); got[i] != id && margin > 2*e {
+						t.Errorf("step %d prompt %d: GPU token %d, CPU %d with margin %.4g > 2·%.4g", k, i, got[i], id,
+							margin, e)
+					}
+				}
+			}
+			dec.end()
+			dec.onLogits = nil
+
+			// 2. Free-running.
+			want, err := cpu.Generate(prompts, model.GenerateOptions{MaxNewTokens: steps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := generateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: steps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			same := 0
+			for i := range n {
+				k := 0
+				for k < len(want[i]) && k < len(got[i]) && got[i][k] == want[i][k] {
+					k++
+				}
+				same += k
+				if k == len(want[i]) && len(got[i]) == len(want[i]) {
+					continue
+				}
+				if k >= len(want[i]) || k >= len(got[i]) {
+					t.Errorf("prompt %d: %d tokens, want %d", i, len(got[i]), len(want[i]))
+					continue
+				}
+				_, margin := top2(cpuLogits[k][i*V : (i+1)*V])
+				t.Logf("prompt %d: first difference at token %d (GPU %d, CPU %d): CPU top-2 margin %.4g, bf16 error %.4g",
+					i, k, got[i][k], want[i][k], margin, errAt[k][i])
+				if margin > 4*errAt[k][i] {
+					t.Errorf("prompt %d: token %d differs (GPU %d, CPU %d) where the CPU's margin %.4g exceeds 4·%.4g",
+						i, k, got[i][k], want[i][k], margin, errAt[k][i])
+				}
+			}
+			t.Logf("free-running: %d of %d tokens equal before any near-tie difference", same, n*steps)
+		})
+	}
+}
+
+// f64 widens v.
+func f64(v []float32) []float64 {
+	w := make([]float64, len(v))
+	for i, x := range v {
+		w[i] = float64(x)
+	}
+	return w
+}
