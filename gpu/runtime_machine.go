@@ -14,10 +14,9 @@ import (
 
 // Machine executes a model.Graph on the device: the graph's topological order, one kernel or cuBLAS call
 // per node, frozen weights uploaded once (NF4 stays NF4 and is dequantized into a shared scratch right
-// before its GEMM), activations in bf16 at offsets of a liveness memory plan (PlanMemory). This first
-// version runs the forward ops of a ModeLogits graph (embedding, RMSNorm, NF4/bf16 linears with bias and
-// LoRA, RoPE, attention, residual add, SwiGLU, lm_head); an op it has no launcher for is an error naming
-// the op, never a silent CPU fallback. See doc.go for the rest of the design (backward, loss, optimizer).
+// before its GEMM), activations in bf16 at offsets of a liveness memory plan (PlanMemory). It runs
+// inference (ModeLogits) and training (ModeLoss + BuildGrad, LoRA dropout included) graphs; an op it has
+// no launcher for is an error naming the op, never a silent CPU fallback. See doc.go for the design.
 type Machine struct {
 	d    *Device
 	blas *BLAS
@@ -58,6 +57,9 @@ type Machine struct {
 	tmp      Buffer
 	tmpBytes int64
 	tm       *timer // when set (benchmark), an event after each node names its op's time
+
+	fwd []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
+	run RunOptions // this Run's options (the dropout masks' logical length, evaluation)
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -172,6 +174,7 @@ func NewMachine(d *Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*
 			return nil, err
 		}
 	}
+	m.markForward()
 	return m, d.Sync()
 }
 
@@ -296,9 +299,6 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 				}
 			}
 		}
-		if op.Split {
-			return fmt.Errorf("gpu: machine: %s: LoRA dropout (training graphs) has no GPU launcher yet", op.Name)
-		}
 		if op.Rank > 0 {
 			m.needTmp(int64(m.N*op.Rank) * 2) // h = x·Aᵀ, used within the launch
 		}
@@ -308,6 +308,10 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 	case *model.AttentionOp:
 		m.extra[i], err = m.alloc(int64(m.g.Batch*op.Heads*m.g.Seq)*4, op.Name+" lse")
 	case *model.RoPEOp, *model.AddOp, *model.SwiGLUOp:
+	case *model.DropoutOp:
+		if c := node.Shape(); len(c) != 2 || c[1]%8 != 0 {
+			return fmt.Errorf("gpu: machine: %s: dropout input %v, want [N, C] with C a multiple of 8", node.Name(), c)
+		}
 	case *model.AttentionGradOp, *model.SliceOp, *model.SwiGLUGradOp, *model.RMSNormGradOp,
 		*model.LinearGradInputOp, *model.LoRAGradOp, *model.LMHeadCrossEntropyOp,
 		*model.LMHeadCrossEntropyGradOp:
@@ -332,57 +336,6 @@ func (m *Machine) vec(name string, v []float32) (Buffer, error) {
 	b, err := m.uploadBF16(v, name)
 	m.vecs[name] = b
 	return b, err
-}
-
-// Run binds a batch and executes the graph; the outputs stay on the device (Logits downloads them).
-func (m *Machine) Run(b model.Batch) error {
-	B, T := m.g.Batch, m.g.Seq
-	if len(b.IDs) != m.N {
-		return fmt.Errorf("gpu: machine: batch has %d token ids, the graph takes %d×%d", len(b.IDs), B, T)
-	}
-	mask, pos := b.Mask, b.Positions
-	if mask == nil {
-		mask = make([]int32, m.N)
-		for k := range mask {
-			mask[k] = 1
-		}
-	}
-	if pos == nil {
-		pos = model.PositionsArange(B, T)
-	}
-	for _, u := range []struct {
-		node *G.Node
-		v    []int32
-	}{{m.g.IDs, b.IDs}, {m.g.Positions, pos}, {m.g.Mask, mask}, {m.g.Labels, b.Labels}} {
-		if u.node == nil {
-			continue
-		}
-		if len(u.v) != m.N {
-			return fmt.Errorf("gpu: machine: batch has %d values for %s, want %d", len(u.v), u.node.Name(), m.N)
-		}
-		if err := Upload(m.d, m.out[m.index[u.node]], u.v); err != nil {
-			return fmt.Errorf("gpu: machine: %s: %w", u.node.Name(), err)
-		}
-	}
-	if m.g.Loss != nil {
-		m.setLossRows(b.Labels)
-		m.numItems = b.NumItems
-		if m.numItems <= 0 {
-			m.numItems = float32(model.CountCompletionTokens(b.Labels, B, T))
-		}
-	}
-	for i, node := range m.order {
-		if node.Op() == nil || m.alias[i] != i || isSeed(node) || (isFusedCE(node) && !m.fusedAt[i]) {
-			continue
-		}
-		if err := m.launch(i, node); err != nil {
-			return fmt.Errorf("gpu: machine: node %d %s (%v): %w", i, node.Name(), node.Op(), err)
-		}
-		if m.tm != nil {
-			m.tm.mark(opKind(node))
-		}
-	}
-	return m.d.Sync()
 }
 
 // opKind names a node's op for the time breakdown: its Go type, or "+" for gorgonia's gradient sums.
@@ -427,11 +380,15 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		if err := m.blas.Linear(x, W, beta, Y); err != nil {
 			return err
 		}
-		if op.Rank > 0 {
+		if op.Rank > 0 { // y += s·(xl·Aᵀ)·Bᵀ, xl = x or, with Split (LoRA dropout), the fourth input
+			xl := x
+			if op.Split {
+				xl = M(m.in(i, 3), N, w.in, BF16T)
+			}
 			A := M(m.in(i, 1), op.Rank, w.in, BF16T)
 			Bm := M(m.in(i, 2), w.out, op.Rank, BF16T)
 			h := M(m.tmp, N, op.Rank, BF16T)
-			if err := m.blas.Linear(x, A, 0, h); err != nil {
+			if err := m.blas.Linear(xl, A, 0, h); err != nil {
 				return err
 			}
 			return m.blas.Gemm(false, true, op.Scaling, h, Bm, 1, Y)
@@ -454,6 +411,8 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		return AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
 	case *model.SwiGLUOp:
 		return SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	case *model.DropoutOp:
+		return m.dropout(i, node, op)
 	}
 	if isGorgoniaAdd(node) {
 		return AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())

@@ -71,8 +71,12 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 			m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dh = s·dy·B
 		}
 	case *model.LoRAGradOp:
+		m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dy·B or xl·Aᵀ
+		if op.WRT == 'X' {
+			return nil // dxl [N, in]: a bf16 activation like dx
+		}
 		if op.WRT != 'A' && op.WRT != 'B' {
-			return fmt.Errorf("gpu: machine: %v: the LoRA-input gradient (LoRA dropout) has no GPU launcher yet", op)
+			return fmt.Errorf("gpu: machine: %v: unknown LoRA gradient %q", op, op.WRT)
 		}
 		m.f32[i] = true
 		if m.opt != nil {
@@ -80,7 +84,6 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 				m.out[i], m.preset[i] = m.opt.g.Slice(sl.off*4, sl.n*4), true
 			}
 		}
-		m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dy·B or xl·Aᵀ
 	case *model.LMHeadCrossEntropyOp:
 		// Loss [1] fp32 and dh [N, H] bf16 come from one fused launch; both buffers are set here, not planned.
 		m.f32[i], m.preset[i] = true, true
@@ -199,6 +202,9 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		}
 		return nil
 	case *model.LoRAGradOp:
+		if op.WRT == 'X' {
+			return m.loraInputGrad(i, op)
+		}
 		r, in, out := op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
 		xl, dy := M(m.in(i, 0), N, in, BF16T), M(m.in(i, 1), N, out, BF16T)
 		A, Bm := M(m.in(i, 2), r, in, BF16T), M(m.in(i, 3), out, r, BF16T)

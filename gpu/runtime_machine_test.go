@@ -122,7 +122,14 @@ func TestMachineLogits(t *testing.T) {
 // every LoRA gradient. Tolerances, fixed before the first run: loss 1e-2 relative (bf16 activations), each
 // gradient tensor 5e-2 relative L2 (bf16 activations and bf16 gradients through every backward op of two
 // layers, fp32 only in the LoRA GEMMs' accumulation and outputs).
-func TestMachineLossGrads(t *testing.T) {
+func TestMachineLossGrads(t *testing.T) { machineLossGrads(t, 0) }
+
+// TestMachineDropoutLossGrads is TestMachineLossGrads on a graph with LoRA dropout 0.05 (DropoutOp and
+// LoRAGradOp 'X' on every projection), both executors at the same dropout step, same tolerances: the
+// GPU's masks are the CPU's bit for bit (TestDropoutMatchesCPU), so only bf16 rounding differs.
+func TestMachineDropoutLossGrads(t *testing.T) { machineLossGrads(t, 0.05) }
+
+func machineLossGrads(t *testing.T, dropout float32) {
 	d := device(t)
 	reg, err := model.Lookup("tiny")
 	if err != nil {
@@ -134,7 +141,9 @@ func TestMachineLossGrads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := model.Build(w, randomLoRA(w, 4, rng), B, T, model.ModeLoss)
+	lp := randomLoRA(w, 4, rng)
+	lp.Dropout = dropout
+	g, err := model.Build(w, lp, B, T, model.ModeLoss)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +151,7 @@ func TestMachineLossGrads(t *testing.T) {
 	if err := g.BuildGrad(); err != nil {
 		t.Fatal(err)
 	}
+	g.SetStep(7) // seeds the dropout masks of both executors
 	ids, labels, mask := make([]int32, B*T), make([]int32, B*T), make([]int32, B*T)
 	for i := range ids {
 		ids[i] = int32(rng.IntN(reg.Config.VocabSize))

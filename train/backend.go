@@ -56,6 +56,15 @@ type Backend interface {
 	Close() error
 }
 
+// ShapeReserver is a Backend that compiles one (batch, seq) shape and pads every micro-batch to it (the
+// CUDA machine). Reserve gives it the largest micro-batch of the run (batch size × the longest sequence
+// rounded up to the bucket) before the first Loss; padding rows and positions are masked with labels −100,
+// so losses and gradients are those of the unpadded micro-batch, and dropout masks follow the unpadded
+// layout (the CPU's).
+type ShapeReserver interface {
+	Reserve(batch, seq int) error
+}
+
 // BackendFactory makes a backend for these weights and trainable parameters (p.LoRA.Dropout is the
 // training dropout).
 type BackendFactory func(w *model.Weights, p *Params) (Backend, error)

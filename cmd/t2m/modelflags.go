@@ -135,11 +135,16 @@ func loadForCommand(c *cli.Context, cmd string) (*loadedModel, error) {
 	return lm, nil
 }
 
+// cudaCommands are the commands with a GPU path in the CUDA build: train (the "cuda" train.Backend).
+// baseline and eval generate on the CPU until GPU generation lands; add them here then.
+var cudaCommands = map[string]bool{"train": true}
+
 // resolveDevice applies --device: cuda needs a registered GPU training backend and a usable GPU; auto
 // picks them when both are there and otherwise the CPU, except for a model too large for it (then
 // --device cpu must be explicit).
 func resolveDevice(flag, cmd, name string, cfg model.Config) (string, error) {
 	_, hasCUDA := train.LookupBackend("cuda")
+	hasCUDA = hasCUDA && cudaCommands[cmd]
 	gpuErr := gpu.ErrNoCUDA
 	if hasCUDA && (flag == "cuda" || flag == "auto") {
 		if b, err := gpu.Get(); err != nil {

@@ -110,6 +110,16 @@ func runTrain(c *cli.Context) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	defer backend.Close()
+	if r, ok := backend.(train.ShapeReserver); ok { // the GPU machine: one shape, the largest micro-batch
+		longest := 0
+		for _, s := range append(append([]data.Sequence{}, trainSeqs...), evalSeqs...) {
+			longest = max(longest, len(s.IDs))
+		}
+		seq := (longest + train.DefaultBucket - 1) / train.DefaultBucket * train.DefaultBucket
+		if err := r.Reserve(c.Int("batch-size"), seq); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
 
 	fp := train.Fingerprint{Model: lm.Source, Rank: rank, Alpha: adapter.Config.Alpha, Dropout: train.DefaultDropout,
 		Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"), GradAccum: c.Int("grad-accum"), LR: c.Float64("lr"),

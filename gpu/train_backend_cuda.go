@@ -1,0 +1,239 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
+	G "gorgonia.org/gorgonia"
+)
+
+func init() { train.RegisterBackend("cuda", NewTrainBackend) }
+
+// TrainBackend is train.Backend on the GPU machine: one training graph (model.Build + BuildGrad, LoRA
+// dropout as in p.LoRA) compiled once for a fixed [B, T] shape, every micro-batch padded to it (extra
+// positions and rows masked, labels −100, so loss and gradients are unchanged), the frozen weights on the
+// device once. The optimizer stays the loop's (host AdamW, exact checkpoints): each Loss uploads the
+// current LoRA values and adds the downloaded gradients into the loop's. An evaluation (grads nil) runs
+// the same machine forward only, dropout off.
+type TrainBackend struct {
+	w    *model.Weights
+	p    *train.Params
+	d    *Device
+	g    *model.Graph
+	m    *Machine
+	B, T int // the machine's shape
+
+	offs  []int       // per Params.Values entry: its offset in the machine's flat LoRA layout
+	flat  []float32   // [n] LoRA values, flat (host staging)
+	bf    []uint16    // [n] their bf16 copy
+	gflat []float32   // [n] downloaded gradients
+	Time  BackendTime // where the time of the Loss calls went
+}
+
+// BackendTime sums the wall time of TrainBackend.Loss by part (host clock, synchronized device).
+type BackendTime struct {
+	Calls                 int
+	Upload, Run, Download time.Duration // LoRA values to the device; the graph (+ batch upload); loss and gradients back, added up
+}
+
+// NewTrainBackend opens GPU 0 for training w's LoRA parameters p (the factory registered as "cuda").
+// The machine is built by Reserve, or by the first Loss at that call's shape.
+func NewTrainBackend(w *model.Weights, p *train.Params) (train.Backend, error) {
+	d, err := Open(0)
+	if err != nil {
+		return nil, err
+	}
+	return &TrainBackend{w: w, p: p, d: d}, nil
+}
+
+// Name says where the backend runs.
+func (b *TrainBackend) Name() string { return "cuda: " + b.d.Name }
+
+// Reserve builds the machine for micro-batches of at most batch rows of seq tokens (train.ShapeReserver);
+// it must come before the first Loss, or that call's shape is the machine's.
+func (b *TrainBackend) Reserve(batch, seq int) error {
+	if b.m != nil {
+		return fmt.Errorf("cuda backend: the machine is already built for [%d, %d]", b.B, b.T)
+	}
+	if err := b.d.Bind(); err != nil {
+		return err
+	}
+	g, err := model.Build(b.w, b.p.LoRA, batch, seq, model.ModeLoss)
+	if err != nil {
+		return fmt.Errorf("cuda backend: graph [%d, %d]: %w", batch, seq, err)
+	}
+	if err := g.BuildGrad(); err != nil {
+		g.Close()
+		return fmt.Errorf("cuda backend: backward graph: %w", err)
+	}
+	free, _, err := b.d.MemInfo()
+	if err != nil {
+		g.Close()
+		return err
+	}
+	m, err := NewMachine(b.d, g, free-(1<<30)) // 1 GiB left for cuBLAS and the driver
+	if err != nil {
+		g.Close()
+		return fmt.Errorf("cuda backend: machine [%d, %d]: %w", batch, seq, err)
+	}
+	index := map[string]int{}
+	for i, mod := range b.p.Modules {
+		index[mod] = i
+	}
+	offs := make([]int, len(b.p.Values))
+	seen := 0
+	for _, l := range g.LoRA {
+		i, ok := index[l.Module]
+		if !ok {
+			m.Close()
+			g.Close()
+			return fmt.Errorf("cuda backend: graph has LoRA on %s, which is not a trained parameter", l.Module)
+		}
+		for k, node := range []*G.Node{l.A, l.B} {
+			off, err := m.LoRAOffset(node)
+			if err != nil {
+				m.Close()
+				g.Close()
+				return fmt.Errorf("cuda backend: %w", err)
+			}
+			offs[2*i+k] = off
+			seen++
+		}
+	}
+	if n := m.LoRAParamCount(); seen != len(b.p.Values) || n != sum(b.p.Sizes()) {
+		m.Close()
+		g.Close()
+		return fmt.Errorf("cuda backend: the machine holds %d LoRA matrices (%d values), the parameters %d (%d)",
+			seen, n, len(b.p.Values), sum(b.p.Sizes()))
+	}
+	n := m.LoRAParamCount()
+	b.g, b.m, b.B, b.T, b.offs = g, m, batch, seq, offs
+	b.flat, b.bf, b.gflat = make([]float32, n), make([]uint16, n), make([]float32, n)
+	return nil
+}
+
+func sum(v []int) int {
+	s := 0
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+// Loss runs one micro-batch [batch, seq] (train.Backend): padded to the machine's shape, with the current
+// LoRA values; with grads, dropout seeded by dropoutStep and the gradients added into grads.
+func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, grads [][]float32) (float32, error) {
+	if err := b.d.Bind(); err != nil {
+		return 0, err
+	}
+	if b.m == nil {
+		if err := b.Reserve(batch, seq); err != nil {
+			return 0, err
+		}
+	}
+	if batch > b.B || seq > b.T || batch <= 0 || seq <= 0 {
+		return 0, fmt.Errorf("cuda backend: micro-batch [%d, %d] does not fit the machine's [%d, %d] (Reserve the largest shape first)",
+			batch, seq, b.B, b.T)
+	}
+	t0 := time.Now()
+	for i, v := range b.p.Values {
+		copy(b.flat[b.offs[i]:b.offs[i]+len(v)], v)
+	}
+	if err := b.m.SetLoRA(b.flat, b.bf); err != nil {
+		return 0, fmt.Errorf("cuda backend: %w", err)
+	}
+	t1 := time.Now()
+	padded, err := padBatch(mb, batch, seq, b.B, b.T)
+	if err != nil {
+		return 0, fmt.Errorf("cuda backend: %w", err)
+	}
+	b.g.SetStep(dropoutStep)
+	if err := b.m.RunWith(padded, RunOptions{Seq: seq, Eval: grads == nil}); err != nil {
+		return 0, fmt.Errorf("cuda backend: %w", err)
+	}
+	t2 := time.Now()
+	lv, err := b.m.Output(b.g.Loss)
+	if err != nil {
+		return 0, fmt.Errorf("cuda backend: reading the loss: %w", err)
+	}
+	if grads != nil {
+		if len(grads) != len(b.p.Values) {
+			return 0, fmt.Errorf("cuda backend: %d gradient slices, want %d", len(grads), len(b.p.Values))
+		}
+		if err := b.m.LoRAGrads(b.gflat); err != nil {
+			return 0, fmt.Errorf("cuda backend: %w", err)
+		}
+		for i, dst := range grads {
+			if len(dst) != len(b.p.Values[i]) {
+				return 0, fmt.Errorf("cuda backend: gradient %d has %d values, want %d", i, len(dst), len(b.p.Values[i]))
+			}
+			src := b.gflat[b.offs[i] : b.offs[i]+len(dst)]
+			for j, x := range src {
+				dst[j] += x
+			}
+		}
+	}
+	b.Time.Calls++
+	b.Time.Upload += t1.Sub(t0)
+	b.Time.Run += t2.Sub(t1)
+	b.Time.Download += time.Since(t2)
+	return lv[0], nil
+}
+
+// padBatch copies a [rows, seq] micro-batch into [B, T]: each row's tokens first, then padding (mask 0,
+// label −100, id 0); rows ≥ rows fully padded. NumItems is kept (a count of the real labels, unchanged).
+func padBatch(mb model.Batch, rows, seq, B, T int) (model.Batch, error) {
+	n := rows * seq
+	if len(mb.IDs) != n || (mb.Labels != nil && len(mb.Labels) != n) || (mb.Mask != nil && len(mb.Mask) != n) ||
+		(mb.Positions != nil && len(mb.Positions) != n) {
+		return model.Batch{}, fmt.Errorf("micro-batch [%d, %d] has %d ids, %d labels, %d mask values, %d positions",
+			rows, seq, len(mb.IDs), len(mb.Labels), len(mb.Mask), len(mb.Positions))
+	}
+	if rows == B && seq == T {
+		return mb, nil
+	}
+	out := model.Batch{IDs: make([]int32, B*T), Labels: make([]int32, B*T), Mask: make([]int32, B*T),
+		NumItems: mb.NumItems} // [B·T] each
+	if mb.Positions != nil {
+		out.Positions = model.PositionsArange(B, T)
+	}
+	for k := range out.Labels {
+		out.Labels[k] = -100
+	}
+	for r := range rows {
+		src, dst := r*seq, r*T
+		copy(out.IDs[dst:dst+seq], mb.IDs[src:src+seq])
+		if mb.Labels != nil {
+			copy(out.Labels[dst:dst+seq], mb.Labels[src:src+seq])
+		}
+		if mb.Mask != nil {
+			copy(out.Mask[dst:dst+seq], mb.Mask[src:src+seq])
+		} else {
+			for k := range seq {
+				out.Mask[dst+k] = 1
+			}
+		}
+		if mb.Positions != nil {
+			copy(out.Positions[dst:dst+seq], mb.Positions[src:src+seq])
+		}
+	}
+	return out, nil
+}
+
+// Close frees the machine, the graph and the device.
+func (b *TrainBackend) Close() error {
+	var err error
+	if b.m != nil {
+		err = b.m.Close()
+		b.g.Close()
+		b.m, b.g = nil, nil
+	}
+	if cerr := b.d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

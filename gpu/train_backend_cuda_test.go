@@ -1,0 +1,275 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/t2m/t2m/lora"
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
+)
+
+// backendBatch is a random micro-batch [rows, seq]: completion-only labels on the second half, the last
+// five positions of row 1 right padding (mask 0, label −100), NumItems as in a window of several.
+func backendBatch(rng *rand.Rand, rows, seq, vocab int) model.Batch {
+	n := rows * seq
+	b := model.Batch{IDs: make([]int32, n), Labels: make([]int32, n), Mask: make([]int32, n)}
+	for i := range n {
+		b.IDs[i] = int32(rng.IntN(vocab))
+		b.Labels[i], b.Mask[i] = b.IDs[i], 1
+		if i%seq < seq/2 || (i/seq == 1 && i%seq >= seq-5) {
+			b.Labels[i] = -100
+		}
+		if i/seq == 1 && i%seq >= seq-5 {
+			b.Mask[i] = 0
+		}
+	}
+	b.NumItems = float32(model.CountCompletionTokens(b.Labels, rows, seq) + 7)
+	return b
+}
+
+// relL2 is ‖a − b‖ / ‖b‖ in float64.
+func relL2(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	return math.Sqrt(num / den)
+}
+
+func zeroGrads(p *train.Params) [][]float32 {
+	g := make([][]float32, len(p.Values))
+	for i, v := range p.Values {
+		g[i] = make([]float32, len(v))
+	}
+	return g
+}
+
+// TestPadBatchKeepsLoss checks the padding the CUDA backend relies on, on the CPU reference: a
+// micro-batch [2, 40] padded to [3, 64] by padBatch (no dropout) gives the same loss and LoRA gradients as
+// unpadded (tolerance 1e-5 relative: the same float32 sums plus zero terms, up to summation order).
+func TestPadBatchKeepsLoss(t *testing.T) {
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(51, 52))
+	p := train.NewParams(randomLoRA(w, 4, rng))
+	f, _ := train.LookupBackend("cpu")
+	cpu, err := f(w, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpu.Close()
+	mb := backendBatch(rng, 2, 40, reg.Config.VocabSize)
+	padded, err := padBatch(mb, 2, 40, 3, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, g2 := zeroGrads(p), zeroGrads(p)
+	l1, err := cpu.Loss(mb, 2, 40, 0, g1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := cpu.Loss(padded, 3, 64, 0, g2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loss unpadded %.7f, padded %.7f", l1, l2)
+	if math.Abs(float64(l1-l2)) > 1e-5*math.Abs(float64(l1)) {
+		t.Errorf("loss %g unpadded, %g padded", l1, l2)
+	}
+	for i := range g1 {
+		if e := relL2(g2[i], g1[i]); !(e <= 1e-5) {
+			t.Errorf("gradient %d (%s): padded differs by %.3g", i, p.Modules[i/2], e)
+		}
+	}
+}
+
+// TestTrainBackendMatchesCPU runs the "cuda" train.Backend and the CPU one on the tiny Qwen2 (NF4, LoRA
+// r=4 with dropout 0.05 on every projection) on the same micro-batch [2, 40], which the GPU pads to its
+// [3, 64] machine: training losses and every LoRA gradient at two dropout steps, after an in-place
+// parameter update (what the loop's AdamW does between windows), and the evaluation loss. Tolerances as
+// TestMachineLossGrads: loss 1e-2 relative, gradients 5e-2 relative L2 (bf16 activations). The test also
+// checks it can tell dropout masks apart: the CPU's gradients at two steps differ by more than that.
+func TestTrainBackendMatchesCPU(t *testing.T) {
+	d := device(t)
+	_ = d
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(61, 62))
+	lp := randomLoRA(w, 4, rng)
+	lp.Dropout = 0.05
+	p := train.NewParams(lp)
+	f, _ := train.LookupBackend("cpu")
+	cpu, err := f(w, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpu.Close()
+	fg, ok := train.LookupBackend("cuda")
+	if !ok {
+		t.Fatal("no cuda backend registered")
+	}
+	gb, err := fg(w, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gb.Close()
+	if err := gb.(train.ShapeReserver).Reserve(3, 64); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backend %s", gb.Name())
+	mb := backendBatch(rng, 2, 40, reg.Config.VocabSize)
+	var cpuGrads [][][]float32
+	for round, step := range []uint64{3, 10, 10} {
+		if round == 2 { // an optimizer-like update in place between windows
+			for _, v := range p.Values {
+				for j := range v {
+					v[j] += float32(rng.NormFloat64() * 0.02)
+				}
+			}
+		}
+		gc, gg := zeroGrads(p), zeroGrads(p)
+		lc, err := cpu.Loss(mb, 2, 40, step, gc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lg, err := gb.Loss(mb, 2, 40, step, gg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpuGrads = append(cpuGrads, gc)
+		t.Logf("round %d, dropout step %d: loss GPU %.6f, CPU %.6f", round, step, lg, lc)
+		if e := math.Abs(float64(lg-lc)) / math.Abs(float64(lc)); !(e <= 1e-2) {
+			t.Errorf("round %d: loss relative error %.3g > 1e-2", round, e)
+		}
+		worst := 0.0
+		for i := range gc {
+			e := relL2(gg[i], gc[i])
+			worst = max(worst, e)
+			if !(e <= 5e-2) {
+				t.Errorf("round %d: gradient %d (%s %c): relative error %.3g > 5e-2", round, i, p.Modules[i/2], "AB"[i%2], e)
+			}
+		}
+		t.Logf("round %d: worst gradient relative error %.3g", round, worst)
+	}
+	minDiff := math.Inf(1)
+	for i := range cpuGrads[0] {
+		minDiff = min(minDiff, relL2(cpuGrads[0][i], cpuGrads[1][i]))
+	}
+	t.Logf("CPU gradients, dropout step 3 vs 10: smallest relative difference %.3g", minDiff)
+	if !(minDiff > 5e-2) {
+		t.Errorf("dropout steps 3 and 10 give gradients within %.3g: this test would not notice a wrong mask", minDiff)
+	}
+	lc, err := cpu.Loss(mb, 2, 40, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := gb.Loss(mb, 2, 40, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("eval loss: GPU %.6f, CPU %.6f", lg, lc)
+	if e := math.Abs(float64(lg-lc)) / math.Abs(float64(lc)); !(e <= 1e-2) {
+		t.Errorf("eval loss relative error %.3g > 1e-2", e)
+	}
+}
+
+// TestHostUpdateCost times, at the 7B's LoRA shape (r=8 on q,k,v,o,gate,up of 28 layers, ≈ 15.1M
+// values), what the CUDA backend adds to an update by keeping the optimizer on the host: per micro-batch
+// the LoRA values to the device (fp32 masters + bf16 copy, as SetLoRA) and the fp32 gradients back, added
+// into the loop's; per update the loop's ClipGradNorm and AdamW. It fails if the round trip changes a
+// value. Median of 3.
+func TestHostUpdateCost(t *testing.T) {
+	d := device(t)
+	reg, err := model.Lookup("qwen2.5-coder-7b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := lora.New(lora.Config{R: 8, Alpha: 16}, reg.Config.NumLayers, reg.Config.LoRADims(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := model.LoRAFromAdapter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := train.NewParams(lp)
+	n := sum(p.Sizes())
+	rng := rand.New(rand.NewPCG(71, 72))
+	for _, v := range p.Values {
+		for j := range v {
+			v[j] = float32(rng.NormFloat64() * 0.01)
+		}
+	}
+	ar := arena(t, d, int64(n)*10+(1<<20))
+	master, _ := ar.Alloc(int64(n)*4, "master")
+	bfDev, _ := ar.Alloc(int64(n)*2, "bf16")
+	flat, bf, gflat := make([]float32, n), make([]uint16, n), make([]float32, n)
+	grads := zeroGrads(p)
+	opt := train.NewAdamW(p.Sizes(), 0)
+	var up, down, clip, adam []float64
+	ms := func(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1e3 }
+	for range 3 {
+		t0 := time.Now()
+		off := 0
+		for _, v := range p.Values {
+			copy(flat[off:], v)
+			off += len(v)
+		}
+		roundBF16(bf, flat)
+		if err := Upload(d, master, flat); err != nil {
+			t.Fatal(err)
+		}
+		if err := Upload(d, bfDev, bf); err != nil {
+			t.Fatal(err)
+		}
+		up = append(up, ms(t0))
+		t0 = time.Now()
+		if err := Download(d, gflat, master); err != nil { // the gradients' size and path
+			t.Fatal(err)
+		}
+		off = 0
+		for _, g := range grads {
+			for j := range g {
+				g[j] += gflat[off+j]
+			}
+			off += len(g)
+		}
+		down = append(down, ms(t0))
+		for i := range flat {
+			if gflat[i] != flat[i] {
+				t.Fatalf("round trip changed value %d: %g → %g", i, flat[i], gflat[i])
+			}
+		}
+		t0 = time.Now()
+		train.ClipGradNorm(grads, 1)
+		clip = append(clip, ms(t0))
+		t0 = time.Now()
+		if err := opt.Update(p.Values, grads, 2e-4); err != nil {
+			t.Fatal(err)
+		}
+		adam = append(adam, ms(t0))
+	}
+	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	t.Logf("7B LoRA r=8, %d values: per micro-batch upload %.1f ms, gradients back + add %.1f ms; per update clip %.1f ms, AdamW %.1f ms",
+		n, med(up), med(down), med(clip), med(adam))
+}
