@@ -32,6 +32,7 @@ type decoder struct {
 	tmp      Buffer   // [rows, H] bf16: projection outputs added to the residual
 	gate, up Buffer   // [rows, I] bf16
 	loraH    Buffer   // [rows, rank] bf16 (LoRA applied per use)
+	loraY    Buffer   // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
 	lse      Buffer   // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
 	cs       Buffer   // [rows, D/2] (cos, sin) fp32: RoPE table
 	ones     Buffer   // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
@@ -83,13 +84,16 @@ func (g *decoder) begin(seqs, capacity int) error {
 	g.q, g.attn = take(r64*Q*2, "q"), take(r64*Q*2, "attn")
 	g.k, g.v = take(r64*KV*2, "k"), take(r64*KV*2, "v")
 	g.gate, g.up = take(r64*I*2, "gate"), take(r64*I*2, "up")
-	rank := 1
+	rank, loraOut := 1, 1
 	for _, l := range g.w.layers {
 		for _, lin := range l.linears() {
-			rank = max(rank, lin.rank)
+			if lin.a.Bytes != 0 {
+				rank, loraOut = max(rank, lin.rank), max(loraOut, lin.out)
+			}
 		}
 	}
 	g.loraH = take(r64*int64(rank)*2, "lora h")
+	g.loraY = take(r64*int64(loraOut)*4, "lora y")
 	g.lse = take(r64*int64(c.NumHeads)*4, "lse")
 	g.cs = take(RoPETableBytes(R, c.HeadDim), "rope table")
 	g.ones = take(r64*2, "ones")
@@ -129,24 +133,44 @@ func (g *decoder) linear(lin *decodeLinear, x, y Buffer, rows int) error {
 		}
 		W = M(g.w.scratch, lin.out, lin.in, BF16T)
 	}
+	acc := Y // with per-use LoRA the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
+	if lin.a.Bytes != 0 {
+		acc = M(g.loraY, rows, lin.out, F32T)
+	}
 	beta := float32(0)
-	if lin.bias.Bytes != 0 { // y = 1·biasᵀ, then y += x·Wᵀ
-		if err := g.blas.Gemm(false, false, 1, M(g.ones, rows, 1, BF16T), M(lin.bias, 1, lin.out, BF16T), 0, Y); err != nil {
+	if lin.bias.Bytes != 0 { // acc = 1·biasᵀ, then acc += x·Wᵀ
+		if err := g.blas.Gemm(false, false, 1, M(g.ones, rows, 1, BF16T), M(lin.bias, 1, lin.out, BF16T), 0, acc); err != nil {
 			return err
 		}
 		beta = 1
 	}
-	if err := g.blas.Linear(X, W, beta, Y); err != nil {
+	if err := g.blas.Linear(X, W, beta, acc); err != nil {
 		return fmt.Errorf("%s: %w", lin.name, err)
 	}
 	if lin.a.Bytes == 0 {
 		return nil
 	}
-	h := M(g.loraH, rows, lin.rank, BF16T)
+	h := M(g.loraH, rows, lin.rank, BF16T) // [rows, rank]
 	if err := g.blas.Linear(X, M(lin.a, lin.rank, lin.in, BF16T), 0, h); err != nil {
 		return err
 	}
-	return g.blas.Gemm(false, true, lin.scale, h, M(lin.b, lin.out, lin.rank, BF16T), 1, Y)
+	if err := g.blas.Gemm(false, true, lin.scale, h, M(lin.b, lin.out, lin.rank, BF16T), 1, acc); err != nil {
+		return err
+	}
+	return f32ToBF16(g.d, y, g.loraY, rows*lin.out)
+}
+
+// f32ToBF16 rounds n fp32 values of x into y [n] bf16 (kernel attention_f32_to_bf16 of attention_bwd.cu,
+// which the attention backward's parity test covers).
+func f32ToBF16(d *Device, y, x Buffer, n int) error {
+	if err := kernArgs("f32 to bf16", "y", y, int64(n)*2, "x", x, int64(n)*4); err != nil {
+		return err
+	}
+	k, err := d.Kernel("attention_bwd", "attention_f32_to_bf16")
+	if err != nil {
+		return err
+	}
+	return d.Launch(k, D1((n+255)/256), D1(256), 0, y, x, n)
 }
 
 // forward runs the decoder stack on rows tokens (ids, positions and slots already in meta), appending each

@@ -14,7 +14,8 @@ import (
 
 // TestDecodeBench7B times greedy generation at Qwen2.5-Coder-7B's shape as .bench/hf_generate_anchor.py does:
 // random weights (NF4 made on the GPU, dequantized to bf16 once), prompts of 400 random tokens, 64 new
-// tokens forced (no stop ids), batch 1, 8 and 32; one warm-up generation each, then the median of 3. It also
+// tokens forced (no stop ids), batch 1, 8 and 32, then the same with the projections kept NF4 and
+// dequantized per use; one warm-up generation each, then the median of 3. It also
 // times a 1-token generation (prefill alone) to split prefill from decoding. A measurement, not a check:
 // it runs only with T2M_DECODE_BENCH=1 and prints one line per batch size.
 func TestDecodeBench7B(t *testing.T) {
@@ -27,22 +28,31 @@ func TestDecodeBench7B(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := reg.Config
-	free, _, err := d.MemInfo()
-	if err != nil {
-		t.Fatal(err)
+	for _, perUse := range []bool{false, true} {
+		mode := map[bool]string{false: "bf16 at load", true: "NF4 per use"}[perUse]
+		t.Run(mode, func(t *testing.T) {
+			d.Bind()
+			free, _, err := d.MemInfo()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := arena(t, d, free-2<<30)
+			blas, err := d.BLAS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dw, err := randomDecodeWeights(d, a, cfg, perUse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("weights (%s): %.2f GiB on %s", mode, gib(a.Peak()), d.Name)
+			benchDecode(t, d, newDecoder(d, blas, a, dw, 0), mode)
+		})
 	}
-	a := arena(t, d, free-2<<30)
-	blas, err := d.BLAS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	dw, err := randomDecodeWeights(d, a, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("weights: %.2f GiB bf16 on %s in %s", gib(a.Peak()), d.Name, time.Since(start).Round(time.Millisecond))
-	dec := newDecoder(d, blas, a, dw, 0)
+}
+
+// benchDecode prints TestDecodeBench7B's lines for one decoder.
+func benchDecode(t *testing.T, d *Device, dec *decoder, mode string) {
 	const prompt, newTokens = 400, 64
 	rng := rand.New(rand.NewPCG(5, 6))
 	run := func(b, maxNew int) (time.Duration, error) {
@@ -77,8 +87,8 @@ func TestDecodeBench7B(t *testing.T) {
 	}
 	for _, b := range []int{1, 8, 32} {
 		full, pre := med(b, newTokens), med(b, 1)
-		fmt.Printf("{\"system\": \"t2m-gpu-generate\", \"gpu\": %q, \"batch\": %d, \"prompt\": %d, \"new\": %d, \"s\": %.3f, "+
-			"\"new_tok_per_s\": %.1f, \"prefill_s\": %.3f, \"decode_tok_per_s\": %.1f}\n", d.Name, b, prompt, newTokens,
-			full, float64(b*newTokens)/full, pre, float64(b*(newTokens-1))/(full-pre))
+		fmt.Printf("{\"system\": \"t2m-gpu-generate\", \"weights\": %q, \"gpu\": %q, \"batch\": %d, \"prompt\": %d, "+
+			"\"new\": %d, \"s\": %.3f, \"new_tok_per_s\": %.1f, \"prefill_s\": %.3f, \"decode_tok_per_s\": %.1f}\n", mode, d.Name,
+			b, prompt, newTokens, full, float64(b*newTokens)/full, pre, float64(b*(newTokens-1))/(full-pre))
 	}
 }

@@ -242,11 +242,12 @@ func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lor
 }
 
 // randomDecodeWeights makes a model of cfg's shape on the device for benchmarks: every projection a random
-// NF4 matrix made on the GPU (as the training benchmark's), dequantized to bf16 once; random bf16
-// embeddings, lm_head and biases; norm weights near 1. No host copy of the weights exists.
-func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config) (*decodeWeights, error) {
+// NF4 matrix made on the GPU (as the training benchmark's), dequantized to bf16 once (perUse: kept NF4,
+// dequantized per use); random bf16 embeddings, lm_head and biases; norm weights near 1. No host copy of
+// the weights exists.
+func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config, perUse bool) (*decodeWeights, error) {
 	H, I, Q, KV := cfg.HiddenSize, cfg.IntermediateSize, cfg.QDim(), cfg.KVDim()
-	dw := &decodeWeights{cfg: cfg}
+	dw := &decodeWeights{cfg: cfg, perUse: perUse}
 	rng := rand.New(rand.NewPCG(7, 7))
 	code2 := make([]float32, 256)
 	for i := range code2 {
@@ -300,8 +301,10 @@ func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config) (*decodeWeights
 		var lins []*decodeLinear
 		for _, sp := range specs {
 			lin := &decodeLinear{name: fmt.Sprintf("layer %d %s", l, sp.name), out: sp.out, in: sp.in}
-			if lin.dense, err = ar.Alloc(int64(sp.out)*int64(sp.in)*2, lin.name); err != nil {
-				return nil, err
+			if !perUse {
+				if lin.dense, err = ar.Alloc(int64(sp.out)*int64(sp.in)*2, lin.name); err != nil {
+					return nil, err
+				}
 			}
 			mark := ar.Mark()
 			w, err := AllocNF4(ar, sp.out, sp.in, 64, 256, lin.name)
@@ -327,13 +330,17 @@ func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config) (*decodeWeights
 			if err := Upload(d, w.Absmax2, a2); err != nil {
 				return nil, err
 			}
-			if err := d.DequantNF4(w, lin.dense); err != nil {
-				return nil, err
+			if perUse {
+				lin.nf4 = w
+			} else {
+				if err := d.DequantNF4(w, lin.dense); err != nil {
+					return nil, err
+				}
+				if err := d.Sync(); err != nil {
+					return nil, err
+				}
+				ar.Release(mark)
 			}
-			if err := d.Sync(); err != nil {
-				return nil, err
-			}
-			ar.Release(mark)
 			if sp.bias {
 				if lin.bias, err = random(int64(sp.out), 0.02, lin.name+" bias"); err != nil {
 					return nil, err
@@ -343,6 +350,11 @@ func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config) (*decodeWeights
 		}
 		dl.q, dl.k, dl.v, dl.o, dl.gate, dl.up, dl.down = lins[0], lins[1], lins[2], lins[3], lins[4], lins[5], lins[6]
 		dw.layers = append(dw.layers, dl)
+	}
+	if perUse {
+		if dw.scratch, err = ar.Alloc(int64(max(Q*H, KV*H, I*H))*2, "NF4 dequant scratch"); err != nil {
+			return nil, err
+		}
 	}
 	return dw, d.Sync()
 }

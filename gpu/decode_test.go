@@ -138,11 +138,15 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				t.Fatal(err)
 			}
 			errAt := make([][]float64, steps+1) // [k][i] max abs logit error
+			worst := 0.0
 			seqs, pos := make([]int32, n), make([]int32, n)
 			for i := range seqs {
 				seqs[i], pos[i] = int32(i), int32(lens[i])
 			}
 			for k := 0; k <= steps; k++ {
+				if err := d.Memset(dec.logits, 0xFF); err != nil { // poison: NaN where lm_head writes nothing
+					t.Fatal(err)
+				}
 				var got []int32
 				if k == 0 {
 					got, err = dec.prefill(prompts)
@@ -158,10 +162,10 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				errAt[k] = make([]float64, n)
 				for i := range n {
 					g, want := gpuLogits[i*V:(i+1)*V], cpuLogits[k][i*V:(i+1)*V]
-					if k == 0 || k == steps {
-						ktCompare(t, "logits", g, want, 2e-2)
-					} else if rel := relErr(g, f64(want)); !(rel <= 2e-2) {
-						t.Errorf("step %d prompt %d: logits relative L2 error %.3g", k, i, rel)
+					rel := relErr(g, f64(want))
+					worst = max(worst, rel)
+					if !(rel <= 2e-2) {
+						t.Errorf("step %d prompt %d: logits relative L2 error %.3g exceeds 2e-2", k, i, rel)
 					}
 					e := maxAbsDiff(g, want)
 					errAt[k][i] = e
@@ -173,6 +177,7 @@ func TestGPUGeneratorTiny(t *testing.T) {
 			}
 			dec.end()
 			dec.onLogits = nil
+			t.Logf("teacher forcing: worst logits relative L2 error %.3g over %d rows (tolerance 2e-2)", worst, n*(steps+1))
 
 			// 2. Free-running.
 			want, err := cpu.Generate(prompts, model.GenerateOptions{MaxNewTokens: steps})
