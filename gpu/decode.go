@@ -42,6 +42,15 @@ type decoder struct {
 
 	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
 	onLogits func(seqs []int32, logits Buffer, n int) error
+	// tm, when set (the benchmark's per-op breakdown), gets an event after each op.
+	tm *timer
+}
+
+// op ends the op named name in the per-op breakdown, if one is being taken.
+func (g *decoder) op(name string) {
+	if g.tm != nil {
+		g.tm.mark(name)
+	}
 }
 
 // newDecoder wraps device weights; prefillRows ≤ 0 means defaultPrefillRows.
@@ -184,15 +193,18 @@ func (g *decoder) forward(rows int, attend func(l int) error) error {
 	if err := EmbeddingForward(d, g.x, g.w.embed, ids, Buffer{}, rows, c.VocabSize, H); err != nil {
 		return err
 	}
+	g.op("embedding")
 	if err := RoPETable(d, g.cs, pos, rows, D, float32(c.RopeTheta)); err != nil {
 		return err
 	}
+	g.op("rope table")
 	eps := float32(c.RMSNormEps)
 	for li, l := range g.w.layers {
 		err := func() error {
 			if err := RMSNormForward(d, g.h, g.x, l.inNorm, rows, H, eps); err != nil {
 				return err
 			}
+			g.op("rmsnorm")
 			for _, p := range []struct {
 				lin *decodeLinear
 				y   Buffer
@@ -201,46 +213,64 @@ func (g *decoder) forward(rows int, attend func(l int) error) error {
 					return err
 				}
 			}
+			g.op("linear q, k, v (+ bias)")
 			if err := RoPEApply(d, g.q, g.q, g.cs, rows, c.NumHeads, D, false); err != nil {
 				return err
 			}
 			if err := RoPEApply(d, g.k, g.k, g.cs, rows, c.NumKVHeads, D, false); err != nil {
 				return err
 			}
+			g.op("rope q, k")
 			if err := KVAppend(d, g.kc[li], g.vc[li], g.k, g.v, slots, pos, rows, g.dims); err != nil {
 				return err
 			}
+			g.op("kv append")
 			if err := attend(li); err != nil {
 				return err
 			}
+			g.op("attention")
 			if err := g.linear(l.o, g.attn, g.tmp, rows); err != nil {
 				return err
 			}
+			g.op("linear o")
 			if err := AddBF16(d, g.x, g.x, g.tmp, rows*H); err != nil {
 				return err
 			}
+			g.op("residual add")
 			if err := RMSNormForward(d, g.h, g.x, l.postNorm, rows, H, eps); err != nil {
 				return err
 			}
+			g.op("rmsnorm")
 			if err := g.linear(l.gate, g.h, g.gate, rows); err != nil {
 				return err
 			}
 			if err := g.linear(l.up, g.h, g.up, rows); err != nil {
 				return err
 			}
+			g.op("linear gate, up")
 			if err := SwiGLUForward(d, g.gate, g.gate, g.up, rows*c.IntermediateSize); err != nil {
 				return err
 			}
+			g.op("swiglu")
 			if err := g.linear(l.down, g.gate, g.tmp, rows); err != nil {
 				return err
 			}
-			return AddBF16(d, g.x, g.x, g.tmp, rows*H)
+			g.op("linear down")
+			if err := AddBF16(d, g.x, g.x, g.tmp, rows*H); err != nil {
+				return err
+			}
+			g.op("residual add")
+			return nil
 		}()
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", li, err)
 		}
 	}
-	return RMSNormForward(d, g.h, g.x, g.w.norm, rows, H, eps)
+	if err := RMSNormForward(d, g.h, g.x, g.w.norm, rows, H, eps); err != nil {
+		return err
+	}
+	g.op("rmsnorm")
+	return nil
 }
 
 // upload puts the rows' ids, positions and slots into meta, after checking them.
@@ -270,6 +300,7 @@ func (g *decoder) choose(seqs []int32, h Buffer, ld int) ([]int32, error) {
 	if err := g.blas.Linear(hm, M(g.w.lmHead, c.VocabSize, c.HiddenSize, BF16T), 0, logits); err != nil {
 		return nil, fmt.Errorf("lm_head: %w", err)
 	}
+	g.op("lm_head")
 	if g.onLogits != nil {
 		if err := g.onLogits(seqs, g.logits, n); err != nil {
 			return nil, err
@@ -278,10 +309,12 @@ func (g *decoder) choose(seqs []int32, h Buffer, ld int) ([]int32, error) {
 	if err := ArgmaxF32(g.d, g.next, g.logits, n, c.VocabSize); err != nil {
 		return nil, err
 	}
+	g.op("argmax")
 	out := make([]int32, n)
 	if err := Download(g.d, out, g.next); err != nil {
 		return nil, fmt.Errorf("gpu: decoder: %w", err)
 	}
+	g.op("download ids")
 	return out, nil
 }
 
@@ -335,6 +368,7 @@ func (g *decoder) step(seqs, ids, pos []int32) ([]int32, error) {
 	if err := g.upload(ids, pos, seqs); err != nil {
 		return nil, err
 	}
+	g.op("upload ids, positions, slots")
 	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
 	attend := func(l int) error { return DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims) }
 	if err := g.forward(rows, attend); err != nil {

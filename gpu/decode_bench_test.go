@@ -3,9 +3,11 @@
 package gpu
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,7 +48,13 @@ func TestDecodeBench7B(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("weights (%s): %.2f GiB on %s", mode, gib(a.Peak()), d.Name)
-			benchDecode(t, d, newDecoder(d, blas, a, dw, 0), mode)
+			dec := newDecoder(d, blas, a, dw, 0)
+			benchDecode(t, d, dec, mode)
+			if !perUse {
+				for _, b := range []int{1, 32} {
+					stepBreakdown(t, d, dec, b)
+				}
+			}
 		})
 	}
 }
@@ -90,5 +98,66 @@ func benchDecode(t *testing.T, d *Device, dec *decoder, mode string) {
 		fmt.Printf("{\"system\": \"t2m-gpu-generate\", \"weights\": %q, \"gpu\": %q, \"batch\": %d, \"prompt\": %d, "+
 			"\"new\": %d, \"s\": %.3f, \"new_tok_per_s\": %.1f, \"prefill_s\": %.3f, \"decode_tok_per_s\": %.1f}\n", mode, d.Name,
 			b, prompt, newTokens, full, float64(b*newTokens)/full, pre, float64(b*(newTokens-1))/(full-pre))
+	}
+}
+
+// stepBreakdown prints where one decode step's time goes (device events after each op, summed by name over
+// the layers), at batch b with 400 cached tokens, for each decode attention kernel.
+func stepBreakdown(t *testing.T, d *Device, dec *decoder, b int) {
+	const prompt = 400
+	rng := rand.New(rand.NewPCG(8, 9))
+	prompts := make([][]int32, b)
+	for i := range prompts {
+		prompts[i] = make([]int32, prompt)
+		for j := range prompts[i] {
+			prompts[i][j] = int32(rng.IntN(151643))
+		}
+	}
+	if err := dec.begin(b, prompt+16); err != nil {
+		t.Fatal(err)
+	}
+	defer dec.end()
+	ids, err := dec.prefill(prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, pos := make([]int32, b), make([]int32, b)
+	for i := range seqs {
+		seqs[i], pos[i] = int32(i), prompt
+	}
+	defer func(v bool) { decodeAttnD128 = v }(decodeAttnD128)
+	for _, fast := range []bool{false, true} {
+		decodeAttnD128 = fast
+		var total float64
+		var wall time.Duration
+		for rep := 0; rep < 2; rep++ { // the first step warms up
+			if rep == 1 {
+				dec.tm = &timer{d: d}
+				dec.tm.mark("start")
+			}
+			t0 := time.Now()
+			if ids, err = dec.step(seqs, ids, pos); err != nil {
+				t.Fatal(err)
+			}
+			wall = time.Since(t0)
+			for i := range pos {
+				pos[i]++
+			}
+		}
+		if total, err = dec.tm.finish(); err != nil {
+			t.Fatal(err)
+		}
+		names := make([]string, 0, len(dec.tm.ops))
+		for n := range dec.tm.ops {
+			names = append(names, n)
+		}
+		slices.SortFunc(names, func(x, y string) int { return cmp.Compare(dec.tm.ops[y], dec.tm.ops[x]) })
+		line := fmt.Sprintf("step breakdown b=%d d128-attention=%v: wall %.2f ms, events %.2f ms:", b, fast,
+			float64(wall.Microseconds())/1000, total)
+		for _, n := range names {
+			line += fmt.Sprintf(" %s %.2f;", n, dec.tm.ops[n])
+		}
+		fmt.Println(line)
+		dec.tm = nil
 	}
 }

@@ -30,8 +30,19 @@ func (c DecodeDims) check(op string) error {
 }
 
 // decodeAttnSmem is decode_attention_bf16's dynamic shared memory: scores [Cap], partial outputs [128] and
-// reduction scratch [32], fp32.
-func (c DecodeDims) decodeAttnSmem() int { return (c.Cap + 160) * 4 }
+// reduction scratch [32], fp32; decode_attention_d128_bf16's has partial outputs [8][128].
+func (c DecodeDims) decodeAttnSmem() int {
+	if c.d128() {
+		return (c.Cap + 8*128 + 32) * 4
+	}
+	return (c.Cap + 160) * 4
+}
+
+// decodeAttnD128 selects decode_attention_d128_bf16 for head dim 128 (8 warps, 8-byte loads, 4 keys in
+// flight per warp) over the generic decode_attention_bf16; both pass TestKVAppendDecodeAttentionParity.
+var decodeAttnD128 = true
+
+func (c DecodeDims) d128() bool { return decodeAttnD128 && c.D == 128 }
 
 // KVAppend launches kv_append_bf16: row r of k and v goes to position pos[r] of sequence slots[r]'s cache
 // (CPU twin: the append of model.Generator's KVCache). kc, vc [Slots, Cap, KVH·D] bf16 (one layer);
@@ -57,7 +68,7 @@ func KVAppend(d *Device, kc, vc, k, v, slots, pos Buffer, rows int, c DecodeDims
 	return d.Launch(kern, D1(rows), D1(128), 0, kc, vc, k, v, slots, pos, c.Cap, kvd)
 }
 
-// DecodeAttention launches decode_attention_bf16 (CPU twin: the last query row of model.AttentionForward,
+// DecodeAttention launches decode_attention_bf16, or decode_attention_d128_bf16 for D = 128 (CPU twin: the last query row of model.AttentionForward,
 // as model.Generator.Step computes it): row r is the newest token, at position pos[r], of sequence slots[r],
 // whose cache already holds its key and value (KVAppend first); it attends to keys 0..pos[r] of that
 // cache, GQA (head h reads KV head h/(H/KVH)), fp32 softmax. o, q [rows, H·D] bf16; kc, vc [Slots, Cap,
@@ -79,7 +90,11 @@ func DecodeAttention(d *Device, o, q, kc, vc, slots, pos Buffer, rows int, c Dec
 		return fmt.Errorf("gpu: decode attention: a cache of %d tokens needs %d bytes of shared memory (at most %d)",
 			c.Cap, smem, 227<<10)
 	}
-	kern, err := d.Kernel("decode", "decode_attention_bf16")
+	name, threads := "decode_attention_bf16", 128
+	if c.d128() {
+		name, threads = "decode_attention_d128_bf16", 256
+	}
+	kern, err := d.Kernel("decode", name)
 	if err != nil {
 		return err
 	}
@@ -88,7 +103,7 @@ func DecodeAttention(d *Device, o, q, kc, vc, slots, pos Buffer, rows int, c Dec
 			return err
 		}
 	}
-	return d.Launch(kern, Dim3{c.H, rows, 1}, D1(128), smem, o, q, kc, vc, slots, pos, c.H, c.KVH, c.D, c.Cap,
+	return d.Launch(kern, Dim3{c.H, rows, 1}, D1(threads), smem, o, q, kc, vc, slots, pos, c.H, c.KVH, c.D, c.Cap,
 		c.Scale)
 }
 

@@ -53,12 +53,22 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 					}
 				}
 			}
-			o := ktPoison(t, d, a, int64(rows*c.H*c.D)*2)
-			if err := DecodeAttention(d, o, ktBF16(t, d, a, q), dkc, dvc, ds, dp, rows, dims); err != nil {
-				t.Fatal(err)
+			dq := ktBF16(t, d, a, q)
+			variants := []bool{false}
+			if c.D == 128 {
+				variants = append(variants, true)
 			}
-			got := ktGetBF16(t, d, o, rows*c.H*c.D)
-			want := make([]float32, 0, len(got))
+			defer func(v bool) { decodeAttnD128 = v }(decodeAttnD128)
+			var outs [][]float32
+			for _, v := range variants { // the generic kernel, and the D = 128 one where it applies
+				decodeAttnD128 = v
+				o := ktPoison(t, d, a, int64(rows*c.H*c.D)*2)
+				if err := DecodeAttention(d, o, dq, dkc, dvc, ds, dp, rows, dims); err != nil {
+					t.Fatal(err)
+				}
+				outs = append(outs, ktGetBF16(t, d, o, rows*c.H*c.D))
+			}
+			want := make([]float32, 0, rows*c.H*c.D)
 			for r := range rows {
 				T := int(pos[r]) + 1
 				s := model.NewAttnShape(1, T, c.H, c.KVH, c.D)
@@ -73,7 +83,9 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 				model.AttentionForward(out, qf, kc[base:base+T*kvd], vc[base:base+T*kvd], mask, s)
 				want = append(want, out[(T-1)*c.H*c.D:]...)
 			}
-			ktCompare(t, "decode attention", got, want, tolBF16)
+			for i, got := range outs {
+				ktCompare(t, fmt.Sprintf("decode attention (d128 kernel: %v)", variants[i]), got, want, tolBF16)
+			}
 		})
 	}
 }

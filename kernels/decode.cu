@@ -119,3 +119,94 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16(
         orow[tid] = __float2bfloat16(t * inv);
     }
 }
+
+// dec_bf16x4: 4 consecutive bf16 values (8 bytes) as floats.
+__device__ __forceinline__ void dec_bf16x4(const __nv_bfloat16* p, float* f) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+    const float2 a = __bfloat1622float2(h[0]), b = __bfloat1622float2(h[1]);
+    f[0] = a.x;
+    f[1] = a.y;
+    f[2] = b.x;
+    f[3] = b.y;
+}
+
+// decode_attention_d128_bf16: decode_attention_bf16 for D = 128 with more work in flight: 8 warps, each lane
+// owning 4 consecutive dimensions (8-byte loads), 4 keys per warp iteration for the scores and for P·V, the
+// warps' partial outputs added at the end. Same arguments and result (fp32 scores and softmax, bf16 output).
+// grid (H, rows), block 256; dynamic shared memory (cap + 8·128 + 32) floats.
+extern "C" __global__ void __launch_bounds__(256) decode_attention_d128_bf16(
+    __nv_bfloat16* __restrict__ o, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc,
+    const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots, const int* __restrict__ pos,
+    long long H, long long KVH, long long D, long long cap, float scale) {
+    extern __shared__ float dec_smem[];
+    float* sc = dec_smem;                  // [cap]
+    float* part = dec_smem + cap;          // [8][128]
+    float* red = dec_smem + cap + 8 * 128; // [32]
+    const long long h = blockIdx.x, r = blockIdx.y;
+    const long long g = h / (H / KVH);
+    const long long kvd = KVH * 128;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int NW = 8, U = 4;
+    const long long T = min((long long)pos[r] + 1, cap);
+    __nv_bfloat16* orow = o + r * H * 128 + h * 128;
+    if (T <= 0) {
+        if (tid < 128) orow[tid] = __float2bfloat16(0.f);
+        return;
+    }
+    const __nv_bfloat16* kb = kc + (long long)slots[r] * cap * kvd + g * 128 + lane * 4;
+    const __nv_bfloat16* vb = vc + (long long)slots[r] * cap * kvd + g * 128 + lane * 4;
+    float qv[4];
+    dec_bf16x4(q + r * H * 128 + h * 128 + lane * 4, qv);
+    for (long long j0 = (long long)warp * U; j0 < T; j0 += NW * U) {
+        float kv[U][4], dot[U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (j0 + u < T) dec_bf16x4(kb + (j0 + u) * kvd, kv[u]);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            dot[u] = 0.f;
+            if (j0 + u < T) dot[u] = qv[0] * kv[u][0] + qv[1] * kv[u][1] + qv[2] * kv[u][2] + qv[3] * kv[u][3];
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) dot[u] = dec_warp_sum(dot[u]);
+        if (lane == 0)
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (j0 + u < T) sc[j0 + u] = dot[u] * scale;
+    }
+    __syncthreads();
+    float m = -INFINITY;
+    for (long long j = tid; j < T; j += blockDim.x) m = fmaxf(m, sc[j]);
+    m = dec_block_reduce(m, red, true);
+    float s = 0.f;
+    for (long long j = tid; j < T; j += blockDim.x) {
+        const float e = expf(sc[j] - m);
+        sc[j] = e;
+        s += e;
+    }
+    s = dec_block_reduce(s, red, false);  // its barriers also publish sc
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (long long j0 = (long long)warp * U; j0 < T; j0 += NW * U) {
+        float vv[U][4];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (j0 + u < T) dec_bf16x4(vb + (j0 + u) * kvd, vv[u]);
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (j0 + u < T) {
+                const float p = sc[j0 + u];
+#pragma unroll
+                for (int i = 0; i < 4; i++) acc[i] += p * vv[u][i];
+            }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) part[warp * 128 + lane * 4 + i] = acc[i];
+    __syncthreads();
+    if (tid < 128) {
+        float t = 0.f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) t += part[w * 128 + tid];
+        orow[tid] = __float2bfloat16(t / s);
+    }
+}
