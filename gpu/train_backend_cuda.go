@@ -4,7 +4,10 @@ package gpu
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
@@ -27,11 +30,12 @@ type TrainBackend struct {
 	m    *Machine
 	B, T int // the machine's shape
 
-	offs  []int       // per Params.Values entry: its offset in the machine's flat LoRA layout
-	flat  []float32   // [n] LoRA values, flat (host staging)
-	bf    []uint16    // [n] their bf16 copy
-	gflat []float32   // [n] downloaded gradients
-	Time  BackendTime // where the time of the Loss calls went
+	offs     []int       // per Params.Values entry: its offset in the machine's flat LoRA layout
+	flat     []float32   // [n] LoRA values as last uploaded, flat
+	uploaded bool        // flat is on the device
+	bf       []uint16    // [n] their bf16 copy
+	gflat    []float32   // [n] downloaded gradients
+	Time     BackendTime // where the time of the Loss calls went
 }
 
 // BackendTime sums the wall time of TrainBackend.Loss by part (host clock, synchronized device).
@@ -140,11 +144,11 @@ func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, 
 			batch, seq, b.B, b.T)
 	}
 	t0 := time.Now()
-	for i, v := range b.p.Values {
-		copy(b.flat[b.offs[i]:b.offs[i]+len(v)], v)
-	}
-	if err := b.m.SetLoRA(b.flat, b.bf); err != nil {
-		return 0, fmt.Errorf("cuda backend: %w", err)
+	if stageLoRA(b.flat, b.p.Values, b.offs) || !b.uploaded { // the loop updated them: upload
+		if err := b.m.SetLoRA(b.flat, b.bf); err != nil {
+			return 0, fmt.Errorf("cuda backend: %w", err)
+		}
+		b.uploaded = true
 	}
 	t1 := time.Now()
 	padded, err := padBatch(mb, batch, seq, b.B, b.T)
@@ -171,11 +175,8 @@ func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, 
 			if len(dst) != len(b.p.Values[i]) {
 				return 0, fmt.Errorf("cuda backend: gradient %d has %d values, want %d", i, len(dst), len(b.p.Values[i]))
 			}
-			src := b.gflat[b.offs[i] : b.offs[i]+len(dst)]
-			for j, x := range src {
-				dst[j] += x
-			}
 		}
+		addGrads(grads, b.gflat, b.offs)
 	}
 	b.Time.Calls++
 	b.Time.Upload += t1.Sub(t0)
@@ -236,4 +237,42 @@ func (b *TrainBackend) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// stageLoRA copies the parameter matrices into their places in flat (the values last uploaded) and
+// reports whether any changed; comparing first costs a memcmp where an unchanged upload (every
+// micro-batch of an accumulation window after the first) would cost a conversion and two copies.
+func stageLoRA(flat []float32, values [][]float32, offs []int) bool {
+	changed := false
+	for i, v := range values {
+		dst := flat[offs[i] : offs[i]+len(v)]
+		if changed || !slices.Equal(f32bits(dst), f32bits(v)) { // bits: −0 ≠ +0, NaN = NaN
+			copy(dst, v)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// addGrads adds the flat gradients into the loop's per-matrix ones, in parallel over matrices.
+func addGrads(grads [][]float32, gflat []float32, offs []int) {
+	var wg sync.WaitGroup
+	for i, dst := range grads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j, x := range gflat[offs[i] : offs[i]+len(dst)] {
+				dst[j] += x
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// f32bits views float32 values as their bits.
+func f32bits(v []float32) []uint32 {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&v[0])), len(v))
 }

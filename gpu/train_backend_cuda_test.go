@@ -193,11 +193,34 @@ func TestTrainBackendMatchesCPU(t *testing.T) {
 	}
 }
 
+// TestStageLoRA checks the backend's change detection: a fresh flat copy reports a change, an unchanged
+// one none, and a single changed value (also +0 → −0) is caught and copied.
+func TestStageLoRA(t *testing.T) {
+	values := [][]float32{{1, 2, 3}, {0, 5}, {6}}
+	offs := []int{0, 3, 5}
+	flat := make([]float32, 6)
+	if !stageLoRA(flat, values, offs) {
+		t.Error("first staging reported no change")
+	}
+	if stageLoRA(flat, values, offs) {
+		t.Error("unchanged values reported as changed")
+	}
+	values[1][0] = float32(math.Copysign(0, -1))
+	if !stageLoRA(flat, values, offs) || math.Float32bits(flat[3]) != 1<<31 {
+		t.Errorf("+0 → −0 not staged: %v", flat)
+	}
+	values[2][0] = 7
+	if !stageLoRA(flat, values, offs) || !slices.Equal(flat, []float32{1, 2, 3, float32(math.Copysign(0, -1)), 5, 7}) {
+		t.Errorf("changed value not staged: %v", flat)
+	}
+}
+
 // TestHostUpdateCost times, at the 7B's LoRA shape (r=8 on q,k,v,o,gate,up of 28 layers, ≈ 15.1M
-// values), what the CUDA backend adds to an update by keeping the optimizer on the host: per micro-batch
-// the LoRA values to the device (fp32 masters + bf16 copy, as SetLoRA) and the fp32 gradients back, added
-// into the loop's; per update the loop's ClipGradNorm and AdamW. It fails if the round trip changes a
-// value. Median of 3.
+// values), what the CUDA backend adds to an update by keeping the optimizer on the host: the changed LoRA
+// values to the device once per update (stageLoRA + SetLoRA's conversion and copies), the unchanged check
+// on every other micro-batch of the window, the fp32 gradients back and added into the loop's (every
+// micro-batch), and the loop's ClipGradNorm and AdamW (per update). It fails if the round trip changes a
+// value or the change detection is wrong. Median of 3.
 func TestHostUpdateCost(t *testing.T) {
 	d := device(t)
 	reg, err := model.Lookup("qwen2.5-coder-7b")
@@ -215,10 +238,14 @@ func TestHostUpdateCost(t *testing.T) {
 	p := train.NewParams(lp)
 	n := sum(p.Sizes())
 	rng := rand.New(rand.NewPCG(71, 72))
-	for _, v := range p.Values {
+	offs := make([]int, len(p.Values))
+	off := 0
+	for i, v := range p.Values {
 		for j := range v {
 			v[j] = float32(rng.NormFloat64() * 0.01)
 		}
+		offs[i] = off
+		off += len(v)
 	}
 	ar := arena(t, d, int64(n)*10+(1<<20))
 	master, _ := ar.Alloc(int64(n)*4, "master")
@@ -226,14 +253,17 @@ func TestHostUpdateCost(t *testing.T) {
 	flat, bf, gflat := make([]float32, n), make([]uint16, n), make([]float32, n)
 	grads := zeroGrads(p)
 	opt := train.NewAdamW(p.Sizes(), 0)
-	var up, down, clip, adam []float64
+	var up, same, down, clip, adam []float64
 	ms := func(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1e3 }
 	for range 3 {
+		for _, g := range grads {
+			for j := range g {
+				g[j] = float32(rng.NormFloat64() * 1e-3)
+			}
+		}
 		t0 := time.Now()
-		off := 0
-		for _, v := range p.Values {
-			copy(flat[off:], v)
-			off += len(v)
+		if !stageLoRA(flat, p.Values, offs) {
+			t.Fatal("updated values reported unchanged")
 		}
 		roundBF16(bf, flat)
 		if err := Upload(d, master, flat); err != nil {
@@ -244,16 +274,15 @@ func TestHostUpdateCost(t *testing.T) {
 		}
 		up = append(up, ms(t0))
 		t0 = time.Now()
+		if stageLoRA(flat, p.Values, offs) {
+			t.Fatal("unchanged values reported changed")
+		}
+		same = append(same, ms(t0))
+		t0 = time.Now()
 		if err := Download(d, gflat, master); err != nil { // the gradients' size and path
 			t.Fatal(err)
 		}
-		off = 0
-		for _, g := range grads {
-			for j := range g {
-				g[j] += gflat[off+j]
-			}
-			off += len(g)
-		}
+		addGrads(grads, gflat, offs)
 		down = append(down, ms(t0))
 		for i := range flat {
 			if gflat[i] != flat[i] {
@@ -270,6 +299,6 @@ func TestHostUpdateCost(t *testing.T) {
 		adam = append(adam, ms(t0))
 	}
 	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
-	t.Logf("7B LoRA r=8, %d values: per micro-batch upload %.1f ms, gradients back + add %.1f ms; per update clip %.1f ms, AdamW %.1f ms",
-		n, med(up), med(down), med(clip), med(adam))
+	t.Logf("7B LoRA r=8, %d values: per update upload %.1f ms; per micro-batch unchanged check %.1f ms, gradients back + add %.1f ms; per update clip %.1f ms, AdamW %.1f ms",
+		n, med(up), med(same), med(down), med(clip), med(adam))
 }
