@@ -3,9 +3,10 @@
 package gpu
 
 import (
+	"bytes"
 	"fmt"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -239,19 +240,26 @@ func (b *TrainBackend) Close() error {
 	return err
 }
 
-// stageLoRA copies the parameter matrices into their places in flat (the values last uploaded) and
-// reports whether any changed; comparing first costs a memcmp where an unchanged upload (every
-// micro-batch of an accumulation window after the first) would cost a conversion and two copies.
+// stageLoRA copies the parameter matrices that changed into their places in flat (the values last
+// uploaded) and reports whether any did. Comparing bits (−0 ≠ +0) with memcmp, in parallel over matrices,
+// costs less than the conversion and copies of an upload that every micro-batch of an accumulation window
+// after the first would repeat for nothing.
 func stageLoRA(flat []float32, values [][]float32, offs []int) bool {
-	changed := false
+	var changed atomic.Bool
+	var wg sync.WaitGroup
 	for i, v := range values {
-		dst := flat[offs[i] : offs[i]+len(v)]
-		if changed || !slices.Equal(f32bits(dst), f32bits(v)) { // bits: −0 ≠ +0, NaN = NaN
-			copy(dst, v)
-			changed = true
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dst := flat[offs[i] : offs[i]+len(v)]
+			if !bytes.Equal(f32bytes(dst), f32bytes(v)) {
+				copy(dst, v)
+				changed.Store(true)
+			}
+		}()
 	}
-	return changed
+	wg.Wait()
+	return changed.Load()
 }
 
 // addGrads adds the flat gradients into the loop's per-matrix ones, in parallel over matrices.
@@ -269,10 +277,10 @@ func addGrads(grads [][]float32, gflat []float32, offs []int) {
 	wg.Wait()
 }
 
-// f32bits views float32 values as their bits.
-func f32bits(v []float32) []uint32 {
+// f32bytes views float32 values as their bytes.
+func f32bytes(v []float32) []byte {
 	if len(v) == 0 {
 		return nil
 	}
-	return unsafe.Slice((*uint32)(unsafe.Pointer(&v[0])), len(v))
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }
