@@ -3,7 +3,64 @@ package train
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 )
+
+// chunk is the number of values one task of the parallel optimizer loops handles. It is fixed, not
+// derived from the core count, so ClipGradNorm's partial sums (and so every update) are the same bits on
+// any machine.
+const chunk = 1 << 16
+
+// span is one task: values [lo, hi) of parameter i.
+type span struct{ i, lo, hi int }
+
+// spans cuts parameters of these sizes into chunk-sized tasks, in order.
+func spans(sizes []int) []span {
+	var out []span
+	for i, n := range sizes {
+		for lo := 0; lo < n; lo += chunk {
+			out = append(out, span{i, lo, min(n, lo+chunk)})
+		}
+	}
+	return out
+}
+
+// parallel runs body on every task, on all cores. A 7B model's LoRA holds about 15M values: one serial
+// pass of AdamW over them takes about 0.1 s, a GPU step about 0.12 s.
+func parallel(tasks []span, body func(k int, t span)) {
+	workers := min(runtime.GOMAXPROCS(0), len(tasks))
+	if workers <= 1 {
+		for k, t := range tasks {
+			body(k, t)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, len(tasks))
+	for k := range tasks {
+		next <- k
+	}
+	close(next)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				body(k, tasks[k])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func sizesOf(vs [][]float32) []int {
+	s := make([]int, len(vs))
+	for i, v := range vs {
+		s[i] = len(v)
+	}
+	return s
+}
 
 // AdamW is torch.optim.AdamW (decoupled weight decay, bias-corrected moments, non-amsgrad, fp32), the
 // optimizer of HF Trainer's "adamw_torch". For each parameter p with gradient g at step t (from 1):
@@ -48,11 +105,13 @@ func (o *AdamW) Update(params, grads [][]float32, lr float64) error {
 	// torch takes the Python-float coefficients to float32 after computing 1−β in double.
 	w1, b2, w2 := float32(1-o.Beta1), float32(o.Beta2), float32(1-o.Beta2)
 	for i, p := range params {
-		g, m, v := grads[i], o.M[i], o.V[i]
-		if len(p) != len(m) || len(g) != len(m) {
-			return fmt.Errorf("adamw: parameter %d has %d values and gradient %d, the optimizer state %d", i, len(p), len(g), len(m))
+		if len(p) != len(o.M[i]) || len(grads[i]) != len(o.M[i]) {
+			return fmt.Errorf("adamw: parameter %d has %d values and gradient %d, the optimizer state %d", i, len(p), len(grads[i]), len(o.M[i]))
 		}
-		for j := range p {
+	}
+	parallel(spans(sizesOf(params)), func(_ int, t span) {
+		p, g, m, v := params[t.i], grads[t.i], o.M[t.i], o.V[t.i]
+		for j := t.lo; j < t.hi; j++ {
 			if o.WeightDecay != 0 {
 				p[j] *= decay
 			}
@@ -62,7 +121,7 @@ func (o *AdamW) Update(params, grads [][]float32, lr float64) error {
 			denom := float32(math.Sqrt(float64(v[j])))/float32(sqrtBC2) + float32(o.Eps)
 			p[j] -= float32(stepSize) * m[j] / denom
 		}
-	}
+	})
 	return nil
 }
 
@@ -70,21 +129,29 @@ func (o *AdamW) Update(params, grads [][]float32, lr float64) error {
 // torch.nn.utils.clip_grad_norm_: coef = maxNorm / (norm + 1e-6), applied only when below 1. It returns
 // the norm before clipping. maxNorm ≤ 0 only measures.
 func ClipGradNorm(grads [][]float32, maxNorm float64) float64 {
-	var ss float64
-	for _, g := range grads {
-		for _, x := range g {
+	tasks := spans(sizesOf(grads))
+	partial := make([]float64, len(tasks)) // one per chunk, summed in order: the same bits on any machine
+	parallel(tasks, func(k int, t span) {
+		var ss float64
+		for _, x := range grads[t.i][t.lo:t.hi] {
 			ss += float64(x) * float64(x)
 		}
+		partial[k] = ss
+	})
+	var ss float64
+	for _, p := range partial {
+		ss += p
 	}
 	norm := math.Sqrt(ss)
 	if maxNorm > 0 {
 		if coef := maxNorm / (norm + 1e-6); coef < 1 {
 			c := float32(coef)
-			for _, g := range grads {
+			parallel(tasks, func(_ int, t span) {
+				g := grads[t.i][t.lo:t.hi]
 				for j := range g {
 					g[j] *= c
 				}
-			}
+			})
 		}
 	}
 	return norm
