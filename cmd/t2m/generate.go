@@ -58,32 +58,6 @@ type generator interface {
 	Generate(prompts [][]int32, opt model.GenerateOptions) ([][]int32, error)
 }
 
-// generationGPU decides before the weights are loaded whether baseline/eval generate on the GPU: with
-// --device cuda (an error when this binary or machine has no usable GPU) or --device auto when a GPU is
-// usable. It then sets --device to cpu for loadForCommand, whose device check is about the training
-// backend and the CPU's size limit, neither of which applies to GPU generation. nil: generate on the CPU
-// (--device cpu, or auto without a GPU, where loadForCommand applies its rules).
-func generationGPU(c *cli.Context) (gpu.Backend, error) {
-	flag := c.String("device")
-	if flag != "cuda" && flag != "auto" {
-		return nil, nil
-	}
-	b, err := gpu.Get()
-	if err == nil {
-		_, err = b.Describe()
-	}
-	switch {
-	case err != nil && flag == "cuda":
-		return nil, fmt.Errorf("--device cuda: %w", err)
-	case err != nil:
-		return nil, nil
-	}
-	if err := c.Set("device", "cpu"); err != nil {
-		return nil, fmt.Errorf("--device: %w", err)
-	}
-	return b, nil
-}
-
 // runGenerate is baseline (no adapter) and eval (--adapter required).
 func runGenerate(c *cli.Context, cmd string) error {
 	out := c.App.Writer
@@ -118,18 +92,9 @@ func runGenerate(c *cli.Context, cmd string) error {
 		}
 		examples[s], paths[s] = exs, path
 	}
-	gpuBackend, err := generationGPU(c)
-	if err != nil {
-		return fmt.Errorf("%s: %w", cmd, err)
-	}
 	lm, err := loadForCommand(c, cmd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
-	}
-	if gpuBackend != nil {
-		lm.Device = "cuda"
-	} else if lm.Device != "cpu" {
-		return fmt.Errorf("%s: --device %s: no GPU generator in this binary: pass --device cpu", cmd, lm.Device)
 	}
 	var lp *model.LoRAParams
 	if adapterDir != "" {
@@ -151,8 +116,12 @@ func runGenerate(c *cli.Context, cmd string) error {
 		}
 	}
 	var gen generator
-	if gpuBackend != nil {
-		g, err := gpuBackend.NewGenerator(lm.Weights, lp, gpu.GeneratorOptions{})
+	if lm.Device == "cuda" {
+		b, err := gpu.Get() // resolveDevice checked that it is there and a GPU is usable
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		g, err := b.NewGenerator(lm.Weights, lp, gpu.GeneratorOptions{})
 		if err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}

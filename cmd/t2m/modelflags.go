@@ -135,16 +135,22 @@ func loadForCommand(c *cli.Context, cmd string) (*loadedModel, error) {
 	return lm, nil
 }
 
-// cudaCommands are the commands with a GPU path in the CUDA build: train (the "cuda" train.Backend).
-// baseline and eval generate on the CPU until GPU generation lands; add them here then.
-var cudaCommands = map[string]bool{"train": true}
+// hasGPUPath says whether this binary has a GPU path for a command: train needs the "cuda" train.Backend,
+// baseline and eval the GPU backend's generator (both registered by the CUDA build).
+func hasGPUPath(cmd string) bool {
+	if cmd == "train" {
+		_, ok := train.LookupBackend("cuda")
+		return ok
+	}
+	_, err := gpu.Get()
+	return err == nil
+}
 
-// resolveDevice applies --device: cuda needs a registered GPU training backend and a usable GPU; auto
+// resolveDevice applies --device: cuda needs the command's GPU path in this binary and a usable GPU; auto
 // picks them when both are there and otherwise the CPU, except for a model too large for it (then
 // --device cpu must be explicit).
 func resolveDevice(flag, cmd, name string, cfg model.Config) (string, error) {
-	_, hasCUDA := train.LookupBackend("cuda")
-	hasCUDA = hasCUDA && cudaCommands[cmd]
+	hasCUDA := hasGPUPath(cmd)
 	gpuErr := gpu.ErrNoCUDA
 	if hasCUDA && (flag == "cuda" || flag == "auto") {
 		if b, err := gpu.Get(); err != nil {
@@ -158,7 +164,7 @@ func resolveDevice(flag, cmd, name string, cfg model.Config) (string, error) {
 		return "cpu", nil
 	case "cuda":
 		if !hasCUDA {
-			return "", fmt.Errorf("--device cuda: this t2m binary has no GPU backend for %s (the CPU build, or the GPU training machine has not landed in this version): use --device cpu", cmd)
+			return "", fmt.Errorf("--device cuda: this t2m binary has no GPU backend for %s (the CPU build: build bin/t2m-cuda with make build-cuda): use --device cpu", cmd)
 		}
 		if gpuErr != nil {
 			return "", fmt.Errorf("--device cuda: %w", gpuErr)
