@@ -59,8 +59,8 @@
 //     reversed), each node's input positions, and for every op its launcher: frozen weights uploaded once
 //     (NF4 stays NF4; float32 becomes bf16), norm weights and biases as bf16 vectors, per-node extras
 //     (attention's lse, LoRA temporaries). An op without a launcher is an error naming it, never a silent
-//     CPU fallback. Not supported yet: LoRA dropout (DropoutOp, LoRAGradOp 'X') — build training graphs
-//     with LoRAParams.Dropout = 0 for the GPU.
+//     CPU fallback. LoRA dropout (DropoutOp, LoRAGradOp 'X') runs with the CPU's mask bit for bit
+//     (model.DropoutKeep's counter hash, kernels/dropout.cu).
 //  2. Liveness (Liveness): a node's output lives from its step to its last reader's step; slices of the
 //     packed attention gradient are views whose readers keep the packed buffer alive; attention's backward
 //     also keeps the forward's output. Graph inputs, LoRA parameters/gradients (flat, for the optimizer),
@@ -81,6 +81,9 @@
 // (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the
 // model issue's fixture against HF transformers/PEFT references: hidden states, logits, loss, gradients).
 //
-// Next: SwiGLU's backward once for both gradients (now once per gradient node), LoRA dropout, CUDA-graph
+// Training: gpu/train_backend_cuda.go registers the "cuda" train.Backend (one machine, micro-batches padded
+// to its shape, the host keeps AdamW and checkpoints). Generation: gpu/decode*.go (Backend.NewGenerator).
+//
+// Next: SwiGLU's backward once for both gradients (now once per gradient node), CUDA-graph
 // capture of Run, and the hand-written benchmark step's remaining lead (see scripts/bench/NOTES.md).
 package gpu

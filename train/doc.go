@@ -11,7 +11,7 @@
 // multiple of Run.Bucket so shapes repeat. The CPU backend (registered here as "cpu") builds
 // model.Build/BuildGrad graphs, keeps the three most recently used per kind, and runs them with
 // gorgonia's TapeMachine. A GPU backend plugs in with RegisterBackend("cuda", factory) from an init in a
-// file built only with the t2mcuda tag (e.g. cmd/t2m/backend_cuda.go wrapping gpu/'s machine); the
+// file built only with the t2mcuda tag (gpu/train_backend_cuda.go, wrapping gpu/'s machine); the
 // factory gets the weights and the Params, whose slices it must read before each step (the optimizer
 // updates them in place on the host) — or it may take over the update and write them back. `t2m train
 // --device auto` picks "cuda" when it is registered and gpu.Get finds a usable GPU.
