@@ -11,7 +11,7 @@ import (
 // together up to this many tokens), so the activations stay a few hundred MiB at the 7B shape.
 const defaultPrefillRows = 8192
 
-// decoder runs greedy decoding on the device (it implements decodeSteps): per-sequence KV caches on the
+// decoder runs greedy decoding on the device (it implements model.DecodeSteps): per-sequence KV caches on the
 // device, prefill through the flash attention forward, batched single-token steps through
 // decode_attention_bf16, lm_head on each sequence's last position only, argmax on the device; only token
 // ids cross to the host (and the ids, positions and slots of the next rows back to the device).
@@ -62,7 +62,7 @@ func newDecoder(d *Device, blas *BLAS, ar *Arena, w *decodeWeights, prefillRows 
 }
 
 // begin allocates the caches ([L] × K and V [seqs, capacity, KVH·D]) and the activations.
-func (g *decoder) begin(seqs, capacity int) error {
+func (g *decoder) Begin(seqs, capacity int) error {
 	if g.mark >= 0 {
 		return fmt.Errorf("gpu: decoder: begin while a generation is running")
 	}
@@ -110,7 +110,7 @@ func (g *decoder) begin(seqs, capacity int) error {
 	g.logits = take(int64(max(seqs, 1))*int64(c.VocabSize)*4, "logits")
 	g.next = take(int64(seqs)*4, "next ids")
 	if err != nil {
-		g.end()
+		g.End()
 		return fmt.Errorf("gpu: decoder: %d sequences of %d tokens: %w", seqs, capacity, err)
 	}
 	ones := make([]uint16, R)
@@ -118,14 +118,14 @@ func (g *decoder) begin(seqs, capacity int) error {
 		ones[i] = BF16(1)
 	}
 	if err := Upload(g.d, g.ones, ones); err != nil {
-		g.end()
+		g.End()
 		return err
 	}
 	return nil
 }
 
 // end releases the caches and activations.
-func (g *decoder) end() {
+func (g *decoder) End() {
 	if g.mark >= 0 {
 		g.ar.Release(g.mark)
 		g.mark = -1
@@ -321,7 +321,7 @@ func (g *decoder) choose(seqs []int32, h Buffer, ld int) ([]int32, error) {
 // prefill runs the prompts, consecutive prompts of equal length together (up to g.rows tokens): positions
 // 0..T−1, flash attention forward over the new keys (causal, no padding), keys and values into each
 // prompt's cache; then lm_head on each prompt's last position.
-func (g *decoder) prefill(prompts [][]int32) ([]int32, error) {
+func (g *decoder) Prefill(prompts [][]int32) ([]int32, error) {
 	c := g.w.cfg
 	next := make([]int32, 0, len(prompts))
 	for i := 0; i < len(prompts); {
@@ -360,7 +360,7 @@ func (g *decoder) prefill(prompts [][]int32) ([]int32, error) {
 }
 
 // step feeds one token per live sequence, all rows in one forward (decode attention against each cache).
-func (g *decoder) step(seqs, ids, pos []int32) ([]int32, error) {
+func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	rows := len(seqs)
 	if rows == 0 || rows > g.rows {
 		return nil, fmt.Errorf("gpu: decoder: step of %d rows (at most %d)", rows, g.rows)

@@ -74,12 +74,12 @@ func newGPUGenerator(d *Device, w *model.Weights, lora *model.LoRAParams, opt Ge
 	return &gpuGenerator{d: d, dec: newDecoder(d, blas, ar, dw, opt.PrefillRows), desc: desc}, nil
 }
 
-// Generate decodes prompts greedily on the GPU (see generateGreedy and decoder).
+// Generate decodes prompts greedily on the GPU (model.GenerateGreedy over decoder).
 func (g *gpuGenerator) Generate(prompts [][]int32, opt model.GenerateOptions) ([][]int32, error) {
 	if err := g.d.Bind(); err != nil {
 		return nil, err
 	}
-	return generateGreedy(g.dec, prompts, opt)
+	return model.GenerateGreedy(g.dec, prompts, opt)
 }
 
 // Describe names the GPU and how the weights are held.

@@ -72,7 +72,7 @@ func benchDecode(t *testing.T, d *Device, dec *decoder, mode string) {
 			}
 		}
 		t0 := time.Now()
-		out, err := generateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: maxNew})
+		out, err := model.GenerateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: maxNew})
 		dt := time.Since(t0)
 		if err == nil && len(out[b-1]) != maxNew {
 			err = fmt.Errorf("%d tokens generated, want %d", len(out[b-1]), maxNew)
@@ -113,11 +113,11 @@ func stepBreakdown(t *testing.T, d *Device, dec *decoder, b int) {
 			prompts[i][j] = int32(rng.IntN(151643))
 		}
 	}
-	if err := dec.begin(b, prompt+16); err != nil {
+	if err := dec.Begin(b, prompt+16); err != nil {
 		t.Fatal(err)
 	}
-	defer dec.end()
-	ids, err := dec.prefill(prompts)
+	defer dec.End()
+	ids, err := dec.Prefill(prompts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func stepBreakdown(t *testing.T, d *Device, dec *decoder, b int) {
 				dec.tm.mark("start")
 			}
 			t0 := time.Now()
-			if ids, err = dec.step(seqs, ids, pos); err != nil {
+			if ids, err = dec.Step(seqs, ids, pos); err != nil {
 				t.Fatal(err)
 			}
 			wall = time.Since(t0)

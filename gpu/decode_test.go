@@ -40,7 +40,7 @@ func maxAbsDiff(a, b []float32) float64 {
 //     within 2e-2 relative L2 of the CPU's (bf16 weights and activations through two layers, as
 //     TestMachineLogits), and the GPU's argmax equal to the CPU's wherever the CPU's top-2 margin exceeds
 //     2·e, e the largest absolute logit error of that row: only there can a bf16 error flip the choice.
-//  2. Free-running generateGreedy: the same tokens as model.Generator.Generate up to the first difference,
+//  2. Free-running model.GenerateGreedy: the same tokens as model.Generator.Generate up to the first difference,
 //     which is accepted only at a near-tie (CPU top-2 margin ≤ 4·e of that prompt's teacher-forced step; 2×
 //     slack because the rows batched together differ); after it the sequences legitimately differ.
 func TestGPUGeneratorTiny(t *testing.T) {
@@ -134,7 +134,7 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				}
 				return nil
 			}
-			if err := dec.begin(n, 12+steps+1); err != nil {
+			if err := dec.Begin(n, 12+steps+1); err != nil {
 				t.Fatal(err)
 			}
 			errAt := make([][]float64, steps+1) // [k][i] max abs logit error
@@ -149,9 +149,9 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				}
 				var got []int32
 				if k == 0 {
-					got, err = dec.prefill(prompts)
+					got, err = dec.Prefill(prompts)
 				} else {
-					got, err = dec.step(seqs, tokens[k-1], pos)
+					got, err = dec.Step(seqs, tokens[k-1], pos)
 					for i := range pos {
 						pos[i]++
 					}
@@ -175,7 +175,7 @@ func TestGPUGeneratorTiny(t *testing.T) {
 					}
 				}
 			}
-			dec.end()
+			dec.End()
 			dec.onLogits = nil
 			t.Logf("teacher forcing: worst logits relative L2 error %.3g over %d rows (tolerance 2e-2)", worst, n*(steps+1))
 
@@ -184,7 +184,7 @@ func TestGPUGeneratorTiny(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := generateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: steps})
+			got, err := model.GenerateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: steps})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -256,65 +256,7 @@ type GenerateOptions struct {
 // together: each has its own KV cache, so prompts of different lengths need no padding and give the same
 // tokens as one at a time. It returns the new tokens of each prompt, without the stop token.
 func (g *Generator) Generate(prompts [][]int32, opt GenerateOptions) ([][]int32, error) {
-	maxNew := opt.MaxNewTokens
-	if maxNew <= 0 {
-		maxNew = DefaultMaxNewTokens
-	}
-	stop := make(map[int32]bool, len(opt.StopIDs))
-	for _, id := range opt.StopIDs {
-		stop[id] = true
-	}
-	start := time.Now()
-	V := g.cfg.VocabSize
-	out := make([][]int32, len(prompts))
-	caches := make([]*KVCache, len(prompts))
-	next := make([]int32, len(prompts))
-	done := 0
-	var active []int // prompts still generating
-	for i, p := range prompts {
-		cache, logits, err := g.Prefill(p, len(p)+maxNew)
-		if err != nil {
-			return nil, fmt.Errorf("prompt %d: %w", i, err)
-		}
-		caches[i], next[i] = cache, Argmax(logits)
-		active = append(active, i)
-	}
-	for len(active) > 0 {
-		// Record each active prompt's new token; drop the finished ones.
-		var still []int
-		before := done
-		for _, i := range active {
-			switch {
-			case stop[next[i]]:
-				done++
-			case len(out[i])+1 >= maxNew:
-				out[i] = append(out[i], next[i])
-				done++
-			default:
-				out[i] = append(out[i], next[i])
-				still = append(still, i)
-			}
-		}
-		if done > before && opt.Progress != nil {
-			opt.Progress(done, time.Since(start))
-		}
-		active = still
-		if len(active) == 0 {
-			break
-		}
-		cs, ids := make([]*KVCache, len(active)), make([]int32, len(active))
-		for r, i := range active {
-			cs[r], ids[r] = caches[i], next[i]
-		}
-		logits, err := g.Step(cs, ids) // [rows, V]
-		if err != nil {
-			return nil, err
-		}
-		for r, i := range active {
-			next[i] = Argmax(logits[r*V : (r+1)*V])
-		}
-	}
-	return out, nil
+	return GenerateGreedy(&cpuSteps{g: g}, prompts, opt)
 }
 
 // Argmax returns the index of the largest value, the first one on ties (torch.argmax).
