@@ -5,8 +5,6 @@ package gpu
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"slices"
 )
 
 func init() { register(cudaBackend{}) }
@@ -193,14 +191,7 @@ func newBenchState(d *Device, blas *BLAS, ar *Arena, cfg BenchConfig) (*benchSta
 	H, I, KV := cfg.Hidden, cfg.Intermediate, cfg.KVHeads*cfg.HeadDim
 	specs := []linSpec{{"q", H, H, true}, {"k", KV, H, true}, {"v", KV, H, true}, {"o", H, H, true},
 		{"gate", I, H, true}, {"up", I, H, true}, {"down", H, I, false}}
-	// One dynamic map for all weights: sorted random values in [-1, 1] (its content does not change speed).
-	rng := rand.New(rand.NewPCG(7, 7))
-	code2 := make([]float32, 256)
-	for i := range code2 {
-		code2[i] = 2*rng.Float32() - 1
-	}
-	slices.Sort(code2)
-	seed := uint64(1)
+	src := newNF4Source(d)
 	alloc := func(rows, cols int, t DType, what string) (Mat, error) {
 		b, err := ar.Alloc(int64(rows*cols)*t.Size(), what)
 		return M(b, rows, cols, t), err
@@ -210,27 +201,8 @@ func newBenchState(d *Device, blas *BLAS, ar *Arena, cfg BenchConfig) (*benchSta
 		var lins []*benchLinear
 		for _, sp := range specs {
 			name := fmt.Sprintf("layer %d %s", l, sp.name)
-			w, err := AllocNF4(ar, sp.out, sp.in, 64, 256, name)
+			w, err := src.weight(ar, sp.out, sp.in, name)
 			if err != nil {
-				return nil, err
-			}
-			w.Offset = 0.02
-			seed++
-			if err := d.FillRandomU8(w.Codes, seed); err != nil {
-				return nil, err
-			}
-			seed++
-			if err := d.FillRandomU8(w.Absmax, seed); err != nil {
-				return nil, err
-			}
-			if err := Upload(d, w.Code2, code2); err != nil {
-				return nil, err
-			}
-			a2 := make([]float32, w.Absmax2.Bytes/4)
-			for i := range a2 {
-				a2[i] = 0.01 + 0.01*rng.Float32()
-			}
-			if err := Upload(d, w.Absmax2, a2); err != nil {
 				return nil, err
 			}
 			lins = append(lins, &benchLinear{spec: sp, w: w})

@@ -4,8 +4,6 @@ package gpu
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"slices"
 
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/quant"
@@ -248,20 +246,13 @@ func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lor
 func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config, perUse bool) (*decodeWeights, error) {
 	H, I, Q, KV := cfg.HiddenSize, cfg.IntermediateSize, cfg.QDim(), cfg.KVDim()
 	dw := &decodeWeights{cfg: cfg, perUse: perUse}
-	rng := rand.New(rand.NewPCG(7, 7))
-	code2 := make([]float32, 256)
-	for i := range code2 {
-		code2[i] = 2*rng.Float32() - 1
-	}
-	slices.Sort(code2)
-	seed := uint64(1)
+	src := newNF4Source(d)
 	random := func(n int64, scale float32, what string) (Buffer, error) {
 		b, err := ar.Alloc(n*2, what)
 		if err != nil {
 			return Buffer{}, err
 		}
-		seed++
-		return b, d.FillRandomBF16(b, n, seed, scale)
+		return b, d.FillRandomBF16(b, n, src.nextSeed(), scale)
 	}
 	ones := make([]uint16, H)
 	for i := range ones {
@@ -307,27 +298,8 @@ func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config, perUse bool) (*
 				}
 			}
 			mark := ar.Mark()
-			w, err := AllocNF4(ar, sp.out, sp.in, 64, 256, lin.name)
+			w, err := src.weight(ar, sp.out, sp.in, lin.name)
 			if err != nil {
-				return nil, err
-			}
-			w.Offset = 0.02
-			seed++
-			if err := d.FillRandomU8(w.Codes, seed); err != nil {
-				return nil, err
-			}
-			seed++
-			if err := d.FillRandomU8(w.Absmax, seed); err != nil {
-				return nil, err
-			}
-			if err := Upload(d, w.Code2, code2); err != nil {
-				return nil, err
-			}
-			a2 := make([]float32, w.Absmax2.Bytes/4)
-			for i := range a2 {
-				a2[i] = 0.01 + 0.01*rng.Float32()
-			}
-			if err := Upload(d, w.Absmax2, a2); err != nil {
 				return nil, err
 			}
 			if perUse {
