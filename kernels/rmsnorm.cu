@@ -4,6 +4,7 @@
 //
 // Scalar parameters are 64-bit integers or fp32 values: the Go launcher passes every argument in an 8-byte slot.
 #include <cuda_bf16.h>
+#include "bf16x8.cuh"
 
 #define RMS_THREADS 256
 
@@ -20,23 +21,6 @@ __device__ __forceinline__ float rms_block_sum(float v, float* red) {
     return v;
 }
 
-__device__ __forceinline__ void rms_unpack(uint4 u, float* f) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 t = __bfloat1622float2(h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-
-__device__ __forceinline__ uint4 rms_pack(const float* f) {
-    uint4 u;
-    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-    return u;
-}
 
 // rmsnorm_fwd_bf16: x [N, C] bf16, w [C] bf16 -> y [N, C] bf16, rstd [N] fp32 (may be null).
 // grid (N), block RMS_THREADS.
@@ -52,7 +36,7 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_fwd_bf16(
     float ss = 0.f;
     for (int i = threadIdx.x; i < nv; i += blockDim.x) {
         float f[8];
-        rms_unpack(xr[i], f);
+        bf16x8_unpack(xr[i], f);
 #pragma unroll
         for (int j = 0; j < 8; j++) ss += f[j] * f[j];
     }
@@ -61,11 +45,11 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_fwd_bf16(
     if (rstd != nullptr && threadIdx.x == 0) rstd[row] = r;
     for (int i = threadIdx.x; i < nv; i += blockDim.x) {
         float f[8], g[8];
-        rms_unpack(xr[i], f);
-        rms_unpack(wr[i], g);
+        bf16x8_unpack(xr[i], f);
+        bf16x8_unpack(wr[i], g);
 #pragma unroll
         for (int j = 0; j < 8; j++) f[j] = f[j] * r * g[j];
-        yr[i] = rms_pack(f);
+        yr[i] = bf16x8_pack(f);
     }
 }
 
@@ -85,9 +69,9 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_bwd_bf16(
     float ss = 0.f, gx = 0.f;
     for (int i = threadIdx.x; i < nv; i += blockDim.x) {
         float f[8], d[8], g[8];
-        rms_unpack(xr[i], f);
-        rms_unpack(dyr[i], d);
-        rms_unpack(wr[i], g);
+        bf16x8_unpack(xr[i], f);
+        bf16x8_unpack(dyr[i], d);
+        bf16x8_unpack(wr[i], g);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             ss += f[j] * f[j];
@@ -101,11 +85,11 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_bwd_bf16(
     const float c = r * r * r * gx / (float)C;
     for (int i = threadIdx.x; i < nv; i += blockDim.x) {
         float f[8], d[8], g[8];
-        rms_unpack(xr[i], f);
-        rms_unpack(dyr[i], d);
-        rms_unpack(wr[i], g);
+        bf16x8_unpack(xr[i], f);
+        bf16x8_unpack(dyr[i], d);
+        bf16x8_unpack(wr[i], g);
 #pragma unroll
         for (int j = 0; j < 8; j++) f[j] = r * d[j] * g[j] - f[j] * c;
-        dxr[i] = rms_pack(f);
+        dxr[i] = bf16x8_pack(f);
     }
 }

@@ -3,24 +3,8 @@
 // All buffers [N*I] bf16 with N*I a multiple of 8 (16-byte vectors). One thread per 8 elements;
 // grid ceil(N*I/8 / 256), block 256.
 #include <cuda_bf16.h>
+#include "bf16x8.cuh"
 
-__device__ __forceinline__ void sw_unpack(uint4 u, float* f) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 t = __bfloat1622float2(h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-
-__device__ __forceinline__ uint4 sw_pack(const float* f) {
-    uint4 u;
-    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-    return u;
-}
 
 // swiglu_fwd_bf16: gate, up [n] bf16 -> h [n] bf16; n8 = n/8.
 extern "C" __global__ void __launch_bounds__(256) swiglu_fwd_bf16(
@@ -28,11 +12,11 @@ extern "C" __global__ void __launch_bounds__(256) swiglu_fwd_bf16(
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n8) return;
     float g[8], u[8];
-    sw_unpack(gate[i], g);
-    sw_unpack(up[i], u);
+    bf16x8_unpack(gate[i], g);
+    bf16x8_unpack(up[i], u);
 #pragma unroll
     for (int j = 0; j < 8; j++) g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
-    h[i] = sw_pack(g);
+    h[i] = bf16x8_pack(g);
 }
 
 // swiglu_bwd_bf16: dh, gate, up [n] bf16 -> dgate, dup [n] bf16; n8 = n/8.
@@ -42,15 +26,15 @@ extern "C" __global__ void __launch_bounds__(256) swiglu_bwd_bf16(
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n8) return;
     float d[8], g[8], u[8], dg[8], du[8];
-    sw_unpack(dh[i], d);
-    sw_unpack(gate[i], g);
-    sw_unpack(up[i], u);
+    bf16x8_unpack(dh[i], d);
+    bf16x8_unpack(gate[i], g);
+    bf16x8_unpack(up[i], u);
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         const float sg = 1.0f / (1.0f + expf(-g[j]));
         du[j] = d[j] * g[j] * sg;
         dg[j] = d[j] * u[j] * sg * (1.0f + g[j] * (1.0f - sg));
     }
-    dgate[i] = sw_pack(dg);
-    dup[i] = sw_pack(du);
+    dgate[i] = bf16x8_pack(dg);
+    dup[i] = bf16x8_pack(du);
 }
