@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/t2m/t2m/internal/atomicfile"
 )
 
 // Sizes of the synthetic splits, near the original data set's 1,544 / 171 / 423.
@@ -81,7 +84,10 @@ func WriteSplits(dir string, train, eval, heldOut []Example) error {
 			buf.WriteString(line)
 			buf.WriteByte('\n')
 		}
-		if err := writeFileAtomic(filepath.Join(dir, s.name+".jsonl"), buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, s.name+".jsonl"), 0o644, func(w io.Writer) error {
+			_, err := w.Write(buf.Bytes())
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -98,29 +104,6 @@ func MarshalExample(ex Example) (string, error) {
 		return "", fmt.Errorf("marshal example: %w", err)
 	}
 	return PythonJSON(buf.Bytes())
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // synth holds the generator's random state.

@@ -23,6 +23,6 @@
 // The package also writes the per-run reports (<split>_predictions.jsonl and
 // <split>_report.json, atomically) and builds the comparison table across runs.
 //
-// eval depends only on data/ and the standard library. It must not depend on
+// eval depends only on data/, internal/atomicfile and the standard library. It must not depend on
 // model/, gpu/, train/ (or lora/, quant/): scoring saved predictions needs no model.
 package eval

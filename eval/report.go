@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/t2m/t2m/internal/atomicfile"
 )
 
 // Report is the content of <split>_report.json. The embedded Rates cover every
@@ -57,40 +60,17 @@ func WriteReports(dir, split string, results []Result, rep *Report) error {
 	})
 }
 
-// WriteFileAtomic writes path through fill: into a temporary file beside path,
-// synced, then renamed over path. On any error the temporary file is removed and
-// path is left as it was.
-func WriteFileAtomic(path string, fill func(w *bufio.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+// WriteFileAtomic writes path (mode 0644) through fill and a 64 KiB buffer,
+// atomically (internal/atomicfile): on any error path is left as it was and no
+// temporary file remains.
+func WriteFileAtomic(path string, fill func(w *bufio.Writer) error) error {
+	return atomicfile.WriteFile(path, 0o644, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<16)
+		if err := fill(bw); err != nil {
+			return err
 		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<16)
-	if err := fill(w); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+		return bw.Flush()
+	})
 }
 
 // ReadReport reads a <split>_report.json (t2m's, or the original's, whose extra

@@ -5,7 +5,7 @@
 // between t2m and PEFT.
 //
 // Applying the adapter (y = W·x + b + scaling·B·A·dropout(x)) is the model's job; this
-// package only owns the parameters. It depends on the standard library and
-// t2m/safetensors; it must not depend on model/, quant/, gpu/ or train/ (the caller
-// passes the base model's dimensions as a function).
+// package only owns the parameters. It depends on the standard library,
+// t2m/safetensors and t2m/internal/atomicfile; it must not depend on model/, quant/,
+// gpu/ or train/ (the caller passes the base model's dimensions as a function).
 package lora

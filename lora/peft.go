@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/t2m/t2m/internal/atomicfile"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -53,9 +54,10 @@ func tensorName(path, ab string) string { return path + ".lora_" + ab + ".weight
 // Save writes the adapter to dir in PEFT's format: adapter_config.json and
 // adapter_model.safetensors with float32 lora_A/lora_B tensors (float32 keeps a
 // training checkpoint exact; PEFT casts on load as it needs). Both files are written
-// into a temporary directory next to dir which then replaces dir, so an interrupted
-// Save leaves the previous adapter (or nothing), never a half-written one.
-func (a *Adapter) Save(dir string) (err error) {
+// into a temporary directory next to dir which then replaces dir (atomicfile.ReplaceDir),
+// so an interrupted Save leaves the previous adapter (in dir, or in dir.old if it died
+// during the swap) or nothing, never a half-written one.
+func (a *Adapter) Save(dir string) error {
 	cfg := a.Config.WithDefaults()
 	targets, _ := json.Marshal(cfg.Targets)
 	pc := peftConfig{
@@ -89,54 +91,18 @@ func (a *Adapter) Save(dir string) (err error) {
 			safetensors.F32Tensor(tensorName(path, "B"), []int{p.Out, cfg.R}, p.B))
 	}
 
-	dir = filepath.Clean(dir)
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("lora: save %s: %w", dir, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("lora: save %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(tmp)
+	if err := atomicfile.ReplaceDir(dir, func(tmp string) error {
+		if err := safetensors.Write(filepath.Join(tmp, WeightsFile), tensors, map[string]string{"format": "pt"}); err != nil {
+			return err
 		}
-	}()
-	if err = safetensors.Write(filepath.Join(tmp, WeightsFile), tensors, map[string]string{"format": "pt"}); err != nil {
-		return fmt.Errorf("lora: save %s: %w", dir, err)
-	}
-	if err = safetensors.WriteFileAtomic(filepath.Join(tmp, ConfigFile), func(w io.Writer) error {
-		_, err := w.Write(append(cfgJSON, '\n'))
-		return err
+		return atomicfile.WriteFile(filepath.Join(tmp, ConfigFile), 0o644, func(w io.Writer) error {
+			_, err := w.Write(append(cfgJSON, '\n'))
+			return err
+		})
 	}); err != nil {
 		return fmt.Errorf("lora: save %s: %w", dir, err)
 	}
-	if err = os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("lora: save %s: %w", dir, err)
-	}
-	return replaceDir(tmp, dir)
-}
-
-// replaceDir moves the complete directory tmp to dir, replacing any previous dir.
-func replaceDir(tmp, dir string) error {
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("lora: save %s: move the previous adapter aside: %w", dir, err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		return fmt.Errorf("lora: save %s: %w", dir, err)
-	}
-	if old != "" {
-		os.RemoveAll(old)
-	}
-	return safetensors.SyncDir(filepath.Dir(dir))
+	return nil
 }
 
 var keyRE = regexp.MustCompile(`^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)\.lora_(A|B)(\.default)?\.weight$`)

@@ -12,5 +12,5 @@
 //
 // ARCHITECTURE.md lists no such top-level package: it exists because model/, quant/
 // and lora/ all read or write safetensors and must not depend on one another for it.
-// It must depend on nothing in t2m (standard library only).
+// It must depend on nothing in t2m but internal/atomicfile (standard library only).
 package safetensors

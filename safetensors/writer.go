@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/t2m/t2m/internal/atomicfile"
 )
 
 // Tensor is one tensor to write: little-endian row-major Data of len = elements × dtype size.
@@ -109,56 +109,17 @@ func WriteTo(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	return nil
 }
 
-// Write writes a safetensors file atomically: a temporary file in the same directory,
-// fsync, rename over path, fsync of the directory. An interrupted Write leaves path as
-// it was (and at worst a stray ".*.tmp-*" file).
+// Write writes a safetensors file atomically (internal/atomicfile): a temporary file in
+// the same directory, fsync, rename over path, fsync of the directory. An interrupted
+// Write leaves path as it was (and at worst a stray ".*.tmp-*" file).
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
 	return WriteFileAtomic(path, func(w io.Writer) error { return WriteTo(w, tensors, metadata) })
 }
 
-// WriteFileAtomic creates path through a temporary file in its directory, filled by
-// fill, synced and renamed into place; on any error the temporary file is removed.
-func WriteFileAtomic(path string, fill func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so that a rename inside it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+// WriteFileAtomic creates path (mode 0644) through fill the way Write does; on any error
+// path is left as it was and no temporary file remains. It is atomicfile.WriteFile.
+func WriteFileAtomic(path string, fill func(io.Writer) error) error {
+	return atomicfile.WriteFile(path, 0o644, fill)
 }
 
 // F32Bytes encodes float32 values little-endian.

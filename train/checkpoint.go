@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/t2m/t2m/internal/atomicfile"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -57,10 +58,10 @@ type State struct {
 	RNG         string      `json:"rng"`
 }
 
-// SaveCheckpoint writes state, the parameters and the AdamW moments to dir, atomically: into a new
-// directory that then replaces dir (the previous one is kept as dir.old until the swap is done), so an
-// interruption leaves the old checkpoint or the new one, never a mix.
-func SaveCheckpoint(dir string, st State, p *Params, opt *AdamW) (err error) {
+// SaveCheckpoint writes state, the parameters and the AdamW moments to dir, atomically
+// (atomicfile.ReplaceDir): into a new directory that then replaces dir (the previous one is kept as
+// dir.old until the swap is done), so an interruption leaves the old checkpoint or the new one, never a mix.
+func SaveCheckpoint(dir string, st State, p *Params, opt *AdamW) error {
 	st.Version, st.AdamStep = checkpointVersion, opt.Step
 	var ts []safetensors.Tensor
 	for i, m := range p.Modules {
@@ -78,45 +79,18 @@ func SaveCheckpoint(dir string, st State, p *Params, opt *AdamW) (err error) {
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	dir = filepath.Clean(dir)
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(tmp)
+	if err := atomicfile.ReplaceDir(dir, func(tmp string) error {
+		if err := safetensors.Write(filepath.Join(tmp, checkpointTensors), ts, map[string]string{"format": "t2m-checkpoint"}); err != nil {
+			return err
 		}
-	}()
-	if err = safetensors.Write(filepath.Join(tmp, checkpointTensors), ts, map[string]string{"format": "t2m-checkpoint"}); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	if err = safetensors.WriteFileAtomic(filepath.Join(tmp, checkpointState), func(w io.Writer) error {
-		_, err := w.Write(append(stJSON, '\n'))
-		return err
+		return atomicfile.WriteFile(filepath.Join(tmp, checkpointState), 0o644, func(w io.Writer) error {
+			_, err := w.Write(append(stJSON, '\n'))
+			return err
+		})
 	}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	if err = os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	old := dir + ".old"
-	os.RemoveAll(old)
-	if _, err := os.Stat(dir); err == nil {
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("checkpoint %s: moving the previous checkpoint aside: %w", dir, err)
-		}
-	}
-	if err = os.Rename(tmp, dir); err != nil {
-		os.Rename(old, dir)
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	os.RemoveAll(old)
-	return safetensors.SyncDir(parent)
+	return nil
 }
 
 // ErrNoCheckpoint is returned by LoadCheckpoint when dir holds none.
