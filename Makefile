@@ -14,7 +14,9 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-test: fmt vet kernels-check
+# test installs the CUDA headers first (idempotent; a no-op once there) so `go vet -tags t2mcuda` compiles the
+# GPU code on any machine, GPU or not.
+test: cuda-deps fmt vet kernels-check
 	$(GO) vet -tags t2mcuda ./...
 	$(GO) test -count=1 ./...
 	@# The cuda build's tests too where libcuda.so.1 loads (CI has Debian's): without a GPU they check the
