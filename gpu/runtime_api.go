@@ -8,7 +8,7 @@ import (
 )
 
 // ErrNoCUDA is what a binary built without the cuda tag answers to every GPU request.
-var ErrNoCUDA = errors.New("this binary was built without CUDA; build with `make build-cuda` (CGO, -tags cuda) " +
+var ErrNoCUDA = errors.New("this binary was built without CUDA; build with `make build-cuda` (CGO, -tags t2mcuda) " +
 	"and run bin/t2m-cuda on a machine with an NVIDIA GPU")
 
 // Backend is the GPU as the rest of t2m sees it. The cuda build registers one at init; packages outside

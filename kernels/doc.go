@@ -1,7 +1,7 @@
 // Package kernels holds t2m's CUDA C kernels and the PTX that `make kernels` compiles from them.
 //
 // One .cu file per op (nf4.cu, rmsnorm.cu, ...), each with its PTX beside it (nf4.ptx). The PTX is
-// committed and embedded into the Go binary (see PTX), so `go build -tags cuda` needs no nvcc; the
+// committed and embedded into the Go binary (see PTX), so `go build -tags t2mcuda` needs no nvcc; the
 // driver JIT-compiles it for the card at module load. `make kernels` runs nvcc 11.8 with
 // -arch=compute_80 (PTX 7.8, sm_80: mma.sync bf16 works, Hopper-only instructions do not) and writes
 // the SHA-256 of the source, followed by each header it includes with #include "x.cuh", into the PTX's
