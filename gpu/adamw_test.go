@@ -3,26 +3,28 @@
 package gpu
 
 import (
-	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/t2m/t2m/train"
 )
 
-// adamwRef is torch.optim.AdamW's update (amsgrad off) for step t, in float64: the reference of the test
-// below. (train/ has no CPU optimizer yet; when it does, compare with it instead.)
-func adamwRef(p, m, v, g []float32, gscale float64, t int, h AdamWHyper) (pn, mn, vn []float32) {
-	pn, mn, vn = make([]float32, len(p)), make([]float32, len(p)), make([]float32, len(p))
-	bc1 := 1 - math.Pow(h.Beta1, float64(t))
-	bc2 := 1 - math.Pow(h.Beta2, float64(t))
-	for i := range p {
-		gi := float64(g[i]) * gscale
-		pi := float64(p[i]) * (1 - h.LR*h.WeightDecay)
-		mi := h.Beta1*float64(m[i]) + (1-h.Beta1)*gi
-		vi := h.Beta2*float64(v[i]) + (1-h.Beta2)*gi*gi
-		pi -= h.LR / bc1 * mi / (math.Sqrt(vi)/math.Sqrt(bc2) + h.Eps)
-		pn[i], mn[i], vn[i] = float32(pi), float32(mi), float32(vi)
+// adamwRef applies train.AdamW — the host optimizer t2m train uses, torch.optim.AdamW's formulas in
+// fp32 — to copies of p, m, v at step t with gradients g·gscale: the CPU twin of AdamWStep.
+func adamwRef(t *testing.T, p, m, v, g []float32, gscale float64, step int, h AdamWHyper) (pn, mn, vn []float32) {
+	t.Helper()
+	o := &train.AdamW{Beta1: h.Beta1, Beta2: h.Beta2, Eps: h.Eps, WeightDecay: h.WeightDecay, Step: step - 1,
+		M: [][]float32{slices.Clone(m)}, V: [][]float32{slices.Clone(v)}}
+	pn = slices.Clone(p)
+	gs := make([]float32, len(g))
+	for i, x := range g {
+		gs[i] = float32(float64(x) * gscale)
 	}
-	return
+	if err := o.Update([][]float32{pn}, [][]float32{gs}, h.LR); err != nil {
+		t.Fatal(err)
+	}
+	return pn, o.M[0], o.V[0]
 }
 
 func TestAdamWParity(t *testing.T) {
@@ -35,7 +37,7 @@ func TestAdamWParity(t *testing.T) {
 	// A large learning rate, so that the update is large against p's rounding and the test can see it.
 	h := AdamWHyper{LR: 0.05, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1}
 	const step, gscale = 3, 0.37
-	wp, wm, wv := adamwRef(p, m, v, g, gscale, step, h)
+	wp, wm, wv := adamwRef(t, p, m, v, g, gscale, step, h)
 
 	bp, bm, bv, bg := ktUp(t, d, a, p), ktUp(t, d, a, m), ktUp(t, d, a, v), ktUp(t, d, a, g)
 	bs := ktUp(t, d, a, []float32{gscale})
@@ -55,7 +57,7 @@ func TestAdamWParity(t *testing.T) {
 	ktCompare(t, "adamw p bf16", ktGetBF16(t, d, bpb, n), wp, tolBF16)
 
 	// Without a grad scale or a bf16 copy.
-	wp, _, _ = adamwRef(gp, ktGetF32(t, d, bm, n), ktGetF32(t, d, bv, n), g, 1, step+1, h)
+	wp, _, _ = adamwRef(t, gp, ktGetF32(t, d, bm, n), ktGetF32(t, d, bv, n), g, 1, step+1, h)
 	if err := AdamWStep(d, bp, bm, bv, bg, Buffer{}, Buffer{}, n, step+1, h); err != nil {
 		t.Fatal(err)
 	}

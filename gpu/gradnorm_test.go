@@ -3,9 +3,11 @@
 package gpu
 
 import (
-	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/t2m/t2m/train"
 )
 
 func TestGradNormClipParity(t *testing.T) {
@@ -14,11 +16,8 @@ func TestGradNormClipParity(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	const n = 1234567
 	g := ktRand(rng, n, -0.01, 0.01)
-	var ss float64
-	for _, x := range g {
-		ss += float64(x) * float64(x)
-	}
-	norm := math.Sqrt(ss) // torch.nn.utils.clip_grad_norm_(norm_type=2)'s total_norm
+	// The CPU twin: train.ClipGradNorm (torch.nn.utils.clip_grad_norm_'s total_norm); maxNorm 0 only measures.
+	norm := train.ClipGradNorm([][]float32{slices.Clone(g)}, 0)
 	bg := ktUp(t, d, a, g)
 	scratch := ktPoison(t, d, a, GradNormScratchBytes())
 	for _, maxNorm := range []float32{float32(norm / 3), 1e3, 0} {
