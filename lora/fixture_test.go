@@ -11,7 +11,7 @@ import (
 	"github.com/t2m/t2m/safetensors"
 )
 
-// t2mFixture is the adapter that testdata/make_peft_fixture.py loads into HF PEFT on
+// t2mFixture is the adapter that scripts/fixtures/make_peft_fixture.py loads into HF PEFT on
 // the GPU machine (tiny Qwen2, two layers, all seven projections, non-zero B).
 func t2mFixture(t *testing.T) *Adapter {
 	all := append(append([]string(nil), DefaultTargets...), "down_proj")
@@ -48,7 +48,7 @@ func TestT2MAdapterFixture(t *testing.T) {
 }
 
 // TestLoadPEFTAdapter loads testdata/peft_adapter, written by PEFT 0.21's
-// save_pretrained (testdata/make_peft_fixture.py), and testdata/peft_adapter_default,
+// save_pretrained (scripts/fixtures/make_peft_fixture.py), and testdata/peft_adapter_default,
 // the same weights in bf16 under model.state_dict()'s ".default" key names.
 func TestLoadPEFTAdapter(t *testing.T) {
 	a, err := Load(filepath.Join("testdata", "peft_adapter"), tinyDims(2))

@@ -14,7 +14,7 @@ import (
 )
 
 // tinyDims are the projections of a small Qwen2 (hidden 64, intermediate 128, 4 heads
-// and 2 KV heads of 16): the model of lora/testdata/make_peft_fixture.py.
+// and 2 KV heads of 16): the model of scripts/fixtures/make_peft_fixture.py.
 func tinyDims(layers int) Dims {
 	return func(layer int, module string) (int, int, bool) {
 		if layer < 0 || layer >= layers {
