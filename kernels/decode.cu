@@ -48,6 +48,24 @@ __device__ float dec_block_reduce(float x, float* red, bool max) {
     return y;
 }
 
+// dec_softmax_exp turns the block's scores sc [T] into exp(sc − max) in place and returns their sum (the
+// caller divides); tid strides over the keys. Its first barrier publishes the scores, the reduction's
+// barriers publish the exponentials.
+__device__ float dec_softmax_exp(float* sc, long long T, float* red) {
+    const int tid = threadIdx.x;
+    __syncthreads();
+    float m = -INFINITY;
+    for (long long j = tid; j < T; j += blockDim.x) m = fmaxf(m, sc[j]);
+    m = dec_block_reduce(m, red, true);
+    float s = 0.f;
+    for (long long j = tid; j < T; j += blockDim.x) {
+        const float e = expf(sc[j] - m);
+        sc[j] = e;
+        s += e;
+    }
+    return dec_block_reduce(s, red, false);
+}
+
 // decode_attention_bf16: for each row r (one sequence's newest token at position pos[r]) and query head h,
 // o[r, h] = softmax(scale · q[r, h] · K[0..pos[r]]ᵀ) · V[0..pos[r]] over the keys of sequence slots[r]'s
 // cache, KV head h / (H / KVH). fp32 scores and softmax (as model.AttentionForward), bf16 output.
@@ -93,17 +111,7 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16(
         dot = dec_warp_sum(dot);
         if (lane == 0) sc[j] = dot * scale;
     }
-    __syncthreads();
-    float m = -INFINITY;
-    for (long long j = tid; j < T; j += blockDim.x) m = fmaxf(m, sc[j]);
-    m = dec_block_reduce(m, red, true);
-    float s = 0.f;
-    for (long long j = tid; j < T; j += blockDim.x) {
-        const float e = expf(sc[j] - m);
-        sc[j] = e;
-        s += e;
-    }
-    s = dec_block_reduce(s, red, false);  // its barriers also publish sc
+    const float s = dec_softmax_exp(sc, T, red);
     const float inv = 1.f / s;
     // Output: groups of D threads, group gi sums keys gi, gi + G, ...; then the groups are added.
     const int G = blockDim.x / (int)D;
@@ -175,17 +183,7 @@ extern "C" __global__ void __launch_bounds__(256) decode_attention_d128_bf16(
             for (int u = 0; u < U; u++)
                 if (j0 + u < T) sc[j0 + u] = dot[u] * scale;
     }
-    __syncthreads();
-    float m = -INFINITY;
-    for (long long j = tid; j < T; j += blockDim.x) m = fmaxf(m, sc[j]);
-    m = dec_block_reduce(m, red, true);
-    float s = 0.f;
-    for (long long j = tid; j < T; j += blockDim.x) {
-        const float e = expf(sc[j] - m);
-        sc[j] = e;
-        s += e;
-    }
-    s = dec_block_reduce(s, red, false);  // its barriers also publish sc
+    const float s = dec_softmax_exp(sc, T, red);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     for (long long j0 = (long long)warp * U; j0 < T; j0 += NW * U) {
         float vv[U][4];
