@@ -1,18 +1,13 @@
 package gpu
 
-import "math"
+import "github.com/t2m/t2m/internal/bf16"
 
-// BF16 rounds f to bfloat16 (round to nearest, ties to even), returned as its 16 bits; NaN stays NaN.
-func BF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if b&0x7fffffff > 0x7f800000 {
-		return uint16(b>>16) | 0x40
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
+// BF16 rounds f to bfloat16 (round to nearest, ties to even, as the kernels' __float2bfloat16_rn), returned as
+// its 16 bits; NaN stays NaN. gpu's short name for bf16.FromFloat32, the one copy of that rounding.
+func BF16(f float32) uint16 { return bf16.FromFloat32(f) }
 
-// F32 widens bfloat16 bits to float32 (exact).
-func F32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
+// F32 widens bfloat16 bits to float32 (exact). gpu's short name for bf16.ToFloat32.
+func F32(b uint16) float32 { return bf16.ToFloat32(b) }
 
 // splitmix64 is the hash behind the random fills of kernels/nf4.cu (the CPU twin of its splitmix64).
 func splitmix64(x uint64) uint64 {

@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/t2m/t2m/safetensors"
+	"github.com/t2m/t2m/internal/bf16"
 )
 
 // t2mFixture is the adapter that scripts/fixtures/make_peft_fixture.py loads into HF PEFT on
@@ -89,7 +89,7 @@ func TestLoadPEFTAdapter(t *testing.T) {
 		want := append(append([]float32(nil), p.A...), p.B...)
 		got := append(append([]float32(nil), q.A...), q.B...)
 		for i, v := range want {
-			if w := safetensors.BF16ToFloat32(safetensors.Float32ToBF16(v)); got[i] != w {
+			if w := bf16.ToFloat32(bf16.FromFloat32(v)); got[i] != w {
 				t.Fatalf("%s: A‖B[%d] = %v, want bf16(%v) = %v", path, i, got[i], v, w)
 			}
 		}

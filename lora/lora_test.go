@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/t2m/t2m/internal/bf16"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -195,7 +196,7 @@ func TestLoadDefaultKeysAndBF16(t *testing.T) {
 	}
 	q := b.Pairs["base_model.model.model.layers.0.self_attn.v_proj"]
 	for i, v := range p.A {
-		if want := safetensors.BF16ToFloat32(safetensors.Float32ToBF16(v)); q.A[i] != want {
+		if want := bf16.ToFloat32(bf16.FromFloat32(v)); q.A[i] != want {
 			t.Fatalf("A[%d] = %v, want bf16(%v) = %v", i, q.A[i], v, want)
 		}
 	}

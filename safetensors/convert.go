@@ -4,25 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/t2m/t2m/internal/bf16"
 )
-
-// BF16ToFloat32 widens a bfloat16 bit pattern to float32 (exact).
-func BF16ToFloat32(h uint16) float32 {
-	return math.Float32frombits(uint32(h) << 16)
-}
-
-// Float32ToBF16 rounds a float32 to the nearest bfloat16, ties to even (what
-// torch's .to(torch.bfloat16) does). NaN stays NaN (quiet); ±Inf and overflow to
-// ±Inf behave as in IEEE rounding.
-func Float32ToBF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if b&0x7fffffff > 0x7f800000 { // NaN: keep sign, force a quiet mantissa bit
-		return uint16(b>>16) | 0x0040
-	}
-	// Add 0x7fff plus the lowest kept bit, then truncate: round half to even.
-	b += 0x7fff + (b>>16)&1
-	return uint16(b >> 16)
-}
 
 // F16ToFloat32 widens an IEEE half-precision bit pattern to float32 (exact,
 // subnormals included).
@@ -66,7 +50,7 @@ func DecodeFloat32(dt DType, raw []byte, dst []float32) error {
 		}
 	case BF16:
 		for i := range dst {
-			dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			dst[i] = bf16.ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	case F16:
 		for i := range dst {

@@ -260,29 +260,6 @@ func TestAtomicWriteFailureLeavesOldFile(t *testing.T) {
 	}
 }
 
-func TestBF16Rounding(t *testing.T) {
-	cases := []struct {
-		in   float32
-		want float32
-	}{
-		{1, 1},
-		{1 + 1.0/256, 1},                  // halfway, even is 1.0
-		{1 + 3.0/256, 1 + 4.0/256},        // halfway, rounds up to even
-		{1 + 1.0/256 + 1e-7, 1 + 1.0/128}, // just above halfway
-		{-2.75, -2.75},
-		{float32(math.Inf(-1)), float32(math.Inf(-1))},
-		{math.MaxFloat32, float32(math.Inf(1))}, // overflows
-	}
-	for _, c := range cases {
-		if got := BF16ToFloat32(Float32ToBF16(c.in)); got != c.want {
-			t.Errorf("bf16(%v) = %v, want %v", c.in, got, c.want)
-		}
-	}
-	if got := BF16ToFloat32(Float32ToBF16(float32(math.NaN()))); !math.IsNaN(float64(got)) {
-		t.Errorf("NaN → %v", got)
-	}
-}
-
 func TestF16ToFloat32(t *testing.T) {
 	cases := map[uint16]float32{
 		0x3c00: 1, 0xc000: -2, 0x3555: 0.333251953125, 0x7bff: 65504,

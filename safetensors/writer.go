@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/t2m/t2m/internal/atomicfile"
+	"github.com/t2m/t2m/internal/bf16"
 )
 
 // Tensor is one tensor to write: little-endian row-major Data of len = elements × dtype size.
@@ -131,11 +132,11 @@ func F32Bytes(v []float32) []byte {
 	return b
 }
 
-// BF16Bytes rounds float32 values to bf16 (nearest, ties to even) and encodes them.
+// BF16Bytes rounds float32 values to bf16 (nearest, ties to even: bf16.FromFloat32) and encodes them.
 func BF16Bytes(v []float32) []byte {
 	b := make([]byte, 2*len(v))
 	for i, x := range v {
-		binary.LittleEndian.PutUint16(b[2*i:], Float32ToBF16(x))
+		binary.LittleEndian.PutUint16(b[2*i:], bf16.FromFloat32(x))
 	}
 	return b
 }
