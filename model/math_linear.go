@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/t2m/t2m/internal/rng"
 )
 
 // LinearShape gives the sizes of a linear layer with an optional LoRA branch.
@@ -153,28 +155,20 @@ func linearLoRABackward(dx, dxl, dA, dB, x, dy, w, a, b []float32, s LinearShape
 	}
 }
 
-// splitmix64 is Steele et al.'s 64-bit mixer (the finalizer of SplittableRandom).
-func splitmix64(z uint64) uint64 {
-	z += 0x9E3779B97F4A7C15
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
-
 // DropoutSeed is the mask seed of the dropout named name at training step step:
-// splitmix64(step ⊕ FNV-1a-64(name)), so each module draws an independent mask every step.
+// rng.SplitMix64(step ⊕ FNV-1a-64(name)), so each module draws an independent mask every step.
 func DropoutSeed(step uint64, name string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(name); i++ {
 		h = (h ^ uint64(name[i])) * 1099511628211
 	}
-	return splitmix64(step ^ h)
+	return rng.SplitMix64(step ^ h)
 }
 
-// DropoutKeep reports whether element i survives: u_i = (splitmix64(seed + i) >> 40) / 2^24 ≥ p,
+// DropoutKeep reports whether element i survives: u_i = (rng.SplitMix64(seed + i) >> 40) / 2^24 ≥ p,
 // a counter-based draw a GPU thread reproduces from (seed, i) alone.
 func DropoutKeep(seed uint64, i int, p float32) bool {
-	u := float32(splitmix64(seed+uint64(i))>>40) / (1 << 24)
+	u := float32(rng.SplitMix64(seed+uint64(i))>>40) / (1 << 24)
 	return u >= p
 }
 
