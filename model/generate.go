@@ -8,10 +8,11 @@ import (
 // DefaultMaxNewTokens is the original pipeline's max_new_tokens for evaluation generation.
 const DefaultMaxNewTokens = 256
 
-// Generator runs Qwen2 for greedy decoding on the CPU with a KV cache, straight from this package's op
-// math (EmbeddingForward, RMSNormForward, LinearLoRAForward, RoPEForward, the attention softmax of
-// AttentionForward for one query against cached keys, SwiGLUForward), without building a graph. lm_head
-// runs on the last position of each sequence only, so a step never holds [T, V] logits.
+// Generator runs Qwen2 for greedy decoding on the CPU with a KV cache: the model definition (Forward) over
+// hostOps, which calls this package's op math (EmbeddingForward, RMSNormForward, LinearLoRAForward,
+// RoPEForward, the attention softmax of AttentionForward for one query against cached keys, SwiGLUForward)
+// on host slices, without building a graph. lm_head runs on the last position of each prompt only, so a
+// prefill never holds [T, V] logits.
 type Generator struct {
 	w    *Weights
 	lora *LoRAParams // nil: the base model
@@ -72,69 +73,84 @@ func (g *Generator) linear(p *Projection, x []float32, rows int) ([]float32, err
 // k, v [rows, Hkv·D] (RoPE applied), storing k and v in the caches.
 type attendFunc func(l int, q, k, v, out []float32)
 
-// forward runs the decoder stack on rows of token ids at the given positions and returns the final
-// RMSNorm's output [rows, H].
-func (g *Generator) forward(ids, positions []int32, attend attendFunc) ([]float32, error) {
-	c := g.cfg
-	rows, H := len(ids), c.HiddenSize
-	x := make([]float32, rows*H) // [rows, H]
-	if err := EmbeddingForward(x, g.w.Embed, ids, c.VocabSize, H); err != nil {
-		return nil, err
-	}
-	h := make([]float32, rows*H)        // [rows, H]
-	a := make([]float32, rows*c.QDim()) // [rows, Hq·D]
-	for li, l := range g.w.Layers {
-		RMSNormForward(h, x, l.InputNorm, rows, H, c.RMSNormEps)
-		q, err := g.linear(l.Q, h, rows) // [rows, Hq·D]
-		if err != nil {
-			return nil, err
-		}
-		k, err := g.linear(l.K, h, rows) // [rows, Hkv·D]
-		if err != nil {
-			return nil, err
-		}
-		v, err := g.linear(l.V, h, rows) // [rows, Hkv·D]
-		if err != nil {
-			return nil, err
-		}
-		RoPEForward(q, q, positions, rows, c.NumHeads, c.HeadDim, c.RopeTheta)
-		RoPEForward(k, k, positions, rows, c.NumKVHeads, c.HeadDim, c.RopeTheta)
-		attend(li, q, k, v, a)
-		o, err := g.linear(l.O, a, rows) // [rows, H]
-		if err != nil {
-			return nil, err
-		}
-		AddForward(x, x, o)
-		RMSNormForward(h, x, l.PostNorm, rows, H, c.RMSNormEps)
-		gate, err := g.linear(l.Gate, h, rows) // [rows, I]
-		if err != nil {
-			return nil, err
-		}
-		up, err := g.linear(l.Up, h, rows) // [rows, I]
-		if err != nil {
-			return nil, err
-		}
-		SwiGLUForward(gate, gate, up)
-		d, err := g.linear(l.Down, gate, rows) // [rows, H]
-		if err != nil {
-			return nil, err
-		}
-		AddForward(x, x, d)
-	}
-	RMSNormForward(h, x, g.w.Norm, rows, H, c.RMSNormEps)
+// hostOps executes the model definition (Forward) on host slices for one prefill or decode step: rows
+// tokens at the given positions; attend reads and fills the KV caches; LMHead takes the last row only when
+// lastOnly (a prefill).
+type hostOps struct {
+	g         *Generator
+	ids, pos  []int32 // [rows]
+	attend    attendFunc
+	lastOnly  bool
+	rows, dim int // dim: the hidden size
+}
+
+// Embed looks the ids up → [rows, H].
+func (o *hostOps) Embed(_ string, table []float32) ([]float32, error) {
+	c := o.g.cfg
+	x := make([]float32, o.rows*c.HiddenSize) // [rows, H]
+	return x, EmbeddingForward(x, table, o.ids, c.VocabSize, c.HiddenSize)
+}
+
+// RMSNorm writes a new [rows, H].
+func (o *hostOps) RMSNorm(_ string, weight, x []float32, eps float32) ([]float32, error) {
+	h := make([]float32, len(x)) // [rows, H]
+	RMSNormForward(h, x, weight, o.rows, o.dim, eps)
 	return h, nil
 }
 
-// lmHead returns the logits [rows, V] of hidden rows [rows, H].
-func (g *Generator) lmHead(h []float32, rows int) ([]float32, error) {
-	w, err := g.w.LMHead.Dense() // [V, H]
+// Linear is Generator.linear.
+func (o *hostOps) Linear(p *Projection, x []float32) ([]float32, error) {
+	return o.g.linear(p, x, o.rows)
+}
+
+// RoPE rotates x in place.
+func (o *hostOps) RoPE(_ string, x []float32, heads, headDim int, theta float32) ([]float32, error) {
+	RoPEForward(x, x, o.pos, o.rows, heads, headDim, theta)
+	return x, nil
+}
+
+// Attention attends over the caches (attend).
+func (o *hostOps) Attention(_ string, layer int, q, k, v []float32) ([]float32, error) {
+	out := make([]float32, len(q)) // [rows, Hq·D]
+	o.attend(layer, q, k, v, out)
+	return out, nil
+}
+
+// Add adds y into x.
+func (o *hostOps) Add(_ string, x, y []float32) ([]float32, error) {
+	AddForward(x, x, y)
+	return x, nil
+}
+
+// SwiGLU writes silu(gate)·up into gate.
+func (o *hostOps) SwiGLU(_ string, gate, up []float32) ([]float32, error) {
+	SwiGLUForward(gate, gate, up)
+	return gate, nil
+}
+
+// Hidden keeps nothing.
+func (o *hostOps) Hidden([]float32) {}
+
+// LMHead returns the logits [rows, V], or [1, V] of the last row.
+func (o *hostOps) LMHead(w *Frozen, x []float32) ([]float32, error) {
+	rows := o.rows
+	if o.lastOnly {
+		x, rows = x[(rows-1)*o.dim:], 1
+	}
+	dw, err := w.Dense() // [V, H]
 	if err != nil {
 		return nil, err
 	}
-	c := g.cfg
+	c := o.g.cfg
 	out := make([]float32, rows*c.VocabSize) // [rows, V]
-	LinearLoRAForward(out, h, w, nil, nil, nil, LinearShape{Rows: rows, In: c.HiddenSize, Out: c.VocabSize})
+	LinearLoRAForward(out, x, dw, nil, nil, nil, LinearShape{Rows: rows, In: c.HiddenSize, Out: c.VocabSize})
 	return out, nil
+}
+
+// forward runs the model definition on rows of token ids at the given positions and returns the logits.
+func (g *Generator) forward(ids, positions []int32, attend attendFunc, lastOnly bool) ([]float32, error) {
+	return Forward[[]float32](&hostOps{g: g, ids: ids, pos: positions, attend: attend, lastOnly: lastOnly,
+		rows: len(ids), dim: g.cfg.HiddenSize}, g.w)
 }
 
 // newCache allocates a cache with room for capacity tokens.
@@ -171,15 +187,11 @@ func (g *Generator) Prefill(ids []int32, capacity int) (*KVCache, []float32, err
 		cache.V[l] = append(cache.V[l], v...)
 		AttentionForward(out, q, k, v, g.mask(T), s)
 	}
-	h, err := g.forward(ids, PositionsArange(1, T), attend) // [T, H]
+	logits, err := g.forward(ids, PositionsArange(1, T), attend, true) // [1, V]
 	if err != nil {
 		return nil, nil, fmt.Errorf("generator: prefill: %w", err)
 	}
 	cache.Len = T
-	logits, err := g.lmHead(h[(T-1)*c.HiddenSize:], 1) // [1, V]
-	if err != nil {
-		return nil, nil, fmt.Errorf("generator: prefill: %w", err)
-	}
 	return cache, logits, nil
 }
 
@@ -234,14 +246,14 @@ func (g *Generator) Step(caches []*KVCache, ids []int32) ([]float32, error) {
 		longest = max(longest, kv.Len+1)
 	}
 	g.mask(longest)
-	h, err := g.forward(ids, positions, attend) // [rows, H]
+	logits, err := g.forward(ids, positions, attend, false) // [rows, V]
 	if err != nil {
 		return nil, fmt.Errorf("generator: step: %w", err)
 	}
 	for _, kv := range caches {
 		kv.Len++
 	}
-	return g.lmHead(h, len(ids))
+	return logits, nil
 }
 
 // GenerateOptions configure greedy decoding.

@@ -56,15 +56,67 @@ type Graph struct {
 // SetStep seeds the dropout masks of the next Run (a no-op without dropout).
 func (g *Graph) SetStep(step uint64) { g.Dropout.Step = step }
 
-// builder carries what every layer needs while the graph is built.
+// builder is the graph executor of the model definition (Ops[*G.Node]): each op adds its node.
 type builder struct {
 	g    *Graph
-	cfg  Config
 	lora *LoRAParams
+	mode Mode
 }
 
-// linear applies a projection, with its LoRA branch when the adapter has one for that module.
-func (b *builder) linear(p *Projection, x *G.Node) (*G.Node, error) {
+// Embed is the embedding lookup of the graph's input ids.
+func (b *builder) Embed(name string, table []float32) (*G.Node, error) {
+	c := b.g.Weights.Config
+	return G.ApplyOp(&EmbeddingOp{Name: name, Table: table, Vocab: c.VocabSize, Hidden: c.HiddenSize}, b.g.IDs) // [N, H]
+}
+
+// RMSNorm adds an RMSNormOp.
+func (b *builder) RMSNorm(name string, weight []float32, x *G.Node, eps float32) (*G.Node, error) {
+	return G.ApplyOp(&RMSNormOp{Name: name, Weight: weight, Eps: eps}, x) // [N, H]
+}
+
+// RoPE adds a RoPEOp at the graph's positions.
+func (b *builder) RoPE(name string, x *G.Node, heads, headDim int, theta float32) (*G.Node, error) {
+	return G.ApplyOp(&RoPEOp{Name: name, Heads: heads, HeadDim: headDim, Theta: theta}, x, b.g.Positions) // [N, heads·D]
+}
+
+// Attention adds a causal GQA AttentionOp under the graph's padding mask.
+func (b *builder) Attention(name string, _ int, q, k, v *G.Node) (*G.Node, error) {
+	c := b.g.Weights.Config
+	return G.ApplyOp(&AttentionOp{Name: name, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim}, q, k, v, b.g.Mask) // [N, Hq·D]
+}
+
+// Add adds an AddOp.
+func (b *builder) Add(name string, x, y *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&AddOp{Name: name}, x, y) // [N, H]
+}
+
+// SwiGLU adds a SwiGLUOp.
+func (b *builder) SwiGLU(name string, gate, up *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&SwiGLUOp{Name: name}, gate, up) // [N, I]
+}
+
+// Hidden records a hidden state in Graph.Hidden.
+func (b *builder) Hidden(x *G.Node) { b.g.Hidden = append(b.g.Hidden, x) }
+
+// LMHead ends the graph as its mode says: logits [N, V] or the fused lm_head + cross-entropy loss.
+func (b *builder) LMHead(w *Frozen, x *G.Node) (*G.Node, error) {
+	g := b.g
+	var err error
+	switch b.mode {
+	case ModeLogits:
+		g.Logits, err = G.ApplyOp(&LMHeadOp{Weight: w}, x) // [N, V]
+		return g.Logits, err
+	case ModeLoss:
+		g.Labels = G.NewMatrix(g.G, G.Int32, G.WithShape(g.Batch, g.Seq), G.WithName("labels")) // [B, T]
+		g.NumItems = G.NewScalar(g.G, G.Float32, G.WithName("num_items_in_batch"))
+		g.Loss, err = G.ApplyOp(&LMHeadCrossEntropyOp{Weight: w}, x, g.Labels, g.NumItems) // scalar
+		return g.Loss, err
+	}
+	return nil, fmt.Errorf("unknown graph mode %d", b.mode)
+}
+
+// Linear applies a projection, with its LoRA branch when the adapter has one for that module.
+func (b *builder) Linear(p *Projection, x *G.Node) (*G.Node, error) {
 	op := &LinearOp{Name: p.Module, Weight: p.W, Bias: p.Bias}
 	if b.lora != nil {
 		a, okA := b.lora.A[p.Module]
@@ -98,69 +150,6 @@ func (b *builder) linear(p *Projection, x *G.Node) (*G.Node, error) {
 	return G.ApplyOp(op, x) // [N, out]
 }
 
-// layer is Qwen2DecoderLayer: x + attn(norm(x)), then + mlp(norm(·)).
-func (b *builder) layer(i int, l *Layer, x *G.Node) (*G.Node, error) {
-	c, g := b.cfg, b.g
-	prefix := layerPrefix(i)
-	h, err := G.ApplyOp(&RMSNormOp{Name: prefix + nameInNorm, Weight: l.InputNorm, Eps: c.RMSNormEps}, x) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	q, err := b.linear(l.Q, h) // [N, Hq·D]
-	if err != nil {
-		return nil, err
-	}
-	k, err := b.linear(l.K, h) // [N, Hkv·D]
-	if err != nil {
-		return nil, err
-	}
-	v, err := b.linear(l.V, h) // [N, Hkv·D]
-	if err != nil {
-		return nil, err
-	}
-	q, err = G.ApplyOp(&RoPEOp{Name: prefix + "self_attn.q_rope", Heads: c.NumHeads, HeadDim: c.HeadDim, Theta: c.RopeTheta}, q, g.Positions) // [N, Hq·D]
-	if err != nil {
-		return nil, err
-	}
-	k, err = G.ApplyOp(&RoPEOp{Name: prefix + "self_attn.k_rope", Heads: c.NumKVHeads, HeadDim: c.HeadDim, Theta: c.RopeTheta}, k, g.Positions) // [N, Hkv·D]
-	if err != nil {
-		return nil, err
-	}
-	a, err := G.ApplyOp(&AttentionOp{Name: prefix + "self_attn", Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim}, q, k, v, g.Mask) // [N, Hq·D]
-	if err != nil {
-		return nil, err
-	}
-	o, err := b.linear(l.O, a) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	x, err = G.ApplyOp(&AddOp{Name: prefix + "residual_attn"}, x, o) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	h, err = G.ApplyOp(&RMSNormOp{Name: prefix + namePostNorm, Weight: l.PostNorm, Eps: c.RMSNormEps}, x) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	gate, err := b.linear(l.Gate, h) // [N, I]
-	if err != nil {
-		return nil, err
-	}
-	up, err := b.linear(l.Up, h) // [N, I]
-	if err != nil {
-		return nil, err
-	}
-	m, err := G.ApplyOp(&SwiGLUOp{Name: prefix + "mlp.act"}, gate, up) // [N, I]
-	if err != nil {
-		return nil, err
-	}
-	d, err := b.linear(l.Down, m) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	return G.ApplyOp(&AddOp{Name: prefix + "residual_mlp"}, x, d) // [N, H]
-}
-
 // Build makes the Qwen2 graph for batches of shape [batch, seq]. lora may be nil (base model).
 // Gorgonia panics inside graph construction come back as errors.
 func Build(w *Weights, lora *LoRAParams, batch, seq int, mode Mode) (g *Graph, err error) {
@@ -172,52 +161,18 @@ func Build(w *Weights, lora *LoRAParams, batch, seq int, mode Mode) (g *Graph, e
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("building the Qwen2 graph: batch %d and length %d must be > 0", batch, seq)
 	}
-	c := w.Config
 	eg := G.NewGraph()
 	g = &Graph{G: eg, Weights: w, Batch: batch, Seq: seq, Dropout: &DropoutState{}}
 	i32 := func(name string) *G.Node {
 		return G.NewMatrix(eg, G.Int32, G.WithShape(batch, seq), G.WithName(name)) // [B, T]
 	}
 	g.IDs, g.Positions, g.Mask = i32("input_ids"), i32("position_ids"), i32("attention_mask")
-	b := &builder{g: g, cfg: c, lora: lora}
-	x, err := G.ApplyOp(&EmbeddingOp{Name: nameEmbed, Table: w.Embed, Vocab: c.VocabSize, Hidden: c.HiddenSize}, g.IDs) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	g.Hidden = append(g.Hidden, x)
-	for i, l := range w.Layers {
-		if x, err = b.layer(i, l, x); err != nil {
-			return nil, fmt.Errorf("building layer %d: %w", i, err)
-		}
-		g.Hidden = append(g.Hidden, x)
-	}
-	x, err = G.ApplyOp(&RMSNormOp{Name: nameNorm, Weight: w.Norm, Eps: c.RMSNormEps}, x) // [N, H]
-	if err != nil {
-		return nil, err
-	}
-	g.Hidden = append(g.Hidden, x)
-	if lora != nil && len(g.LoRA) != len(lora.A) {
-		used := map[string]bool{}
-		for _, l := range g.LoRA {
-			used[l.Module] = true
-		}
-		for m := range lora.A {
-			if !used[m] {
-				return nil, fmt.Errorf("adapter module %s is not a projection of this model", m)
-			}
+	if lora != nil {
+		if err := checkAdapterModules(w, lora); err != nil {
+			return nil, err
 		}
 	}
-	switch mode {
-	case ModeLogits:
-		g.Logits, err = G.ApplyOp(&LMHeadOp{Weight: w.LMHead}, x) // [N, V]
-	case ModeLoss:
-		g.Labels = i32("labels")
-		g.NumItems = G.NewScalar(eg, G.Float32, G.WithName("num_items_in_batch"))
-		g.Loss, err = G.ApplyOp(&LMHeadCrossEntropyOp{Weight: w.LMHead}, x, g.Labels, g.NumItems) // scalar
-	default:
-		err = fmt.Errorf("unknown graph mode %d", mode)
-	}
-	if err != nil {
+	if _, err := Forward[*G.Node](&builder{g: g, lora: lora, mode: mode}, w); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -366,4 +321,20 @@ func Inputs(n *G.Node) G.Nodes {
 		in = append(in, it.Node().(*G.Node))
 	}
 	return in
+}
+
+// checkAdapterModules fails when the adapter has a module that is not a projection of w.
+func checkAdapterModules(w *Weights, lora *LoRAParams) error {
+	known := map[string]bool{}
+	for _, l := range w.Layers {
+		for _, p := range l.Projections() {
+			known[p.Module] = true
+		}
+	}
+	for m := range lora.A {
+		if !known[m] {
+			return fmt.Errorf("adapter module %s is not a projection of this model", m)
+		}
+	}
+	return nil
 }
