@@ -37,7 +37,8 @@
 //     with a 32 MiB workspace of ours. BLAS.Gemm(transA, transB, alpha, A, B, beta, C) on row-major Mat
 //     views (bf16·bf16 → bf16 or f32, f32·f32 → f32, fp32 accumulation), GemmBatched (strided), and the
 //     linear-layer names: Linear y = x·Wᵀ, LinearGradInput dx = dy·W, LinearGradWeight dW = dyᵀ·x.
-//   - NF4: NF4Weight (device), UploadNF4, d.DequantNF4 (kernel nf4_dequant_bf16, CPU twin DequantNF4CPU).
+//   - NF4: NF4Weight (device), UploadNF4 of an NF4Host (NF4HostFromQuant), d.DequantNF4 (kernel
+//     nf4_dequant_bf16; its CPU twin is quant's (*Weight).Dequantize, which also owns the NF4 table).
 //
 // Adding an op: kernels/<op>.cu (+ `make kernels`), gpu/<op>.go with a launcher method that validates
 // shapes and calls d.Launch, gpu/<op>_test.go comparing with the op's CPU function of model/ on random

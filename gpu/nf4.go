@@ -68,7 +68,7 @@ func UploadNF4(d *Device, a *Arena, h *NF4Host, name string) (*NF4Weight, error)
 }
 
 // DequantNF4 writes w as bf16 into out ([Rows, Cols], at least Rows*Cols*2 bytes) on d's stream.
-// Kernel: nf4_dequant_bf16 (kernels/nf4.cu); CPU twin: DequantNF4CPU.
+// Kernel: nf4_dequant_bf16 (kernels/nf4.cu); CPU twin: quant's (*Weight).Dequantize, rounded to bf16.
 func (d *Device) DequantNF4(w *NF4Weight, out Buffer) error { return d.DequantNF4On(d.Stream, w, out) }
 
 // DequantNF4On is DequantNF4 on stream s.

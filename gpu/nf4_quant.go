@@ -15,7 +15,7 @@ func NF4HostFromQuant(w *quant.Weight) (*NF4Host, error) {
 	if !w.Nested {
 		return nil, fmt.Errorf("nf4: weight %v has no double-quantized statistics; the GPU kernel needs them", w.Shape)
 	}
-	if w.QuantMap != NF4Levels {
+	if w.QuantMap != quant.NF4 {
 		return nil, fmt.Errorf("nf4: weight %v has a quantization map other than NF4 (FP4?); the GPU kernel has NF4 only",
 			w.Shape)
 	}

@@ -3,6 +3,7 @@ package gpu
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/t2m/t2m/quant"
@@ -22,8 +23,19 @@ func quantRandom(t *testing.T, rng *rand.Rand, rows, cols int) *quant.Weight {
 	return w
 }
 
-// TestDequantNF4CPUMatchesQuant: the GPU kernel's CPU twin computes exactly quant's Dequantize.
-func TestDequantNF4CPUMatchesQuant(t *testing.T) {
+// quantView is the inverse of NF4HostFromQuant: h as a double-quantized quant.Weight with the standard NF4
+// table, so that quant's Dequantize — the CPU twin of nf4_dequant_bf16 — can dequantize any NF4Host (the
+// tests' random ones too, whose block sizes and dynamic maps quant.Quantize never makes).
+func quantView(h *NF4Host) *quant.Weight {
+	return &quant.Weight{Shape: []int{h.Rows, h.Cols}, Codes: h.Codes, QuantMap: quant.NF4, BlockSize: h.BlockSize,
+		Nested: true, QAbsmax: h.Absmax, NestedAbsmax: h.Absmax2, NestedMap: h.Code2,
+		NestedBlockSize: h.BlockSize2, Offset: h.Offset}
+}
+
+// TestNF4HostFromQuant: the NF4Host view of a quant.Weight holds the same layout (viewed back as a
+// quant.Weight it dequantizes to exactly the original's values), and weights the kernel cannot read are
+// refused with a reason.
+func TestNF4HostFromQuant(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, s := range [][2]int{{64, 256}, {96, 200}, {7, 10}} {
 		w := quantRandom(t, rng, s[0], s[1])
@@ -31,15 +43,30 @@ func TestDequantNF4CPUMatchesQuant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := DequantNF4CPU(h)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := quantView(h).Dequantize()
 		want := w.Dequantize()
 		for i := range want {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 				t.Fatalf("%v element %d: %g, quant says %g", s, i, got[i], want[i])
 			}
+		}
+	}
+	w := quantRandom(t, rng, 8, 64)
+	fp4 := *w
+	fp4.QuantMap[3] += 0.01
+	flat := *w
+	flat.Nested = false
+	for _, c := range []struct {
+		name string
+		w    *quant.Weight
+		want string
+	}{
+		{"not NF4", &fp4, "other than NF4"},
+		{"not nested", &flat, "no double-quantized"},
+		{"not 2-D", &quant.Weight{Shape: []int{512}}, "not [out, in]"},
+	} {
+		if _, err := NF4HostFromQuant(c.w); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
 	}
 }

@@ -2,17 +2,12 @@ package gpu
 
 import "fmt"
 
-// NF4Levels are bitsandbytes' 16 NormalFloat4 values (the table in kernels/nf4.cu).
-var NF4Levels = [16]float32{
-	-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-	-0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-	0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-	0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
-}
-
 // NF4Host is an NF4 double-quantized matrix in host memory, in the bitsandbytes layout that quant/ writes:
-// W[e] = NF4[code(e)] · (Code2[Absmax[e/BlockSize]] · Absmax2[e/BlockSize/BlockSize2] + Offset), code(e)
-// the high nibble of Codes[e/2] for even e, the low nibble for odd e.
+// W[e] = quant.NF4[code(e)] · (Code2[Absmax[e/BlockSize]] · Absmax2[e/BlockSize/BlockSize2] + Offset), code(e)
+// the high nibble of Codes[e/2] for even e, the low nibble for odd e. It is what UploadNF4 copies to the
+// device; the NF4 table and the CPU dequantizer (the kernel's twin) are quant's: NF4HostFromQuant makes an
+// NF4Host from a quant.Weight, and (*quant.Weight).Dequantize computes what nf4_dequant_bf16 computes before
+// its bf16 rounding.
 type NF4Host struct {
 	Rows, Cols int          // the dequantized weight is [Rows, Cols]
 	Codes      []byte       // [Rows*Cols/2]
@@ -45,24 +40,3 @@ func (h *NF4Host) Check() error {
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-// DequantNF4CPU is the CPU twin of the kernel nf4_dequant_bf16, before the bf16 rounding: [Rows*Cols] float32.
-// The absmax is dequantized in float32 as bitsandbytes does (multiply, round, add the offset, round).
-func DequantNF4CPU(h *NF4Host) ([]float32, error) {
-	if err := h.Check(); err != nil {
-		return nil, err
-	}
-	n := h.Rows * h.Cols
-	out := make([]float32, n)
-	for e := range out {
-		blk := e / h.BlockSize
-		// The conversion keeps the compiler from fusing multiply and add (bitsandbytes rounds both).
-		scale := float32(h.Code2[h.Absmax[blk]]*h.Absmax2[blk/h.BlockSize2]) + h.Offset
-		c := h.Codes[e/2] >> 4
-		if e%2 == 1 {
-			c = h.Codes[e/2] & 0xf
-		}
-		out[e] = NF4Levels[c] * scale
-	}
-	return out, nil
-}

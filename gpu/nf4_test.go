@@ -67,8 +67,8 @@ func TestDequantNF4Quant(t *testing.T) {
 	}
 }
 
-// TestDequantNF4 compares nf4_dequant_bf16 with DequantNF4CPU rounded to bf16: the kernel rounds exactly
-// as the CPU twin does, so every value must match bit for bit (a bf16 tolerance would hide wrong nibbles
+// TestDequantNF4 compares nf4_dequant_bf16 with its CPU twin, quant's Dequantize (through quantView), rounded
+// to bf16: the kernel rounds exactly as the CPU twin does, so every value must match bit for bit (a bf16 tolerance would hide wrong nibbles
 // of small codes).
 func TestDequantNF4(t *testing.T) {
 	d := device(t)
@@ -98,10 +98,10 @@ func TestDequantNF4(t *testing.T) {
 		if err := Download(d, got, out); err != nil {
 			t.Fatal(err)
 		}
-		ref, err := DequantNF4CPU(h)
-		if err != nil {
+		if err := h.Check(); err != nil {
 			t.Fatal(err)
 		}
+		ref := quantView(h).Dequantize()
 		bad := 0
 		for i, r := range ref {
 			if got[i] != BF16(r) {

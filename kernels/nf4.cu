@@ -21,7 +21,7 @@ __device__ __constant__ float kNF4Levels[16] = {
 // grid ceil(n / 4096). blocksize must be a multiple of 16 (bitsandbytes uses 64), so the 16 elements share
 // one absmax; n < 2^32 (index math in 32 bits: 64-bit division is slow); codes and out 16-byte aligned.
 // The code load is issued first so that its latency overlaps the absmax lookups.
-// CPU twin: gpu/nf4_ref.go DequantNF4CPU (then rounded to bf16).
+// CPU twin: quant's (*Weight).Dequantize (Go package quant), then rounded to bf16.
 extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  // [n]
                                             const uint8_t* __restrict__ codes,  // [n/2]
                                             const uint8_t* __restrict__ absmax_q,  // [ceil(n/blocksize)]
@@ -65,7 +65,7 @@ extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  //
   }
 }
 
-// splitmix64 is the hash behind every random fill; gpu/nf4_ref.go has its CPU twin.
+// splitmix64 is the hash behind every random fill; its CPU twin is rng.SplitMix64 (internal/rng).
 __device__ __forceinline__ unsigned long long splitmix64(unsigned long long x) {
   x += 0x9E3779B97F4A7C15ull;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;

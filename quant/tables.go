@@ -6,7 +6,8 @@ import (
 )
 
 // NF4 is bitsandbytes' 16-value NormalFloat4 table (quantiles of N(0,1) scaled to
-// [-1, 1], with an exact zero).
+// [-1, 1], with an exact zero): t2m's one Go copy of it (gpu uses it too); the GPU's
+// copy is kNF4Levels in kernels/nf4.cu.
 var NF4 = [16]float32{
 	-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
 	-0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
