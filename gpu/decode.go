@@ -5,6 +5,8 @@ package gpu
 import (
 	"fmt"
 	"math"
+
+	"github.com/t2m/t2m/model"
 )
 
 // defaultPrefillRows bounds the rows of one prefill launch sequence (prompts of equal length are prefilled
@@ -25,20 +27,21 @@ type decoder struct {
 	// Set by begin, released by end.
 	mark     int64
 	dims     DecodeDims
-	kc, vc   []Buffer // per layer [Slots, Cap, KVH·D] bf16
-	x, h     Buffer   // [rows, H] bf16: residual stream, normed
-	q, attn  Buffer   // [rows, Hq·D] bf16
-	k, v     Buffer   // [rows, KVH·D] bf16
-	tmp      Buffer   // [rows, H] bf16: projection outputs added to the residual
-	gate, up Buffer   // [rows, I] bf16
-	loraH    Buffer   // [rows, rank] bf16 (LoRA applied per use)
-	loraY    Buffer   // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
-	lse      Buffer   // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
-	cs       Buffer   // [rows, D/2] (cos, sin) fp32: RoPE table
-	ones     Buffer   // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
-	meta     Buffer   // [3·rows] int32: ids | positions | slots of the rows of one forward
-	logits   Buffer   // [seqs, V] fp32
-	next     Buffer   // [seqs] int32
+	kc, vc   []Buffer          // per layer [Slots, Cap, KVH·D] bf16
+	x, h     Buffer            // [rows, H] bf16: residual stream, normed
+	q, attn  Buffer            // [rows, Hq·D] bf16
+	k, v     Buffer            // [rows, KVH·D] bf16
+	tmp      Buffer            // [rows, H] bf16: projection outputs added to the residual
+	gate, up Buffer            // [rows, I] bf16
+	loraH    Buffer            // [rows, rank] bf16 (LoRA applied per use)
+	loraY    Buffer            // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
+	lse      Buffer            // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
+	cs       Buffer            // [rows, D/2] (cos, sin) fp32: RoPE table
+	ones     Buffer            // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
+	meta     Buffer            // [3·rows] int32: ids | positions | slots of the rows of one forward
+	logits   Buffer            // [seqs, V] fp32
+	next     Buffer            // [seqs] int32
+	outs     map[string]Buffer // each projection's output buffer by module path (q, k, v → q, k, v; o, down → tmp; ...)
 
 	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
 	onLogits func(seqs []int32, logits Buffer, n int) error
@@ -66,7 +69,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	if g.mark >= 0 {
 		return fmt.Errorf("gpu: decoder: begin while a generation is running")
 	}
-	c := g.w.cfg
+	c := g.w.w.Config
 	g.dims = DecodeDims{Slots: seqs, Cap: capacity, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim,
 		Scale: float32(1 / math.Sqrt(float64(c.HeadDim)))}
 	if err := g.dims.check("decoder"); err != nil {
@@ -94,11 +97,9 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.k, g.v = take(r64*KV*2, "k"), take(r64*KV*2, "v")
 	g.gate, g.up = take(r64*I*2, "gate"), take(r64*I*2, "up")
 	rank, loraOut := 1, 1
-	for _, l := range g.w.layers {
-		for _, lin := range l.linears() {
-			if lin.a.Bytes != 0 {
-				rank, loraOut = max(rank, lin.rank), max(loraOut, lin.out)
-			}
+	for _, lin := range g.w.lins {
+		if lin.a.Bytes != 0 {
+			rank, loraOut = max(rank, lin.rank), max(loraOut, lin.out)
 		}
 	}
 	g.loraH = take(r64*int64(rank)*2, "lora h")
@@ -112,6 +113,12 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	if err != nil {
 		g.End()
 		return fmt.Errorf("gpu: decoder: %d sequences of %d tokens: %w", seqs, capacity, err)
+	}
+	g.outs = map[string]Buffer{}
+	for _, l := range g.w.w.Layers {
+		for p, b := range map[*model.Projection]Buffer{l.Q: g.q, l.K: g.k, l.V: g.v, l.O: g.tmp, l.Gate: g.gate, l.Up: g.up, l.Down: g.tmp} {
+			g.outs[p.Module] = b
+		}
 	}
 	ones := make([]uint16, R)
 	for i := range ones {
@@ -182,100 +189,21 @@ func f32ToBF16(d *Device, y, x Buffer, n int) error {
 	return d.Launch(k, D1((n+255)/256), D1(256), 0, y, x, n)
 }
 
-// forward runs the decoder stack on rows tokens (ids, positions and slots already in meta), appending each
-// row's key and value to its cache; attend computes a layer's attention output (g.attn) from g.q and the
-// caches. It leaves the final RMSNorm's output in g.h [rows, H].
-func (g *decoder) forward(rows int, attend func(l int) error) error {
-	c, d := g.w.cfg, g.d
-	H, D := c.HiddenSize, c.HeadDim
-	ids, pos, slots := g.meta.Slice(0, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4),
-		g.meta.Slice(int64(rows)*8, int64(rows)*4)
-	if err := EmbeddingForward(d, g.x, g.w.embed, ids, Buffer{}, rows, c.VocabSize, H); err != nil {
-		return err
-	}
-	g.op("embedding")
-	if err := RoPETable(d, g.cs, pos, rows, D, float32(c.RopeTheta)); err != nil {
-		return err
-	}
-	g.op("rope table")
-	eps := float32(c.RMSNormEps)
-	for li, l := range g.w.layers {
-		err := func() error {
-			if err := RMSNormForward(d, g.h, g.x, l.inNorm, rows, H, eps); err != nil {
-				return err
-			}
-			g.op("rmsnorm")
-			for _, p := range []struct {
-				lin *decodeLinear
-				y   Buffer
-			}{{l.q, g.q}, {l.k, g.k}, {l.v, g.v}} {
-				if err := g.linear(p.lin, g.h, p.y, rows); err != nil {
-					return err
-				}
-			}
-			g.op("linear q, k, v (+ bias)")
-			if err := RoPEApply(d, g.q, g.q, g.cs, rows, c.NumHeads, D, false); err != nil {
-				return err
-			}
-			if err := RoPEApply(d, g.k, g.k, g.cs, rows, c.NumKVHeads, D, false); err != nil {
-				return err
-			}
-			g.op("rope q, k")
-			if err := KVAppend(d, g.kc[li], g.vc[li], g.k, g.v, slots, pos, rows, g.dims); err != nil {
-				return err
-			}
-			g.op("kv append")
-			if err := attend(li); err != nil {
-				return err
-			}
-			g.op("attention")
-			if err := g.linear(l.o, g.attn, g.tmp, rows); err != nil {
-				return err
-			}
-			g.op("linear o")
-			if err := AddBF16(d, g.x, g.x, g.tmp, rows*H); err != nil {
-				return err
-			}
-			g.op("residual add")
-			if err := RMSNormForward(d, g.h, g.x, l.postNorm, rows, H, eps); err != nil {
-				return err
-			}
-			g.op("rmsnorm")
-			if err := g.linear(l.gate, g.h, g.gate, rows); err != nil {
-				return err
-			}
-			if err := g.linear(l.up, g.h, g.up, rows); err != nil {
-				return err
-			}
-			g.op("linear gate, up")
-			if err := SwiGLUForward(d, g.gate, g.gate, g.up, rows*c.IntermediateSize); err != nil {
-				return err
-			}
-			g.op("swiglu")
-			if err := g.linear(l.down, g.gate, g.tmp, rows); err != nil {
-				return err
-			}
-			g.op("linear down")
-			if err := AddBF16(d, g.x, g.x, g.tmp, rows*H); err != nil {
-				return err
-			}
-			g.op("residual add")
-			return nil
-		}()
-		if err != nil {
-			return fmt.Errorf("layer %d: %w", li, err)
-		}
-	}
-	if err := RMSNormForward(d, g.h, g.x, g.w.norm, rows, H, eps); err != nil {
-		return err
-	}
-	g.op("rmsnorm")
-	return nil
+// forward runs the model definition (model.Forward over devOps) on rows tokens (ids, positions and slots
+// already in meta), appending each row's key and value to its cache; attend computes a layer's attention
+// output (g.attn) from g.q and the caches. lm_head reads n rows of the final hidden states g.h, from row
+// first, ld elements apart, and leaves their logits [n, V] fp32 in g.logits.
+func (g *decoder) forward(rows int, attend func(l int) error, first, n, ld int) error {
+	H := g.w.w.Config.HiddenSize
+	o := &devOps{g: g, rows: rows, attend: attend,
+		head: Mat{Buf: g.h.Slice(int64(first*H)*2, int64(rows-first)*int64(H)*2), Rows: n, Cols: H, LD: ld, DType: BF16T}}
+	_, err := model.Forward[Buffer](o, g.w.w)
+	return err
 }
 
 // upload puts the rows' ids, positions and slots into meta, after checking them.
 func (g *decoder) upload(ids, pos, slots []int32) error {
-	V := int32(g.w.cfg.VocabSize)
+	V := int32(g.w.w.Config.VocabSize)
 	for r := range ids {
 		switch {
 		case ids[r] < 0 || ids[r] >= V:
@@ -291,22 +219,15 @@ func (g *decoder) upload(ids, pos, slots []int32) error {
 	return Upload(g.d, g.meta, meta)
 }
 
-// choose runs lm_head on n hidden rows h (row stride ld elements), then argmax, and downloads the ids.
-func (g *decoder) choose(seqs []int32, h Buffer, ld int) ([]int32, error) {
-	c := g.w.cfg
+// choose takes the argmax of the logits of sequences seqs (g.logits, left by forward) and downloads the ids.
+func (g *decoder) choose(seqs []int32) ([]int32, error) {
 	n := len(seqs)
-	hm := Mat{Buf: h, Rows: n, Cols: c.HiddenSize, LD: ld, DType: BF16T}
-	logits := M(g.logits, n, c.VocabSize, F32T)
-	if err := g.blas.Linear(hm, M(g.w.lmHead, c.VocabSize, c.HiddenSize, BF16T), 0, logits); err != nil {
-		return nil, fmt.Errorf("lm_head: %w", err)
-	}
-	g.op("lm_head")
 	if g.onLogits != nil {
 		if err := g.onLogits(seqs, g.logits, n); err != nil {
 			return nil, err
 		}
 	}
-	if err := ArgmaxF32(g.d, g.next, g.logits, n, c.VocabSize); err != nil {
+	if err := ArgmaxF32(g.d, g.next, g.logits, n, g.w.w.Config.VocabSize); err != nil {
 		return nil, err
 	}
 	g.op("argmax")
@@ -322,7 +243,7 @@ func (g *decoder) choose(seqs []int32, h Buffer, ld int) ([]int32, error) {
 // 0..T−1, flash attention forward over the new keys (causal, no padding), keys and values into each
 // prompt's cache; then lm_head on each prompt's last position.
 func (g *decoder) Prefill(prompts [][]int32) ([]int32, error) {
-	c := g.w.cfg
+	c := g.w.w.Config
 	next := make([]int32, 0, len(prompts))
 	for i := 0; i < len(prompts); {
 		T := len(prompts[i])
@@ -344,12 +265,11 @@ func (g *decoder) Prefill(prompts [][]int32) ([]int32, error) {
 		}
 		ad := AttnDims{B: n, T: T, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim, Scale: g.dims.Scale}
 		attend := func(int) error { return AttentionForward(g.d, g.attn, g.lse, g.q, g.k, g.v, Buffer{}, ad) }
-		if err := g.forward(rows, attend); err != nil {
+		// lm_head on row T−1 of each prompt.
+		if err := g.forward(rows, attend, T-1, n, T*c.HiddenSize); err != nil {
 			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
 		}
-		rowBytes := int64(c.HiddenSize) * 2
-		last := g.h.Slice(int64(T-1)*rowBytes, int64(rows-T+1)*rowBytes) // row T−1 of each prompt
-		got, err := g.choose(seqs, last, T*c.HiddenSize)
+		got, err := g.choose(seqs)
 		if err != nil {
 			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
 		}
@@ -371,10 +291,10 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	g.op("upload ids, positions, slots")
 	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
 	attend := func(l int) error { return DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims) }
-	if err := g.forward(rows, attend); err != nil {
+	if err := g.forward(rows, attend, 0, rows, g.w.w.Config.HiddenSize); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}
-	got, err := g.choose(seqs, g.h, g.w.cfg.HiddenSize)
+	got, err := g.choose(seqs)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}

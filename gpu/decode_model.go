@@ -9,7 +9,7 @@ import (
 	"github.com/t2m/t2m/quant"
 )
 
-// decodeLinear is one frozen projection on the device: y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ when not merged).
+// decodeLinear is the device copy of one frozen projection: y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ when not merged).
 type decodeLinear struct {
 	name    string
 	out, in int
@@ -21,26 +21,34 @@ type decodeLinear struct {
 	scale   float32
 }
 
-// decodeLayer is one decoder layer's device weights.
-type decodeLayer struct {
-	inNorm, postNorm           Buffer // [H] bf16
-	q, k, v, o, gate, up, down *decodeLinear
-}
-
-// linears lists the seven projections in checkpoint order.
-func (l *decodeLayer) linears() []*decodeLinear {
-	return []*decodeLinear{l.q, l.k, l.v, l.o, l.gate, l.up, l.down}
-}
-
-// decodeWeights are a whole model's weights in device memory, carved from one arena.
+// decodeWeights are device copies of a model.Weights' tensors, carved from one arena and found by the names
+// the model definition passes to its ops (model.Weights.Vectors' names, projection module paths). The model's
+// structure stays in model.Weights: the decoder executes model.Forward over it.
 type decodeWeights struct {
-	cfg     model.Config
-	embed   Buffer // [V, H] bf16
-	lmHead  Buffer // [V, H] bf16
-	norm    Buffer // [H] bf16
-	layers  []*decodeLayer
-	scratch Buffer // [largest out·in] bf16 for NF4 dequantized per use; zero when every weight is dense
-	perUse  bool   // NF4 projections stay NF4 (dequantized per use) and LoRA is applied unmerged
+	w       *model.Weights
+	vecs    map[string]Buffer        // embedding [V, H] and norm weights [H], bf16, by checkpoint name
+	lins    map[string]*decodeLinear // projections by module path
+	lmHead  Buffer                   // [V, H] bf16
+	scratch Buffer                   // [largest out·in] bf16 for NF4 dequantized per use; zero when every weight is dense
+	perUse  bool                     // NF4 projections stay NF4 (dequantized per use) and LoRA is applied unmerged
+}
+
+// vec returns the device copy of the vector named name.
+func (dw *decodeWeights) vec(name string) (Buffer, error) {
+	b, ok := dw.vecs[name]
+	if !ok {
+		return Buffer{}, fmt.Errorf("gpu: decoder: no device copy of %s", name)
+	}
+	return b, nil
+}
+
+// linear returns the device copy of the projection p.
+func (dw *decodeWeights) linear(p *model.Projection) (*decodeLinear, error) {
+	l, ok := dw.lins[p.Module]
+	if !ok {
+		return nil, fmt.Errorf("gpu: decoder: no device copy of %s", p.Module)
+	}
+	return l, nil
 }
 
 // bf16Host rounds v to bf16 (round to nearest even, as the kernels do).
@@ -82,23 +90,20 @@ func denseProjectionBytes(w *model.Weights) int64 {
 // adapter is merged into its weight, W += s·B·A (one bf16 rounding of W + s·B·A, fp32 accumulation).
 func loadDecodeWeights(d *Device, blas *BLAS, ar *Arena, w *model.Weights, lora *model.LoRAParams, perUse bool) (*decodeWeights, error) {
 	c := w.Config
-	dw := &decodeWeights{cfg: c, perUse: perUse}
-	vec := func(v []float32, what string) (Buffer, error) {
-		b, err := ar.Alloc(int64(len(v))*2, what)
+	dw := &decodeWeights{w: w, perUse: perUse, vecs: map[string]Buffer{}, lins: map[string]*decodeLinear{}}
+	for _, v := range w.Vectors() {
+		b, err := ar.Alloc(int64(len(v.Values))*2, v.Name)
 		if err != nil {
-			return Buffer{}, err
+			return nil, err
 		}
-		return b, uploadF32AsBF16(d, b, v)
-	}
-	var err error
-	if dw.embed, err = vec(w.Embed, "embedding"); err != nil {
-		return nil, err
-	}
-	if dw.norm, err = vec(w.Norm, "final norm"); err != nil {
-		return nil, err
+		if err := uploadF32AsBF16(d, b, v.Values); err != nil {
+			return nil, err
+		}
+		dw.vecs[v.Name] = b
 	}
 	// lm_head is always dense: it is read whole every step.
-	if dw.lmHead, err = ar.Alloc(int64(w.LMHead.Out)*int64(w.LMHead.In)*2, "lm_head"); err != nil {
+	var err error
+	if dw.lmHead, err = ar.Alloc(int64(c.VocabSize)*int64(c.HiddenSize)*2, "lm_head"); err != nil {
 		return nil, err
 	}
 	if err := frozenToDense(d, ar, w.LMHead, dw.lmHead); err != nil {
@@ -106,14 +111,6 @@ func loadDecodeWeights(d *Device, blas *BLAS, ar *Arena, w *model.Weights, lora 
 	}
 	maxW := 0
 	for li, l := range w.Layers {
-		dl := &decodeLayer{}
-		if dl.inNorm, err = vec(l.InputNorm, "input norm"); err != nil {
-			return nil, err
-		}
-		if dl.postNorm, err = vec(l.PostNorm, "post norm"); err != nil {
-			return nil, err
-		}
-		var lins []*decodeLinear
 		for _, p := range l.Projections() {
 			lin, err := loadDecodeLinear(d, blas, ar, p, lora, perUse)
 			if err != nil {
@@ -122,10 +119,8 @@ func loadDecodeWeights(d *Device, blas *BLAS, ar *Arena, w *model.Weights, lora 
 			if lin.nf4 != nil {
 				maxW = max(maxW, lin.out*lin.in)
 			}
-			lins = append(lins, lin)
+			dw.lins[p.Module] = lin
 		}
-		dl.q, dl.k, dl.v, dl.o, dl.gate, dl.up, dl.down = lins[0], lins[1], lins[2], lins[3], lins[4], lins[5], lins[6]
-		dw.layers = append(dw.layers, dl)
 	}
 	if maxW > 0 {
 		if dw.scratch, err = ar.Alloc(int64(maxW)*2, "NF4 dequant scratch"); err != nil {
@@ -239,94 +234,3 @@ func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lor
 	return lin, d.Sync()
 }
 
-// randomDecodeWeights makes a model of cfg's shape on the device for benchmarks: every projection a random
-// NF4 matrix made on the GPU (as the training benchmark's), dequantized to bf16 once (perUse: kept NF4,
-// dequantized per use); random bf16 embeddings, lm_head and biases; norm weights near 1. No host copy of
-// the weights exists.
-func randomDecodeWeights(d *Device, ar *Arena, cfg model.Config, perUse bool) (*decodeWeights, error) {
-	H, I, Q, KV := cfg.HiddenSize, cfg.IntermediateSize, cfg.QDim(), cfg.KVDim()
-	dw := &decodeWeights{cfg: cfg, perUse: perUse}
-	src := newNF4Source(d)
-	random := func(n int64, scale float32, what string) (Buffer, error) {
-		b, err := ar.Alloc(n*2, what)
-		if err != nil {
-			return Buffer{}, err
-		}
-		return b, d.FillRandomBF16(b, n, src.nextSeed(), scale)
-	}
-	ones := make([]uint16, H)
-	for i := range ones {
-		ones[i] = BF16(1 + 0.01*float32(i%7))
-	}
-	norm := func() (Buffer, error) {
-		b, err := ar.Alloc(int64(H)*2, "norm")
-		if err != nil {
-			return Buffer{}, err
-		}
-		return b, Upload(d, b, ones)
-	}
-	var err error
-	if dw.embed, err = random(int64(cfg.VocabSize)*int64(H), 0.05, "embedding"); err != nil {
-		return nil, err
-	}
-	if dw.lmHead, err = random(int64(cfg.VocabSize)*int64(H), 0.05, "lm_head"); err != nil {
-		return nil, err
-	}
-	if dw.norm, err = norm(); err != nil {
-		return nil, err
-	}
-	specs := []struct {
-		name    string
-		out, in int
-		bias    bool
-	}{{"q", Q, H, true}, {"k", KV, H, true}, {"v", KV, H, true}, {"o", H, Q, false}, {"gate", I, H, false},
-		{"up", I, H, false}, {"down", H, I, false}}
-	for l := 0; l < cfg.NumLayers; l++ {
-		dl := &decodeLayer{}
-		if dl.inNorm, err = norm(); err != nil {
-			return nil, err
-		}
-		if dl.postNorm, err = norm(); err != nil {
-			return nil, err
-		}
-		var lins []*decodeLinear
-		for _, sp := range specs {
-			lin := &decodeLinear{name: fmt.Sprintf("layer %d %s", l, sp.name), out: sp.out, in: sp.in}
-			if !perUse {
-				if lin.dense, err = ar.Alloc(int64(sp.out)*int64(sp.in)*2, lin.name); err != nil {
-					return nil, err
-				}
-			}
-			mark := ar.Mark()
-			w, err := src.weight(ar, sp.out, sp.in, lin.name)
-			if err != nil {
-				return nil, err
-			}
-			if perUse {
-				lin.nf4 = w
-			} else {
-				if err := d.DequantNF4(w, lin.dense); err != nil {
-					return nil, err
-				}
-				if err := d.Sync(); err != nil {
-					return nil, err
-				}
-				ar.Release(mark)
-			}
-			if sp.bias {
-				if lin.bias, err = random(int64(sp.out), 0.02, lin.name+" bias"); err != nil {
-					return nil, err
-				}
-			}
-			lins = append(lins, lin)
-		}
-		dl.q, dl.k, dl.v, dl.o, dl.gate, dl.up, dl.down = lins[0], lins[1], lins[2], lins[3], lins[4], lins[5], lins[6]
-		dw.layers = append(dw.layers, dl)
-	}
-	if perUse {
-		if dw.scratch, err = ar.Alloc(int64(max(Q*H, KV*H, I*H))*2, "NF4 dequant scratch"); err != nil {
-			return nil, err
-		}
-	}
-	return dw, d.Sync()
-}

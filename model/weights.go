@@ -299,3 +299,20 @@ func (w *Weights) Tensors() ([]safetensors.Tensor, error) {
 	}
 	return ts, nil
 }
+
+// NamedVector is a float32 weight with its checkpoint name.
+type NamedVector struct {
+	Name   string
+	Values []float32
+}
+
+// Vectors lists the non-projection weights the model definition passes to Ops.Embed and Ops.RMSNorm, under
+// the names it passes with them: the embedding [V, H], each layer's two norm weights [H] and the final norm
+// [H]. An executor that keeps device copies uploads these and finds them by name.
+func (w *Weights) Vectors() []NamedVector {
+	vs := []NamedVector{{nameEmbed, w.Embed}}
+	for i, l := range w.Layers {
+		vs = append(vs, NamedVector{layerPrefix(i) + nameInNorm, l.InputNorm}, NamedVector{layerPrefix(i) + namePostNorm, l.PostNorm})
+	}
+	return append(vs, NamedVector{nameNorm, w.Norm})
+}

@@ -1,0 +1,141 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/t2m/t2m/model"
+)
+
+// devOps is the decoder as an executor of the model definition (model.Ops over device buffers) for one
+// forward of rows tokens. Activations live in the decoder's buffers: the residual stream in x, norms in h,
+// each projection's output in the buffer of its role (q, k, v, attn, tmp, gate, up); adds, RoPE and SwiGLU
+// work in place. Weights are the device copies in decodeWeights, found by the names Forward passes.
+type devOps struct {
+	g      *decoder
+	rows   int
+	attend func(l int) error // layer l's attention into g.attn from g.q and the caches
+	head   Mat               // the rows of g.h that lm_head reads [n, H]
+	table  bool              // the RoPE table of this forward's positions is made
+}
+
+// meta returns the rows' ids, positions and slots [rows] int32 (uploaded by decoder.upload).
+func (o *devOps) meta() (ids, pos, slots Buffer) {
+	r := int64(o.rows) * 4
+	return o.g.meta.Slice(0, r), o.g.meta.Slice(r, r), o.g.meta.Slice(2*r, r)
+}
+
+// Embed looks the ids up into g.x [rows, H].
+func (o *devOps) Embed(name string, _ []float32) (Buffer, error) {
+	g, c := o.g, o.g.w.w.Config
+	tab, err := g.w.vec(name)
+	if err != nil {
+		return Buffer{}, err
+	}
+	ids, _, _ := o.meta()
+	if err := EmbeddingForward(g.d, g.x, tab, ids, Buffer{}, o.rows, c.VocabSize, c.HiddenSize); err != nil {
+		return Buffer{}, err
+	}
+	g.op("embedding")
+	return g.x, nil
+}
+
+// RMSNorm writes g.h [rows, H].
+func (o *devOps) RMSNorm(name string, _ []float32, x Buffer, eps float32) (Buffer, error) {
+	g := o.g
+	w, err := g.w.vec(name)
+	if err != nil {
+		return Buffer{}, err
+	}
+	if err := RMSNormForward(g.d, g.h, x, w, o.rows, g.w.w.Config.HiddenSize, eps); err != nil {
+		return Buffer{}, err
+	}
+	g.op("rmsnorm")
+	return g.h, nil
+}
+
+// Linear writes p's output into the buffer of its role.
+func (o *devOps) Linear(p *model.Projection, x Buffer) (Buffer, error) {
+	g := o.g
+	lin, err := g.w.linear(p)
+	if err != nil {
+		return Buffer{}, err
+	}
+	y, ok := g.outs[p.Module]
+	if !ok {
+		return Buffer{}, fmt.Errorf("gpu: decoder: no output buffer for %s", p.Module)
+	}
+	if err := g.linear(lin, x, y, o.rows); err != nil {
+		return Buffer{}, err
+	}
+	g.op("linear")
+	return y, nil
+}
+
+// RoPE rotates x in place with the table of this forward's positions (made by the first call).
+func (o *devOps) RoPE(_ string, x Buffer, heads, headDim int, theta float32) (Buffer, error) {
+	g := o.g
+	if !o.table {
+		_, pos, _ := o.meta()
+		if err := RoPETable(g.d, g.cs, pos, o.rows, headDim, theta); err != nil {
+			return Buffer{}, err
+		}
+		o.table = true
+	}
+	if err := RoPEApply(g.d, x, x, g.cs, o.rows, heads, headDim, false); err != nil {
+		return Buffer{}, err
+	}
+	g.op("rope")
+	return x, nil
+}
+
+// Attention appends k and v to the layer's caches, then attends (o.attend) into g.attn.
+func (o *devOps) Attention(_ string, layer int, q, k, v Buffer) (Buffer, error) {
+	g := o.g
+	if q != g.q {
+		return Buffer{}, fmt.Errorf("gpu: decoder: attention reads q from its own buffer")
+	}
+	_, pos, slots := o.meta()
+	if err := KVAppend(g.d, g.kc[layer], g.vc[layer], k, v, slots, pos, o.rows, g.dims); err != nil {
+		return Buffer{}, err
+	}
+	g.op("kv append")
+	if err := o.attend(layer); err != nil {
+		return Buffer{}, err
+	}
+	g.op("attention")
+	return g.attn, nil
+}
+
+// Add adds y into x [rows, H].
+func (o *devOps) Add(_ string, x, y Buffer) (Buffer, error) {
+	if err := AddBF16(o.g.d, x, x, y, o.rows*o.g.w.w.Config.HiddenSize); err != nil {
+		return Buffer{}, err
+	}
+	o.g.op("residual add")
+	return x, nil
+}
+
+// SwiGLU writes silu(gate)·up into gate [rows, I].
+func (o *devOps) SwiGLU(_ string, gate, up Buffer) (Buffer, error) {
+	if err := SwiGLUForward(o.g.d, gate, gate, up, o.rows*o.g.w.w.Config.IntermediateSize); err != nil {
+		return Buffer{}, err
+	}
+	o.g.op("swiglu")
+	return gate, nil
+}
+
+// Hidden keeps nothing.
+func (o *devOps) Hidden(Buffer) {}
+
+// LMHead writes the logits [n, V] fp32 of the head rows into g.logits.
+func (o *devOps) LMHead(_ *model.Frozen, _ Buffer) (Buffer, error) {
+	g, c := o.g, o.g.w.w.Config
+	logits := M(g.logits, o.head.Rows, c.VocabSize, F32T)
+	if err := g.blas.Linear(o.head, M(g.w.lmHead, c.VocabSize, c.HiddenSize, BF16T), 0, logits); err != nil {
+		return Buffer{}, fmt.Errorf("lm_head: %w", err)
+	}
+	g.op("lm_head")
+	return g.logits, nil
+}
