@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/model"
 )
 
@@ -20,15 +21,6 @@ func top2(v []float32) (int32, float64) {
 		}
 	}
 	return best, float64(v[best]) - second
-}
-
-// maxAbsDiff is max |a − b|.
-func maxAbsDiff(a, b []float32) float64 {
-	m := 0.0
-	for i := range a {
-		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
 }
 
 // TestGPUGeneratorTiny runs the GPU decoder on the tiny Qwen2 (GQA, biases, untied lm_head, vocab 152064)
@@ -162,12 +154,12 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				errAt[k] = make([]float64, n)
 				for i := range n {
 					g, want := gpuLogits[i*V:(i+1)*V], cpuLogits[k][i*V:(i+1)*V]
-					rel := relErr(g, f64(want))
+					rel := numtest.RelL2(g, f64(want))
 					worst = max(worst, rel)
 					if !(rel <= 2e-2) {
 						t.Errorf("step %d prompt %d: logits relative L2 error %.3g exceeds 2e-2", k, i, rel)
 					}
-					e := maxAbsDiff(g, want)
+					e := numtest.MaxAbs(g, want)
 					errAt[k][i] = e
 					if id, margin := top2(want); got[i] != id && margin > 2*e {
 						t.Errorf("step %d prompt %d: GPU token %d, CPU %d with margin %.4g > 2·%.4g", k, i, got[i], id,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/t2m/t2m/internal/numtest"
 )
 
 // hostMat is a row-major host matrix whose values are exactly representable in bf16.
@@ -152,7 +154,7 @@ func TestGemm(t *testing.T) {
 				if out == F32T {
 					tol = 1e-5
 				}
-				e := relErr(got, want)
+				e := numtest.RelL2(got, want)
 				t.Logf("relative error %.3g (tolerance %g)", e, tol)
 				if !(e <= tol) {
 					t.Errorf("relative error %.3g > %g", e, tol)
@@ -190,7 +192,7 @@ func TestGemmBatched(t *testing.T) {
 		qb := hostMat{T, Dh, hq.v[b*T*Dh : (b+1)*T*Dh]}
 		kb := hostMat{T, Dh, hk.v[b*T*Dh : (b+1)*T*Dh]}
 		want := gemmCPU(false, true, 0.125, qb, kb, 0, hostMat{T, T, make([]float32, T*T)})
-		if e := relErr(got[b*T*T:(b+1)*T*T], want); !(e <= 1e-5) {
+		if e := numtest.RelL2(got[b*T*T:(b+1)*T*T], want); !(e <= 1e-5) {
 			t.Errorf("batch %d: relative error %.3g > 1e-5", b, e)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/safetensors"
 )
@@ -72,7 +73,7 @@ func TestMachineFixture(t *testing.T) {
 		for i, v := range want {
 			r[i] = float64(v)
 		}
-		e := relErr(got[:len(want)], r)
+		e := numtest.RelL2(got[:len(want)], r)
 		t.Logf("%s: relative error %.3g (tolerance %g)", name, e, tol)
 		if !(e <= tol) {
 			t.Errorf("%s: relative error %.3g > %g", name, e, tol)

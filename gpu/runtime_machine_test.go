@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/model"
 	G "gorgonia.org/gorgonia"
 )
@@ -103,7 +104,7 @@ func TestMachineLogits(t *testing.T) {
 				for j, v := range want {
 					ref[j] = float64(v)
 				}
-				e := relErr(got, ref)
+				e := numtest.RelL2(got, ref)
 				name := fmt.Sprintf("hidden %d", k)
 				if node == g.Logits {
 					name = "logits"
@@ -182,7 +183,7 @@ func machineLossGrads(t *testing.T, dropout float32) {
 		for j, v := range cpu {
 			ref[j] = float64(v)
 		}
-		e := relErr(gpu, ref)
+		e := numtest.RelL2(gpu, ref)
 		t.Logf("%s: relative error %.3g (tolerance %g)", name, e, tol)
 		if !(e <= tol) {
 			t.Errorf("%s: relative error %.3g > %g", name, e, tol)
@@ -297,7 +298,7 @@ func TestMachineStep(t *testing.T) {
 		p -= h.LR / (1 - h.Beta1) * mi / (math.Sqrt(vi)/math.Sqrt(1-h.Beta2) + h.Eps)
 		got[i], want[i] = p1[i]-p0[i], p-float64(p0[i])
 	}
-	if e := relErr(got, want); !(e <= 1e-4) {
+	if e := numtest.RelL2(got, want); !(e <= 1e-4) {
 		t.Errorf("AdamW update: relative error %.3g > 1e-4", e)
 	} else {
 		t.Logf("AdamW update: relative error %.3g", e)

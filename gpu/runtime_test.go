@@ -3,7 +3,6 @@
 package gpu
 
 import (
-	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -186,20 +185,6 @@ func TestLaunchErrors(t *testing.T) {
 	if err := k.SetMaxDynamicSmem(64 << 10); err != nil {
 		t.Errorf("raising dynamic shared memory to 64 KB: %v", err)
 	}
-}
-
-// relErr is ‖got − want‖ / ‖want‖ over float64 values; NaN anywhere gives +Inf.
-func relErr(got []float32, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		g := float64(got[i])
-		if math.IsNaN(g) || math.IsInf(g, 0) {
-			return math.Inf(1)
-		}
-		num += (g - want[i]) * (g - want[i])
-		den += want[i] * want[i]
-	}
-	return math.Sqrt(num / den)
 }
 
 // TestNoGPUError runs where there is no usable GPU (CI): the cuda build must get there at all (cu's init

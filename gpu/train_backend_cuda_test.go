@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/lora"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
@@ -31,17 +32,6 @@ func backendBatch(rng *rand.Rand, rows, seq, vocab int) model.Batch {
 	}
 	b.NumItems = float32(model.CountCompletionTokens(b.Labels, rows, seq) + 7)
 	return b
-}
-
-// relL2 is ‖a − b‖ / ‖b‖ in float64.
-func relL2(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
 }
 
 func zeroGrads(p *train.Params) [][]float32 {
@@ -91,7 +81,7 @@ func TestPadBatchKeepsLoss(t *testing.T) {
 		t.Errorf("loss %g unpadded, %g padded", l1, l2)
 	}
 	for i := range g1 {
-		if e := relL2(g2[i], g1[i]); !(e <= 1e-5) {
+		if e := numtest.RelL2(g2[i], g1[i]); !(e <= 1e-5) {
 			t.Errorf("gradient %d (%s): padded differs by %.3g", i, p.Modules[i/2], e)
 		}
 	}
@@ -163,7 +153,7 @@ func TestTrainBackendMatchesCPU(t *testing.T) {
 		}
 		worst := 0.0
 		for i := range gc {
-			e := relL2(gg[i], gc[i])
+			e := numtest.RelL2(gg[i], gc[i])
 			worst = max(worst, e)
 			if !(e <= 5e-2) {
 				t.Errorf("round %d: gradient %d (%s %c): relative error %.3g > 5e-2", round, i, p.Modules[i/2], "AB"[i%2], e)
@@ -173,7 +163,7 @@ func TestTrainBackendMatchesCPU(t *testing.T) {
 	}
 	minDiff := math.Inf(1)
 	for i := range cpuGrads[0] {
-		minDiff = min(minDiff, relL2(cpuGrads[0][i], cpuGrads[1][i]))
+		minDiff = min(minDiff, numtest.RelL2(cpuGrads[0][i], cpuGrads[1][i]))
 	}
 	t.Logf("CPU gradients, dropout step 3 vs 10: smallest relative difference %.3g", minDiff)
 	if !(minDiff > 5e-2) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/lora"
 )
 
@@ -61,10 +62,10 @@ func TestT2MAdapterRoundTrip(t *testing.T) {
 		return l
 	}
 	lm, ld, lb := run(mem), run(disk), run(nil)
-	if e := maxRelErr(ld, lm); e != 0 {
+	if e := numtest.MaxAbsRel(ld, lm); e != 0 {
 		t.Errorf("saved and reloaded adapter changes the logits: max relative error %.3g", e)
 	}
-	if e := maxRelErr(lm, lb); e < 1e-2 {
+	if e := numtest.MaxAbsRel(lm, lb); e < 1e-2 {
 		t.Errorf("adapter barely changes the logits (%.3g): B should be non-zero", e)
 	}
 }

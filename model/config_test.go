@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -102,7 +103,7 @@ func TestLoadWeightsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("round trip: %v", err)
 	}
-	if maxRelErr(got.Layers[0].Q.W.F32, w.Layers[0].Q.W.F32) != 0 || maxRelErr(got.LMHead.F32, w.LMHead.F32) != 0 {
+	if numtest.MaxAbsRel(got.Layers[0].Q.W.F32, w.Layers[0].Q.W.F32) != 0 || numtest.MaxAbsRel(got.LMHead.F32, w.LMHead.F32) != 0 {
 		t.Error("round-tripped weights differ")
 	}
 	var missing []safetensors.Tensor

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/safetensors"
 	G "gorgonia.org/gorgonia"
 )
@@ -15,20 +16,6 @@ import (
 // transformers 5.17 and peft 0.21: bf16 weights upcast to fp32, eager attention, B=2, T=12, row 1
 // right-padded by 3 tokens.
 const fixtureDir = "testdata/qwen2_tiny"
-
-// maxRelErr is max_i |got_i − want_i| / max_i |want_i|: the error relative to the tensor's scale
-// (element-wise ratios are meaningless where the reference crosses zero).
-func maxRelErr(got, want []float32) float64 {
-	var maxDiff, maxRef float64
-	for i := range want {
-		maxDiff = math.Max(maxDiff, math.Abs(float64(got[i])-float64(want[i])))
-		maxRef = math.Max(maxRef, math.Abs(float64(want[i])))
-	}
-	if maxRef == 0 {
-		return maxDiff
-	}
-	return maxDiff / maxRef
-}
 
 type fixture struct {
 	refs     *safetensors.File
@@ -112,7 +99,7 @@ func (f *fixture) checkHidden(t *testing.T, g *Graph, prefix string) {
 		}
 		want := f.ref(t, prefix+".hidden."+name)
 		// fp32 both sides; the bound leaves room for summation order only.
-		if e := maxRelErr(got, want); e > 1e-4 {
+		if e := numtest.MaxAbsRel(got, want); e > 1e-4 {
 			t.Errorf("%s hidden %s: max relative error %.3g > 1e-4", prefix, name, e)
 		} else {
 			t.Logf("%s hidden %s: max relative error %.3g", prefix, name, e)
@@ -135,7 +122,7 @@ func testFixtureLogits(t *testing.T, lora *LoRAParams, prefix string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxRelErr(got, f.ref(t, prefix+".logits")); e > 1e-4 {
+	if e := numtest.MaxAbsRel(got, f.ref(t, prefix+".logits")); e > 1e-4 {
 		t.Errorf("%s logits: max relative error %.3g > 1e-4", prefix, e)
 	} else {
 		t.Logf("%s logits: max relative error %.3g", prefix, e)
@@ -186,7 +173,7 @@ func TestFixtureLossAndGrads(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := f.ref(t, "grad.base_model.model."+l.Module+"."+p.which+".weight")
-			e := maxRelErr(got, want)
+			e := numtest.MaxAbsRel(got, want)
 			worst = math.Max(worst, e)
 			// gradients go through twice as many fp32 reductions as the forward; 1e-3 per the issue.
 			if e > 1e-3 {

@@ -1,11 +1,12 @@
 package model
 
 import (
-	"math"
 	"math/rand"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/t2m/t2m/internal/numtest"
 )
 
 // smallConfig is a Qwen2 shape small enough to run the graph many times in a test (GQA 2, biases).
@@ -42,15 +43,6 @@ func randomIDs(n, vocab int, seed int64) []int32 {
 	return ids
 }
 
-// closeRel reports the largest |a−b| / (1 + |b|).
-func maxRelDiff(a, b []float32) float64 {
-	var m float64
-	for i := range a {
-		m = max(m, math.Abs(float64(a[i]-b[i]))/(1+math.Abs(float64(b[i]))))
-	}
-	return m
-}
-
 // The KV-cached prefill and steps give the graph's logits at every position. Tolerance 1e-5: both are
 // fp32 from the same functions, only the attention of a step reads its keys from the cache. Checked for
 // the base model, with LoRA, and with NF4 projections (both dequantize the same blocks).
@@ -85,7 +77,7 @@ func TestGeneratorMatchesGraphLogits(t *testing.T) {
 		}
 		V := cfg.VocabSize
 		row := func(t int) []float32 { return want[t*V : (t+1)*V] }
-		if d := maxRelDiff(got, row(prefix-1)); d > 1e-5 {
+		if d := numtest.MaxMixed(got, row(prefix-1)); d > 1e-5 {
 			t.Fatalf("case %d: prefill logits differ from the graph's by %g", ci, d)
 		}
 		for pos := prefix; pos < T; pos++ {
@@ -93,7 +85,7 @@ func TestGeneratorMatchesGraphLogits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxRelDiff(got, row(pos)); d > 1e-5 {
+			if d := numtest.MaxMixed(got, row(pos)); d > 1e-5 {
 				t.Fatalf("case %d: cached step at position %d differs from the graph's logits by %g", ci, pos, d)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -76,7 +77,7 @@ func TestFixtureLeftPadding(t *testing.T) {
 				wv = append(wv, want[row*vocab:(row+1)*vocab]...)
 			}
 		}
-		if e := maxRelErr(gv, wv); e > 1e-4 {
+		if e := numtest.MaxAbsRel(gv, wv); e > 1e-4 {
 			t.Errorf("%s on valid tokens: max relative error %.3g > 1e-4", tc.ref, e)
 		} else {
 			t.Logf("%s on valid tokens: max relative error %.3g", tc.ref, e)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+
+	"github.com/t2m/t2m/internal/numtest"
 )
 
 func randSlice(rng *rand.Rand, n int, std float32) []float32 {
@@ -82,7 +84,7 @@ func TestRoPEKnownRotation(t *testing.T) {
 	out := make([]float32, 4)
 	RoPEForward(out, x, []int32{1, 2}, 2, 1, 2, 10000)
 	want := []float32{float32(math.Cos(1)), float32(math.Sin(1)), -float32(math.Sin(2)), float32(math.Cos(2))}
-	if maxRelErr(out, want) > 1e-6 {
+	if numtest.MaxAbsRel(out, want) > 1e-6 {
 		t.Errorf("rope(1,0;p=1),(0,1;p=2) = %v, want %v", out, want)
 	}
 }
@@ -158,7 +160,7 @@ func TestAttentionMatchesNaive(t *testing.T) {
 			}
 		}
 	}
-	if e := maxRelErr(out, want); e > 1e-6 {
+	if e := numtest.MaxAbsRel(out, want); e > 1e-6 {
 		t.Errorf("attention vs naive: max relative error %.3g", e)
 	}
 }

@@ -1,19 +1,10 @@
 package model
 
 import (
-	"math"
 	"testing"
-)
 
-// relRMS is ‖got − want‖ / ‖want‖.
-func relRMS(got, want []float32) float64 {
-	var d, n float64
-	for i := range want {
-		d += math.Pow(float64(got[i])-float64(want[i]), 2)
-		n += float64(want[i]) * float64(want[i])
-	}
-	return math.Sqrt(d / n)
-}
+	"github.com/t2m/t2m/internal/numtest"
+)
 
 // TestFixtureNF4 loads the fixture with --quantize nf4: the seven projections per layer become NF4, the
 // graph runs them through dequantization, and its logits equal those of a float32 model holding the
@@ -59,7 +50,7 @@ func TestFixtureNF4(t *testing.T) {
 		return v
 	}
 	lq, ld := logits(q), logits(deq)
-	if e := maxRelErr(lq, ld); e > 1e-6 {
+	if e := numtest.MaxAbsRel(lq, ld); e > 1e-6 {
 		t.Errorf("NF4 graph vs dequantized float32 graph: max relative error %.3g > 1e-6", e)
 	}
 	// Weight level: NF4's 16 levels on N(0, σ²) blocks leave a relative RMS error near 0.1.
@@ -69,12 +60,12 @@ func TestFixtureNF4(t *testing.T) {
 	}
 	for i, l := range orig.Layers {
 		for j, p := range l.Projections() {
-			if e := relRMS(deq.Layers[i].Projections()[j].W.F32, p.W.F32); e < 0.05 || e > 0.15 {
+			if e := numtest.RelL2(deq.Layers[i].Projections()[j].W.F32, p.W.F32); e < 0.05 || e > 0.15 {
 				t.Errorf("%s: NF4 relative RMS error %.3g outside [0.05, 0.15]", p.W.Name, e)
 			}
 		}
 	}
-	e := maxRelErr(lq, f.ref(t, "base.logits"))
+	e := numtest.MaxAbsRel(lq, f.ref(t, "base.logits"))
 	if e == 0 {
 		t.Error("NF4 logits equal the unquantized ones: quantization did not happen")
 	}
