@@ -2,17 +2,35 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
-	"github.com/t2m/t2m/gpu"
 	"github.com/urfave/cli/v2"
+
+	"github.com/t2m/t2m/bench"
+	"github.com/t2m/t2m/gpu"
 )
 
-// benchCommand is `t2m bench`: speed measurements on the GPU (the cuda build only).
+// benchCommand is `t2m bench`: speed of the real training and generation paths on random weights.
 func benchCommand() *cli.Command {
-	def := gpu.Qwen7BBench()
+	shapeFlags := func() []cli.Flag {
+		return []cli.Flag{
+			&cli.StringFlag{Name: "model", Value: "qwen2.5-coder-7b", Usage: "registered model whose shape is used (weights are random NF4)"},
+			&cli.IntFlag{Name: "layers", Usage: "decoder layers (0: the model's; 28 in the 7B)"},
+			&cli.IntFlag{Name: "vocab", Usage: "vocabulary size (0: the model's)"},
+			&cli.StringFlag{Name: "device", Value: "cuda", Usage: "cuda (the CUDA build) or cpu (use a small --model)"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random weights and tokens"},
+		}
+	}
+	shape := func(c *cli.Context) bench.Shape {
+		return bench.Shape{Model: c.String("model"), Layers: c.Int("layers"), Vocab: c.Int("vocab"), Seed: c.Uint64("seed")}
+	}
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure training speed on the GPU (needs the CUDA build: make build-cuda)",
+		Usage: "time the training and generation paths of t2m train and t2m eval on random weights",
+		Description: "Each configuration prints one JSON line, like the anchor scripts in ../shared/bench, so the two can\n" +
+			"be put side by side (run both in the same call on the same GPU). The weights are random NF4 of the\n" +
+			"named model's shape, made in about a second; no checkpoint is needed. Progress goes to stderr.",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "gpu",
@@ -32,46 +50,49 @@ func benchCommand() *cli.Command {
 			},
 			{
 				Name: "train",
-				Usage: "time QLoRA training steps of a Qwen2.5-Coder-7B-shaped model with random NF4 weights " +
-					"made on the GPU (no checkpoint needed)",
-				Flags: []cli.Flag{
-					&cli.IntFlag{Name: "batch", Value: def.Batch, Usage: "sequences per step (B)"},
-					&cli.IntFlag{Name: "seq", Value: def.Seq, Usage: "tokens per sequence (T)"},
-					&cli.IntFlag{Name: "layers", Value: def.Layers, Usage: "decoder layers (28 in the 7B model)"},
-					&cli.IntFlag{Name: "rank", Value: def.Rank, Usage: "LoRA rank on q,k,v,o,gate,up"},
-					&cli.IntFlag{Name: "vocab", Value: def.Vocab, Usage: "vocabulary size (lm_head rows)"},
-					&cli.IntFlag{Name: "warmup", Value: def.Warmup, Usage: "untimed steps first"},
-					&cli.IntFlag{Name: "steps", Value: def.Steps, Usage: "timed steps (the median is reported)"},
-					&cli.BoolFlag{Name: "overlap", Value: def.Overlap,
-						Usage: "dequantize the next NF4 weight on a second stream during the current GEMM (full scope)"},
-					&cli.StringFlag{Name: "scope", Value: def.Scope,
-						Usage: "full (a hand-written whole step: forward, backward, AdamW), gemm (NF4 dequant and GEMMs " +
-							"only) or machine (the model graph through the GPU machine; weights made on the CPU, so use " +
-							"few --layers and a small --vocab)"},
-				},
+				Usage: "time training updates (forward + backward of each micro-batch, clipping, AdamW) on the backend " +
+					"t2m train uses",
+				UsageText: "t2m bench train                      # 7B shape, B=4, T=512, grad-accum 4, r=8\n" +
+					"t2m bench train --device cpu --model tiny --seq 64 --updates 2",
+				Flags: append(shapeFlags(),
+					&cli.IntFlag{Name: "batch", Value: 4, Usage: "sequences per micro-batch (B)"},
+					&cli.IntFlag{Name: "seq", Value: 512, Usage: "tokens per sequence (T)"},
+					&cli.IntFlag{Name: "grad-accum", Value: 4, Usage: "micro-batches per update"},
+					&cli.IntFlag{Name: "rank", Value: 8, Usage: "LoRA rank on q,k,v,o,gate,up"},
+					&cli.Float64Flag{Name: "loss-frac", Value: 0.3, Usage: "fraction of each sequence (its end) with labels"},
+					&cli.IntFlag{Name: "warmup", Value: 1, Usage: "untimed updates first"},
+					&cli.IntFlag{Name: "updates", Value: 3, Usage: "timed updates (the median is reported)"},
+				),
 				Action: func(c *cli.Context) error {
-					cfg := def
-					cfg.Batch, cfg.Seq, cfg.Layers = c.Int("batch"), c.Int("seq"), c.Int("layers")
-					cfg.Rank, cfg.Warmup, cfg.Steps = c.Int("rank"), c.Int("warmup"), c.Int("steps")
-					cfg.Overlap, cfg.Vocab = c.Bool("overlap"), c.Int("vocab")
-					if cfg.Scope = c.String("scope"); cfg.Scope != "full" && cfg.Scope != "gemm" && cfg.Scope != "machine" {
-						return fmt.Errorf("bench train: --scope %q: want full, gemm or machine", cfg.Scope)
+					_, err := bench.Train(bench.TrainOptions{Shape: shape(c), Device: c.String("device"), Batch: c.Int("batch"),
+						Seq: c.Int("seq"), GradAccum: c.Int("grad-accum"), Rank: c.Int("rank"), LossFrac: c.Float64("loss-frac"),
+						Warmup: c.Int("warmup"), Updates: c.Int("updates"), Log: c.App.ErrWriter}, c.App.Writer)
+					return err
+				},
+			},
+			{
+				Name:  "generate",
+				Usage: "time greedy generation on the generator t2m baseline and t2m eval use",
+				UsageText: "t2m bench generate                   # 7B shape, prompt 400, 64 new tokens, batch 1, 8, 32\n" +
+					"t2m bench generate --device cpu --model tiny --batches 1,4 --prompt 32 --new 8",
+				Flags: append(shapeFlags(),
+					&cli.StringFlag{Name: "batches", Value: "1,8,32", Usage: "comma-separated batch sizes"},
+					&cli.IntFlag{Name: "prompt", Value: 400, Usage: "prompt tokens (random ids)"},
+					&cli.IntFlag{Name: "new", Value: 64, Usage: "new tokens per prompt (exactly: no stop ids)"},
+					&cli.IntFlag{Name: "repeats", Value: 3, Usage: "timed generations per batch size (the median is reported)"},
+				),
+				Action: func(c *cli.Context) error {
+					var batches []int
+					for _, s := range strings.Split(c.String("batches"), ",") {
+						b, err := strconv.Atoi(strings.TrimSpace(s))
+						if err != nil || b < 1 {
+							return fmt.Errorf("bench generate: --batches %q: want positive integers separated by commas", c.String("batches"))
+						}
+						batches = append(batches, b)
 					}
-					if cfg.Batch < 1 || cfg.Seq < 4 || cfg.Layers < 1 || cfg.Rank < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
-						return fmt.Errorf("bench train: batch, seq (≥ 4), layers, rank and steps must be positive")
-					}
-					b, err := gpu.Get()
-					if err != nil {
-						return err
-					}
-					r, err := b.BenchTrain(cfg, c.App.ErrWriter)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "t2m bench train (%s, overlap %v): B=%d T=%d layers=%d r=%d hidden=%d inter=%d vocab=%d\n",
-						cfg.Scope, cfg.Overlap, cfg.Batch, cfg.Seq, cfg.Layers, cfg.Rank, cfg.Hidden, cfg.Intermediate, cfg.Vocab)
-					r.Print(c.App.Writer)
-					return nil
+					_, err := bench.Generate(bench.GenerateOptions{Shape: shape(c), Device: c.String("device"), Batches: batches,
+						Prompt: c.Int("prompt"), New: c.Int("new"), Repeats: c.Int("repeats"), Log: c.App.ErrWriter}, c.App.Writer)
+					return err
 				},
 			},
 		},

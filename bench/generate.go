@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/t2m/t2m/model"
+)
+
+// GenerateOptions configure the generation benchmark, the anchor's workload: Batches prompts of Prompt random
+// tokens each, exactly New new tokens (no stop ids), greedy; one untimed generation first, then Repeats timed.
+type GenerateOptions struct {
+	Shape
+	Device  string
+	Batches []int
+	Prompt  int
+	New     int
+	Repeats int
+	Log     io.Writer
+}
+
+// GenerateResult is one batch size's measurement (printed as one JSON line).
+type GenerateResult struct {
+	System   string  `json:"system"`
+	Device   string  `json:"gpu"`
+	Model    string  `json:"model"`
+	Layers   int     `json:"layers"`
+	Batch    int     `json:"batch"`
+	Prompt   int     `json:"prompt"`
+	New      int     `json:"new"`
+	S        float64 `json:"s"`             // median wall time of one whole generation (prefill + New steps)
+	NewTokPS float64 `json:"new_tok_per_s"` // Batch·New / S
+	Holds    string  `json:"weights"`       // how the generator holds the weights
+	LoadS    float64 `json:"load_s"`        // making the generator (upload, dequantization)
+}
+
+// Generate times greedy generation on the device's generator (the one `t2m eval` makes for that device)
+// and prints one JSON line per batch size to out.
+func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
+	if len(o.Batches) == 0 || o.Prompt < 1 || o.New < 1 || o.Repeats < 1 {
+		return nil, fmt.Errorf("bench generate: batch sizes, prompt, new and repeats must be ≥ 1")
+	}
+	dev, desc, err := device(o.Device)
+	if err != nil {
+		return nil, err
+	}
+	w, err := o.weights()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	gen, err := dev.NewGenerator(w, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bench generate: %w", err)
+	}
+	defer gen.Close()
+	load := time.Since(t0)
+	holds := gen.Describe()
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "bench generate: %s, %d layers, loaded in %s: %s\n", o.Model, w.Config.NumLayers, load.Round(time.Millisecond), holds)
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 2))
+	var rs []GenerateResult
+	for _, b := range o.Batches {
+		if b < 1 {
+			return nil, fmt.Errorf("bench generate: batch size %d", b)
+		}
+		prompts := make([][]int32, b)
+		for i := range prompts {
+			prompts[i] = randomIDs(rng, o.Prompt, w.Config.VocabSize)
+		}
+		var ts []float64
+		for rep := range 1 + o.Repeats {
+			t0 := time.Now()
+			outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: o.New})
+			if err != nil {
+				return nil, fmt.Errorf("bench generate: batch %d: %w", b, err)
+			}
+			for i, o2 := range outs {
+				if len(o2) != o.New {
+					return nil, fmt.Errorf("bench generate: prompt %d got %d new tokens, want %d", i, len(o2), o.New)
+				}
+			}
+			if rep > 0 {
+				ts = append(ts, time.Since(t0).Seconds())
+			}
+		}
+		s := median(ts)
+		r := GenerateResult{System: "t2m-generate-" + o.Device, Device: desc, Model: o.Model, Layers: w.Config.NumLayers,
+			Batch: b, Prompt: o.Prompt, New: o.New, S: round4(s), NewTokPS: round1(float64(b*o.New) / s), Holds: holds,
+			LoadS: seconds(load)}
+		if err := printJSON(out, r); err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}

@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/t2m/t2m/lora"
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
+)
+
+// TrainOptions configure the training benchmark: updates of GradAccum micro-batches of Batch sequences of
+// Seq tokens, the loss on the last LossFrac of each sequence, LoRA of rank Rank on q,k,v,o,gate,up with the
+// training dropout, AdamW and clipping as the training loop does them.
+type TrainOptions struct {
+	Shape
+	Device                string
+	Batch, Seq, GradAccum int
+	Rank                  int
+	LossFrac              float64
+	Warmup, Updates       int // untimed updates first, then timed ones (the median is reported)
+	Log                   io.Writer
+}
+
+// TrainResult is one configuration's measurement (printed as one JSON line).
+type TrainResult struct {
+	System     string  `json:"system"`
+	Device     string  `json:"gpu"`
+	Model      string  `json:"model"`
+	Layers     int     `json:"layers"`
+	Batch      int     `json:"batch"`
+	Seq        int     `json:"seq"`
+	GradAccum  int     `json:"grad_accum"`
+	Rank       int     `json:"rank"`
+	UpdateS    float64 `json:"update_s"`    // median wall time of one update
+	MicroS     float64 `json:"micro_s"`     // median wall time of one micro-batch's forward + backward
+	OptimizerS float64 `json:"optimizer_s"` // median of the clip + AdamW part of an update
+	TokPerS    float64 `json:"tok_per_s"`   // Batch·Seq·GradAccum / UpdateS
+	Loss       float64 `json:"loss"`        // last update's loss (a sanity value: about ln(vocab) at random weights)
+}
+
+// Train times training updates on the device's training backend (the one `t2m train` makes for that
+// device) and prints the result as one JSON line to out.
+func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
+	if o.Batch < 1 || o.Seq < 4 || o.GradAccum < 1 || o.Rank < 1 || o.Updates < 1 || o.Warmup < 0 || !(o.LossFrac > 0 && o.LossFrac <= 1) {
+		return nil, fmt.Errorf("bench train: batch, grad-accum, rank and updates must be ≥ 1, seq ≥ 4, warmup ≥ 0, loss fraction in (0, 1]")
+	}
+	dev, desc, err := device(o.Device)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	w, err := o.weights()
+	if err != nil {
+		return nil, err
+	}
+	c := w.Config
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "bench train: %s, %d layers, random NF4 weights made in %s\n", o.Model, c.NumLayers, time.Since(t0).Round(time.Millisecond))
+	}
+	adapter, err := lora.New(lora.Config{R: o.Rank, Alpha: float64(2 * o.Rank), Dropout: train.DefaultDropout}, c.NumLayers, c.LoRADims(), o.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("bench train: %w", err)
+	}
+	lp, err := model.LoRAFromAdapter(adapter)
+	if err != nil {
+		return nil, fmt.Errorf("bench train: %w", err)
+	}
+	lp.Dropout = float32(train.DefaultDropout)
+	params := train.NewParams(lp)
+	backend, err := dev.NewBackend(w, params)
+	if err != nil {
+		return nil, fmt.Errorf("bench train: %w", err)
+	}
+	defer backend.Close()
+	if r, ok := backend.(train.ShapeReserver); ok {
+		if err := r.Reserve(o.Batch, o.Seq); err != nil {
+			return nil, fmt.Errorf("bench train: %w", err)
+		}
+	}
+	batches := trainBatches(o, c.VocabSize)
+	grads := make([][]float32, len(params.Values))
+	for i, v := range params.Values {
+		grads[i] = make([]float32, len(v))
+	}
+	opt := train.NewAdamW(params.Sizes(), train.DefaultWeightDecay)
+	var updates, micros, opts []float64
+	var loss float64
+	for u := range o.Warmup + o.Updates {
+		t0 := time.Now()
+		for _, g := range grads {
+			clear(g)
+		}
+		loss = 0
+		for k, b := range batches {
+			tm := time.Now()
+			l, err := backend.Loss(b, o.Batch, o.Seq, uint64(u*o.GradAccum+k), grads)
+			if err != nil {
+				return nil, fmt.Errorf("bench train: update %d: %w", u+1, err)
+			}
+			loss += float64(l)
+			if u >= o.Warmup {
+				micros = append(micros, time.Since(tm).Seconds())
+			}
+		}
+		to := time.Now()
+		train.ClipGradNorm(grads, train.DefaultMaxGradNorm)
+		if err := opt.Update(params.Values, grads, 1e-4); err != nil {
+			return nil, fmt.Errorf("bench train: %w", err)
+		}
+		if u >= o.Warmup {
+			opts = append(opts, time.Since(to).Seconds())
+			updates = append(updates, time.Since(t0).Seconds())
+		}
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "bench train: update %d/%d %.3f s, loss %.4f\n", u+1, o.Warmup+o.Updates, time.Since(t0).Seconds(), loss)
+		}
+	}
+	up := median(updates)
+	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
+		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)),
+		OptimizerS: round4(median(opts)), TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss)}
+	return r, printJSON(out, r)
+}
+
+// trainBatches makes GradAccum micro-batches [Batch, Seq] of random ids, labels on the last LossFrac of
+// each row; NumItems counts the completion tokens of the whole window, as the training loop sets it.
+func trainBatches(o TrainOptions, vocab int) []model.Batch {
+	rng := rand.New(rand.NewPCG(o.Seed, 1))
+	n := o.Batch * o.Seq
+	first := o.Seq - max(1, int(float64(o.Seq)*o.LossFrac)) // the first position with a label
+	items := 0
+	bs := make([]model.Batch, o.GradAccum)
+	for k := range bs {
+		ids := randomIDs(rng, n, vocab) // [B·T]
+		labels := make([]int32, n)      // [B·T]
+		for i := range labels {
+			labels[i] = -100
+			if i%o.Seq >= first {
+				labels[i] = ids[i]
+				items++
+			}
+		}
+		bs[k] = model.Batch{IDs: ids, Labels: labels}
+	}
+	for k := range bs {
+		bs[k].NumItems = float32(items)
+	}
+	return bs
+}
+
+func round4(x float64) float64 { return float64(int64(x*1e4+0.5)) / 1e4 }
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
