@@ -7,7 +7,7 @@ import (
 	"io"
 )
 
-func init() { register(cudaBackend{}) }
+func init() { register(cudaBackend{}, NewTrainBackend) }
 
 // cudaBackend is the Backend of the cuda build.
 type cudaBackend struct{}

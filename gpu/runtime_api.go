@@ -1,18 +1,19 @@
 package gpu
 
 import (
-	"errors"
 	"io"
 
 	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
 )
 
-// ErrNoCUDA is what a binary built without the cuda tag answers to every GPU request.
-var ErrNoCUDA = errors.New("this binary was built without CUDA; build with `make build-cuda` (CGO, -tags t2mcuda) " +
-	"and run bin/t2m-cuda on a machine with an NVIDIA GPU")
+// ErrNoCUDA is what a binary built without the cuda tag answers to every GPU request (train.ErrNoCUDA,
+// which the device registry gives for a missing "cuda").
+var ErrNoCUDA = train.ErrNoCUDA
 
-// Backend is the GPU as the rest of t2m sees it. The cuda build registers one at init; packages outside
-// gpu/ use it through Get and never import gorgonia.org/cu, so the default build runs everywhere.
+// Backend is the GPU for the benchmarks (t2m bench, through Get). The cuda build registers one at init,
+// and with it the "cuda" entry of train's device registry, through which the pipelines train and
+// generate. Packages outside gpu/ never import gorgonia.org/cu, so the default build runs everywhere.
 type Backend interface {
 	// Describe opens the first GPU and returns one line about it (name, memory, driver).
 	Describe() (string, error)
@@ -46,8 +47,24 @@ type GeneratorOptions struct {
 
 var backend Backend
 
-// register is called by the cuda build's init.
-func register(b Backend) { backend = b }
+// register is called by the cuda build's init with its Backend and training backend factory: it keeps b
+// for Get and enters the "cuda" device into train's registry (training: newTrain; generation:
+// b.NewGenerator with default options; usability: b.Describe).
+func register(b Backend, newTrain train.BackendFactory) {
+	backend = b
+	train.RegisterDevice(train.Device{
+		Name:       "cuda",
+		Describe:   b.Describe,
+		NewBackend: newTrain,
+		NewGenerator: func(w *model.Weights, lora *model.LoRAParams) (train.Generator, error) {
+			g, err := b.NewGenerator(w, lora, GeneratorOptions{})
+			if err != nil {
+				return nil, err // a nil gpu.Generator must not become a non-nil train.Generator
+			}
+			return g, nil
+		},
+	})
+}
 
 // Get returns the registered GPU backend, or ErrNoCUDA in a build without CUDA.
 func Get() (Backend, error) {

@@ -15,8 +15,6 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-func init() { train.RegisterBackend("cuda", NewTrainBackend) }
-
 // TrainBackend is train.Backend on the GPU machine: one training graph (model.Build + BuildGrad, LoRA
 // dropout as in p.LoRA) compiled once for a fixed [B, T] shape, every micro-batch padded to it (extra
 // positions and rows masked, labels −100, so loss and gradients are unchanged), the frozen weights on the

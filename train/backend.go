@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"fmt"
 	"sort"
-	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -66,28 +65,8 @@ type ShapeReserver interface {
 }
 
 // BackendFactory makes a backend for these weights and trainable parameters (p.LoRA.Dropout is the
-// training dropout).
+// training dropout). Each Device of the registry (registry.go) has one.
 type BackendFactory func(w *model.Weights, p *Params) (Backend, error)
-
-var (
-	backendsMu sync.Mutex
-	backends   = map[string]BackendFactory{"cpu": newCPUBackend}
-)
-
-// RegisterBackend makes a backend available under a device name; the CUDA build registers "cuda".
-func RegisterBackend(device string, f BackendFactory) {
-	backendsMu.Lock()
-	defer backendsMu.Unlock()
-	backends[device] = f
-}
-
-// LookupBackend returns the factory of a device, and whether one is registered.
-func LookupBackend(device string) (BackendFactory, bool) {
-	backendsMu.Lock()
-	defer backendsMu.Unlock()
-	f, ok := backends[device]
-	return f, ok
-}
 
 // cpuGraphCache is how many compiled graphs per kind (training, evaluation) the CPU backend keeps: each
 // holds the activations of its shape, so the least recently used is dropped beyond this.

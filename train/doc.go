@@ -8,13 +8,17 @@
 //
 // The model runs behind Backend: Loss(micro-batch, shape, dropout step, grads) returns the loss and adds
 // the LoRA gradients, keeping whatever it compiles per (batch, seq) shape; micro-batches are padded to a
-// multiple of Run.Bucket so shapes repeat. The CPU backend (registered here as "cpu") builds
-// model.Build/BuildGrad graphs, keeps the three most recently used per kind, and runs them with
-// gorgonia's TapeMachine. A GPU backend plugs in with RegisterBackend("cuda", factory) from an init in a
-// file built only with the t2mcuda tag (gpu/train_backend_cuda.go, wrapping gpu/'s machine); the
-// factory gets the weights and the Params, whose slices it must read before each step (the optimizer
-// updates them in place on the host) — or it may take over the update and write them back. `t2m train
-// --device auto` picks "cuda" when it is registered and gpu.Get finds a usable GPU.
+// multiple of Run.Bucket so shapes repeat. The CPU backend builds model.Build/BuildGrad graphs, keeps
+// the three most recently used per kind, and runs them with gorgonia's TapeMachine.
+//
+// Devices: this package holds t2m's one device registry (registry.go). Each Device offers, under its
+// --device name, a training BackendFactory, a GeneratorFactory for greedy decoding and a usability check.
+// "cpu" is built in (the CPU backend and model.Generator); the t2mcuda build's gpu package registers
+// "cuda" with RegisterDevice from an init (gpu/bench_cuda.go, wrapping gpu/'s machine and decoder). A
+// training factory gets the weights and the Params, whose slices it must read before each step (the
+// optimizer updates them in place on the host) — or it may take over the update and write them back.
+// The pipelines (package pipeline) consult the registry; `t2m train --device auto` picks "cuda" when it
+// is registered and usable.
 //
 // Determinism: epoch e shuffles with data.Shuffle(seed+e); the dropout masks of micro-batch k of update s
 // are seeded with s·GradAccum+k; so a checkpoint needs no RNG state beyond the seed, and a resumed run is
