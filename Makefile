@@ -19,7 +19,7 @@ vet:
 test: cuda-deps fmt vet kernels-check
 	$(GO) vet -tags t2mcuda ./...
 	$(GO) test -count=1 ./...
-	@# The cuda build's tests too where libcuda.so.1 loads (CI has Debian's): without a GPU they check the
+	@# The t2mcuda build's tests too where libcuda.so.1 loads (CI has Debian's): without a GPU they check the
 	@# no-GPU error path and skip the rest.
 	@if ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then CGO_ENABLED=1 $(GO) test -count=1 -tags t2mcuda ./gpu/; \
 	else echo "make test: no libcuda.so.1, not running the t2mcuda tests"; fi

@@ -1,15 +1,17 @@
 // Package gpu runs t2m on NVIDIA GPUs: a CUDA runtime over gorgonia.org/cu, cuBLAS loaded at run time,
-// one launcher per kernel of kernels/, and (to come) the GPU machine that executes the model graph.
+// one launcher per kernel of kernels/, the GPU machine that executes the model graph (training), the
+// decoder (generation), and the "cuda" device that offers both through train's device registry.
 //
 // # Build tag: t2mcuda, not cuda
 //
 // Everything that touches CUDA is behind the build tag t2mcuda (`make build-cuda`). The tag cannot be
 // `cuda`: gorgonia.org/gorgonia v0.9.18 has its own files under `cuda`, which import gorgonia.org/cu/dnn and
 // need cudnn.h, so any package importing gorgonia (model/, and through it cmd/t2m) stops compiling under
-// -tags cuda. Files of this package start with //go:build t2mcuda; the untagged files (runtime_api.go,
-// bench.go, nf4_ref.go, runtime_bf16.go) hold the types and CPU twins every build shares. The default build
-// does not import gorgonia.org/cu; cmd reaches the GPU only through Get (a Backend registered by the
-// t2mcuda build's init), which answers ErrNoCUDA elsewhere.
+// -tags cuda. Files of this package start with //go:build t2mcuda; the untagged files hold what every build
+// shares: the Backend interface and ErrNoCUDA, the memory planner, the NF4 host layout, and the CPU twins of
+// the random fills. The default build does not import gorgonia.org/cu; the rest of t2m reaches the GPU only
+// through what the t2mcuda build's init registers (the "cuda" entry of train's device registry, and Get),
+// and gets ErrNoCUDA in the default build.
 //
 // # No GPU, no driver
 //
@@ -79,12 +81,13 @@
 //
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
 // the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
-// (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the
-// model issue's fixture against HF transformers/PEFT references: hidden states, logits, loss, gradients).
+// (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the tiny
+// Qwen2 of model/testdata/qwen2_tiny against its HF transformers/PEFT references: hidden states, logits,
+// loss, gradients).
 //
 // Training: gpu/train_backend_cuda.go registers the "cuda" train.Backend (one machine, micro-batches padded
 // to its shape, the host keeps AdamW and checkpoints). Generation: gpu/decode*.go (Backend.NewGenerator).
 //
-// Next: SwiGLU's backward once for both gradients (now once per gradient node), CUDA-graph
-// capture of Run, and the hand-written benchmark step's remaining lead (see scripts/bench/NOTES.md).
+// Next: SwiGLU's backward once for both gradients (now once per gradient node) and CUDA-graph capture of
+// Run (scripts/bench/NOTES.md has the measurements behind both).
 package gpu

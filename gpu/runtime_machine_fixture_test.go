@@ -12,8 +12,9 @@ import (
 	"github.com/t2m/t2m/safetensors"
 )
 
-// fixtureDir finds the model issue's tiny Qwen2 with its HF transformers 5.17 / PEFT 0.21 references:
-// from the package folder (go test) or the repository root (bin/gpu.test run on the GPU machine).
+// fixtureDir finds model's tiny Qwen2 fixture (scripts/fixtures/make_qwen2_fixture.py) with its HF
+// transformers 5.17 / PEFT 0.21 references: from the package folder (go test) or the repository root
+// (bin/gpu.test run on the GPU machine).
 func fixtureDir(t *testing.T) string {
 	for _, dir := range []string{"../model/testdata/qwen2_tiny", "model/testdata/qwen2_tiny"} {
 		if _, err := os.Stat(filepath.Join(dir, "references.safetensors")); err == nil {

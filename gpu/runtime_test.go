@@ -187,7 +187,7 @@ func TestLaunchErrors(t *testing.T) {
 	}
 }
 
-// TestNoGPUError runs where there is no usable GPU (CI): the cuda build must get there at all (cu's init
+// TestNoGPUError runs where there is no usable GPU (CI): the t2mcuda build must get there at all (cu's init
 // did not exit, thanks to the cuInit interposer) and Open must say what is wrong and what to do.
 func TestNoGPUError(t *testing.T) {
 	d, err := Open(0)

@@ -2,8 +2,9 @@
 // memory-mapped read-only, sharded checkpoints through model.safetensors.index.json,
 // and atomic writes whose layout matches the Python library (header padded with spaces
 // to 8 bytes, tensors ordered by dtype, largest first, then name; checked against a
-// file Python wrote, apart from metadata key order). It also holds the bf16/f16 ↔ float32
-// conversions the rest of t2m uses.
+// file Python wrote, apart from metadata key order). It also decodes F32, BF16 and F16
+// tensor bytes to float32 (DecodeFloat32, F16ToFloat32); the bf16 rounding itself is
+// internal/bf16's, shared with the GPU code.
 //
 // The format (https://github.com/huggingface/safetensors): an 8-byte little-endian
 // header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]},

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what compiling the cuda build needs on Debian bookworm: cuda.h and libcuda.so for linking
+# Installs what compiling the CUDA build (-tags t2mcuda) needs on Debian bookworm: cuda.h and libcuda.so for linking
 # (nvidia-cuda-dev) and nvcc 11.8 for `make kernels` (nvidia-cuda-toolkit), from the contrib/non-free sections.
 # Idempotent; used by `make cuda-deps` and CI. The GPU machine itself needs none of this.
 set -euo pipefail

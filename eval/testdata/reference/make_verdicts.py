@@ -1,6 +1,6 @@
 """Writes verdicts.jsonl: reference verdicts for eval's TestReferenceVerdicts.
 
-An independent Python statement of the four layers as issue 2 specifies them
+An independent Python statement of the four layers as eval/doc.go describes them
 (the original text_to_mongo harness's semantics), run on mutated gold outputs of
 the shared data set. Python's own json.loads does the parsing, so the fixture
 pins down what Go's ParsePython must reproduce: NaN/Infinity, 1e999, duplicate
