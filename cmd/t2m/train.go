@@ -1,24 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/t2m/t2m/data"
-	"github.com/t2m/t2m/eval"
-	"github.com/t2m/t2m/lora"
-	"github.com/t2m/t2m/model"
-	"github.com/t2m/t2m/tokenizer"
-	"github.com/t2m/t2m/train"
+	"github.com/t2m/t2m/pipeline"
 )
 
 func trainCommand() *cli.Command {
@@ -41,137 +33,48 @@ func trainCommand() *cli.Command {
 	}
 }
 
-// trainConfigFile is the run's record of its settings and results (the original's training_config.json).
-const trainConfigFile = "training_config.json"
-
+// runTrain converts the flags to pipeline.TrainOptions, connects Ctrl-C (and SIGTERM) to the run once
+// it starts, and prints how to evaluate the adapter.
 func runTrain(c *cli.Context) error {
 	out := c.App.Writer
-	rank := c.Int("lora-r")
-	if rank <= 0 {
-		return fmt.Errorf("train: --lora-r %d must be positive", rank)
-	}
-	runName := c.String("run-name")
-	if err := checkRunName(runName); err != nil {
-		return fmt.Errorf("train: %w", err)
+	opts := pipeline.TrainOptions{ModelOptions: modelOptions(c), DataDir: c.String("data-dir"),
+		OutputDir: c.String("output-dir"), RunName: c.String("run-name"), Rank: c.Int("lora-r"),
+		Alpha: c.Float64("lora-alpha"), Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
+		GradAccum: c.Int("grad-accum"), LR: c.Float64("lr"), MaxLen: c.Int("max-len"), Seed: uint64(c.Int("seed")),
+		Limit: c.Int("limit"), SaveEvery: c.Int("save-every"), Resume: c.Bool("resume"), Log: out,
+		WatchInterrupts: func() (<-chan struct{}, func()) { return watchInterrupts(out) }}
+	if err := opts.Validate(); err != nil {
+		return err
 	}
 	if c.String("adapter") != "" {
 		return fmt.Errorf("train: --adapter is for eval; train starts a new adapter (continue an interrupted run with --resume)")
 	}
-	limit := c.Int("limit")
-	trainEx, _, err := readSplit(c.String("data-dir"), "train", limit)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	evalEx, _, err := readSplit(c.String("data-dir"), "eval", limit)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	lm, err := loadForCommand(c, "train")
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	if runName == "" {
-		runName = fmt.Sprintf("%s_r%d", lm.Name, rank)
-	}
-	maxLen := c.Int("max-len")
-	trainSeqs, st, err := data.Tokenize(lm.Tok, trainEx, maxLen)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	fmt.Fprintf(out, "train: %d examples, %d kept, %d truncated, %d dropped (prompt ≥ --max-len %d)\n", len(trainEx), st.Kept, st.Truncated, st.Dropped, maxLen)
-	evalSeqs, est, err := data.Tokenize(lm.Tok, evalEx, maxLen)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	fmt.Fprintf(out, "eval:  %d examples, %d kept, %d truncated, %d dropped\n", len(evalEx), est.Kept, est.Truncated, est.Dropped)
-	tokens := 0
-	for _, s := range trainSeqs {
-		tokens += len(s.IDs)
-	}
-
-	w := lm.Weights
-	lcfg := lora.Config{R: rank, Alpha: c.Float64("lora-alpha"), Dropout: train.DefaultDropout, BaseModel: lm.Source}
-	adapter, err := lora.New(lcfg, w.Config.NumLayers, w.Config.LoRADims(), uint64(c.Int("seed")))
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	lp, err := model.LoRAFromAdapter(adapter)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	lp.Dropout = float32(train.DefaultDropout)
-	params := train.NewParams(lp)
-	factory, ok := train.LookupBackend(lm.Device)
-	if !ok {
-		return fmt.Errorf("train: no %s backend in this binary", lm.Device)
-	}
-	backend, err := factory(w, params)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	defer backend.Close()
-	if r, ok := backend.(train.ShapeReserver); ok { // the GPU machine: one shape, the largest micro-batch
-		longest := 0
-		for _, s := range append(append([]data.Sequence{}, trainSeqs...), evalSeqs...) {
-			longest = max(longest, len(s.IDs))
-		}
-		seq := (longest + train.DefaultBucket - 1) / train.DefaultBucket * train.DefaultBucket
-		if err := r.Reserve(c.Int("batch-size"), seq); err != nil {
-			return fmt.Errorf("train: %w", err)
-		}
-	}
-
-	fp := train.Fingerprint{Model: lm.Source, Rank: rank, Alpha: adapter.Config.Alpha, Dropout: train.DefaultDropout,
-		Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"), GradAccum: c.Int("grad-accum"), LR: c.Float64("lr"),
-		Scheduler: train.DefaultScheduler, WarmupRatio: train.DefaultWarmupRatio, WeightDecay: train.DefaultWeightDecay,
-		MaxGradNorm: train.DefaultMaxGradNorm, MaxLen: maxLen, Seed: uint64(c.Int("seed")),
-		TrainSeqs: len(trainSeqs), TrainTokens: tokens, EvalSeqs: len(evalSeqs), Quantization: lm.Quant}
-	padID := int32(0)
-	if id, ok := lm.Tok.TokenID(tokenizer.EndOfText); ok {
-		padID = int32(id) // Qwen2's pad token
-	}
-	dir := filepath.Join(c.String("output-dir"), runName)
-	run := &train.Run{Dir: dir, Fingerprint: fp, SaveEvery: c.Int("save-every"), PadID: padID, Resume: c.Bool("resume"),
-		Adapter: adapter, Params: params, Backend: backend, TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: out}
-
-	// Ctrl-C (or SIGTERM): stop at the next micro-batch, save a checkpoint of the last update, exit with
-	// status 130; a second one kills.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	stop := make(chan struct{})
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
-			close(stop)
-		}
-	}()
-	defer func() { signal.Stop(sig); close(sig) }()
-	run.Stop = stop
-
-	fmt.Fprintf(out, "run %s: model %s (%s), LoRA r=%d alpha=%g, %d parameters, device %s\n",
-		runName, lm.Name, lm.Quant, rank, adapter.Config.Alpha, adapter.NumParams(), backend.Name())
-	started := time.Now()
-	res, err := run.Train()
-	if errors.Is(err, train.ErrInterrupted) {
+	res, err := pipeline.Train(opts)
+	var stopped *pipeline.Interrupted
+	if errors.As(err, &stopped) {
 		return cli.Exit(fmt.Sprintf("t2m train: interrupted; checkpoint saved in %s: continue with the same flags plus --resume",
-			filepath.Join(dir, "checkpoint")), 130)
+			stopped.CheckpointDir), 130)
 	}
 	if err != nil {
 		return err
 	}
-	record := map[string]any{"run_name": runName, "model": lm.Name, "model_source": lm.Source, "config": fp,
-		"effective_batch_size": fp.BatchSize * fp.GradAccum, "lora_target_modules": adapter.Config.Targets,
-		"device": backend.Name(), "updates": res.Steps, "final_train_loss": res.FinalLoss, "eval_losses": res.EvalLosses,
-		"best_eval_loss": res.BestEval, "seconds_per_update": res.StepSeconds, "wall_seconds": time.Since(started).Seconds()}
-	if err := eval.WriteFileAtomic(filepath.Join(dir, trainConfigFile), func(bw *bufio.Writer) error {
-		enc := json.NewEncoder(bw)
-		enc.SetIndent("", "  ")
-		return enc.Encode(record)
-	}); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
 	fmt.Fprintf(out, "adapter: %s\nevaluate it: t2m eval --model %s --adapter %s --data-dir %s --output-dir %s\n",
 		res.AdapterDir, c.String("model"), res.AdapterDir, c.String("data-dir"), c.String("output-dir"))
 	return nil
+}
+
+// watchInterrupts makes Ctrl-C (or SIGTERM) close stop, so the run saves a checkpoint at the end of the
+// current micro-batch and exits with status 130; a second one kills. done stops watching.
+func watchInterrupts(out io.Writer) (stop <-chan struct{}, done func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	stopc := make(chan struct{})
+	go func() {
+		if _, ok := <-sig; ok {
+			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			close(stopc)
+		}
+	}()
+	return stopc, func() { signal.Stop(sig); close(sig) }
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/t2m/t2m/eval"
 	"github.com/t2m/t2m/lora"
 	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/pipeline"
 )
 
 // shortExample is a valid example with a one-field schema, so that its byte-token prompt stays near 550
@@ -78,7 +79,7 @@ func TestTrainEvalBaselineEndToEnd(t *testing.T) {
 	if nonZero == 0 {
 		t.Error("every lora_B of the trained adapter is still zero")
 	}
-	for _, f := range []string{"metrics.jsonl", trainConfigFile, "checkpoint/state.json", "checkpoint/state.safetensors"} {
+	for _, f := range []string{"metrics.jsonl", pipeline.TrainConfigFile, "checkpoint/state.json", "checkpoint/state.safetensors"} {
 		if _, err := os.Stat(filepath.Join(runDir, f)); err != nil {
 			t.Errorf("run folder: %v", err)
 		}

@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/t2m/t2m/train"
+)
+
+// TrainConfigFile is the run's record of its settings and results (the original's training_config.json),
+// written into the run folder at the end of Train.
+const TrainConfigFile = "training_config.json"
+
+// TrainOptions configure Train. The command line's defaults: Rank 8, Epochs 3, BatchSize 4, GradAccum 4,
+// LR 2e-4, MaxLen data.DefaultMaxLen, Seed 42, SaveEvery 50.
+type TrainOptions struct {
+	ModelOptions
+	// DataDir holds train.jsonl and eval.jsonl (the eval loss after each epoch).
+	DataDir string
+	// OutputDir receives the run folder OutputDir/RunName: adapter/, checkpoint/, metrics.jsonl and
+	// TrainConfigFile.
+	OutputDir string
+	// RunName names the run folder ("": <model>_r<rank>).
+	RunName string
+	// Rank is the LoRA rank (positive); Alpha its alpha (0: 2×Rank).
+	Rank  int
+	Alpha float64
+	// Epochs, BatchSize (micro-batch), GradAccum (micro-batches per update) and LR (peak learning rate)
+	// are the SFTTrainer settings; the rest of the schedule is train's defaults.
+	Epochs, BatchSize, GradAccum int
+	LR                           float64
+	// MaxLen is the most tokens per example (prompt + completion): longer ones are cut from the right.
+	MaxLen int
+	// Seed seeds the LoRA init, the shuffles and the dropout masks.
+	Seed uint64
+	// Limit keeps the first Limit examples of each split (0: all).
+	Limit int
+	// SaveEvery writes a checkpoint every this many updates (0: only at epoch ends, the end and on a stop).
+	SaveEvery int
+	// Resume continues the run from its checkpoint/ (same options); otherwise an existing checkpoint is
+	// an error.
+	Resume bool
+	// Log receives progress lines (nil: discarded).
+	Log io.Writer
+	// WatchInterrupts, when set, is called once, after loading and right before the first update. Closing
+	// its stop channel makes the run save a checkpoint at the end of the current micro-batch and return an
+	// *Interrupted error; Train calls done when the run ends. t2m connects it to SIGINT and SIGTERM there,
+	// so an interrupt during loading still ends the process at once.
+	WatchInterrupts func() (stop <-chan struct{}, done func())
+}
+
+// TrainResult is a finished training run.
+type TrainResult struct {
+	train.Result             // updates, losses, the best epoch's adapter folder, time per update
+	RunName      string      // the run folder's name
+	Dir          string      // OutputDir/RunName
+	Device       string      // the training backend's name ("cpu", "cuda: NVIDIA H200 ...")
+	Model        *Model      // the model trained (weights, tokenizer)
+	Record       TrainRecord // what TrainConfigFile holds
+}
+
+// Validate checks what can be checked before anything is read: the rank and the run name.
+func (o TrainOptions) Validate() error {
+	if o.Rank <= 0 {
+		return fmt.Errorf("train: --lora-r %d must be positive", o.Rank)
+	}
+	if err := CheckRunName(o.RunName); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
+}
+
+// Interrupted is Train's error when WatchInterrupts' stop channel was closed: a checkpoint of the last
+// update is in CheckpointDir, and Train with Resume continues the run exactly. It wraps
+// train.ErrInterrupted.
+type Interrupted struct {
+	CheckpointDir string
+}
+
+// Error says where the checkpoint is.
+func (e *Interrupted) Error() string {
+	return fmt.Sprintf("training interrupted; checkpoint saved in %s: continue with --resume", e.CheckpointDir)
+}
+
+// Unwrap gives train.ErrInterrupted.
+func (e *Interrupted) Unwrap() error { return train.ErrInterrupted }
+
+// Train fine-tunes LoRA adapters (q,k,v,o,gate,up; dropout 0.05) on the completions of DataDir's
+// train.jsonl with the original's SFTTrainer settings (see package train), computes the eval loss on
+// eval.jsonl after each epoch, keeps the best epoch's adapter in OutputDir/<run>/adapter (PEFT format),
+// writes checkpoints every SaveEvery updates, at epoch ends and on an interrupt, and records the run in
+// TrainConfigFile. Its errors start with "train:".
+func Train(opts TrainOptions) (*TrainResult, error) {
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := setUpTraining(opts, log)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer s.backend.Close()
+	if opts.WatchInterrupts != nil {
+		stop, done := opts.WatchInterrupts()
+		defer done()
+		s.run.Stop = stop
+	}
+	fmt.Fprintf(log, "run %s: model %s (%s), LoRA r=%d alpha=%g, %d parameters, device %s\n",
+		s.runName, s.model.Name, s.model.Quant, opts.Rank, s.run.Adapter.Config.Alpha, s.run.Adapter.NumParams(), s.backend.Name())
+	started := time.Now()
+	res, err := s.run.Train()
+	if errors.Is(err, train.ErrInterrupted) {
+		return nil, &Interrupted{CheckpointDir: filepath.Join(s.run.Dir, "checkpoint")}
+	}
+	if err != nil {
+		return nil, err // train.Run's errors start with "train:"
+	}
+	rec := s.record(res, time.Since(started))
+	if err := writeTrainRecord(filepath.Join(s.run.Dir, TrainConfigFile), rec); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return &TrainResult{Result: *res, RunName: s.runName, Dir: s.run.Dir, Device: s.backend.Name(), Model: s.model,
+		Record: rec}, nil
+}

@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/t2m/t2m/data"
+	"github.com/t2m/t2m/eval"
+	"github.com/t2m/t2m/lora"
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/tokenizer"
+	"github.com/t2m/t2m/train"
+)
+
+// TrainRecord is TrainConfigFile's content. Its fields are in the order of their JSON names, as the
+// file has always been written (sorted keys).
+type TrainRecord struct {
+	BestEvalLoss       float64           `json:"best_eval_loss"`
+	Config             train.Fingerprint `json:"config"`
+	Device             string            `json:"device"`
+	EffectiveBatchSize int               `json:"effective_batch_size"`
+	EvalLosses         []float64         `json:"eval_losses"`
+	FinalTrainLoss     float64           `json:"final_train_loss"`
+	LoRATargetModules  []string          `json:"lora_target_modules"`
+	Model              string            `json:"model"`
+	ModelSource        string            `json:"model_source"`
+	RunName            string            `json:"run_name"`
+	SecondsPerUpdate   float64           `json:"seconds_per_update"`
+	Updates            int               `json:"updates"`
+	WallSeconds        float64           `json:"wall_seconds"`
+}
+
+// trainSetUp is a run ready to start: the model, the backend that holds it, and the loop.
+type trainSetUp struct {
+	runName string
+	model   *Model
+	backend train.Backend
+	run     *train.Run
+}
+
+// setUpTraining reads and tokenizes the splits, loads the model, makes a fresh adapter and the device's
+// training backend, and fills the loop's train.Run (Stop left unset). On success the caller closes
+// the backend.
+func setUpTraining(opts TrainOptions, log io.Writer) (*trainSetUp, error) {
+	trainEx, _, err := ReadSplit(opts.DataDir, "train", opts.Limit)
+	if err != nil {
+		return nil, err
+	}
+	evalEx, _, err := ReadSplit(opts.DataDir, "eval", opts.Limit)
+	if err != nil {
+		return nil, err
+	}
+	m, err := LoadModel(opts.ModelOptions, "train")
+	if err != nil {
+		return nil, err
+	}
+	runName := opts.RunName
+	if runName == "" {
+		runName = fmt.Sprintf("%s_r%d", m.Name, opts.Rank)
+	}
+	trainSeqs, st, err := data.Tokenize(m.Tok, trainEx, opts.MaxLen)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "train: %d examples, %d kept, %d truncated, %d dropped (prompt ≥ --max-len %d)\n", len(trainEx), st.Kept, st.Truncated, st.Dropped, opts.MaxLen)
+	evalSeqs, est, err := data.Tokenize(m.Tok, evalEx, opts.MaxLen)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "eval:  %d examples, %d kept, %d truncated, %d dropped\n", len(evalEx), est.Kept, est.Truncated, est.Dropped)
+	tokens := 0
+	for _, s := range trainSeqs {
+		tokens += len(s.IDs)
+	}
+
+	w := m.Weights
+	lcfg := lora.Config{R: opts.Rank, Alpha: opts.Alpha, Dropout: train.DefaultDropout, BaseModel: m.Source}
+	adapter, err := lora.New(lcfg, w.Config.NumLayers, w.Config.LoRADims(), opts.Seed)
+	if err != nil {
+		return nil, err
+	}
+	lp, err := model.LoRAFromAdapter(adapter)
+	if err != nil {
+		return nil, err
+	}
+	lp.Dropout = float32(train.DefaultDropout)
+	params := train.NewParams(lp)
+	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...))
+	if err != nil {
+		return nil, err
+	}
+
+	fp := train.Fingerprint{Model: m.Source, Rank: opts.Rank, Alpha: adapter.Config.Alpha, Dropout: train.DefaultDropout,
+		Epochs: opts.Epochs, BatchSize: opts.BatchSize, GradAccum: opts.GradAccum, LR: opts.LR,
+		Scheduler: train.DefaultScheduler, WarmupRatio: train.DefaultWarmupRatio, WeightDecay: train.DefaultWeightDecay,
+		MaxGradNorm: train.DefaultMaxGradNorm, MaxLen: opts.MaxLen, Seed: opts.Seed,
+		TrainSeqs: len(trainSeqs), TrainTokens: tokens, EvalSeqs: len(evalSeqs), Quantization: m.Quant}
+	padID := int32(0)
+	if id, ok := m.Tok.TokenID(tokenizer.EndOfText); ok {
+		padID = int32(id) // Qwen2's pad token
+	}
+	run := &train.Run{Dir: filepath.Join(opts.OutputDir, runName), Fingerprint: fp, SaveEvery: opts.SaveEvery,
+		PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
+		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log}
+	return &trainSetUp{runName: runName, model: m, backend: backend, run: run}, nil
+}
+
+// newTrainBackend makes the device's training backend for w and p. A backend that compiles one shape
+// (train.ShapeReserver: the GPU machine) reserves the largest micro-batch of seqs: [batch, the longest
+// sequence rounded up to train.DefaultBucket].
+func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int, seqs []data.Sequence) (train.Backend, error) {
+	dev, ok := lookupDevice(device)
+	if !ok || dev.NewBackend == nil {
+		return nil, fmt.Errorf("no %s backend in this binary", device)
+	}
+	backend, err := dev.NewBackend(w, p)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := backend.(train.ShapeReserver); ok {
+		longest := 0
+		for _, s := range seqs {
+			longest = max(longest, len(s.IDs))
+		}
+		seq := (longest + train.DefaultBucket - 1) / train.DefaultBucket * train.DefaultBucket
+		if err := r.Reserve(batch, seq); err != nil {
+			_ = backend.Close()
+			return nil, err
+		}
+	}
+	return backend, nil
+}
+
+// record is what TrainConfigFile says about the finished run.
+func (s *trainSetUp) record(res *train.Result, wall time.Duration) TrainRecord {
+	fp := s.run.Fingerprint
+	return TrainRecord{RunName: s.runName, Model: s.model.Name, ModelSource: s.model.Source, Config: fp,
+		EffectiveBatchSize: fp.BatchSize * fp.GradAccum, LoRATargetModules: s.run.Adapter.Config.Targets,
+		Device: s.backend.Name(), Updates: res.Steps, FinalTrainLoss: res.FinalLoss, EvalLosses: res.EvalLosses,
+		BestEvalLoss: res.BestEval, SecondsPerUpdate: res.StepSeconds, WallSeconds: wall.Seconds()}
+}
+
+// writeTrainRecord writes rec as indented JSON to path, atomically.
+func writeTrainRecord(path string, rec TrainRecord) error {
+	return eval.WriteFileAtomic(path, func(bw *bufio.Writer) error {
+		enc := json.NewEncoder(bw)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	})
+}
