@@ -45,15 +45,6 @@ type decoder struct {
 
 	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
 	onLogits func(seqs []int32, logits Buffer, n int) error
-	// tm, when set (the benchmark's per-op breakdown), gets an event after each op.
-	tm *timer
-}
-
-// op ends the op named name in the per-op breakdown, if one is being taken.
-func (g *decoder) op(name string) {
-	if g.tm != nil {
-		g.tm.mark(name)
-	}
 }
 
 // newDecoder wraps device weights; prefillRows ≤ 0 means defaultPrefillRows.
@@ -230,12 +221,10 @@ func (g *decoder) choose(seqs []int32) ([]int32, error) {
 	if err := ArgmaxF32(g.d, g.next, g.logits, n, g.w.w.Config.VocabSize); err != nil {
 		return nil, err
 	}
-	g.op("argmax")
 	out := make([]int32, n)
 	if err := Download(g.d, out, g.next); err != nil {
 		return nil, fmt.Errorf("gpu: decoder: %w", err)
 	}
-	g.op("download ids")
 	return out, nil
 }
 
@@ -288,7 +277,6 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	if err := g.upload(ids, pos, seqs); err != nil {
 		return nil, err
 	}
-	g.op("upload ids, positions, slots")
 	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
 	attend := func(l int) error { return DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims) }
 	if err := g.forward(rows, attend, 0, rows, g.w.w.Config.HiddenSize); err != nil {

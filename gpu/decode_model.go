@@ -51,21 +51,12 @@ func (dw *decodeWeights) linear(p *model.Projection) (*decodeLinear, error) {
 	return l, nil
 }
 
-// bf16Host rounds v to bf16 (round to nearest even, as the kernels do).
-func bf16Host(v []float32) []uint16 {
-	h := make([]uint16, len(v))
-	for i, x := range v {
-		h[i] = BF16(x)
-	}
-	return h
-}
-
 // uploadF32AsBF16 copies v, rounded to bf16, into dst in pieces (a 7B embedding is 545M values).
 func uploadF32AsBF16(d *Device, dst Buffer, v []float32) error {
 	const piece = 1 << 24
 	for off := 0; off < len(v); off += piece {
 		part := v[off:min(off+piece, len(v))]
-		if err := Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), bf16Host(part)); err != nil {
+		if err := Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), roundedBF16(part)); err != nil {
 			return err
 		}
 	}
@@ -233,4 +224,3 @@ func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lor
 	}
 	return lin, d.Sync()
 }
-

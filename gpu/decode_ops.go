@@ -37,7 +37,6 @@ func (o *devOps) Embed(name string, _ []float32) (Buffer, error) {
 	if err := EmbeddingForward(g.d, g.x, tab, ids, Buffer{}, o.rows, c.VocabSize, c.HiddenSize); err != nil {
 		return Buffer{}, err
 	}
-	g.op("embedding")
 	return g.x, nil
 }
 
@@ -51,7 +50,6 @@ func (o *devOps) RMSNorm(name string, _ []float32, x Buffer, eps float32) (Buffe
 	if err := RMSNormForward(g.d, g.h, x, w, o.rows, g.w.w.Config.HiddenSize, eps); err != nil {
 		return Buffer{}, err
 	}
-	g.op("rmsnorm")
 	return g.h, nil
 }
 
@@ -69,7 +67,6 @@ func (o *devOps) Linear(p *model.Projection, x Buffer) (Buffer, error) {
 	if err := g.linear(lin, x, y, o.rows); err != nil {
 		return Buffer{}, err
 	}
-	g.op("linear")
 	return y, nil
 }
 
@@ -86,7 +83,6 @@ func (o *devOps) RoPE(_ string, x Buffer, heads, headDim int, theta float32) (Bu
 	if err := RoPEApply(g.d, x, x, g.cs, o.rows, heads, headDim, false); err != nil {
 		return Buffer{}, err
 	}
-	g.op("rope")
 	return x, nil
 }
 
@@ -100,11 +96,9 @@ func (o *devOps) Attention(_ string, layer int, q, k, v Buffer) (Buffer, error) 
 	if err := KVAppend(g.d, g.kc[layer], g.vc[layer], k, v, slots, pos, o.rows, g.dims); err != nil {
 		return Buffer{}, err
 	}
-	g.op("kv append")
 	if err := o.attend(layer); err != nil {
 		return Buffer{}, err
 	}
-	g.op("attention")
 	return g.attn, nil
 }
 
@@ -113,7 +107,6 @@ func (o *devOps) Add(_ string, x, y Buffer) (Buffer, error) {
 	if err := AddBF16(o.g.d, x, x, y, o.rows*o.g.w.w.Config.HiddenSize); err != nil {
 		return Buffer{}, err
 	}
-	o.g.op("residual add")
 	return x, nil
 }
 
@@ -122,7 +115,6 @@ func (o *devOps) SwiGLU(_ string, gate, up Buffer) (Buffer, error) {
 	if err := SwiGLUForward(o.g.d, gate, gate, up, o.rows*o.g.w.w.Config.IntermediateSize); err != nil {
 		return Buffer{}, err
 	}
-	o.g.op("swiglu")
 	return gate, nil
 }
 
@@ -136,6 +128,5 @@ func (o *devOps) LMHead(_ *model.Frozen, _ Buffer) (Buffer, error) {
 	if err := g.blas.Linear(o.head, M(g.w.lmHead, c.VocabSize, c.HiddenSize, BF16T), 0, logits); err != nil {
 		return Buffer{}, fmt.Errorf("lm_head: %w", err)
 	}
-	g.op("lm_head")
 	return g.logits, nil
 }

@@ -1,8 +1,6 @@
 package gpu
 
 import (
-	"io"
-
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
 )
@@ -11,14 +9,12 @@ import (
 // which the device registry gives for a missing "cuda").
 var ErrNoCUDA = train.ErrNoCUDA
 
-// Backend is the GPU for the benchmarks (t2m bench, through Get). The cuda build registers one at init,
+// Backend is the GPU as the cuda build offers it (t2m bench gpu reaches it through Get). The cuda build registers one at init,
 // and with it the "cuda" entry of train's device registry, through which the pipelines train and
 // generate. Packages outside gpu/ never import gorgonia.org/cu, so the default build runs everywhere.
 type Backend interface {
 	// Describe opens the first GPU and returns one line about it (name, memory, driver).
 	Describe() (string, error)
-	// BenchTrain runs the training benchmark (see BenchConfig), printing progress to log.
-	BenchTrain(cfg BenchConfig, log io.Writer) (*BenchResult, error)
 	// NewGenerator opens the first GPU and uploads w (with lora applied; nil for the base model) for greedy
 	// decoding; Close the generator to free the GPU.
 	NewGenerator(w *model.Weights, lora *model.LoRAParams, opt GeneratorOptions) (Generator, error)

@@ -5,7 +5,6 @@ package gpu
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/quant"
@@ -56,7 +55,6 @@ type Machine struct {
 	// other gradient), as large as the largest need.
 	tmp      Buffer
 	tmpBytes int64
-	tm       *timer // when set (benchmark), an event after each node names its op's time
 
 	fwd []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	run RunOptions // this Run's options (the dropout masks' logical length, evaluation)
@@ -336,18 +334,6 @@ func (m *Machine) vec(name string, v []float32) (Buffer, error) {
 	b, err := m.uploadBF16(v, name)
 	m.vecs[name] = b
 	return b, err
-}
-
-// opKind names a node's op for the time breakdown: its Go type, or "+" for gorgonia's gradient sums.
-func opKind(n *G.Node) string {
-	if isGorgoniaAdd(n) {
-		return "grad sum (+)"
-	}
-	k := fmt.Sprintf("%T", n.Op())
-	if op, ok := n.Op().(*model.LinearOp); ok && op.Weight.Quant != nil {
-		k += " (NF4)"
-	}
-	return strings.TrimPrefix(k, "*model.")
 }
 
 // in returns node i's k-th input buffer.

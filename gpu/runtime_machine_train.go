@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/t2m/t2m/model"
 	G "gorgonia.org/gorgonia"
@@ -82,9 +81,6 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		}
 		if err := m.launch(i, node); err != nil {
 			return fmt.Errorf("gpu: machine: node %d %s (%v): %w", i, node.Name(), node.Op(), err)
-		}
-		if m.tm != nil {
-			m.tm.mark(opKind(node))
 		}
 	}
 	return m.d.Sync()
@@ -183,22 +179,4 @@ func (m *Machine) LoRAGrads(dst []float32) error {
 		return fmt.Errorf("gpu: machine: LoRA gradients: %w", err)
 	}
 	return nil
-}
-
-// roundBF16 rounds src into dst (same length), in parallel chunks: 15M LoRA values of the 7B take a few
-// milliseconds this way.
-func roundBF16(dst []uint16, src []float32) {
-	const chunk = 1 << 18
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(src); lo += chunk {
-		hi := min(lo+chunk, len(src))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := lo; k < hi; k++ {
-				dst[k] = BF16(src[k])
-			}
-		}()
-	}
-	wg.Wait()
 }

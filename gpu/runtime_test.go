@@ -17,7 +17,7 @@ var (
 
 // device returns the shared test device bound to the calling goroutine, or skips the test with the reason
 // when there is no usable GPU.
-func device(t *testing.T) *Device {
+func device(t testing.TB) *Device {
 	t.Helper()
 	testDevOnce.Do(func() { testDev, testDevErr = Open(0) })
 	if testDevErr != nil {
@@ -30,7 +30,7 @@ func device(t *testing.T) *Device {
 }
 
 // arena returns a fresh arena of bytes from the test device, freed when the test ends.
-func arena(t *testing.T, d *Device, bytes int64) *Arena {
+func arena(t testing.TB, d *Device, bytes int64) *Arena {
 	t.Helper()
 	a, err := NewArena(d, bytes)
 	if err != nil {

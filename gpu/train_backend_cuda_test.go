@@ -205,13 +205,15 @@ func TestStageLoRA(t *testing.T) {
 	}
 }
 
-// TestHostUpdateCost times, at the 7B's LoRA shape (r=8 on q,k,v,o,gate,up of 28 layers, ≈ 15.1M
+// BenchmarkHostUpdate times, at the 7B's LoRA shape (r=8 on q,k,v,o,gate,up of 28 layers, ≈ 15.1M
 // values), what the CUDA backend adds to an update by keeping the optimizer on the host: the changed LoRA
 // values to the device once per update (stageLoRA + SetLoRA's conversion and copies), the unchanged check
 // on every other micro-batch of the window, the fp32 gradients back and added into the loop's (every
 // micro-batch), and the loop's ClipGradNorm and AdamW (per update). It fails if the round trip changes a
-// value or the change detection is wrong. Median of 3.
-func TestHostUpdateCost(t *testing.T) {
+// value or the change detection is wrong. Each part's median over b.N rounds is reported as a metric
+// (go test -tags t2mcuda -run '^$' -bench HostUpdate ./gpu/ on a GPU machine).
+func BenchmarkHostUpdate(b *testing.B) {
+	t := b
 	d := device(t)
 	reg, err := model.Lookup("qwen2.5-coder-7b")
 	if err != nil {
@@ -245,7 +247,8 @@ func TestHostUpdateCost(t *testing.T) {
 	opt := train.NewAdamW(p.Sizes(), 0)
 	var up, same, down, clip, adam []float64
 	ms := func(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1e3 }
-	for range 3 {
+	b.ResetTimer()
+	for range b.N {
 		for _, g := range grads {
 			for j := range g {
 				g[j] = float32(rng.NormFloat64() * 1e-3)
@@ -289,6 +292,10 @@ func TestHostUpdateCost(t *testing.T) {
 		adam = append(adam, ms(t0))
 	}
 	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
-	t.Logf("7B LoRA r=8, %d values: per update upload %.1f ms; per micro-batch unchanged check %.1f ms, gradients back + add %.1f ms; per update clip %.1f ms, AdamW %.1f ms",
-		n, med(up), med(same), med(down), med(clip), med(adam))
+	b.ReportMetric(med(up), "upload-ms/update")
+	b.ReportMetric(med(same), "unchanged-check-ms/micro")
+	b.ReportMetric(med(down), "grads-back-ms/micro")
+	b.ReportMetric(med(clip), "clip-ms/update")
+	b.ReportMetric(med(adam), "adamw-ms/update")
+	b.ReportMetric(float64(n), "lora-values")
 }

@@ -9,25 +9,37 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
 
-// lineWatcher is an io.Writer that closes seen once a line containing want has been written.
+// lineWatcher is an io.Writer that closes seen once a line containing want has been written, and then holds
+// that write (the training loop's progress line) until a line containing release arrives from another
+// goroutine (the interrupt handler's), so the run cannot finish between the two whatever the step time.
 type lineWatcher struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{}
-	once sync.Once
+	mu            sync.Mutex
+	buf           bytes.Buffer
+	want, release string
+	seen          chan struct{}
+	released      chan struct{}
+	once, relOnce sync.Once
 }
 
 func (w *lineWatcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.want) {
+	all := w.buf.String()
+	w.mu.Unlock()
+	if strings.Contains(all, w.release) {
+		w.relOnce.Do(func() { close(w.released) })
+	}
+	if strings.Contains(string(p), w.want) {
 		w.once.Do(func() { close(w.seen) })
+		select {
+		case <-w.released:
+		case <-time.After(time.Minute):
+		}
 	}
 	return len(p), nil
 }
@@ -53,7 +65,7 @@ func TestTrainSIGINTCheckpointsAndResumes(t *testing.T) {
 	exiter := cli.OsExiter
 	cli.OsExiter = func(int) {}
 	defer func() { cli.OsExiter = exiter }()
-	w := &lineWatcher{want: "step 1/4", seen: make(chan struct{})}
+	w := &lineWatcher{want: "step 1/4", release: "interrupted: saving", seen: make(chan struct{}), released: make(chan struct{})}
 	app := newApp()
 	app.Writer, app.ErrWriter = w, w
 	errc := make(chan error, 1)

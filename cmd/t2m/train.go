@@ -71,9 +71,10 @@ func watchInterrupts(out io.Writer) (stop <-chan struct{}, done func()) {
 	stopc := make(chan struct{})
 	go func() {
 		if _, ok := <-sig; ok {
-			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			// Stop first, then say so: whoever reads the message may rely on the run having been told.
 			close(stopc)
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
 		}
 	}()
 	return stopc, func() { signal.Stop(sig); close(sig) }

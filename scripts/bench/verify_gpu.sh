@@ -21,6 +21,6 @@ $T baseline "${ev[@]}" --device cpu --output-dir "$w/gen" --run-name base-cpu >"
 for s in eval held_out; do cmp <(grep -o '"raw_output":"[^"]*"' "$w/gen/base-cuda/${s}_predictions.jsonl") <(grep -o '"raw_output":"[^"]*"' "$w/gen/base-cpu/${s}_predictions.jsonl") && echo "baseline $s: cuda and cpu raw outputs identical"; done
 $T eval "${ev[@]}" --device cuda --adapter "$w/runs-cuda/tiny_r8/adapter" --output-dir "$w/gen" --run-name eval-cuda >"$OUT/eval-cuda.log" 2>&1; echo "eval cuda exit $?"; grep -E "generating on|overall " "$OUT/eval-cuda.log" | head -4
 ./bin/train.test -test.run XXX -test.bench AdamW7B -test.benchtime 5x | grep Bench
-# The benchmarks' device weight sources (training and generation), briefly.
-./bin/t2m-cuda bench train --scope gemm --layers 2 --warmup 1 --steps 2 2>&1 | grep -E "^step:|error" ; echo "bench gemm exit $?"
-T2M_DECODE_BENCH=1 ./bin/gpu.test -test.run TestDecodeBench7B -test.v 2>&1 | grep -vE "^=== (RUN|PAUSE|CONT)" | tail -12
+# The benchmarks on the real paths, briefly (2 layers).
+./bin/t2m-cuda bench train --layers 2 --updates 1 2>&1 | grep -E '^\{|rror'; echo "bench train exit $?"
+./bin/t2m-cuda bench generate --layers 2 --batches 1,8 --repeats 1 2>&1 | grep -E '^\{|rror'; echo "bench generate exit $?"
