@@ -1,5 +1,7 @@
 package model
 
+import "sync"
+
 // This file is the one definition of the Qwen2 model: the order of operations of the whole model and of a
 // decoder layer, as transformers' modeling_qwen2.py has them (Qwen2Model.forward, Qwen2DecoderLayer,
 // Qwen2Attention, Qwen2MLP). Every executor runs it through Ops: the gorgonia graph builder (training loss
@@ -60,22 +62,46 @@ func Forward[X any](ops Ops[X], w *Weights) (X, error) {
 
 // decoderLayer is Qwen2DecoderLayer: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(·)).
 func decoderLayer[X any](r *run[X], c Config, i int, l *Layer, x X) X {
-	p := layerPrefix(i)
+	n := namesOf(i)
 	// Qwen2Attention: q, k, v projections with bias, RoPE on q and k, causal GQA, o projection.
-	h := r.rmsNorm(p+nameInNorm, l.InputNorm, x, c.RMSNormEps)                // [N, H]
-	q := r.linear(l.Q, h)                                                     // [N, Hq·D]
-	k := r.linear(l.K, h)                                                     // [N, Hkv·D]
-	v := r.linear(l.V, h)                                                     // [N, Hkv·D]
-	q = r.rope(p+"self_attn.q_rope", q, c.NumHeads, c.HeadDim, c.RopeTheta)   // [N, Hq·D]
-	k = r.rope(p+"self_attn.k_rope", k, c.NumKVHeads, c.HeadDim, c.RopeTheta) // [N, Hkv·D]
-	a := r.attention(p+"self_attn", i, q, k, v)                               // [N, Hq·D]
-	x = r.add(p+"residual_attn", x, r.linear(l.O, a))                         // [N, H]
+	h := r.rmsNorm(n.inNorm, l.InputNorm, x, c.RMSNormEps)       // [N, H]
+	q := r.linear(l.Q, h)                                        // [N, Hq·D]
+	k := r.linear(l.K, h)                                        // [N, Hkv·D]
+	v := r.linear(l.V, h)                                        // [N, Hkv·D]
+	q = r.rope(n.qRoPE, q, c.NumHeads, c.HeadDim, c.RopeTheta)   // [N, Hq·D]
+	k = r.rope(n.kRoPE, k, c.NumKVHeads, c.HeadDim, c.RopeTheta) // [N, Hkv·D]
+	a := r.attention(n.attn, i, q, k, v)                         // [N, Hq·D]
+	x = r.add(n.residualAttn, x, r.linear(l.O, a))               // [N, H]
 	// Qwen2MLP: down(silu(gate(h)) · up(h)).
-	h = r.rmsNorm(p+namePostNorm, l.PostNorm, x, c.RMSNormEps) // [N, H]
-	gate := r.linear(l.Gate, h)                                // [N, I]
-	up := r.linear(l.Up, h)                                    // [N, I]
-	m := r.swiGLU(p+"mlp.act", gate, up)                       // [N, I]
-	return r.add(p+"residual_mlp", x, r.linear(l.Down, m))     // [N, H]
+	h = r.rmsNorm(n.postNorm, l.PostNorm, x, c.RMSNormEps) // [N, H]
+	gate := r.linear(l.Gate, h)                            // [N, I]
+	up := r.linear(l.Up, h)                                // [N, I]
+	m := r.swiGLU(n.act, gate, up)                         // [N, I]
+	return r.add(n.residualMLP, x, r.linear(l.Down, m))    // [N, H]
+}
+
+// layerNames are the names decoderLayer gives layer i's weights and ops.
+type layerNames struct {
+	inNorm, postNorm, qRoPE, kRoPE, attn, residualAttn, residualMLP, act string
+}
+
+var (
+	namesMu    sync.Mutex
+	namesCache []*layerNames
+)
+
+// namesOf returns layer i's names, made once: a decode step runs the definition every token, and building
+// the strings each time would cost allocations per layer per step.
+func namesOf(i int) *layerNames {
+	namesMu.Lock()
+	defer namesMu.Unlock()
+	for len(namesCache) <= i {
+		p := layerPrefix(len(namesCache))
+		namesCache = append(namesCache, &layerNames{inNorm: p + nameInNorm, postNorm: p + namePostNorm,
+			qRoPE: p + "self_attn.q_rope", kRoPE: p + "self_attn.k_rope", attn: p + "self_attn",
+			residualAttn: p + "residual_attn", residualMLP: p + "residual_mlp", act: p + "mlp.act"})
+	}
+	return namesCache[i]
 }
 
 // run calls the ops of one Forward and keeps the first error: once an op failed, no later op is called (the
