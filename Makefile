@@ -21,7 +21,7 @@ test: cuda-deps fmt vet kernels-check
 	$(GO) test -count=1 ./...
 	@# The t2mcuda build's tests too where libcuda.so.1 loads (CI has Debian's): without a GPU they check the
 	@# no-GPU error path and skip the rest.
-	@if ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then CGO_ENABLED=1 $(GO) test -count=1 -tags t2mcuda ./gpu/; \
+	@if ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then CGO_ENABLED=1 $(GO) test -count=1 -tags t2mcuda ./gpu/...; \
 	else echo "make test: no libcuda.so.1, not running the t2mcuda tests"; fi
 
 demo: build
@@ -65,9 +65,12 @@ kernels-check:
 	  elif [ "$$(head -n1 $$ptx)" != "$$want" ]; then echo "kernels-check: $$ptx is stale for $$cu: run make kernels"; fail=1; fi; \
 	done; exit $$fail
 
-# bench builds the GPU binary and test binary and copies the HF anchor into .bench/ (git-ignored); then run
+# bench builds the GPU binary and one test binary per package of gpu/ (bin/gpu.test, bin/gpu-cuda.test,
+# bin/gpu-ops.test, bin/gpu-machine.test) and copies the HF anchor into .bench/ (git-ignored); then run
 # scripts/bench/run.sh on the GPU machine (carry bin and .bench). See scripts/bench/NOTES.md.
+GPU_TEST_PKGS := gpu gpu/cuda gpu/ops gpu/machine
+
 bench: build-cuda
-	CGO_ENABLED=1 $(GO) test -tags t2mcuda -c -o $(BIN)/gpu.test ./gpu/
+	for p in $(GPU_TEST_PKGS); do CGO_ENABLED=1 $(GO) test -tags t2mcuda -c -o $(BIN)/$$(echo $$p | tr / -).test ./$$p/ || exit 1; done
 	rm -rf .bench && mkdir -p .bench && cp ../shared/bench/*.py .bench/
 	@echo "now on the GPU machine: scripts/bench/run.sh"

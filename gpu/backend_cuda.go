@@ -2,7 +2,11 @@
 
 package gpu
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/t2m/t2m/gpu/cuda"
+)
 
 func init() { register(cudaBackend{}, NewTrainBackend) }
 
@@ -11,7 +15,7 @@ type cudaBackend struct{}
 
 // Describe opens GPU 0 and names it.
 func (cudaBackend) Describe() (string, error) {
-	d, err := Open(0)
+	d, err := cuda.Open(0)
 	if err != nil {
 		return "", err
 	}

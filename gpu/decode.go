@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
 )
 
@@ -18,37 +20,37 @@ const defaultPrefillRows = 8192
 // decode_attention_bf16, lm_head on each sequence's last position only, argmax on the device; only token
 // ids cross to the host (and the ids, positions and slots of the next rows back to the device).
 type decoder struct {
-	d    *Device
-	blas *BLAS
-	ar   *Arena
+	d    *cuda.Device
+	blas *cuda.BLAS
+	ar   *cuda.Arena
 	w    *decodeWeights
 	rows int // the most rows one forward takes (prefill chunk)
 
 	// Set by begin, released by end.
 	mark     int64
-	dims     DecodeDims
-	kc, vc   []Buffer          // per layer [Slots, Cap, KVH·D] bf16
-	x, h     Buffer            // [rows, H] bf16: residual stream, normed
-	q, attn  Buffer            // [rows, Hq·D] bf16
-	k, v     Buffer            // [rows, KVH·D] bf16
-	tmp      Buffer            // [rows, H] bf16: projection outputs added to the residual
-	gate, up Buffer            // [rows, I] bf16
-	loraH    Buffer            // [rows, rank] bf16 (LoRA applied per use)
-	loraY    Buffer            // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
-	lse      Buffer            // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
-	cs       Buffer            // [rows, D/2] (cos, sin) fp32: RoPE table
-	ones     Buffer            // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
-	meta     Buffer            // [3·rows] int32: ids | positions | slots of the rows of one forward
-	logits   Buffer            // [seqs, V] fp32
-	next     Buffer            // [seqs] int32
-	outs     map[string]Buffer // each projection's output buffer by module path (q, k, v → q, k, v; o, down → tmp; ...)
+	dims     ops.DecodeDims
+	kc, vc   []cuda.Buffer          // per layer [Slots, Cap, KVH·D] bf16
+	x, h     cuda.Buffer            // [rows, H] bf16: residual stream, normed
+	q, attn  cuda.Buffer            // [rows, Hq·D] bf16
+	k, v     cuda.Buffer            // [rows, KVH·D] bf16
+	tmp      cuda.Buffer            // [rows, H] bf16: projection outputs added to the residual
+	gate, up cuda.Buffer            // [rows, I] bf16
+	loraH    cuda.Buffer            // [rows, rank] bf16 (LoRA applied per use)
+	loraY    cuda.Buffer            // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
+	lse      cuda.Buffer            // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
+	cs       cuda.Buffer            // [rows, D/2] (cos, sin) fp32: RoPE table
+	ones     cuda.Buffer            // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
+	meta     cuda.Buffer            // [3·rows] int32: ids | positions | slots of the rows of one forward
+	logits   cuda.Buffer            // [seqs, V] fp32
+	next     cuda.Buffer            // [seqs] int32
+	outs     map[string]cuda.Buffer // each projection's output buffer by module path (q, k, v → q, k, v; o, down → tmp; ...)
 
 	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
-	onLogits func(seqs []int32, logits Buffer, n int) error
+	onLogits func(seqs []int32, logits cuda.Buffer, n int) error
 }
 
 // newDecoder wraps device weights; prefillRows ≤ 0 means defaultPrefillRows.
-func newDecoder(d *Device, blas *BLAS, ar *Arena, w *decodeWeights, prefillRows int) *decoder {
+func newDecoder(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *decodeWeights, prefillRows int) *decoder {
 	if prefillRows <= 0 {
 		prefillRows = defaultPrefillRows
 	}
@@ -61,26 +63,26 @@ func (g *decoder) Begin(seqs, capacity int) error {
 		return fmt.Errorf("gpu: decoder: begin while a generation is running")
 	}
 	c := g.w.w.Config
-	g.dims = DecodeDims{Slots: seqs, Cap: capacity, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim,
+	g.dims = ops.DecodeDims{Slots: seqs, Cap: capacity, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim,
 		Scale: float32(1 / math.Sqrt(float64(c.HeadDim)))}
-	if err := g.dims.check("decoder"); err != nil {
+	if err := g.dims.Check("decoder"); err != nil {
 		return err
 	}
 	R := max(g.rows, capacity, seqs) // a prompt longer than the chunk still prefills in one piece
 	g.rows = R
 	g.mark = g.ar.Mark()
 	var err error
-	take := func(n int64, what string) Buffer {
+	take := func(n int64, what string) cuda.Buffer {
 		if err != nil {
-			return Buffer{}
+			return cuda.Buffer{}
 		}
-		var b Buffer
+		var b cuda.Buffer
 		b, err = g.ar.Alloc(n, what)
 		return b
 	}
-	g.kc, g.vc = make([]Buffer, c.NumLayers), make([]Buffer, c.NumLayers)
+	g.kc, g.vc = make([]cuda.Buffer, c.NumLayers), make([]cuda.Buffer, c.NumLayers)
 	for l := range g.kc {
-		g.kc[l], g.vc[l] = take(g.dims.cacheBytes(), "k cache"), take(g.dims.cacheBytes(), "v cache")
+		g.kc[l], g.vc[l] = take(g.dims.CacheBytes(), "k cache"), take(g.dims.CacheBytes(), "v cache")
 	}
 	r64, H, Q, KV, I := int64(R), int64(c.HiddenSize), int64(c.QDim()), int64(c.KVDim()), int64(c.IntermediateSize)
 	g.x, g.h, g.tmp = take(r64*H*2, "x"), take(r64*H*2, "h"), take(r64*H*2, "tmp")
@@ -96,7 +98,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.loraH = take(r64*int64(rank)*2, "lora h")
 	g.loraY = take(r64*int64(loraOut)*4, "lora y")
 	g.lse = take(r64*int64(c.NumHeads)*4, "lse")
-	g.cs = take(RoPETableBytes(R, c.HeadDim), "rope table")
+	g.cs = take(ops.RoPETableBytes(R, c.HeadDim), "rope table")
 	g.ones = take(r64*2, "ones")
 	g.meta = take(3*r64*4, "ids, positions, slots")
 	g.logits = take(int64(max(seqs, 1))*int64(c.VocabSize)*4, "logits")
@@ -105,17 +107,17 @@ func (g *decoder) Begin(seqs, capacity int) error {
 		g.End()
 		return fmt.Errorf("gpu: decoder: %d sequences of %d tokens: %w", seqs, capacity, err)
 	}
-	g.outs = map[string]Buffer{}
+	g.outs = map[string]cuda.Buffer{}
 	for _, l := range g.w.w.Layers {
-		for p, b := range map[*model.Projection]Buffer{l.Q: g.q, l.K: g.k, l.V: g.v, l.O: g.tmp, l.Gate: g.gate, l.Up: g.up, l.Down: g.tmp} {
+		for p, b := range map[*model.Projection]cuda.Buffer{l.Q: g.q, l.K: g.k, l.V: g.v, l.O: g.tmp, l.Gate: g.gate, l.Up: g.up, l.Down: g.tmp} {
 			g.outs[p.Module] = b
 		}
 	}
 	ones := make([]uint16, R)
 	for i := range ones {
-		ones[i] = BF16(1)
+		ones[i] = cuda.BF16(1)
 	}
-	if err := Upload(g.d, g.ones, ones); err != nil {
+	if err := cuda.Upload(g.d, g.ones, ones); err != nil {
 		g.End()
 		return err
 	}
@@ -131,22 +133,22 @@ func (g *decoder) End() {
 }
 
 // linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16.
-func (g *decoder) linear(lin *decodeLinear, x, y Buffer, rows int) error {
-	X, Y := M(x, rows, lin.in, BF16T), M(y, rows, lin.out, BF16T)
-	W := M(lin.dense, lin.out, lin.in, BF16T)
+func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
+	X, Y := cuda.M(x, rows, lin.in, cuda.BF16T), cuda.M(y, rows, lin.out, cuda.BF16T)
+	W := cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T)
 	if lin.nf4 != nil {
-		if err := g.d.DequantNF4(lin.nf4, g.w.scratch); err != nil {
+		if err := ops.DequantNF4(g.d, lin.nf4, g.w.scratch); err != nil {
 			return err
 		}
-		W = M(g.w.scratch, lin.out, lin.in, BF16T)
+		W = cuda.M(g.w.scratch, lin.out, lin.in, cuda.BF16T)
 	}
 	acc := Y // with per-use LoRA the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
 	if lin.a.Bytes != 0 {
-		acc = M(g.loraY, rows, lin.out, F32T)
+		acc = cuda.M(g.loraY, rows, lin.out, cuda.F32T)
 	}
 	beta := float32(0)
 	if lin.bias.Bytes != 0 { // acc = 1·biasᵀ, then acc += x·Wᵀ
-		if err := g.blas.Gemm(false, false, 1, M(g.ones, rows, 1, BF16T), M(lin.bias, 1, lin.out, BF16T), 0, acc); err != nil {
+		if err := g.blas.Gemm(false, false, 1, cuda.M(g.ones, rows, 1, cuda.BF16T), cuda.M(lin.bias, 1, lin.out, cuda.BF16T), 0, acc); err != nil {
 			return err
 		}
 		beta = 1
@@ -157,27 +159,14 @@ func (g *decoder) linear(lin *decodeLinear, x, y Buffer, rows int) error {
 	if lin.a.Bytes == 0 {
 		return nil
 	}
-	h := M(g.loraH, rows, lin.rank, BF16T) // [rows, rank]
-	if err := g.blas.Linear(X, M(lin.a, lin.rank, lin.in, BF16T), 0, h); err != nil {
+	h := cuda.M(g.loraH, rows, lin.rank, cuda.BF16T) // [rows, rank]
+	if err := g.blas.Linear(X, cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), 0, h); err != nil {
 		return err
 	}
-	if err := g.blas.Gemm(false, true, lin.scale, h, M(lin.b, lin.out, lin.rank, BF16T), 1, acc); err != nil {
+	if err := g.blas.Gemm(false, true, lin.scale, h, cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T), 1, acc); err != nil {
 		return err
 	}
-	return f32ToBF16(g.d, y, g.loraY, rows*lin.out)
-}
-
-// f32ToBF16 rounds n fp32 values of x into y [n] bf16 (kernel attention_f32_to_bf16 of attention_bwd.cu,
-// which the attention backward's parity test covers).
-func f32ToBF16(d *Device, y, x Buffer, n int) error {
-	if err := kernArgs("f32 to bf16", "y", y, int64(n)*2, "x", x, int64(n)*4); err != nil {
-		return err
-	}
-	k, err := d.Kernel("attention_bwd", "attention_f32_to_bf16")
-	if err != nil {
-		return err
-	}
-	return d.Launch(k, D1((n+255)/256), D1(256), 0, y, x, n)
+	return ops.F32ToBF16(g.d, y, g.loraY, rows*lin.out)
 }
 
 // forward runs the model definition (model.Forward over devOps) on rows tokens (ids, positions and slots
@@ -187,8 +176,8 @@ func f32ToBF16(d *Device, y, x Buffer, n int) error {
 func (g *decoder) forward(rows int, attend func(l int) error, first, n, ld int) error {
 	H := g.w.w.Config.HiddenSize
 	o := &devOps{g: g, rows: rows, attend: attend,
-		head: Mat{Buf: g.h.Slice(int64(first*H)*2, int64(rows-first)*int64(H)*2), Rows: n, Cols: H, LD: ld, DType: BF16T}}
-	_, err := model.Forward[Buffer](o, g.w.w)
+		head: cuda.Mat{Buf: g.h.Slice(int64(first*H)*2, int64(rows-first)*int64(H)*2), Rows: n, Cols: H, LD: ld, DType: cuda.BF16T}}
+	_, err := model.Forward[cuda.Buffer](o, g.w.w)
 	return err
 }
 
@@ -207,7 +196,7 @@ func (g *decoder) upload(ids, pos, slots []int32) error {
 	}
 	meta := make([]int32, 0, 3*len(ids))
 	meta = append(append(append(meta, ids...), pos...), slots...)
-	return Upload(g.d, g.meta, meta)
+	return cuda.Upload(g.d, g.meta, meta)
 }
 
 // choose takes the argmax of the logits of sequences seqs (g.logits, left by forward) and downloads the ids.
@@ -218,11 +207,11 @@ func (g *decoder) choose(seqs []int32) ([]int32, error) {
 			return nil, err
 		}
 	}
-	if err := ArgmaxF32(g.d, g.next, g.logits, n, g.w.w.Config.VocabSize); err != nil {
+	if err := ops.ArgmaxF32(g.d, g.next, g.logits, n, g.w.w.Config.VocabSize); err != nil {
 		return nil, err
 	}
 	out := make([]int32, n)
-	if err := Download(g.d, out, g.next); err != nil {
+	if err := cuda.Download(g.d, out, g.next); err != nil {
 		return nil, fmt.Errorf("gpu: decoder: %w", err)
 	}
 	return out, nil
@@ -252,8 +241,8 @@ func (g *decoder) Prefill(prompts [][]int32) ([]int32, error) {
 		if err := g.upload(ids, pos, slots); err != nil {
 			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
-		ad := AttnDims{B: n, T: T, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim, Scale: g.dims.Scale}
-		attend := func(int) error { return AttentionForward(g.d, g.attn, g.lse, g.q, g.k, g.v, Buffer{}, ad) }
+		ad := ops.AttnDims{B: n, T: T, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim, Scale: g.dims.Scale}
+		attend := func(int) error { return ops.AttentionForward(g.d, g.attn, g.lse, g.q, g.k, g.v, cuda.Buffer{}, ad) }
 		// lm_head on row T−1 of each prompt.
 		if err := g.forward(rows, attend, T-1, n, T*c.HiddenSize); err != nil {
 			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
@@ -278,7 +267,9 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 		return nil, err
 	}
 	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
-	attend := func(l int) error { return DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims) }
+	attend := func(l int) error {
+		return ops.DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims)
+	}
 	if err := g.forward(rows, attend, 0, rows, g.w.w.Config.HiddenSize); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}

@@ -5,13 +5,14 @@ package gpu
 import (
 	"fmt"
 
+	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/model"
 )
 
 // gpuGenerator is the cuda build's Generator: a device, one arena holding the weights (and, during
 // Generate, the caches and activations) and the decoder.
 type gpuGenerator struct {
-	d    *Device
+	d    *cuda.Device
 	dec  *decoder
 	desc string
 }
@@ -26,7 +27,7 @@ func (cudaBackend) NewGenerator(w *model.Weights, lora *model.LoRAParams, opt Ge
 	if w == nil {
 		return nil, fmt.Errorf("gpu: generator: no weights")
 	}
-	d, err := Open(0)
+	d, err := cuda.Open(0)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +39,7 @@ func (cudaBackend) NewGenerator(w *model.Weights, lora *model.LoRAParams, opt Ge
 	return g, nil
 }
 
-func newGPUGenerator(d *Device, w *model.Weights, lora *model.LoRAParams, opt GeneratorOptions) (*gpuGenerator, error) {
+func newGPUGenerator(d *cuda.Device, w *model.Weights, lora *model.LoRAParams, opt GeneratorOptions) (*gpuGenerator, error) {
 	blas, err := d.BLAS()
 	if err != nil {
 		return nil, err
@@ -47,7 +48,7 @@ func newGPUGenerator(d *Device, w *model.Weights, lora *model.LoRAParams, opt Ge
 	if err != nil {
 		return nil, err
 	}
-	ar, err := NewArena(d, free-decodeReserve)
+	ar, err := cuda.NewArena(d, free-decodeReserve)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: generator: %w", err)
 	}
@@ -57,7 +58,7 @@ func newGPUGenerator(d *Device, w *model.Weights, lora *model.LoRAParams, opt Ge
 	perUse := opt.NF4PerUse || (dense > 0 && tables+dense > ar.Size()-8<<30)
 	dw, err := loadDecodeWeights(d, blas, ar, w, lora, perUse)
 	if err != nil {
-		_ = d.Free(ar.base)
+		_ = d.Free(ar.Base())
 		return nil, fmt.Errorf("gpu: generator: loading weights: %w", err)
 	}
 	how := "bf16 weights"
@@ -70,7 +71,7 @@ func newGPUGenerator(d *Device, w *model.Weights, lora *model.LoRAParams, opt Ge
 	if lora != nil {
 		how += map[bool]string{true: ", LoRA applied unmerged", false: ", LoRA merged"}[perUse]
 	}
-	desc := fmt.Sprintf("%s (%d MiB): %s, %.2f GiB", d.Name, d.TotalMB, how, gib(ar.Peak()))
+	desc := fmt.Sprintf("%s (%d MiB): %s, %.2f GiB", d.Name, d.TotalMB, how, cuda.GiB(ar.Peak()))
 	return &gpuGenerator{d: d, dec: newDecoder(d, blas, ar, dw, opt.PrefillRows), desc: desc}, nil
 }
 

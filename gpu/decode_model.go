@@ -5,6 +5,8 @@ package gpu
 import (
 	"fmt"
 
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/quant"
 )
@@ -13,10 +15,10 @@ import (
 type decodeLinear struct {
 	name    string
 	out, in int
-	dense   Buffer     // [out, in] bf16 (NF4 dequantized at load, LoRA merged), or zero when nf4 is set
-	nf4     *NF4Weight // kept quantized, dequantized into the shared scratch per use
-	bias    Buffer     // [out] bf16, or zero
-	a, b    Buffer     // LoRA A [rank, in], B [out, rank] bf16 when applied per use, else zero
+	dense   cuda.Buffer    // [out, in] bf16 (NF4 dequantized at load, LoRA merged), or zero when nf4 is set
+	nf4     *ops.NF4Weight // kept quantized, dequantized into the shared scratch per use
+	bias    cuda.Buffer    // [out] bf16, or zero
+	a, b    cuda.Buffer    // LoRA A [rank, in], B [out, rank] bf16 when applied per use, else zero
 	rank    int
 	scale   float32
 }
@@ -26,18 +28,18 @@ type decodeLinear struct {
 // structure stays in model.Weights: the decoder executes model.Forward over it.
 type decodeWeights struct {
 	w       *model.Weights
-	vecs    map[string]Buffer        // embedding [V, H] and norm weights [H], bf16, by checkpoint name
+	vecs    map[string]cuda.Buffer   // embedding [V, H] and norm weights [H], bf16, by checkpoint name
 	lins    map[string]*decodeLinear // projections by module path
-	lmHead  Buffer                   // [V, H] bf16
-	scratch Buffer                   // [largest out·in] bf16 for NF4 dequantized per use; zero when every weight is dense
+	lmHead  cuda.Buffer              // [V, H] bf16
+	scratch cuda.Buffer              // [largest out·in] bf16 for NF4 dequantized per use; zero when every weight is dense
 	perUse  bool                     // NF4 projections stay NF4 (dequantized per use) and LoRA is applied unmerged
 }
 
 // vec returns the device copy of the vector named name.
-func (dw *decodeWeights) vec(name string) (Buffer, error) {
+func (dw *decodeWeights) vec(name string) (cuda.Buffer, error) {
 	b, ok := dw.vecs[name]
 	if !ok {
-		return Buffer{}, fmt.Errorf("gpu: decoder: no device copy of %s", name)
+		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: no device copy of %s", name)
 	}
 	return b, nil
 }
@@ -52,11 +54,11 @@ func (dw *decodeWeights) linear(p *model.Projection) (*decodeLinear, error) {
 }
 
 // uploadF32AsBF16 copies v, rounded to bf16, into dst in pieces (a 7B embedding is 545M values).
-func uploadF32AsBF16(d *Device, dst Buffer, v []float32) error {
+func uploadF32AsBF16(d *cuda.Device, dst cuda.Buffer, v []float32) error {
 	const piece = 1 << 24
 	for off := 0; off < len(v); off += piece {
 		part := v[off:min(off+piece, len(v))]
-		if err := Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), roundedBF16(part)); err != nil {
+		if err := cuda.Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), cuda.RoundedBF16(part)); err != nil {
 			return err
 		}
 	}
@@ -79,9 +81,9 @@ func denseProjectionBytes(w *model.Weights) int64 {
 // loadDecodeWeights uploads w (and lora, nil for the base model) into ar. perUse keeps NF4 projections
 // quantized (dequantized per use, LoRA unmerged); otherwise NF4 is dequantized once to bf16 here and each
 // adapter is merged into its weight, W += s·B·A (one bf16 rounding of W + s·B·A, fp32 accumulation).
-func loadDecodeWeights(d *Device, blas *BLAS, ar *Arena, w *model.Weights, lora *model.LoRAParams, perUse bool) (*decodeWeights, error) {
+func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model.Weights, lora *model.LoRAParams, perUse bool) (*decodeWeights, error) {
 	c := w.Config
-	dw := &decodeWeights{w: w, perUse: perUse, vecs: map[string]Buffer{}, lins: map[string]*decodeLinear{}}
+	dw := &decodeWeights{w: w, perUse: perUse, vecs: map[string]cuda.Buffer{}, lins: map[string]*decodeLinear{}}
 	for _, v := range w.Vectors() {
 		b, err := ar.Alloc(int64(len(v.Values))*2, v.Name)
 		if err != nil {
@@ -123,7 +125,7 @@ func loadDecodeWeights(d *Device, blas *BLAS, ar *Arena, w *model.Weights, lora 
 
 // frozenToDense writes f as bf16 [Out, In] into dst: float32 rounded, NF4 dequantized on the device (its
 // blocks uploaded after dst and released again).
-func frozenToDense(d *Device, ar *Arena, f *model.Frozen, dst Buffer) error {
+func frozenToDense(d *cuda.Device, ar *cuda.Arena, f *model.Frozen, dst cuda.Buffer) error {
 	if f.F32 != nil {
 		return uploadF32AsBF16(d, dst, f.F32)
 	}
@@ -133,27 +135,27 @@ func frozenToDense(d *Device, ar *Arena, f *model.Frozen, dst Buffer) error {
 	if err != nil {
 		return err
 	}
-	if err := d.DequantNF4(nw, dst); err != nil {
+	if err := ops.DequantNF4(d, nw, dst); err != nil {
 		return err
 	}
 	return d.Sync() // the NF4 blocks are released on return
 }
 
 // uploadFrozenNF4 uploads a quantized frozen weight's NF4 blocks.
-func uploadFrozenNF4(d *Device, ar *Arena, f *model.Frozen) (*NF4Weight, error) {
+func uploadFrozenNF4(d *cuda.Device, ar *cuda.Arena, f *model.Frozen) (*ops.NF4Weight, error) {
 	q, ok := f.Quant.(*quant.Weight)
 	if !ok {
 		return nil, fmt.Errorf("gpu: %s is quantized as %T, not NF4 (quant.Weight)", f.Name, f.Quant)
 	}
-	h, err := NF4HostFromQuant(q)
+	h, err := ops.NF4HostFromQuant(q)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: %s: %w", f.Name, err)
 	}
-	return UploadNF4(d, ar, h, f.Name)
+	return ops.UploadNF4(d, ar, h, f.Name)
 }
 
 // loadDecodeLinear uploads one projection (see loadDecodeWeights).
-func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lora *model.LoRAParams, perUse bool) (*decodeLinear, error) {
+func loadDecodeLinear(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, p *model.Projection, lora *model.LoRAParams, perUse bool) (*decodeLinear, error) {
 	f := p.W
 	lin := &decodeLinear{name: f.Name, out: f.Out, in: f.In}
 	var err error
@@ -218,8 +220,8 @@ func loadDecodeLinear(d *Device, blas *BLAS, ar *Arena, p *model.Projection, lor
 	if err := uploadF32AsBF16(d, bb, b); err != nil {
 		return nil, err
 	}
-	if err := blas.Gemm(false, false, lora.Scaling, M(bb, f.Out, lora.Rank, BF16T), M(ab, lora.Rank, f.In, BF16T),
-		1, M(lin.dense, f.Out, f.In, BF16T)); err != nil {
+	if err := blas.Gemm(false, false, lora.Scaling, cuda.M(bb, f.Out, lora.Rank, cuda.BF16T), cuda.M(ab, lora.Rank, f.In, cuda.BF16T),
+		1, cuda.M(lin.dense, f.Out, f.In, cuda.BF16T)); err != nil {
 		return nil, fmt.Errorf("gpu: merging the adapter of %s: %w", p.Module, err)
 	}
 	return lin, d.Sync()

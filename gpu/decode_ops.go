@@ -5,6 +5,8 @@ package gpu
 import (
 	"fmt"
 
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
 )
 
@@ -16,117 +18,117 @@ type devOps struct {
 	g      *decoder
 	rows   int
 	attend func(l int) error // layer l's attention into g.attn from g.q and the caches
-	head   Mat               // the rows of g.h that lm_head reads [n, H]
+	head   cuda.Mat          // the rows of g.h that lm_head reads [n, H]
 	table  bool              // the RoPE table of this forward's positions is made
 }
 
 // meta returns the rows' ids, positions and slots [rows] int32 (uploaded by decoder.upload).
-func (o *devOps) meta() (ids, pos, slots Buffer) {
+func (o *devOps) meta() (ids, pos, slots cuda.Buffer) {
 	r := int64(o.rows) * 4
 	return o.g.meta.Slice(0, r), o.g.meta.Slice(r, r), o.g.meta.Slice(2*r, r)
 }
 
 // Embed looks the ids up into g.x [rows, H].
-func (o *devOps) Embed(name string, _ []float32) (Buffer, error) {
+func (o *devOps) Embed(name string, _ []float32) (cuda.Buffer, error) {
 	g, c := o.g, o.g.w.w.Config
 	tab, err := g.w.vec(name)
 	if err != nil {
-		return Buffer{}, err
+		return cuda.Buffer{}, err
 	}
 	ids, _, _ := o.meta()
-	if err := EmbeddingForward(g.d, g.x, tab, ids, Buffer{}, o.rows, c.VocabSize, c.HiddenSize); err != nil {
-		return Buffer{}, err
+	if err := ops.EmbeddingForward(g.d, g.x, tab, ids, cuda.Buffer{}, o.rows, c.VocabSize, c.HiddenSize); err != nil {
+		return cuda.Buffer{}, err
 	}
 	return g.x, nil
 }
 
 // RMSNorm writes g.h [rows, H].
-func (o *devOps) RMSNorm(name string, _ []float32, x Buffer, eps float32) (Buffer, error) {
+func (o *devOps) RMSNorm(name string, _ []float32, x cuda.Buffer, eps float32) (cuda.Buffer, error) {
 	g := o.g
 	w, err := g.w.vec(name)
 	if err != nil {
-		return Buffer{}, err
+		return cuda.Buffer{}, err
 	}
-	if err := RMSNormForward(g.d, g.h, x, w, o.rows, g.w.w.Config.HiddenSize, eps); err != nil {
-		return Buffer{}, err
+	if err := ops.RMSNormForward(g.d, g.h, x, w, o.rows, g.w.w.Config.HiddenSize, eps); err != nil {
+		return cuda.Buffer{}, err
 	}
 	return g.h, nil
 }
 
 // Linear writes p's output into the buffer of its role.
-func (o *devOps) Linear(p *model.Projection, x Buffer) (Buffer, error) {
+func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error) {
 	g := o.g
 	lin, err := g.w.linear(p)
 	if err != nil {
-		return Buffer{}, err
+		return cuda.Buffer{}, err
 	}
 	y, ok := g.outs[p.Module]
 	if !ok {
-		return Buffer{}, fmt.Errorf("gpu: decoder: no output buffer for %s", p.Module)
+		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: no output buffer for %s", p.Module)
 	}
 	if err := g.linear(lin, x, y, o.rows); err != nil {
-		return Buffer{}, err
+		return cuda.Buffer{}, err
 	}
 	return y, nil
 }
 
 // RoPE rotates x in place with the table of this forward's positions (made by the first call).
-func (o *devOps) RoPE(_ string, x Buffer, heads, headDim int, theta float32) (Buffer, error) {
+func (o *devOps) RoPE(_ string, x cuda.Buffer, heads, headDim int, theta float32) (cuda.Buffer, error) {
 	g := o.g
 	if !o.table {
 		_, pos, _ := o.meta()
-		if err := RoPETable(g.d, g.cs, pos, o.rows, headDim, theta); err != nil {
-			return Buffer{}, err
+		if err := ops.RoPETable(g.d, g.cs, pos, o.rows, headDim, theta); err != nil {
+			return cuda.Buffer{}, err
 		}
 		o.table = true
 	}
-	if err := RoPEApply(g.d, x, x, g.cs, o.rows, heads, headDim, false); err != nil {
-		return Buffer{}, err
+	if err := ops.RoPEApply(g.d, x, x, g.cs, o.rows, heads, headDim, false); err != nil {
+		return cuda.Buffer{}, err
 	}
 	return x, nil
 }
 
 // Attention appends k and v to the layer's caches, then attends (o.attend) into g.attn.
-func (o *devOps) Attention(_ string, layer int, q, k, v Buffer) (Buffer, error) {
+func (o *devOps) Attention(_ string, layer int, q, k, v cuda.Buffer) (cuda.Buffer, error) {
 	g := o.g
 	if q != g.q {
-		return Buffer{}, fmt.Errorf("gpu: decoder: attention reads q from its own buffer")
+		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: attention reads q from its own buffer")
 	}
 	_, pos, slots := o.meta()
-	if err := KVAppend(g.d, g.kc[layer], g.vc[layer], k, v, slots, pos, o.rows, g.dims); err != nil {
-		return Buffer{}, err
+	if err := ops.KVAppend(g.d, g.kc[layer], g.vc[layer], k, v, slots, pos, o.rows, g.dims); err != nil {
+		return cuda.Buffer{}, err
 	}
 	if err := o.attend(layer); err != nil {
-		return Buffer{}, err
+		return cuda.Buffer{}, err
 	}
 	return g.attn, nil
 }
 
 // Add adds y into x [rows, H].
-func (o *devOps) Add(_ string, x, y Buffer) (Buffer, error) {
-	if err := AddBF16(o.g.d, x, x, y, o.rows*o.g.w.w.Config.HiddenSize); err != nil {
-		return Buffer{}, err
+func (o *devOps) Add(_ string, x, y cuda.Buffer) (cuda.Buffer, error) {
+	if err := ops.AddBF16(o.g.d, x, x, y, o.rows*o.g.w.w.Config.HiddenSize); err != nil {
+		return cuda.Buffer{}, err
 	}
 	return x, nil
 }
 
 // SwiGLU writes silu(gate)·up into gate [rows, I].
-func (o *devOps) SwiGLU(_ string, gate, up Buffer) (Buffer, error) {
-	if err := SwiGLUForward(o.g.d, gate, gate, up, o.rows*o.g.w.w.Config.IntermediateSize); err != nil {
-		return Buffer{}, err
+func (o *devOps) SwiGLU(_ string, gate, up cuda.Buffer) (cuda.Buffer, error) {
+	if err := ops.SwiGLUForward(o.g.d, gate, gate, up, o.rows*o.g.w.w.Config.IntermediateSize); err != nil {
+		return cuda.Buffer{}, err
 	}
 	return gate, nil
 }
 
 // Hidden keeps nothing.
-func (o *devOps) Hidden(Buffer) {}
+func (o *devOps) Hidden(cuda.Buffer) {}
 
 // LMHead writes the logits [n, V] fp32 of the head rows into g.logits.
-func (o *devOps) LMHead(_ *model.Frozen, _ Buffer) (Buffer, error) {
+func (o *devOps) LMHead(_ *model.Frozen, _ cuda.Buffer) (cuda.Buffer, error) {
 	g, c := o.g, o.g.w.w.Config
-	logits := M(g.logits, o.head.Rows, c.VocabSize, F32T)
-	if err := g.blas.Linear(o.head, M(g.w.lmHead, c.VocabSize, c.HiddenSize, BF16T), 0, logits); err != nil {
-		return Buffer{}, fmt.Errorf("lm_head: %w", err)
+	logits := cuda.M(g.logits, o.head.Rows, c.VocabSize, cuda.F32T)
+	if err := g.blas.Linear(o.head, cuda.M(g.w.lmHead, c.VocabSize, c.HiddenSize, cuda.BF16T), 0, logits); err != nil {
+		return cuda.Buffer{}, fmt.Errorf("lm_head: %w", err)
 	}
 	return g.logits, nil
 }

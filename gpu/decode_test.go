@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
 	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/model"
 )
@@ -36,7 +38,7 @@ func top2(v []float32) (int32, float64) {
 //     which is accepted only at a near-tie (CPU top-2 margin ≤ 4·e of that prompt's teacher-forced step; 2×
 //     slack because the rows batched together differ); after it the sequences legitimately differ.
 func TestGPUGeneratorTiny(t *testing.T) {
-	d := device(t)
+	d := cudatest.Device(t)
 	reg, err := model.Lookup("tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +64,9 @@ func TestGPUGeneratorTiny(t *testing.T) {
 			}
 			var lp *model.LoRAParams
 			if c.lora {
-				lp = randomLoRA(w, 4, rng)
+				lp = cudatest.RandomLoRA(w, 4, rng)
 			}
-			a := arena(t, d, 512<<20)
+			a := cudatest.Arena(t, d, 512<<20)
 			blas, err := d.BLAS()
 			if err != nil {
 				t.Fatal(err)
@@ -116,9 +118,9 @@ func TestGPUGeneratorTiny(t *testing.T) {
 
 			// 1. Teacher forcing.
 			gpuLogits := make([]float32, n*V)
-			dec.onLogits = func(seqs []int32, lb Buffer, rows int) error {
+			dec.onLogits = func(seqs []int32, lb cuda.Buffer, rows int) error {
 				v := make([]float32, rows*V)
-				if err := Download(d, v, lb); err != nil {
+				if err := cuda.Download(d, v, lb); err != nil {
 					return err
 				}
 				for r, s := range seqs {

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/machine"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
 	G "gorgonia.org/gorgonia"
@@ -24,9 +26,9 @@ import (
 type TrainBackend struct {
 	w    *model.Weights
 	p    *train.Params
-	d    *Device
+	d    *cuda.Device
 	g    *model.Graph
-	m    *Machine
+	m    *machine.Machine
 	B, T int // the machine's shape
 
 	offs     []int       // per Params.Values entry: its offset in the machine's flat LoRA layout
@@ -46,7 +48,7 @@ type BackendTime struct {
 // NewTrainBackend opens GPU 0 for training w's LoRA parameters p (the factory registered as "cuda").
 // The machine is built by Reserve, or by the first Loss at that call's shape.
 func NewTrainBackend(w *model.Weights, p *train.Params) (train.Backend, error) {
-	d, err := Open(0)
+	d, err := cuda.Open(0)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +80,7 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 		g.Close()
 		return err
 	}
-	m, err := NewMachine(b.d, g, free-(1<<30)) // 1 GiB left for cuBLAS and the driver
+	m, err := machine.New(b.d, g, free-(1<<30)) // 1 GiB left for cuBLAS and the driver
 	if err != nil {
 		g.Close()
 		return fmt.Errorf("cuda backend: machine [%d, %d]: %w", batch, seq, err)
@@ -155,7 +157,7 @@ func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, 
 		return 0, fmt.Errorf("cuda backend: %w", err)
 	}
 	b.g.SetStep(dropoutStep)
-	if err := b.m.RunWith(padded, RunOptions{Seq: seq, Eval: grads == nil}); err != nil {
+	if err := b.m.RunWith(padded, machine.RunOptions{Seq: seq, Eval: grads == nil}); err != nil {
 		return 0, fmt.Errorf("cuda backend: %w", err)
 	}
 	t2 := time.Now()

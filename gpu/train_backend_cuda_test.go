@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
 	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/lora"
 	"github.com/t2m/t2m/model"
@@ -55,7 +57,7 @@ func TestPadBatchKeepsLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(51, 52))
-	p := train.NewParams(randomLoRA(w, 4, rng))
+	p := train.NewParams(cudatest.RandomLoRA(w, 4, rng))
 	f, _ := train.LookupBackend("cpu")
 	cpu, err := f(w, p)
 	if err != nil {
@@ -94,7 +96,7 @@ func TestPadBatchKeepsLoss(t *testing.T) {
 // TestMachineLossGrads: loss 1e-2 relative, gradients 5e-2 relative L2 (bf16 activations). The test also
 // checks it can tell dropout masks apart: the CPU's gradients at two steps differ by more than that.
 func TestTrainBackendMatchesCPU(t *testing.T) {
-	d := device(t)
+	d := cudatest.Device(t)
 	_ = d
 	reg, err := model.Lookup("tiny")
 	if err != nil {
@@ -105,7 +107,7 @@ func TestTrainBackendMatchesCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(61, 62))
-	lp := randomLoRA(w, 4, rng)
+	lp := cudatest.RandomLoRA(w, 4, rng)
 	lp.Dropout = 0.05
 	p := train.NewParams(lp)
 	f, _ := train.LookupBackend("cpu")
@@ -214,7 +216,7 @@ func TestStageLoRA(t *testing.T) {
 // (go test -tags t2mcuda -run '^$' -bench HostUpdate ./gpu/ on a GPU machine).
 func BenchmarkHostUpdate(b *testing.B) {
 	t := b
-	d := device(t)
+	d := cudatest.Device(t)
 	reg, err := model.Lookup("qwen2.5-coder-7b")
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +241,7 @@ func BenchmarkHostUpdate(b *testing.B) {
 		offs[i] = off
 		off += len(v)
 	}
-	ar := arena(t, d, int64(n)*10+(1<<20))
+	ar := cudatest.Arena(t, d, int64(n)*10+(1<<20))
 	master, _ := ar.Alloc(int64(n)*4, "master")
 	bfDev, _ := ar.Alloc(int64(n)*2, "bf16")
 	flat, bf, gflat := make([]float32, n), make([]uint16, n), make([]float32, n)
@@ -258,11 +260,11 @@ func BenchmarkHostUpdate(b *testing.B) {
 		if !stageLoRA(flat, p.Values, offs) {
 			t.Fatal("updated values reported unchanged")
 		}
-		roundBF16(bf, flat)
-		if err := Upload(d, master, flat); err != nil {
+		cuda.RoundBF16(bf, flat)
+		if err := cuda.Upload(d, master, flat); err != nil {
 			t.Fatal(err)
 		}
-		if err := Upload(d, bfDev, bf); err != nil {
+		if err := cuda.Upload(d, bfDev, bf); err != nil {
 			t.Fatal(err)
 		}
 		up = append(up, ms(t0))
@@ -272,7 +274,7 @@ func BenchmarkHostUpdate(b *testing.B) {
 		}
 		same = append(same, ms(t0))
 		t0 = time.Now()
-		if err := Download(d, gflat, master); err != nil { // the gradients' size and path
+		if err := cuda.Download(d, gflat, master); err != nil { // the gradients' size and path
 			t.Fatal(err)
 		}
 		addGrads(grads, gflat, offs)

@@ -9,7 +9,7 @@
 //   kmask      [B, T]          int32 or null: key j of sequence b is attended to only if kmask[b*T+j] != 0
 // Key j is visible to query i iff j <= i and kmask allows it. A query that sees no key gets o = 0, lse = -inf.
 // D is a template parameter (16, 32, 64, 128 instantiated); T is any length (tiles are zero-padded).
-// Dynamic shared memory: forward ATT_FWD_SMEM(D), backward ATT_BWD_SMEM(D) bytes (gpu/attention.go has the same
+// Dynamic shared memory: forward ATT_FWD_SMEM(D), backward ATT_BWD_SMEM(D) bytes (gpu/ops/attention.go has the same
 // formulas; both above 48 KB at D=128, so the launcher raises the kernels' limit).
 #include "attention.cuh"
 

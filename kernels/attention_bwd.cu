@@ -1,7 +1,7 @@
 // Backward of the causal GQA flash attention of attention.cu (layouts there). Two ways, both tested:
 //   attention_bwd_pre, attention_bwd_d<D> (dQ, dK, dV in one walk; dQ by fp32 atomics), attention_f32_to_bf16;
 //   attention_bwd_pre, attention_bwd_kv_d<D> (dK, dV only) + attention_bwd_dq_d<D> (dQ, no atomics).
-// gpu/attention.go picks one.
+// gpu/ops/attention.go picks one.
 #include "attention.cuh"
 
 // Backward, step 1: delta[b,h,i] = sum_d dO[b,i,h,d] * O[b,i,h,d] (fp32), and zero the fp32 gradient

@@ -1,6 +1,6 @@
 // Masked cross-entropy over one chunk of fp32 logits: loss and logit gradient, two passes over each row.
 // The lm_head GEMM (logits = h * W_lm^T) runs before it and dh = dlogits * W_lm after it, chunk by chunk, so the
-// fp32 logits and their gradient exist for one chunk of rows at a time (see gpu/crossentropy.go).
+// fp32 logits and their gradient exist for one chunk of rows at a time (see gpu/ops/crossentropy.go).
 // CPU twins: model.LMHeadCrossEntropyForward and model.LMHeadCrossEntropyBackward. Row n (= b*T + t) predicts
 // target_n = labels[n+1], none for t = T-1 (HF's shift inside the loss); rows whose target is ignoreIndex
 // (-100) contribute nothing:

@@ -12,10 +12,10 @@
 // `make kernels-check` (and TestPTXMatchesSource here) fails when a .cu or one of its headers changed
 // without its PTX being regenerated, or when a .cu has no PTX; neither needs nvcc or a GPU.
 //
-// Kernel conventions, so that the launchers in package gpu stay uniform:
+// Kernel conventions, so that the launchers in package gpu/ops stay uniform:
 //   - extern "C" __global__ functions, named <op>[_<variant>], e.g. nf4_dequant_bf16;
 //   - every parameter a pointer or a 64-bit scalar (long long, unsigned long long, double) or a float:
-//     gorgonia.org/cu copies 8 bytes per argument, and gpu.Launch puts a float's bits in the low word;
+//     gorgonia.org/cu copies 8 bytes per argument, and cuda's Device.Launch puts a float's bits in the low word;
 //   - a shape comment on every pointer parameter (// [B*T, C]) and a sentence on the grid the kernel
 //     expects; the CPU twin that the parity test compares against is named in the kernel's comment.
 //

@@ -14,7 +14,7 @@
 // Devices: this package holds t2m's one device registry (registry.go). Each Device offers, under its
 // --device name, a training BackendFactory, a GeneratorFactory for greedy decoding and a usability check.
 // "cpu" is built in (the CPU backend and model.Generator); the t2mcuda build's gpu package registers
-// "cuda" with RegisterDevice from an init (gpu/bench_cuda.go, wrapping gpu/'s machine and decoder). A
+// "cuda" with RegisterDevice from an init (gpu/backend_cuda.go, wrapping gpu/machine and gpu's decoder). A
 // training factory gets the weights and the Params, whose slices it must read before each step (the
 // optimizer updates them in place on the host) — or it may take over the update and write them back.
 // The pipelines (package pipeline) consult the registry; `t2m train --device auto` picks "cuda" when it

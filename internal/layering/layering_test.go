@@ -28,8 +28,9 @@ type rule struct {
 
 // rules is t2m's layering, the table ARCHITECTURE.md explains. Dependencies point one way:
 // cmd → pipeline, bench → train (+ its device registry, which gpu/… fills) → model → lora, quant → safetensors
-// → internal/…; data, eval and tokenizer sit beside the model, below the pipelines. Only the non-test build is
-// checked: a test may reach across layers (data's tests tokenize prompts, gpu's compare with train's optimizer).
+// → internal/…, and inside gpu/… gpu → gpu/machine → gpu/ops → gpu/cuda; data, eval and tokenizer sit beside
+// the model, below the pipelines. Only the non-test build is checked: a test may reach across layers (data's
+// tests tokenize prompts, gpu's compare with train's optimizer).
 var rules = []rule{
 	{pkg: "...", forbid: []string{"cmd/..."},
 		why: "cmd/... holds the programs (flags and printing); nothing builds on them"},
@@ -39,6 +40,12 @@ var rules = []rule{
 		why: "the benchmarks time the paths t2m train and t2m eval run, reached through train's device registry like the pipelines"},
 	{pkg: "gpu/...", forbid: []string{"pipeline/...", "cmd/..."},
 		why: "the GPU backends execute the model and register themselves; the pipelines choose them, never the reverse"},
+	{pkg: "gpu/cuda/...", forbid: []string{"gpu/ops/...", "gpu/machine/...", "gpu"},
+		why: "the CUDA runtime and cuBLAS are the bottom of the GPU code: kernel launchers, the machine and the backends build on them"},
+	{pkg: "gpu/ops/...", forbid: []string{"gpu/machine/...", "gpu"},
+		why: "a kernel launcher is one kernel on the runtime; the machine and the decoder compose launchers, not the reverse"},
+	{pkg: "gpu/machine/...", forbid: []string{"gpu"},
+		why: "the graph machine executes a model graph on the device; the backends in gpu drive it and register it"},
 	{pkg: "train/...", forbid: []string{"gpu/...", "pipeline/...", "cmd/..."},
 		why: "the training loop runs on any registered backend; it must build and run without the GPU code"},
 	{pkg: "model/...", forbid: []string{"train/...", "gpu/...", "pipeline/...", "eval/...", "data/...", "cmd/..."},

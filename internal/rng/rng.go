@@ -1,6 +1,6 @@
 // Package rng holds the counter-based hash behind t2m's reproducible random draws: LoRA dropout masks
 // (model.DropoutSeed, model.DropoutKeep) and the random weights and token ids of the GPU tests and
-// benchmarks (gpu.RandomU8CPU, gpu.RandomBF16CPU).
+// benchmarks (cuda.RandomU8CPU, cuda.RandomBF16CPU of gpu/cuda).
 //
 // A draw is a pure function of (seed, index), so a GPU thread reproduces element i's value from those
 // two numbers alone: kernels/dropout.cu and kernels/nf4.cu each hold a CUDA copy of SplitMix64, and

@@ -7,8 +7,11 @@ set -uo pipefail
 OUT=${OUT:-/tmp/t2m-bench}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-./bin/gpu.test -test.v -test.run "${TESTS:-.}" >"$OUT/gpu-test.log" 2>&1
-echo "gpu.test exit $?"
+: >"$OUT/gpu-test.log"
+for t in ./bin/gpu.test ./bin/gpu-cuda.test ./bin/gpu-ops.test ./bin/gpu-machine.test; do
+  "$t" -test.v -test.run "${TESTS:-.}" >>"$OUT/gpu-test.log" 2>&1
+  echo "$(basename "$t") exit $?"
+done
 grep -E "^(--- |PASS|FAIL|ok|panic)|GPU:|cuBLAS:|loss: GPU|AdamW update" "$OUT/gpu-test.log" | grep -v "^    --- PASS"
 ./bin/t2m-cuda bench train --scope full "$@" 2>&1 | tee "$OUT/t2m-bench-full.log" | tail -27
 ./bin/t2m-cuda bench train --scope gemm --warmup 1 --steps 3 "$@" 2>&1 | tee "$OUT/t2m-bench-gemm.log" | tail -3

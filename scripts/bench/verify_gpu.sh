@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine from the repo root with bin/ carried (make build-cuda; go test -tags t2mcuda -c -o
-# bin/gpu.test ./gpu/; go test -c -o bin/train.test ./train/): every GPU test, then the tiny pipeline on the
-# GPU against the CPU (train, resume, baseline, eval), then the host optimizer's cost at the 7B LoRA size.
+# Runs on the GPU machine from the repo root with bin/ carried (make build-cuda; one test binary per package
+# of gpu/, as make bench builds them: for p in gpu gpu/cuda gpu/ops gpu/machine; do go test -tags t2mcuda -c
+# -o bin/$(echo $p | tr / -).test ./$p/; done; go test -c -o bin/train.test ./train/): every GPU test, then
+# the tiny pipeline on the GPU against the CPU (train, resume, baseline, eval), then the host optimizer's
+# cost at the 7B LoRA size.
 set -uo pipefail
 OUT=${OUT:-/tmp/t2m-verify}; mkdir -p "$OUT"
 T=./bin/t2m-cuda
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-./bin/gpu.test -test.v >"$OUT/gpu-test.log" 2>&1; echo "gpu.test exit $?"
+: >"$OUT/gpu-test.log"
+for t in ./bin/gpu.test ./bin/gpu-cuda.test ./bin/gpu-ops.test ./bin/gpu-machine.test; do
+  "$t" -test.v >>"$OUT/gpu-test.log" 2>&1; echo "$(basename "$t") exit $?"
+done
 grep -E "^(--- FAIL|FAIL|panic)|GPU:" "$OUT/gpu-test.log"
 echo "passed: $(grep -c '^--- PASS' "$OUT/gpu-test.log"), skipped: $(grep -c '^--- SKIP' "$OUT/gpu-test.log"), failed: $(grep -c '^--- FAIL' "$OUT/gpu-test.log")"
 w=$(mktemp -d); $T data --out "$w/data" >/dev/null

@@ -1,0 +1,67 @@
+//go:build t2mcuda
+
+// Package cudatest holds what the tests of gpu/... share: the test device (skipping a test where there is no
+// usable GPU), arenas freed when a test ends, and random LoRA adapters. Only tests import it.
+package cudatest
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/model"
+)
+
+var (
+	testDev     *cuda.Device
+	testDevErr  error
+	testDevOnce sync.Once
+)
+
+// Device returns the shared test device (GPU 0, opened once per test binary) bound to the calling
+// goroutine, or skips the test with the reason when there is no usable GPU.
+func Device(t testing.TB) *cuda.Device {
+	t.Helper()
+	testDevOnce.Do(func() { testDev, testDevErr = cuda.Open(0) })
+	if testDevErr != nil {
+		t.Skipf("no GPU: %v", testDevErr)
+	}
+	if err := testDev.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	return testDev
+}
+
+// Arena returns a fresh arena of bytes from the test device, freed when the test ends.
+func Arena(t testing.TB, d *cuda.Device, bytes int64) *cuda.Arena {
+	t.Helper()
+	a, err := cuda.NewArena(d, bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Free(a.Base()); err != nil {
+			t.Error(err)
+		}
+	})
+	return a
+}
+
+// RandomLoRA gives every projection of w a random adapter of rank r (B non-zero, so the branch counts).
+func RandomLoRA(w *model.Weights, r int, rng *rand.Rand) *model.LoRAParams {
+	p := &model.LoRAParams{Rank: r, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
+	for _, l := range w.Layers {
+		for _, pr := range l.Projections() {
+			a, b := make([]float32, r*pr.W.In), make([]float32, pr.W.Out*r)
+			for i := range a {
+				a[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			for i := range b {
+				b[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			p.A[pr.Module], p.B[pr.Module] = a, b
+		}
+	}
+	return p
+}

@@ -1,0 +1,44 @@
+// Package machine is the GPU machine: it executes the model's gorgonia graph on a cuda.Device with the
+// launchers of gpu/ops, for training (forward, loss, backward, optimizer step) and evaluation, and plans
+// its activation memory (plan.go, untagged: the planner is plain Go and tested in every build).
+//
+// The model is one gorgonia ExprGraph whose nodes are coarse custom ops (model/doc.go lists each op and its
+// CPU function); gorgonia.Grad adds the backward nodes. Machine executes that same graph:
+//
+//	m, err := machine.New(d, g, arenaBytes) // g from model.Build (+ g.BuildGrad() for training)
+//	err = m.Run(batch)                      // forward (+ loss and backward); no host round trip
+//	err = m.Step(hyper, maxNorm)            // global grad-norm clip + AdamW on the flat LoRA params
+//	loss, err := m.Output(g.Loss)           // the one download of a training step
+//
+// How it works:
+//
+//  1. Compile once per (batch, length) shape (New): the graph's topological order (gorgonia.Sort,
+//     reversed), each node's input positions, and for every op its launcher: frozen weights uploaded once
+//     (NF4 stays NF4; float32 becomes bf16), norm weights and biases as bf16 vectors, per-node extras
+//     (attention's lse, LoRA temporaries). An op without a launcher is an error naming it, never a silent
+//     CPU fallback. LoRA dropout (DropoutOp, LoRAGradOp 'X') runs with the CPU's mask bit for bit
+//     (model.DropoutKeep's counter hash, kernels/dropout.cu).
+//  2. Liveness (Liveness): a node's output lives from its step to its last reader's step; slices of the
+//     packed attention gradient are views whose readers keep the packed buffer alive; attention's backward
+//     also keeps the forward's output. Graph inputs, LoRA parameters/gradients (flat, for the optimizer),
+//     the fused loss outputs and kept nodes are not planned.
+//  3. Memory plan (PlanMemory): greedy by size, best fit among the tensors whose lifetimes intersect,
+//     256-byte aligned (cuda.Align), in one arena region reserved before the first launch, so an
+//     out-of-memory shows at New. On the tiny model the plan equals its lower bound (the most bytes live at
+//     one step).
+//  4. Execute (Run): for each node in order one launcher (kernel or cuBLAS) on the device's stream. NF4
+//     linears dequantize into one shared scratch right before their GEMM, in the forward and again in
+//     the backward. The lm_head + cross-entropy is one fused launch that writes the loss and dh, run at
+//     whichever of the loss node and its gradient node comes first. q/k/v biases are a K = 1 GEMM
+//     (ones·biasᵀ) before the GEMM with beta = 1. gorgonia's own "+" nodes (gradient sums) are AddBF16.
+//  5. Optimizer (Step): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the forward
+//     reads, fp32 gradients the LoRA gradient nodes write), so clipping and AdamW are one launch each.
+//
+// Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
+// the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
+// (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the tiny
+// Qwen2 of model/testdata/qwen2_tiny against its HF transformers/PEFT references: hidden states, logits,
+// loss, gradients), and the planner's tests (plan_test.go, every build).
+//
+// The "cuda" training backend (gpu/train_backend_cuda.go) drives one Machine.
+package machine

@@ -1,0 +1,445 @@
+//go:build t2mcuda
+
+package machine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/ops"
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/quant"
+	G "gorgonia.org/gorgonia"
+)
+
+// Machine executes a model.Graph on the device: the graph's topological order, one kernel or cuBLAS call
+// per node, frozen weights uploaded once (NF4 stays NF4 and is dequantized into a shared scratch right
+// before its GEMM), activations in bf16 at offsets of a liveness memory plan (PlanMemory). It runs
+// inference (ModeLogits) and training (ModeLoss + BuildGrad, LoRA dropout included) graphs; an op it has
+// no launcher for is an error naming the op, never a silent CPU fallback. See doc.go for the design.
+type Machine struct {
+	d    *cuda.Device
+	blas *cuda.BLAS
+	g    *model.Graph
+	ar   *cuda.Arena
+
+	order []*G.Node       // topological: inputs first
+	index map[*G.Node]int // position in order
+	args  [][]int         // each node's inputs, as positions in order
+	out   []cuda.Buffer   // each node's output (planned, or pinned for graph inputs)
+	extra []cuda.Buffer   // per node: attention's lse [B, H, T] fp32 (kept for the backward)
+	plan  MemPlan
+
+	lin     map[*model.Frozen]*machineWeight
+	vecs    map[string]cuda.Buffer // norm weights and biases (bf16) by op name
+	scratch cuda.Buffer            // dequantized NF4 weight, the largest
+	ones    cuda.Buffer            // [N] bf16 ones: the bias broadcast as a K = 1 GEMM
+	N       int                    // rows, B·T
+
+	f32      []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
+	preset   []bool  // output buffer set by prepare (fused CE outputs, flat LoRA gradients), not planned
+	alias    []int   // node whose planned buffer holds this node's output (slices, fused CE grad)
+	deps     [][]int // extra liveness reads: attention backward keeps the forward's output
+	attnNode map[*model.AttentionOp]int
+	ceNode   map[*model.LMHeadCrossEntropyOp]int // the loss node of each fused lm_head + CE
+	ceGrad   map[*model.LMHeadCrossEntropyOp]int // its gradient node, when the graph has one
+	fusedAt  []bool                              // runs the fused lm_head + CE (the first of loss and grad)
+	attnScr  cuda.Buffer                         // AttentionBackward scratch, the largest
+	ceScr    cuda.Buffer                         // LMHeadCrossEntropy scratch
+	numItems float32                             // this Run's loss normalizer
+	lossRows []int                               // per sequence: first row predicting a label, or −1
+	cePart   cuda.Buffer                         // [B] fp32 per-sequence losses
+	ceOnes   cuda.Buffer                         // [B] fp32 ones (their sum as a product)
+
+	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
+	// tmp is one scratch for values that live only inside one node's launch (LoRA hiddens, SwiGLU's
+	// other gradient), as large as the largest need.
+	tmp      cuda.Buffer
+	tmpBytes int64
+
+	fwd []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
+	run RunOptions // this Run's options (the dropout masks' logical length, evaluation)
+}
+
+// machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
+type machineWeight struct {
+	nf4   *ops.NF4Weight
+	dense cuda.Buffer
+	out   int
+	in    int
+}
+
+// New uploads g's weights and plans its activations on d. arenaBytes bounds all the machine's
+// device memory (weights included). The logits and the nodes in keep stay readable after Run (Output);
+// every other activation's memory is reused once its last reader has run.
+func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Machine, error) {
+	blas, err := d.BLAS()
+	if err != nil {
+		return nil, err
+	}
+	ar, err := cuda.NewArena(d, arenaBytes)
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
+		vecs: map[string]cuda.Buffer{}, N: g.Batch * g.Seq, attnNode: map[*model.AttentionOp]int{},
+		ceNode: map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{}}
+	sorted, err := G.Sort(g.G)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: machine: sorting the graph: %w", err)
+	}
+	for i := len(sorted) - 1; i >= 0; i-- { // G.Sort puts outputs first
+		m.index[sorted[i]] = len(m.order)
+		m.order = append(m.order, sorted[i])
+	}
+	n := len(m.order)
+	m.args, m.out, m.extra = make([][]int, n), make([]cuda.Buffer, n), make([]cuda.Buffer, n)
+	m.f32, m.alias, m.deps, m.preset = make([]bool, n), make([]int, n), make([][]int, n), make([]bool, n)
+	m.fusedAt = make([]bool, n)
+	if err := m.newOpt(); err != nil {
+		return nil, err
+	}
+	for i, node := range m.order { // the fused loss runs at whichever of its two nodes comes first
+		switch op := node.Op().(type) {
+		case *model.LMHeadCrossEntropyOp:
+			m.ceNode[op] = i
+		case *model.LMHeadCrossEntropyGradOp:
+			m.ceGrad[op.CE] = i
+		}
+	}
+	names, bytes := make([]string, n), make([]int64, n)
+	pinned, keepOut := make([]bool, n), make([]bool, n)
+	kept := map[*G.Node]bool{g.Logits: true, g.Loss: true}
+	for _, l := range g.LoRA {
+		kept[l.GradA], kept[l.GradB] = true, true
+	}
+	for _, k := range keep {
+		kept[k] = true
+	}
+	for i, node := range m.order {
+		names[i], m.alias[i] = node.Name(), i
+		it := g.G.From(node.ID())
+		for it.Next() {
+			m.args[i] = append(m.args[i], m.index[it.Node().(*G.Node)])
+		}
+		if node.Op() == nil { // a graph input: ids, positions, mask (int32), LoRA A/B (float32 → bf16)
+			pinned[i] = true
+			if err := m.uploadInput(i, node); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := m.prepare(i, node); err != nil {
+			return nil, err
+		}
+		if m.alias[i] != i || m.preset[i] || isSeed(node) {
+			pinned[i] = true // a view of another node's buffer, a buffer set by prepare, or the host loss seed
+			continue
+		}
+		elems := int64(max(node.Shape().TotalSize(), 1))
+		bytes[i] = 2 * elems
+		if m.f32[i] {
+			bytes[i] = 4 * elems
+		}
+		keepOut[i] = kept[node]
+	}
+	// Liveness reads: a view's readers read its owner; attention backward also reads the forward's output.
+	reads := make([][]int, n)
+	for j := range n {
+		for _, a := range append(append([]int{}, m.args[j]...), m.deps[j]...) {
+			reads[j] = append(reads[j], m.alias[a])
+		}
+	}
+	if m.tmpBytes > 0 {
+		if m.tmp, err = m.alloc(m.tmpBytes, "launch scratch"); err != nil {
+			return nil, err
+		}
+	}
+	ts, tnode, err := Liveness(names, bytes, reads, pinned, keepOut)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: machine: %w", err)
+	}
+	if m.plan, err = PlanMemory(ts); err != nil {
+		return nil, fmt.Errorf("gpu: machine: %w", err)
+	}
+	if err := ar.Reserve(m.plan.Total); err != nil {
+		return nil, fmt.Errorf("gpu: machine: activations: %w", err)
+	}
+	for k, i := range tnode {
+		m.out[i] = ar.At(m.plan.Offsets[k], ts[k].Bytes)
+	}
+	for i := range m.order { // views: resolved now that their owners have buffers
+		if err := m.bindView(i); err != nil {
+			return nil, err
+		}
+	}
+	m.markForward()
+	return m, d.Sync()
+}
+
+// Close frees the machine's device memory (weights, activations, optimizer state).
+func (m *Machine) Close() error {
+	if m.ar == nil {
+		return nil
+	}
+	err := m.d.Free(m.ar.Base())
+	m.ar = nil
+	return err
+}
+
+// PlannedBytes is the activation region's size and its lower bound (the most bytes live at once).
+func (m *Machine) PlannedBytes() (int64, int64) { return m.plan.Total, m.plan.Floor }
+
+func (m *Machine) alloc(bytes int64, what string) (cuda.Buffer, error) {
+	return m.ar.Alloc(bytes, what)
+}
+
+// needTmp records that a launch needs bytes of the shared launch scratch.
+func (m *Machine) needTmp(bytes int64) { m.tmpBytes = max(m.tmpBytes, bytes) }
+
+// uploadBF16 copies float32 values to a new bf16 buffer.
+func (m *Machine) uploadBF16(v []float32, what string) (cuda.Buffer, error) {
+	b, err := m.alloc(int64(len(v))*2, what)
+	if err != nil {
+		return cuda.Buffer{}, err
+	}
+	h := make([]uint16, len(v))
+	for i, x := range v {
+		h[i] = cuda.BF16(x)
+	}
+	return b, cuda.Upload(m.d, b, h)
+}
+
+func (m *Machine) uploadInput(i int, node *G.Node) error {
+	size := int64(node.Shape().TotalSize())
+	switch node {
+	case m.g.IDs, m.g.Positions, m.g.Mask, m.g.Labels:
+		b, err := m.alloc(4*size, node.Name())
+		m.out[i] = b
+		return err
+	case m.g.NumItems:
+		return nil // a host value, passed to the loss launcher
+	}
+	if node.Dtype() != G.Float32 {
+		return fmt.Errorf("gpu: machine: input %s of type %v is not supported", node.Name(), node.Dtype())
+	}
+	if m.opt != nil {
+		if sl, ok := m.opt.param[node]; ok { // a LoRA matrix: its bf16 copy lives in the flat parameters
+			m.out[i] = m.opt.bf.Slice(sl.off*2, sl.n*2)
+			return nil
+		}
+	}
+	v, err := model.Values(node)
+	if err != nil {
+		return fmt.Errorf("gpu: machine: input %s: %w", node.Name(), err)
+	}
+	m.out[i], err = m.uploadBF16(v, node.Name())
+	return err
+}
+
+// weight uploads a frozen weight once: NF4 as NF4, float32 as bf16.
+func (m *Machine) weight(f *model.Frozen) (*machineWeight, error) {
+	if w, ok := m.lin[f]; ok {
+		return w, nil
+	}
+	w := &machineWeight{out: f.Out, in: f.In}
+	switch {
+	case f.F32 != nil:
+		var err error
+		if w.dense, err = m.uploadBF16(f.F32, f.Name); err != nil {
+			return nil, err
+		}
+	case f.Quant != nil:
+		q, ok := f.Quant.(*quant.Weight)
+		if !ok {
+			return nil, fmt.Errorf("gpu: machine: %s is quantized as %T, not NF4 (quant.Weight)", f.Name, f.Quant)
+		}
+		h, err := ops.NF4HostFromQuant(q)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: machine: %s: %w", f.Name, err)
+		}
+		if w.nf4, err = ops.UploadNF4(m.d, m.ar, h, f.Name); err != nil {
+			return nil, err
+		}
+		if need := int64(f.Out*f.In) * 2; need > m.scratch.Bytes {
+			// Scratch grows to the largest NF4 weight; earlier (smaller) scratch buffers are left unused.
+			if m.scratch, err = m.alloc(need, "NF4 dequant scratch"); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("gpu: machine: weight %s has no data", f.Name)
+	}
+	m.lin[f] = w
+	return w, nil
+}
+
+// prepare uploads what node i's op owns (weights, norm vectors, biases) and its extra buffers.
+func (m *Machine) prepare(i int, node *G.Node) error {
+	var err error
+	switch op := node.Op().(type) {
+	case *model.EmbeddingOp:
+		_, err = m.vec(op.Name, op.Table)
+	case *model.RMSNormOp:
+		_, err = m.vec(op.Name, op.Weight)
+	case *model.LinearOp:
+		if _, err = m.weight(op.Weight); err != nil {
+			return err
+		}
+		if op.Bias != nil {
+			if _, err = m.vec(op.Name+".bias", op.Bias); err != nil {
+				return err
+			}
+			if m.ones.Bytes == 0 {
+				ones := make([]float32, m.N)
+				for k := range ones {
+					ones[k] = 1
+				}
+				if m.ones, err = m.uploadBF16(ones, "ones"); err != nil {
+					return err
+				}
+			}
+		}
+		if op.Rank > 0 {
+			m.needTmp(int64(m.N*op.Rank) * 2) // h = x·Aᵀ, used within the launch
+		}
+	case *model.LMHeadOp:
+		m.f32[i] = true // fp32 logits
+		_, err = m.weight(op.Weight)
+	case *model.AttentionOp:
+		m.extra[i], err = m.alloc(int64(m.g.Batch*op.Heads*m.g.Seq)*4, op.Name+" lse")
+	case *model.RoPEOp, *model.AddOp, *model.SwiGLUOp:
+	case *model.DropoutOp:
+		if c := node.Shape(); len(c) != 2 || c[1]%8 != 0 {
+			return fmt.Errorf("gpu: machine: %s: dropout input %v, want [N, C] with C a multiple of 8", node.Name(), c)
+		}
+	case *model.AttentionGradOp, *model.SliceOp, *model.SwiGLUGradOp, *model.RMSNormGradOp,
+		*model.LinearGradInputOp, *model.LoRAGradOp, *model.LMHeadCrossEntropyOp,
+		*model.LMHeadCrossEntropyGradOp:
+		return m.prepareBwd(i, node)
+	default:
+		if isGorgoniaAdd(node) || isSeed(node) {
+			return nil
+		}
+		return fmt.Errorf("gpu: machine: node %s: op %v (%T) has no GPU launcher yet", node.Name(), node.Op(), node.Op())
+	}
+	if a, ok := node.Op().(*model.AttentionOp); ok {
+		m.attnNode[a] = i
+	}
+	return err
+}
+
+// vec uploads a float32 vector owned by an op once, by name.
+func (m *Machine) vec(name string, v []float32) (cuda.Buffer, error) {
+	if b, ok := m.vecs[name]; ok {
+		return b, nil
+	}
+	b, err := m.uploadBF16(v, name)
+	m.vecs[name] = b
+	return b, err
+}
+
+// in returns node i's k-th input buffer.
+func (m *Machine) in(i, k int) cuda.Buffer { return m.out[m.args[i][k]] }
+
+func (m *Machine) launch(i int, node *G.Node) error {
+	d, N := m.d, m.N
+	y := m.out[i]
+	switch op := node.Op().(type) {
+	case *model.EmbeddingOp:
+		return ops.EmbeddingForward(d, y, m.vecs[op.Name], m.in(i, 0), cuda.Buffer{}, N, op.Vocab, op.Hidden)
+	case *model.RMSNormOp:
+		return ops.RMSNormForward(d, y, m.in(i, 0), m.vecs[op.Name], N, len(op.Weight), op.Eps)
+	case *model.LinearOp:
+		w := m.lin[op.Weight]
+		x := cuda.M(m.in(i, 0), N, w.in, cuda.BF16T)
+		Y := cuda.M(y, N, w.out, cuda.BF16T)
+		W, err := m.dense(w)
+		if err != nil {
+			return err
+		}
+		beta := float32(0)
+		if op.Bias != nil { // y = 1·biasᵀ, then y += x·Wᵀ
+			if err := m.blas.Gemm(false, false, 1, cuda.M(m.ones, N, 1, cuda.BF16T), cuda.M(m.vecs[op.Name+".bias"], 1, w.out, cuda.BF16T),
+				0, Y); err != nil {
+				return err
+			}
+			beta = 1
+		}
+		if err := m.blas.Linear(x, W, beta, Y); err != nil {
+			return err
+		}
+		if op.Rank > 0 { // y += s·(xl·Aᵀ)·Bᵀ, xl = x or, with Split (LoRA dropout), the fourth input
+			xl := x
+			if op.Split {
+				xl = cuda.M(m.in(i, 3), N, w.in, cuda.BF16T)
+			}
+			A := cuda.M(m.in(i, 1), op.Rank, w.in, cuda.BF16T)
+			Bm := cuda.M(m.in(i, 2), w.out, op.Rank, cuda.BF16T)
+			h := cuda.M(m.tmp, N, op.Rank, cuda.BF16T)
+			if err := m.blas.Linear(xl, A, 0, h); err != nil {
+				return err
+			}
+			return m.blas.Gemm(false, true, op.Scaling, h, Bm, 1, Y)
+		}
+		return nil
+	case *model.LMHeadOp:
+		w := m.lin[op.Weight]
+		W, err := m.dense(w)
+		if err != nil {
+			return err
+		}
+		return m.blas.Linear(cuda.M(m.in(i, 0), N, w.in, cuda.BF16T), W, 0, cuda.M(y, N, w.out, cuda.F32T))
+	case *model.RoPEOp:
+		return ops.RoPE(d, y, m.in(i, 0), m.in(i, 1), N, op.Heads, op.HeadDim, op.Theta, op.Inverse)
+	case *model.AttentionOp:
+		ad := ops.AttnDims{B: m.g.Batch, T: m.g.Seq, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
+			Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
+		return ops.AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), ad)
+	case *model.AddOp:
+		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	case *model.SwiGLUOp:
+		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	case *model.DropoutOp:
+		return m.dropout(i, node, op)
+	}
+	if isGorgoniaAdd(node) {
+		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+	}
+	return m.launchBwd(i, node)
+}
+
+// dense returns w as a bf16 [out, in] matrix, dequantizing NF4 into the scratch.
+func (m *Machine) dense(w *machineWeight) (cuda.Mat, error) {
+	if w.nf4 == nil {
+		return cuda.M(w.dense, w.out, w.in, cuda.BF16T), nil
+	}
+	if err := ops.DequantNF4(m.d, w.nf4, m.scratch); err != nil {
+		return cuda.Mat{}, err
+	}
+	return cuda.M(m.scratch, w.out, w.in, cuda.BF16T), nil
+}
+
+// Output downloads a node's value as float32 (bf16 activations widened; logits are fp32) after Run: the
+// logits, or a node passed to New in keep (other nodes' memory has been reused).
+func (m *Machine) Output(node *G.Node) ([]float32, error) {
+	i, ok := m.index[node]
+	if !ok || m.out[i].Bytes == 0 {
+		return nil, fmt.Errorf("gpu: machine: node %v has no device buffer", node)
+	}
+	n := max(node.Shape().TotalSize(), 1)
+	if m.f32[i] {
+		v := make([]float32, n)
+		return v, cuda.Download(m.d, v, m.out[i])
+	}
+	raw := make([]uint16, n)
+	if err := cuda.Download(m.d, raw, m.out[i]); err != nil {
+		return nil, err
+	}
+	v := make([]float32, n)
+	for k, b := range raw {
+		v[k] = cuda.F32(b)
+	}
+	return v, nil
+}

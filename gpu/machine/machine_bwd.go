@@ -1,0 +1,286 @@
+//go:build t2mcuda
+
+package machine
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/ops"
+	"github.com/t2m/t2m/model"
+	G "gorgonia.org/gorgonia"
+)
+
+// ceChunk is the rows of fp32 logits the fused lm_head + cross-entropy holds at a time.
+const ceChunk = 256
+
+// isGorgoniaAdd reports gorgonia's own element-wise "+", which gorgonia.Grad inserts to sum the gradients
+// of a node read by several ops.
+func isGorgoniaAdd(n *G.Node) bool {
+	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.elemBinOp" && strings.HasPrefix(n.Op().String(), "+")
+}
+
+// isFusedCE reports the two nodes of the fused lm_head + cross-entropy.
+func isFusedCE(n *G.Node) bool {
+	switch n.Op().(type) {
+	case *model.LMHeadCrossEntropyOp, *model.LMHeadCrossEntropyGradOp:
+		return true
+	}
+	return false
+}
+
+// isSeed reports gorgonia's scalar constant (the loss gradient seed, 1).
+func isSeed(n *G.Node) bool {
+	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.constantScalar"
+}
+
+func (m *Machine) attnDims(op *model.AttentionOp) ops.AttnDims {
+	return ops.AttnDims{B: m.g.Batch, T: m.g.Seq, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
+		Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
+}
+
+func (m *Machine) ceDims(op *model.LMHeadCrossEntropyOp) ops.CEDims {
+	return ops.CEDims{B: m.g.Batch, T: m.g.Seq, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
+		Chunk: ceChunk}
+}
+
+// prepareBwd readies the backward and loss nodes: weights, extra buffers, views, liveness dependencies.
+func (m *Machine) prepareBwd(i int, node *G.Node) error {
+	var err error
+	switch op := node.Op().(type) {
+	case *model.AttentionGradOp:
+		fwd, ok := m.attnNode[op.Attn]
+		if !ok {
+			return fmt.Errorf("gpu: machine: %s: its forward attention is not in the graph", node.Name())
+		}
+		m.deps[i] = []int{fwd} // the backward reads the forward's output o and lse
+		if need := ops.AttentionBackwardScratchBytes(m.attnDims(op.Attn)); need > m.attnScr.Bytes {
+			m.attnScr, err = m.alloc(need, "attention backward scratch")
+		}
+	case *model.SliceOp:
+		if node.Dtype() != G.Float32 {
+			return fmt.Errorf("gpu: machine: slice %s of type %v", node.Name(), node.Dtype())
+		}
+		m.alias[i] = m.alias[m.args[i][0]]
+	case *model.SwiGLUGradOp:
+		m.needTmp(int64(node.Shape().TotalSize()) * 2) // the gradient the node does not return
+	case *model.RMSNormGradOp:
+		_, err = m.vec(op.Norm.Name, op.Norm.Weight)
+	case *model.LinearGradInputOp:
+		if _, err = m.weight(op.Lin.Weight); err == nil && op.Arity() == 3 {
+			m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dh = s·dy·B
+		}
+	case *model.LoRAGradOp:
+		m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dy·B or xl·Aᵀ
+		if op.WRT == 'X' {
+			return nil // dxl [N, in]: a bf16 activation like dx
+		}
+		if op.WRT != 'A' && op.WRT != 'B' {
+			return fmt.Errorf("gpu: machine: %v: unknown LoRA gradient %q", op, op.WRT)
+		}
+		m.f32[i] = true
+		if m.opt != nil {
+			if sl, ok := m.opt.grad[node]; ok { // a gradient the optimizer reads: in the flat gradients
+				m.out[i], m.preset[i] = m.opt.g.Slice(sl.off*4, sl.n*4), true
+			}
+		}
+	case *model.LMHeadCrossEntropyOp:
+		// Loss [1] fp32 and dh [N, H] bf16 come from one fused launch; both buffers are set here, not planned.
+		m.f32[i], m.preset[i] = true, true
+		if _, err = m.weight(op.Weight); err != nil {
+			return err
+		}
+		if m.out[i], err = m.alloc(4, "loss"); err != nil {
+			return err
+		}
+		g, hasGrad := m.ceGrad[op]
+		if !hasGrad {
+			g = -1
+			if m.extra[i], err = m.alloc(int64(m.N*op.Weight.In)*2, "lm_head+CE dh (unused)"); err != nil {
+				return err
+			}
+		}
+		first := i
+		if hasGrad && g < i {
+			first = g
+		}
+		m.fusedAt[first] = true
+		if need := ops.LMHeadCrossEntropyScratchBytes(m.ceDims(op)); need > m.ceScr.Bytes {
+			if m.ceScr, err = m.alloc(need, "lm_head+CE scratch"); err != nil {
+				return err
+			}
+		}
+		B := m.g.Batch
+		if m.cePart, err = m.alloc(int64(B)*4, "per-sequence losses"); err != nil {
+			return err
+		}
+		if m.ceOnes, err = m.alloc(int64(B)*4, "ones f32"); err != nil {
+			return err
+		}
+		ones := make([]float32, B)
+		for k := range ones {
+			ones[k] = 1
+		}
+		err = cuda.Upload(m.d, m.ceOnes, ones)
+	case *model.LMHeadCrossEntropyGradOp:
+		if _, ok := m.ceNode[op.CE]; !ok {
+			return fmt.Errorf("gpu: machine: %s: its loss node is not in the graph", node.Name())
+		}
+		seed := m.order[m.args[i][3]]
+		if v, ok := seedValue(seed); !ok || v != 1 {
+			return fmt.Errorf("gpu: machine: %s: the loss gradient is %v, not the constant 1 the fused kernel assumes",
+				node.Name(), seed)
+		}
+		m.preset[i] = true
+		m.out[i], err = m.alloc(int64(m.N*op.CE.Weight.In)*2, "lm_head+CE dh")
+	}
+	return err
+}
+
+// seedValue reads a float32 scalar constant.
+func seedValue(n *G.Node) (float32, bool) {
+	if !isSeed(n) || n.Value() == nil {
+		return 0, false
+	}
+	v, ok := n.Value().Data().(float32)
+	return v, ok
+}
+
+// bindView points a slice node at its part of its owner's buffer.
+func (m *Machine) bindView(i int) error {
+	op, ok := m.order[i].Op().(*model.SliceOp)
+	if !ok {
+		return nil
+	}
+	owner := m.out[m.alias[i]]
+	size := int64(m.order[i].Shape().TotalSize())
+	if int64(op.Offset+int(size))*2 > owner.Bytes {
+		return fmt.Errorf("gpu: machine: slice %s [%d, +%d) outside its %d-byte owner", m.order[i].Name(), op.Offset,
+			size, owner.Bytes)
+	}
+	m.out[i] = owner.Slice(int64(op.Offset)*2, size*2)
+	return nil
+}
+
+// launchBwd runs one backward or loss node.
+func (m *Machine) launchBwd(i int, node *G.Node) error {
+	d, N, y := m.d, m.N, m.out[i]
+	switch op := node.Op().(type) {
+	case *model.AttentionGradOp:
+		fwd := m.attnNode[op.Attn]
+		ad := m.attnDims(op.Attn)
+		nq, nkv := int64(N*ad.H*ad.D)*2, int64(N*ad.KVH*ad.D)*2
+		return ops.AttentionBackward(d, y.Slice(0, nq), y.Slice(nq, nkv), y.Slice(nq+nkv, nkv), m.in(i, 0), m.in(i, 1),
+			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
+	case *model.SwiGLUGradOp:
+		n := node.Shape().TotalSize()
+		dgate, dup := y, m.tmp
+		if op.WRT == 1 {
+			dgate, dup = m.tmp, y
+		}
+		return ops.SwiGLUBackward(d, dgate, dup, m.in(i, 2), m.in(i, 0), m.in(i, 1), n)
+	case *model.RMSNormGradOp:
+		cols := len(op.Norm.Weight)
+		return ops.RMSNormBackward(d, y, m.in(i, 1), m.in(i, 0), m.vecs[op.Norm.Name], N, cols, op.Norm.Eps)
+	case *model.LinearGradInputOp:
+		w := m.lin[op.Lin.Weight]
+		W, err := m.dense(w)
+		if err != nil {
+			return err
+		}
+		dy, dx := cuda.M(m.in(i, 0), N, w.out, cuda.BF16T), cuda.M(y, N, w.in, cuda.BF16T)
+		if err := m.blas.LinearGradInput(dy, W, 1, 0, dx); err != nil {
+			return err
+		}
+		if op.Arity() == 3 { // + s·(dy·B)·A
+			r := op.Lin.Rank
+			dh := cuda.M(m.tmp, N, r, cuda.BF16T)
+			if err := m.blas.Gemm(false, false, op.Lin.Scaling, dy, cuda.M(m.in(i, 2), w.out, r, cuda.BF16T), 0, dh); err != nil {
+				return err
+			}
+			return m.blas.Gemm(false, false, 1, dh, cuda.M(m.in(i, 1), r, w.in, cuda.BF16T), 1, dx)
+		}
+		return nil
+	case *model.LoRAGradOp:
+		if op.WRT == 'X' {
+			return m.loraInputGrad(i, op)
+		}
+		r, in, out := op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
+		xl, dy := cuda.M(m.in(i, 0), N, in, cuda.BF16T), cuda.M(m.in(i, 1), N, out, cuda.BF16T)
+		A, Bm := cuda.M(m.in(i, 2), r, in, cuda.BF16T), cuda.M(m.in(i, 3), out, r, cuda.BF16T)
+		tmp := cuda.M(m.tmp, N, r, cuda.BF16T)
+		if op.WRT == 'A' { // dA = s·(dy·B)ᵀ·xl
+			if err := m.blas.Gemm(false, false, 1, dy, Bm, 0, tmp); err != nil {
+				return err
+			}
+			return m.blas.LinearGradWeight(tmp, xl, op.Lin.Scaling, 0, cuda.M(y, r, in, cuda.F32T))
+		}
+		if err := m.blas.Linear(xl, A, 0, tmp); err != nil { // dB = s·dyᵀ·(xl·Aᵀ)
+			return err
+		}
+		return m.blas.LinearGradWeight(dy, tmp, op.Lin.Scaling, 0, cuda.M(y, out, r, cuda.F32T))
+	case *model.LMHeadCrossEntropyOp:
+		return m.fusedCE(op)
+	case *model.LMHeadCrossEntropyGradOp:
+		return m.fusedCE(op.CE)
+	}
+	return fmt.Errorf("no GPU launcher for %T", node.Op())
+}
+
+// fusedCE runs the fused lm_head + cross-entropy of op: the loss into its loss node's buffer and dh into
+// its gradient node's (or an unused buffer when the graph has no backward). Only the rows that predict a
+// label run (lossRows, from the batch's labels on the host): one launch per sequence over its tail, dh
+// zero elsewhere; the per-sequence partial losses (each already divided by numItems) are summed by a
+// 1×B·B×1 product.
+func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
+	ce := m.ceNode[op]
+	dh := m.extra[ce]
+	if g, ok := m.ceGrad[op]; ok {
+		dh = m.out[g]
+	}
+	W, err := m.dense(m.lin[op.Weight])
+	if err != nil {
+		return err
+	}
+	h, labels := m.in(ce, 0), m.in(ce, 1)
+	H, T := int64(op.Weight.In), m.g.Seq
+	if err := m.d.Memset(dh, 0); err != nil {
+		return err
+	}
+	if err := m.d.Memset(m.cePart, 0); err != nil {
+		return err
+	}
+	for b, start := range m.lossRows {
+		if start < 0 {
+			continue
+		}
+		r0, rows := int64(b*T+start), int64(T-start)
+		c := m.ceDims(op)
+		c.B, c.T = 1, int(rows)
+		if err := ops.LMHeadCrossEntropy(m.d, m.cePart.Slice(int64(b)*4, 4), dh.Slice(r0*H*2, rows*H*2),
+			h.Slice(r0*H*2, rows*H*2), W.Buf, labels.Slice(r0*4, rows*4), cuda.Buffer{}, m.ceScr, c, m.numItems,
+			1); err != nil {
+			return err
+		}
+	}
+	B := m.g.Batch
+	return m.blas.Gemm(false, false, 1, cuda.M(m.cePart, 1, B, cuda.F32T), cuda.M(m.ceOnes, B, 1, cuda.F32T), 0, cuda.M(m.out[ce], 1, 1, cuda.F32T))
+}
+
+// setLossRows finds, for each sequence, the first row that predicts a label (row n predicts labels[n+1]),
+// or −1 when the sequence has none.
+func (m *Machine) setLossRows(labels []int32) {
+	B, T := m.g.Batch, m.g.Seq
+	m.lossRows = make([]int, B)
+	for b := range B {
+		m.lossRows[b] = -1
+		for j := 1; j < T; j++ {
+			if labels[b*T+j] != -100 {
+				m.lossRows[b] = j - 1
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,309 @@
+//go:build t2mcuda
+
+package machine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/gpu/ops"
+	"github.com/t2m/t2m/internal/numtest"
+	"github.com/t2m/t2m/model"
+	G "gorgonia.org/gorgonia"
+)
+
+// TestMachineLogits runs the tiny Qwen2 (7B architecture: GQA, biases, untied lm_head, vocab 152064)
+// forward on the GPU machine and on the CPU TapeMachine, with and without NF4 and LoRA, and compares each
+// layer's hidden state and the logits. Tolerance 2e-2 relative: bf16 activations and weights through two
+// layers (each op alone is within 1e-2 of its CPU twin); the CPU path is float32 on the same (NF4) weights.
+func TestMachineLogits(t *testing.T) {
+	d := cudatest.Device(t)
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	const B, T = 2, 24
+	for _, c := range []struct {
+		name      string
+		nf4, lora bool
+	}{{"bf16", false, false}, {"nf4", true, false}, {"nf4+lora", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			d.Bind()
+			opt := model.LoadOptions{}
+			if c.nf4 {
+				opt.Quantize = model.QuantizeNF4
+			}
+			w, err := model.RandomWeights(reg.Config, reg.Seed, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lp *model.LoRAParams
+			if c.lora {
+				lp = cudatest.RandomLoRA(w, 4, rng)
+			}
+			g, err := model.Build(w, lp, B, T, model.ModeLogits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			ids := make([]int32, B*T)
+			for i := range ids {
+				ids[i] = int32(rng.IntN(reg.Config.VocabSize))
+			}
+			mask := make([]int32, B*T)
+			for i := range mask {
+				mask[i] = 1
+			}
+			for i := 0; i < 5; i++ { // left padding on the second sequence
+				mask[T+i] = 0
+			}
+			batch := model.Batch{IDs: ids, Mask: mask}
+			if err := g.Run(batch); err != nil {
+				t.Fatal(err)
+			}
+			m, err := New(d, g, 2<<30, g.Hidden...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			total, floor := m.PlannedBytes()
+			t.Logf("activation plan: %d bytes (floor %d)", total, floor)
+			if err := m.Run(batch); err != nil {
+				t.Fatal(err)
+			}
+			for k, node := range append(g.Hidden, g.Logits) {
+				got, err := m.Output(node)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := model.Values(node)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := make([]float64, len(want))
+				for j, v := range want {
+					ref[j] = float64(v)
+				}
+				e := numtest.RelL2(got, ref)
+				name := fmt.Sprintf("hidden %d", k)
+				if node == g.Logits {
+					name = "logits"
+				}
+				t.Logf("%s: relative error %.3g", name, e)
+				if !(e <= 2e-2) {
+					t.Errorf("%s: relative error %.3g > 2e-2", name, e)
+				}
+			}
+		})
+	}
+}
+
+// TestMachineLossGrads runs a training graph (loss, gorgonia.Grad's backward) of the tiny Qwen2 with NF4
+// weights and LoRA on every projection, on the GPU machine and on the CPU, and compares the loss and
+// every LoRA gradient. Tolerances, fixed before the first run: loss 1e-2 relative (bf16 activations), each
+// gradient tensor 5e-2 relative L2 (bf16 activations and bf16 gradients through every backward op of two
+// layers, fp32 only in the LoRA GEMMs' accumulation and outputs).
+func TestMachineLossGrads(t *testing.T) { machineLossGrads(t, 0) }
+
+// TestMachineDropoutLossGrads is TestMachineLossGrads on a graph with LoRA dropout 0.05 (DropoutOp and
+// LoRAGradOp 'X' on every projection), both executors at the same dropout step, same tolerances: the
+// GPU's masks are the CPU's bit for bit (TestDropoutMatchesCPU), so only bf16 rounding differs.
+func TestMachineDropoutLossGrads(t *testing.T) { machineLossGrads(t, 0.05) }
+
+func machineLossGrads(t *testing.T, dropout float32) {
+	d := cudatest.Device(t)
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	const B, T = 2, 32
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := cudatest.RandomLoRA(w, 4, rng)
+	lp.Dropout = dropout
+	g, err := model.Build(w, lp, B, T, model.ModeLoss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.BuildGrad(); err != nil {
+		t.Fatal(err)
+	}
+	g.SetStep(7) // seeds the dropout masks of both executors
+	ids, labels, mask := make([]int32, B*T), make([]int32, B*T), make([]int32, B*T)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(reg.Config.VocabSize))
+		labels[i], mask[i] = ids[i], 1
+		if i%T < T/2 { // completion-only loss on the second half
+			labels[i] = -100
+		}
+	}
+	for i := 0; i < 3; i++ { // left padding on the second sequence
+		mask[T+i] = 0
+	}
+	batch := model.Batch{IDs: ids, Mask: mask, Labels: labels}
+	if err := g.Run(batch); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(d, g, 2<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	total, floor := m.PlannedBytes()
+	t.Logf("activation plan: %d bytes (floor %d), %d nodes", total, floor, len(m.order))
+	if err := m.Run(batch); err != nil {
+		t.Fatal(err)
+	}
+	compare := func(name string, tol float64, gpu []float32, cpu []float32) {
+		ref := make([]float64, len(cpu))
+		for j, v := range cpu {
+			ref[j] = float64(v)
+		}
+		e := numtest.RelL2(gpu, ref)
+		t.Logf("%s: relative error %.3g (tolerance %g)", name, e, tol)
+		if !(e <= tol) {
+			t.Errorf("%s: relative error %.3g > %g", name, e, tol)
+		}
+	}
+	gotLoss, err := m.Output(g.Loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLoss, err := model.Values(g.Loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loss: GPU %.6f, CPU %.6f", gotLoss[0], wantLoss[0])
+	compare("loss", 1e-2, gotLoss[:1], wantLoss[:1])
+	for _, l := range g.LoRA {
+		for _, p := range []struct {
+			tag  string
+			node *G.Node
+		}{{"A", l.GradA}, {"B", l.GradB}} {
+			node := p.node
+			got, err := m.Output(node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := model.Values(node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compare(l.Module+" d"+p.tag, 5e-2, got, want)
+		}
+	}
+}
+
+// TestMachineStep checks the optimizer wiring: after Run and Step, the global grad norm and every fp32
+// master equal a float64 host computation of torch's clip_grad_norm_ + AdamW from the device's own
+// gradients (tolerance 1e-5 on the norm, 1e-4 relative L2 on the update p − p0); then a few steps on
+// the same batch must lower the loss.
+func TestMachineStep(t *testing.T) {
+	d := cudatest.Device(t)
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(31, 32))
+	const B, T = 2, 16
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := model.Build(w, cudatest.RandomLoRA(w, 4, rng), B, T, model.ModeLoss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.BuildGrad(); err != nil {
+		t.Fatal(err)
+	}
+	ids, labels := make([]int32, B*T), make([]int32, B*T)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(1000))
+		labels[i] = ids[i]
+		if i%T < T/2 {
+			labels[i] = -100
+		}
+	}
+	batch := model.Batch{IDs: ids, Labels: labels}
+	m, err := New(d, g, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	o := m.opt
+	if err := m.Run(batch); err != nil {
+		t.Fatal(err)
+	}
+	p0, gr := make([]float32, o.n), make([]float32, o.n)
+	if err := cuda.Download(d, p0, o.master); err != nil {
+		t.Fatal(err)
+	}
+	if err := cuda.Download(d, gr, o.g); err != nil {
+		t.Fatal(err)
+	}
+	h := ops.AdamWHyper{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
+	const maxNorm = 0.5
+	if err := m.Step(h, maxNorm); err != nil {
+		t.Fatal(err)
+	}
+	norm, clip, err := m.GradNorm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss float64
+	for _, x := range gr {
+		ss += float64(x) * float64(x)
+	}
+	wantNorm := math.Sqrt(ss)
+	wantClip := math.Min(1, maxNorm/(wantNorm+1e-6))
+	t.Logf("grad norm %.6g (host %.6g), clip %.4g (host %.4g), %d parameters", norm, wantNorm, clip, wantClip, o.n)
+	if math.Abs(float64(norm)-wantNorm) > 1e-5*wantNorm || math.Abs(float64(clip)-wantClip) > 1e-5 {
+		t.Errorf("grad norm %g / clip %g, host %g / %g", norm, clip, wantNorm, wantClip)
+	}
+	p1 := make([]float32, o.n)
+	if err := cuda.Download(d, p1, o.master); err != nil {
+		t.Fatal(err)
+	}
+	got, want := make([]float32, o.n), make([]float64, o.n)
+	for i := range p1 {
+		gi := float64(gr[i]) * wantClip
+		mi, vi := (1-h.Beta1)*gi, (1-h.Beta2)*gi*gi
+		p := float64(p0[i]) * (1 - h.LR*h.WeightDecay)
+		p -= h.LR / (1 - h.Beta1) * mi / (math.Sqrt(vi)/math.Sqrt(1-h.Beta2) + h.Eps)
+		got[i], want[i] = p1[i]-p0[i], p-float64(p0[i])
+	}
+	if e := numtest.RelL2(got, want); !(e <= 1e-4) {
+		t.Errorf("AdamW update: relative error %.3g > 1e-4", e)
+	} else {
+		t.Logf("AdamW update: relative error %.3g", e)
+	}
+	var losses []float32
+	for s := 0; s < 5; s++ {
+		if err := m.Run(batch); err != nil {
+			t.Fatal(err)
+		}
+		l, err := m.Output(g.Loss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, l[0])
+		if err := m.Step(h, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("losses over 5 steps: %v", losses)
+	if !(losses[4] < losses[0]) {
+		t.Errorf("loss did not go down: %v", losses)
+	}
+}

@@ -1,0 +1,85 @@
+//go:build t2mcuda
+
+package ops
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/model"
+)
+
+func TestAttentionParity(t *testing.T) {
+	d := cudatest.Device(t)
+	cases := []struct {
+		b, t, h, kvh, dim int
+		pad               bool // left padding on sequence 0, right padding on the last sequence
+		noMask            bool // pass no mask buffer (the CPU twin gets all ones)
+	}{
+		{2, 45, 4, 2, 16, true, false},     // the tiny fixture model's heads, T not a tile multiple
+		{2, 130, 7, 1, 128, true, false},   // Qwen2.5-7B's head dim and group size 7, three key tiles
+		{1, 64, 2, 2, 64, false, true},     // no GQA, no mask, exactly one tile
+		{3, 97, 6, 3, 32, true, false},     // head dim 32
+		{1, 200, 14, 2, 128, false, false}, // long enough that most tiles are off the diagonal
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("B%d_T%d_H%d_KV%d_D%d", c.b, c.t, c.h, c.kvh, c.dim), func(t *testing.T) {
+			d := cudatest.Device(t)
+			a := cudatest.Arena(t, d, 128<<20)
+			rng := rand.New(rand.NewPCG(6, uint64(c.t*c.dim)))
+			s := model.NewAttnShape(c.b, c.t, c.h, c.kvh, c.dim)
+			dims := AttnDims{B: c.b, T: c.t, H: c.h, KVH: c.kvh, D: c.dim, Scale: s.Scale}
+			nq, nkv := c.b*c.t*c.h*c.dim, c.b*c.t*c.kvh*c.dim
+			q, k, v := ktRand(rng, nq, -2, 2), ktRand(rng, nkv, -2, 2), ktRand(rng, nkv, -1, 1)
+			dout := ktRand(rng, nq, -1, 1)
+			mask := make([]int32, c.b*c.t)
+			for i := range mask {
+				mask[i] = 1
+			}
+			if c.pad {
+				for i := range 7 {
+					mask[i] = 0 // left padding of sequence 0: its first queries see no key
+				}
+				for i := c.t - 11; i < c.t; i++ {
+					mask[(c.b-1)*c.t+i] = 0 // right padding of the last sequence
+				}
+			}
+			bq, bk, bv, bdo := ktBF16(t, d, a, q), ktBF16(t, d, a, k), ktBF16(t, d, a, v), ktBF16(t, d, a, dout)
+			bm := cuda.Buffer{}
+			if !c.noMask {
+				bm = ktUp(t, d, a, mask)
+			}
+			bo := ktPoison(t, d, a, int64(nq)*2)
+			blse := ktPoison(t, d, a, dims.lseBytes())
+			if err := AttentionForward(d, bo, blse, bq, bk, bv, bm, dims); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, nq)
+			model.AttentionForward(want, q, k, v, mask, s)
+			ktCompare(t, "attention out", ktGetBF16(t, d, bo, nq), want, tolBF16)
+
+			wdq, wdk, wdv := make([]float32, nq), make([]float32, nkv), make([]float32, nkv)
+			model.AttentionBackward(wdq, wdk, wdv, q, k, v, mask, dout, s)
+			defer func(v bool) { attnSplitDQ = v }(attnSplitDQ)
+			for _, split := range []bool{false, true} {
+				attnSplitDQ = split
+				scratch := ktPoison(t, d, a, AttentionBackwardScratchBytes(dims))
+				bdq, bdk := ktPoison(t, d, a, int64(nq)*2), ktPoison(t, d, a, int64(nkv)*2)
+				bdv := ktPoison(t, d, a, int64(nkv)*2)
+				if err := AttentionBackward(d, bdq, bdk, bdv, bq, bk, bv, bo, bdo, blse, bm, scratch, dims); err != nil {
+					t.Fatal(err)
+				}
+				// The CPU twin recomputes from q, k, v; the GPU's dO·O term uses its own bf16 output, as it
+				// would in training.
+				way := map[bool]string{false: "one walk", true: "split dQ"}[split]
+				ktCompare(t, "attention dq ("+way+")", ktGetBF16(t, d, bdq, nq), wdq, tolBF16)
+				ktCompare(t, "attention dk ("+way+")", ktGetBF16(t, d, bdk, nkv), wdk, tolBF16)
+				ktCompare(t, "attention dv ("+way+")", ktGetBF16(t, d, bdv, nkv), wdv, tolBF16)
+			}
+		})
+	}
+	_ = d
+}

@@ -1,0 +1,92 @@
+//go:build t2mcuda
+
+package ops
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/model"
+)
+
+// TestKVAppendDecodeAttentionParity appends one random key/value row per sequence into random caches
+// (sequences in a permuted order, at random positions) and checks the caches exactly; then decode attention
+// of each row against its cache, compared with the last query row of model.AttentionForward run on that
+// sequence's keys 0..pos (other query rows random). The longest cache needs more than 48 KB of shared memory. Tolerance tolBF16: bf16 inputs, fp32 math, one bf16
+// rounding of the output.
+func TestKVAppendDecodeAttentionParity(t *testing.T) {
+	d := cudatest.Device(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, c := range []struct{ H, KVH, D, Cap int }{{4, 2, 16, 40}, {8, 8, 64, 130}, {28, 4, 128, 300}, {7, 1, 128, 12400}} {
+		t.Run(fmt.Sprintf("H%d_KVH%d_D%d_cap%d", c.H, c.KVH, c.D, c.Cap), func(t *testing.T) {
+			d.Bind()
+			a := cudatest.Arena(t, d, 512<<20)
+			dims := DecodeDims{Slots: 3, Cap: c.Cap, H: c.H, KVH: c.KVH, D: c.D}
+			dims.Scale = model.NewAttnShape(1, 1, c.H, c.KVH, c.D).Scale
+			kvd := c.KVH * c.D
+			slots := []int32{2, 0, 1}
+			// The last position (or 2048 keys: the CPU twin computes all T query rows), the first, one between.
+			pos := []int32{int32(min(c.Cap-1, 2047)), 0, int32(rng.IntN(min(c.Cap, 2048)))}
+			rows := len(slots)
+			kc := ktRand(rng, dims.Slots*c.Cap*kvd, -1, 1)
+			vc := ktRand(rng, dims.Slots*c.Cap*kvd, -1, 1)
+			k, v := ktRand(rng, rows*kvd, -1, 1), ktRand(rng, rows*kvd, -1, 1)
+			q := ktRand(rng, rows*c.H*c.D, -2, 2)
+			dkc, dvc := ktBF16(t, d, a, kc), ktBF16(t, d, a, vc)
+			ds, dp := ktUp(t, d, a, slots), ktUp(t, d, a, pos)
+			if err := KVAppend(d, dkc, dvc, ktBF16(t, d, a, k), ktBF16(t, d, a, v), ds, dp, rows, dims); err != nil {
+				t.Fatal(err)
+			}
+			for r := range rows { // the CPU twin: the append
+				off := (int(slots[r])*c.Cap + int(pos[r])) * kvd
+				copy(kc[off:off+kvd], k[r*kvd:(r+1)*kvd])
+				copy(vc[off:off+kvd], v[r*kvd:(r+1)*kvd])
+			}
+			for _, p := range []struct {
+				name      string
+				got, want []float32
+			}{{"k cache", ktGetBF16(t, d, dkc, len(kc)), kc}, {"v cache", ktGetBF16(t, d, dvc, len(vc)), vc}} {
+				for i := range p.want {
+					if p.got[i] != p.want[i] {
+						t.Fatalf("%s[%d] = %v, want %v", p.name, i, p.got[i], p.want[i])
+					}
+				}
+			}
+			dq := ktBF16(t, d, a, q)
+			variants := []bool{false}
+			if c.D == 128 {
+				variants = append(variants, true)
+			}
+			defer func(v bool) { decodeAttnD128 = v }(decodeAttnD128)
+			var outs [][]float32
+			for _, v := range variants { // the generic kernel, and the D = 128 one where it applies
+				decodeAttnD128 = v
+				o := ktPoison(t, d, a, int64(rows*c.H*c.D)*2)
+				if err := DecodeAttention(d, o, dq, dkc, dvc, ds, dp, rows, dims); err != nil {
+					t.Fatal(err)
+				}
+				outs = append(outs, ktGetBF16(t, d, o, rows*c.H*c.D))
+			}
+			want := make([]float32, 0, rows*c.H*c.D)
+			for r := range rows {
+				T := int(pos[r]) + 1
+				s := model.NewAttnShape(1, T, c.H, c.KVH, c.D)
+				qf := ktRand(rng, T*c.H*c.D, -2, 2) // earlier query rows: random, not compared
+				copy(qf[(T-1)*c.H*c.D:], q[r*c.H*c.D:(r+1)*c.H*c.D])
+				base := int(slots[r]) * c.Cap * kvd
+				mask := make([]int32, T)
+				for j := range mask {
+					mask[j] = 1
+				}
+				out := make([]float32, T*c.H*c.D)
+				model.AttentionForward(out, qf, kc[base:base+T*kvd], vc[base:base+T*kvd], mask, s)
+				want = append(want, out[(T-1)*c.H*c.D:]...)
+			}
+			for i, got := range outs {
+				ktCompare(t, fmt.Sprintf("decode attention (d128 kernel: %v)", variants[i]), got, want, tolBF16)
+			}
+		})
+	}
+}

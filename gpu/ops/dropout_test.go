@@ -1,0 +1,116 @@
+//go:build t2mcuda
+
+package ops
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/model"
+)
+
+// TestDropoutMatchesCPU checks that dropout_bf16 applies model.DropoutForward's exact mask: on random bf16
+// inputs padded from a logical [B·Tl, C] to [B·Tp, C], every real element equals the CPU's x·keep/(1−p)
+// rounded once to bf16, bit for bit (same fp32 product); padded rows are written (poisoned output); the
+// dropped share is near p; p = 0 is an exact copy; and in place (y = x) gives the same result.
+func TestDropoutMatchesCPU(t *testing.T) {
+	d := cudatest.Device(t)
+	a := cudatest.Arena(t, d, 64<<20)
+	rng := rand.New(rand.NewPCG(41, 42))
+	for _, c := range []struct {
+		dims DropoutDims
+		p    float32
+	}{
+		{DropoutDims{B: 3, Tp: 40, Tl: 29, C: 64}, 0.05},
+		{DropoutDims{B: 2, Tp: 64, Tl: 64, C: 136}, 0.3},
+		{DropoutDims{B: 4, Tp: 128, Tl: 77, C: 896}, 0.05},
+		{DropoutDims{B: 2, Tp: 16, Tl: 9, C: 8}, 0},
+	} {
+		dims, p := c.dims, c.p
+		seed := model.DropoutSeed(rng.Uint64()%1000, "model.layers.0.self_attn.q_proj.lora_dropout")
+		n := dims.B * dims.Tp * dims.C
+		host := make([]uint16, n) // [B·Tp, C] bf16
+		for i := range host {
+			host[i] = cuda.BF16(float32(rng.NormFloat64()) + 0.01) // never exactly 0
+		}
+		x, _ := a.Alloc(int64(n)*2, "x")
+		y, _ := a.Alloc(int64(n)*2, "y")
+		if err := cuda.Upload(d, x, host); err != nil {
+			t.Fatal(err)
+		}
+		poison := make([]uint16, n)
+		for i := range poison {
+			poison[i] = 0x7fc1 // NaN
+		}
+		if err := cuda.Upload(d, y, poison); err != nil {
+			t.Fatal(err)
+		}
+		if err := Dropout(d, y, x, dims, p, seed); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]uint16, n)
+		if err := cuda.Download(d, got, y); err != nil {
+			t.Fatal(err)
+		}
+		// The CPU on the logical tensor: the real rows of each sequence, contiguous.
+		nl := dims.B * dims.Tl * dims.C
+		xl, want := make([]float32, nl), make([]float32, nl)
+		for b := range dims.B {
+			for pos := range dims.Tl {
+				for col := range dims.C {
+					xl[(b*dims.Tl+pos)*dims.C+col] = cuda.F32(host[(b*dims.Tp+pos)*dims.C+col])
+				}
+			}
+		}
+		if p > 0 {
+			model.DropoutForward(want, xl, p, seed)
+		} else {
+			copy(want, xl)
+		}
+		mismatch, dropped := 0, 0
+		for b := range dims.B {
+			for pos := range dims.Tp {
+				for col := range dims.C {
+					g := got[(b*dims.Tp+pos)*dims.C+col]
+					if math.IsNaN(float64(cuda.F32(g))) {
+						t.Fatalf("dims %+v: element (%d, %d, %d) not written", dims, b, pos, col)
+					}
+					if pos >= dims.Tl {
+						continue
+					}
+					w := want[(b*dims.Tl+pos)*dims.C+col]
+					if g != cuda.BF16(w) {
+						mismatch++
+					}
+					if w == 0 {
+						dropped++
+					}
+				}
+			}
+		}
+		share := float64(dropped) / float64(nl)
+		t.Logf("dims %+v p %g: %d mismatches of %d, dropped %.4f", dims, p, mismatch, nl, share)
+		if mismatch != 0 {
+			t.Errorf("dims %+v p %g: %d of %d elements differ from model.DropoutForward", dims, p, mismatch, nl)
+		}
+		if math.Abs(share-float64(p)) > 4*math.Sqrt(float64(p)*(1-float64(p))/float64(nl))+1e-9 {
+			t.Errorf("dims %+v: dropped share %.4f, want p = %g", dims, share, p)
+		}
+		// In place: y = x.
+		if err := Dropout(d, x, x, dims, p, seed); err != nil {
+			t.Fatal(err)
+		}
+		inPlace := make([]uint16, n)
+		if err := cuda.Download(d, inPlace, x); err != nil {
+			t.Fatal(err)
+		}
+		for i := range inPlace {
+			if inPlace[i] != got[i] {
+				t.Fatalf("dims %+v: in place differs at %d", dims, i)
+			}
+		}
+	}
+}
