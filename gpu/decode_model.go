@@ -8,7 +8,6 @@ import (
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
-	"github.com/t2m/t2m/quant"
 )
 
 // decodeLinear is the device copy of one frozen projection: y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ when not merged).
@@ -131,7 +130,7 @@ func frozenToDense(d *cuda.Device, ar *cuda.Arena, f *model.Frozen, dst cuda.Buf
 	}
 	mark := ar.Mark()
 	defer ar.Release(mark)
-	nw, err := uploadFrozenNF4(d, ar, f)
+	nw, err := ops.UploadQuantized(d, ar, f.Quant, f.Name)
 	if err != nil {
 		return err
 	}
@@ -139,19 +138,6 @@ func frozenToDense(d *cuda.Device, ar *cuda.Arena, f *model.Frozen, dst cuda.Buf
 		return err
 	}
 	return d.Sync() // the NF4 blocks are released on return
-}
-
-// uploadFrozenNF4 uploads a quantized frozen weight's NF4 blocks.
-func uploadFrozenNF4(d *cuda.Device, ar *cuda.Arena, f *model.Frozen) (*ops.NF4Weight, error) {
-	q, ok := f.Quant.(*quant.Weight)
-	if !ok {
-		return nil, fmt.Errorf("gpu: %s is quantized as %T, not NF4 (quant.Weight)", f.Name, f.Quant)
-	}
-	h, err := ops.NF4HostFromQuant(q)
-	if err != nil {
-		return nil, fmt.Errorf("gpu: %s: %w", f.Name, err)
-	}
-	return ops.UploadNF4(d, ar, h, f.Name)
 }
 
 // loadDecodeLinear uploads one projection (see loadDecodeWeights).
@@ -176,7 +162,7 @@ func loadDecodeLinear(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, p *model.
 		}
 	}
 	if perUse && f.Quant != nil {
-		if lin.nf4, err = uploadFrozenNF4(d, ar, f); err != nil {
+		if lin.nf4, err = ops.UploadQuantized(d, ar, f.Quant, f.Name); err != nil {
 			return nil, err
 		}
 	} else {

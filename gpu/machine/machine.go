@@ -9,7 +9,6 @@ import (
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
-	"github.com/t2m/t2m/quant"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -251,15 +250,8 @@ func (m *Machine) weight(f *model.Frozen) (*machineWeight, error) {
 			return nil, err
 		}
 	case f.Quant != nil:
-		q, ok := f.Quant.(*quant.Weight)
-		if !ok {
-			return nil, fmt.Errorf("gpu: machine: %s is quantized as %T, not NF4 (quant.Weight)", f.Name, f.Quant)
-		}
-		h, err := ops.NF4HostFromQuant(q)
-		if err != nil {
-			return nil, fmt.Errorf("gpu: machine: %s: %w", f.Name, err)
-		}
-		if w.nf4, err = ops.UploadNF4(m.d, m.ar, h, f.Name); err != nil {
+		var err error
+		if w.nf4, err = ops.UploadQuantized(m.d, m.ar, f.Quant, f.Name); err != nil {
 			return nil, err
 		}
 		if need := int64(f.Out*f.In) * 2; need > m.scratch.Bytes {

@@ -4,6 +4,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/t2m/t2m/quant"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"gorgonia.org/cu"
@@ -116,3 +117,17 @@ func FillRandomBF16(d *cuda.Device, b cuda.Buffer, n int64, seed uint64, scale f
 
 // fillBlocks is the grid of a grid-stride fill over n elements.
 func fillBlocks(n int64) int { return int(min((n+255)/256, 132*16)) }
+
+// UploadQuantized uploads a frozen weight's quantized blocks (model.Frozen.Quant) for the kernels: q must be
+// NF4 in quant's layout (t2m's own quantization or a bnb-4bit checkpoint). name is for errors and the arena.
+func UploadQuantized(d *cuda.Device, a *cuda.Arena, q any, name string) (*NF4Weight, error) {
+	w, ok := q.(*quant.Weight)
+	if !ok {
+		return nil, fmt.Errorf("gpu: %s is quantized as %T, not NF4 (quant.Weight)", name, q)
+	}
+	h, err := NF4HostFromQuant(w)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: %s: %w", name, err)
+	}
+	return UploadNF4(d, a, h, name)
+}

@@ -6,6 +6,7 @@
 #                     if .before/gpu.test exists, after: t2m bench generate) and t2m bench train
 #   part 2:           a random checkpoint of the exact 7B layout, then t2m train on the published data and
 #                     t2m baseline, before and after
+#   part 3:           the same checkpoint, t2m train interleaved after/before/after/before (run-to-run noise)
 set -uo pipefail
 part=${1:-1}
 OUT=${OUT:-/tmp/t2m-before-after}; mkdir -p "$OUT"
@@ -23,6 +24,13 @@ if [ "$part" = 1 ]; then
   mem $A bench generate --repeats 2 2>&1
   echo "== after: t2m bench train (7B shape, B=4 T=512 accum 4)"
   mem $A bench train --updates 2 2>&1 | grep -v "bench train: update"
+elif [ "$part" = 3 ]; then
+  [ -d /tmp/q7b ] || python3 .bench/make_random_checkpoint.py /tmp/q7b --tokenizer .bench/tokenizer.json | tail -1
+  for who in after before after before; do
+    T=$B; [ $who = after ] && T=$A
+    $T train --model /tmp/q7b --data-dir .bench/data --limit 256 --epochs 1 --device cuda --output-dir /tmp/runs3-$who-$RANDOM --save-every 0 2>&1 |
+      awk -v who=$who '/^step/ && $2!="1/16" {gsub("ms/step","",$13); s+=$13; n++} END {printf "%s: mean %.1f ms/update over %d updates\n", who, s/n, n}'
+  done
 else
   python3 .bench/make_random_checkpoint.py /tmp/q7b --tokenizer .bench/tokenizer.json | tail -1
   for who in before after; do
