@@ -10,7 +10,7 @@ import (
 
 func init() { register(cudaBackend{}, NewTrainBackend) }
 
-// cudaBackend is the Backend of the cuda build.
+// cudaBackend is the Backend of the t2mcuda build.
 type cudaBackend struct{}
 
 // Describe opens GPU 0 and names it.

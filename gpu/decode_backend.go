@@ -9,7 +9,7 @@ import (
 	"github.com/t2m/t2m/model"
 )
 
-// gpuGenerator is the cuda build's Generator: a device, one arena holding the weights (and, during
+// gpuGenerator is the t2mcuda build's Generator: a device, one arena holding the weights (and, during
 // Generate, the caches and activations) and the decoder.
 type gpuGenerator struct {
 	d    *cuda.Device

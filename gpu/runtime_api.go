@@ -5,11 +5,11 @@ import (
 	"github.com/t2m/t2m/train"
 )
 
-// ErrNoCUDA is what a binary built without the cuda tag answers to every GPU request (train.ErrNoCUDA,
+// ErrNoCUDA is what a binary built without the t2mcuda tag answers to every GPU request (train.ErrNoCUDA,
 // which the device registry gives for a missing "cuda").
 var ErrNoCUDA = train.ErrNoCUDA
 
-// Backend is the GPU as the cuda build offers it (t2m bench gpu reaches it through Get). The cuda build registers one at init,
+// Backend is the GPU as the t2mcuda build offers it (t2m bench gpu reaches it through Get). The t2mcuda build registers one at init,
 // and with it the "cuda" entry of train's device registry, through which the pipelines train and
 // generate. Packages outside gpu/ never import gorgonia.org/cu, so the default build runs everywhere.
 type Backend interface {
@@ -43,7 +43,7 @@ type GeneratorOptions struct {
 
 var backend Backend
 
-// register is called by the cuda build's init with its Backend and training backend factory: it keeps b
+// register is called by the t2mcuda build's init with its Backend and training backend factory: it keeps b
 // for Get and enters the "cuda" device into train's registry (training: newTrain; generation:
 // b.NewGenerator with default options; usability: b.Describe).
 func register(b Backend, newTrain train.BackendFactory) {
