@@ -2,14 +2,13 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/pipeline"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -49,7 +48,7 @@ func runForward(c *cli.Context) error {
 	default:
 		return fmt.Errorf("forward: --quantize %q: want none or nf4", q)
 	}
-	w, source, err := loadModel(c.String("model-dir"), c.String("model"), c.Int64("seed"), opt)
+	w, source, err := pipeline.LoadWeights(c.String("model-dir"), c.String("model"), c.Int64("seed"), opt)
 	if err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}
@@ -79,36 +78,6 @@ func runForward(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "wrote logits [%d %d %d] to %s\n", batch, seq, w.Config.VocabSize, out)
 	return nil
-}
-
-// loadModel resolves --model-dir / --model: a directory, or a registered name (built-in weights from a
-// seed, or a pointer to where the real weights come from).
-func loadModel(dir, name string, seed int64, opt model.LoadOptions) (*model.Weights, string, error) {
-	switch {
-	case dir != "" && name != "":
-		return nil, "", fmt.Errorf("give --model-dir or --model, not both")
-	case dir == "" && name == "":
-		return nil, "", fmt.Errorf("give --model-dir DIR or --model NAME (%s)", strings.Join(model.RegisteredNames(), ", "))
-	case dir == "":
-		if st, err := os.Stat(filepath.Join(name, "config.json")); err == nil && !st.IsDir() {
-			dir = name // --model accepts a directory too, as in the training commands
-			break
-		}
-		reg, err := model.Lookup(name)
-		if err != nil {
-			return nil, "", err
-		}
-		if reg.HFRepo != "" {
-			return nil, "", fmt.Errorf("model %s has no built-in weights: download %s and pass its directory with --model-dir", name, reg.HFRepo)
-		}
-		if seed == 0 {
-			seed = reg.Seed
-		}
-		w, err := model.RandomWeights(reg.Config, seed, opt)
-		return w, name, err
-	}
-	w, err := model.LoadDir(dir, opt)
-	return w, dir, err
 }
 
 // parseIDs reads "1,2,3;4,5,6" into B rows of T ids (row-major).
