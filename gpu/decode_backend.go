@@ -58,7 +58,7 @@ func newGPUGenerator(d *cuda.Device, w *model.Weights, lora *model.LoRAParams, o
 	perUse := opt.NF4PerUse || (dense > 0 && tables+dense > ar.Size()-8<<30)
 	dw, err := loadDecodeWeights(d, blas, ar, w, lora, perUse)
 	if err != nil {
-		_ = d.Free(ar.Base())
+		_ = ar.Free()
 		return nil, fmt.Errorf("gpu: generator: loading weights: %w", err)
 	}
 	how := "bf16 weights"
@@ -86,10 +86,14 @@ func (g *gpuGenerator) Generate(prompts [][]int32, opt model.GenerateOptions) ([
 // Describe names the GPU and how the weights are held.
 func (g *gpuGenerator) Describe() string { return g.desc }
 
-// Close frees the GPU (the context and with it every allocation).
+// Close frees the arena, then the GPU (the context).
 func (g *gpuGenerator) Close() error {
 	if err := g.d.Bind(); err != nil {
 		return err
 	}
-	return g.d.Close()
+	err := g.dec.ar.Free()
+	if cerr := g.d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

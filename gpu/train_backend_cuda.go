@@ -80,10 +80,11 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 		g.Close()
 		return err
 	}
-	m, err := machine.New(b.d, g, free-(1<<30)) // 1 GiB left for cuBLAS and the driver
+	m, err := machine.New(b.d, g, free-(1<<30)) // address space; memory is mapped as the plan needs it
 	if err != nil {
 		g.Close()
-		return fmt.Errorf("cuda backend: machine [%d, %d]: %w", batch, seq, err)
+		return fmt.Errorf("cuda backend: machine for micro-batches of %d × %d tokens: %w; "+
+			"lower --batch-size or --max-len (raise --grad-accum to keep the effective batch)", batch, seq, err)
 	}
 	index := map[string]int{}
 	for i, mod := range b.p.Modules {
@@ -119,6 +120,19 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 	b.g, b.m, b.B, b.T, b.offs = g, m, batch, seq, offs
 	b.flat, b.bf, b.gflat = make([]float32, n), make([]uint16, n), make([]float32, n)
 	return nil
+}
+
+// Memory reports the machine's device memory by use and the GPU's used memory now (train.MemoryReporter).
+func (b *TrainBackend) Memory() (train.MemoryReport, error) {
+	if b.m == nil {
+		return train.MemoryReport{}, fmt.Errorf("cuda backend: no machine yet (Reserve first)")
+	}
+	l, w, a, c := b.m.Memory()
+	free, total, err := b.d.MemInfo()
+	if err != nil {
+		return train.MemoryReport{}, err
+	}
+	return train.MemoryReport{LoRABytes: l, WeightsBytes: w, ActivationBytes: a, ArenaBytes: c, DeviceUsedBytes: total - free}, nil
 }
 
 func sum(v []int) int {

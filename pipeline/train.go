@@ -113,6 +113,13 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	}
 	fmt.Fprintf(log, "run %s: model %s (%s), LoRA r=%d alpha=%g, %d parameters, device %s\n",
 		s.runName, s.model.Name, s.model.Quant, opts.Rank, s.run.Adapter.Config.Alpha, s.run.Adapter.NumParams(), s.backend.Name())
+	var planned *train.MemoryReport
+	if mr, ok := s.backend.(train.MemoryReporter); ok {
+		if r, err := mr.Memory(); err == nil {
+			planned = &r
+			fmt.Fprintf(log, "device memory planned: %s\n", describeMemory(r))
+		}
+	}
 	started := time.Now()
 	res, err := s.run.Train()
 	if errors.Is(err, train.ErrInterrupted) {
@@ -122,9 +129,24 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 		return nil, err // train.Run's errors start with "train:"
 	}
 	rec := s.record(res, time.Since(started))
+	if planned != nil {
+		rec.DeviceMemoryPlanned = planned
+		if r, err := s.backend.(train.MemoryReporter).Memory(); err == nil {
+			rec.DeviceMemoryPeak = &r
+			fmt.Fprintf(log, "device memory at the end: %s\n", describeMemory(r))
+		}
+	}
 	if err := writeTrainRecord(filepath.Join(s.run.Dir, TrainConfigFile), rec); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return &TrainResult{Result: *res, RunName: s.runName, Dir: s.run.Dir, Device: s.backend.Name(), Model: s.model,
 		Record: rec}, nil
+}
+
+// describeMemory is one line about a backend's device memory.
+func describeMemory(r train.MemoryReport) string {
+	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
+	return fmt.Sprintf("%.2f GiB weights, %.2f GiB LoRA + optimizer, %.2f GiB activations (plan) = %.2f GiB held; "+
+		"%.2f GiB in use on the GPU (nvidia-smi's number)", gib(r.WeightsBytes), gib(r.LoRABytes), gib(r.ActivationBytes),
+		gib(r.ArenaBytes), gib(r.DeviceUsedBytes))
 }

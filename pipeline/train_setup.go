@@ -19,19 +19,22 @@ import (
 // TrainRecord is TrainConfigFile's content. Its fields are in the order of their JSON names, as the
 // file has always been written (sorted keys).
 type TrainRecord struct {
-	BestEvalLoss       float64           `json:"best_eval_loss"`
-	Config             train.Fingerprint `json:"config"`
-	Device             string            `json:"device"`
-	EffectiveBatchSize int               `json:"effective_batch_size"`
-	EvalLosses         []float64         `json:"eval_losses"`
-	FinalTrainLoss     float64           `json:"final_train_loss"`
-	LoRATargetModules  []string          `json:"lora_target_modules"`
-	Model              string            `json:"model"`
-	ModelSource        string            `json:"model_source"`
-	RunName            string            `json:"run_name"`
-	SecondsPerUpdate   float64           `json:"seconds_per_update"`
-	Updates            int               `json:"updates"`
-	WallSeconds        float64           `json:"wall_seconds"`
+	BestEvalLoss float64           `json:"best_eval_loss"`
+	Config       train.Fingerprint `json:"config"`
+	Device       string            `json:"device"`
+	// DeviceMemoryPeak and DeviceMemoryPlanned: a GPU backend's memory at the end and before the first step.
+	DeviceMemoryPeak    *train.MemoryReport `json:"device_memory_peak,omitempty"`
+	DeviceMemoryPlanned *train.MemoryReport `json:"device_memory_planned,omitempty"`
+	EffectiveBatchSize  int                 `json:"effective_batch_size"`
+	EvalLosses          []float64           `json:"eval_losses"`
+	FinalTrainLoss      float64             `json:"final_train_loss"`
+	LoRATargetModules   []string            `json:"lora_target_modules"`
+	Model               string              `json:"model"`
+	ModelSource         string              `json:"model_source"`
+	RunName             string              `json:"run_name"`
+	SecondsPerUpdate    float64             `json:"seconds_per_update"`
+	Updates             int                 `json:"updates"`
+	WallSeconds         float64             `json:"wall_seconds"`
 }
 
 // trainSetUp is a run ready to start: the model, the backend that holds it, and the loop.

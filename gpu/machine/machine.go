@@ -57,6 +57,8 @@ type Machine struct {
 	tmp      cuda.Buffer
 	tmpBytes int64
 
+	loraBytes int64 // arena bytes of the LoRA parameters, gradients and optimizer state (Memory)
+
 	fwd []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	run RunOptions // this Run's options (the dropout masks' logical length, evaluation)
 }
@@ -99,6 +101,7 @@ func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Ma
 	if err := m.newOpt(); err != nil {
 		return nil, err
 	}
+	m.loraBytes = ar.Peak()        // the first allocations: LoRA parameters, gradients, optimizer state
 	for i, node := range m.order { // the fused loss runs at whichever of its two nodes comes first
 		switch op := node.Op().(type) {
 		case *model.LMHeadCrossEntropyOp:
@@ -177,12 +180,19 @@ func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Ma
 	return m, d.Sync()
 }
 
+// Memory is the machine's device memory by use, in bytes: the LoRA parameters, gradients and optimizer
+// state; the frozen weights with their scratch buffers; the activations' liveness plan; and what its arena
+// holds on the device (their sum, rounded up to the arena's growth step).
+func (m *Machine) Memory() (lora, weights, activations, committed int64) {
+	return m.loraBytes, m.ar.Peak() - m.loraBytes - m.plan.Total, m.plan.Total, m.ar.Committed()
+}
+
 // Close frees the machine's device memory (weights, activations, optimizer state).
 func (m *Machine) Close() error {
 	if m.ar == nil {
 		return nil
 	}
-	err := m.d.Free(m.ar.Base())
+	err := m.ar.Free()
 	m.ar = nil
 	return err
 }

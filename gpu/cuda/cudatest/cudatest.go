@@ -41,7 +41,7 @@ func Arena(t testing.TB, d *cuda.Device, bytes int64) *cuda.Arena {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := d.Free(a.Base()); err != nil {
+		if err := a.Free(); err != nil {
 			t.Error(err)
 		}
 	})
