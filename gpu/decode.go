@@ -47,6 +47,10 @@ type decoder struct {
 
 	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
 	onLogits func(seqs []int32, logits cuda.Buffer, n int) error
+
+	// keep, when set (sampling: decode_sample.go), makes choose append the logits [n, V] it reads to kept.
+	keep bool
+	kept []float32
 }
 
 // newDecoder wraps device weights; prefillRows ≤ 0 means defaultPrefillRows.
@@ -206,6 +210,13 @@ func (g *decoder) choose(seqs []int32) ([]int32, error) {
 		if err := g.onLogits(seqs, g.logits, n); err != nil {
 			return nil, err
 		}
+	}
+	if g.keep {
+		rows := make([]float32, n*g.w.w.Config.VocabSize) // [n, V]
+		if err := cuda.Download(g.d, rows, g.logits); err != nil {
+			return nil, fmt.Errorf("gpu: decoder: logits: %w", err)
+		}
+		g.kept = append(g.kept, rows...)
 	}
 	if err := ops.ArgmaxF32(g.d, g.next, g.logits, n, g.w.w.Config.VocabSize); err != nil {
 		return nil, err

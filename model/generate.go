@@ -256,10 +256,13 @@ func (g *Generator) Step(caches []*KVCache, ids []int32) ([]float32, error) {
 	return logits, nil
 }
 
-// GenerateOptions configure greedy decoding.
+// GenerateOptions configure decoding: greedy unless Sampling says otherwise.
 type GenerateOptions struct {
 	MaxNewTokens int     // ≤ 0: DefaultMaxNewTokens
 	StopIDs      []int32 // a sequence ends after emitting one of these (not included in its output)
+	// Sampling, when set with a Temperature above 0, draws each token (see Sampling) instead of the argmax;
+	// the executor must then implement LogitsSteps.
+	Sampling *Sampling
 	// Progress, when set, is called after each prompt finishes with the prompts done so far.
 	Progress func(done int, elapsed time.Duration)
 }

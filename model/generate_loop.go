@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// DecodeSteps is what greedy decoding needs from an executor. The CPU generator (cpuSteps over
-// Generator.Prefill/Step) and the GPU decoder (gpu/) implement it, so both run GenerateGreedy's loop.
+// DecodeSteps is what greedy decoding needs from an executor (sampling needs LogitsSteps too). The CPU
+// generator (cpuSteps over Generator.Prefill/Step) and the GPU decoder (gpu/) implement it, so both run
+// GenerateGreedy's loop.
 type DecodeSteps interface {
 	// Begin makes room for seqs sequences (slots 0..seqs−1) of up to capacity tokens each.
 	Begin(seqs, capacity int) error
@@ -21,7 +22,8 @@ type DecodeSteps interface {
 
 // GenerateGreedy decodes greedily over any DecodeSteps: a sequence ends after emitting a stop id (not
 // included in its output) or after maxNew tokens; Progress is called as prompts finish. It returns the new
-// tokens of each prompt.
+// tokens of each prompt. With opt.Sampling (Temperature > 0) each token is drawn from the logits rows of
+// s's LogitsSteps instead (see Sampling); without it the argmax path is untouched.
 func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]int32, error) {
 	maxNew := opt.MaxNewTokens
 	if maxNew <= 0 {
@@ -41,13 +43,17 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 		}
 		longest = max(longest, len(p))
 	}
+	pick, err := newPicker(s, opt.Sampling) // nil: greedy, through Prefill and Step as they are
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	// A sequence takes its prompt and at most maxNew−1 fed-back tokens: the last one is never fed.
 	if err := s.Begin(len(prompts), longest+maxNew); err != nil {
 		return nil, err
 	}
 	defer s.End()
-	next, err := s.Prefill(prompts)
+	next, err := pick.prefill(s, prompts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +93,7 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 		for r, i := range active {
 			seqs[r], ids[r], pos[r] = int32(i), next[i], lens[i]
 		}
-		got, err := s.Step(seqs, ids, pos)
+		got, err := pick.step(s, seqs, ids, pos)
 		if err != nil {
 			return nil, err
 		}
@@ -112,34 +118,29 @@ func (c *cpuSteps) Begin(seqs, capacity int) error {
 }
 
 func (c *cpuSteps) Prefill(prompts [][]int32) ([]int32, error) {
-	next := make([]int32, len(prompts))
-	for i, p := range prompts {
-		kv, logits, err := c.g.Prefill(p, c.capacity)
-		if err != nil {
-			return nil, fmt.Errorf("prompt %d: %w", i, err)
-		}
-		c.caches[i], next[i] = kv, Argmax(logits)
-	}
-	return next, nil
-}
-
-func (c *cpuSteps) Step(seqs, ids, pos []int32) ([]int32, error) {
-	cs := make([]*KVCache, len(seqs))
-	for r, s := range seqs {
-		if cs[r] = c.caches[s]; int32(cs[r].Len) != pos[r] {
-			return nil, fmt.Errorf("row %d: position %d, cache holds %d tokens", r, pos[r], cs[r].Len)
-		}
-	}
-	logits, err := c.g.Step(cs, ids) // [rows, V]
+	logits, err := c.PrefillLogits(prompts) // [n, V]
 	if err != nil {
 		return nil, err
 	}
-	V := c.g.cfg.VocabSize
-	next := make([]int32, len(seqs))
+	return argmaxRows(logits, len(prompts)), nil
+}
+
+func (c *cpuSteps) Step(seqs, ids, pos []int32) ([]int32, error) {
+	logits, err := c.StepLogits(seqs, ids, pos) // [rows, V]
+	if err != nil {
+		return nil, err
+	}
+	return argmaxRows(logits, len(seqs)), nil
+}
+
+// argmaxRows is Argmax of each of the n rows of logits [n, V].
+func argmaxRows(logits []float32, n int) []int32 {
+	V := len(logits) / n
+	next := make([]int32, n)
 	for r := range next {
 		next[r] = Argmax(logits[r*V : (r+1)*V])
 	}
-	return next, nil
+	return next
 }
 
 func (c *cpuSteps) End() { c.caches = nil }
