@@ -139,8 +139,10 @@ func (g *decoder) End() {
 // linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16.
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	X, Y := cuda.M(x, rows, lin.in, cuda.BF16T), cuda.M(y, rows, lin.out, cuda.BF16T)
+	// A few rows of an NF4 weight: multiply straight from the codes (no bf16 copy written and read back).
+	gemv := lin.nf4 != nil && rows <= ops.NF4GEMVMaxRows && lin.in%8 == 0 && lin.nf4.BlockSize%8 == 0
 	W := cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T)
-	if lin.nf4 != nil {
+	if lin.nf4 != nil && !gemv {
 		if err := ops.DequantNF4(g.d, lin.nf4, g.w.scratch); err != nil {
 			return err
 		}
@@ -157,7 +159,11 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 		}
 		beta = 1
 	}
-	if err := g.blas.Linear(X, W, beta, acc); err != nil {
+	if gemv {
+		if err := ops.NF4GEMV(g.d, X, acc, lin.nf4, beta); err != nil {
+			return fmt.Errorf("%s: %w", lin.name, err)
+		}
+	} else if err := g.blas.Linear(X, W, beta, acc); err != nil {
 		return fmt.Errorf("%s: %w", lin.name, err)
 	}
 	if lin.a.Bytes == 0 {

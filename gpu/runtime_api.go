@@ -3,6 +3,7 @@ package gpu
 import (
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
+	"os"
 )
 
 // ErrNoCUDA is what a binary built without the t2mcuda tag answers to every GPU request (train.ErrNoCUDA,
@@ -31,10 +32,12 @@ type Generator interface {
 
 // GeneratorOptions tune NewGenerator.
 type GeneratorOptions struct {
-	// NF4PerUse keeps NF4 projections quantized on the GPU and dequantizes each one before its GEMM, with
-	// LoRA applied unmerged (x·Aᵀ·Bᵀ·s): a third of the weight memory, about twice the time per token.
-	// Otherwise (and always when the bf16 copies would not fit) NF4 is dequantized to bf16 once at load
-	// and each adapter is merged into its weight.
+	// NF4PerUse keeps NF4 projections quantized on the GPU, with LoRA applied unmerged (x·Aᵀ·Bᵀ·s): a third
+	// of the weight memory. Decode steps of up to ops.NF4GEMVMaxRows sequences multiply straight from the
+	// codes (ops.NF4GEMV); larger ones dequantize each weight before its GEMM. Otherwise (and always when the
+	// bf16 copies would not fit) NF4 is dequantized to bf16 once at load and each adapter is merged into its
+	// weight. The device registry's generator (t2m baseline, eval, bench generate) sets it when the
+	// environment has T2M_GPU_WEIGHTS=nf4.
 	NF4PerUse bool
 	// PrefillRows bounds the tokens of one prefill (≤ 0: 8192); prompts of equal length are prefilled
 	// together up to it.
@@ -53,7 +56,7 @@ func register(b Backend, newTrain train.BackendFactory) {
 		Describe:   b.Describe,
 		NewBackend: newTrain,
 		NewGenerator: func(w *model.Weights, lora *model.LoRAParams) (train.Generator, error) {
-			g, err := b.NewGenerator(w, lora, GeneratorOptions{})
+			g, err := b.NewGenerator(w, lora, GeneratorOptions{NF4PerUse: os.Getenv("T2M_GPU_WEIGHTS") == "nf4"})
 			if err != nil {
 				return nil, err // a nil gpu.Generator must not become a non-nil train.Generator
 			}

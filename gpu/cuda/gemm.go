@@ -46,12 +46,18 @@ type Mat struct {
 // M returns a dense row-major matrix view of b.
 func M(b Buffer, rows, cols int, t DType) Mat { return Mat{Buf: b, Rows: rows, Cols: cols, DType: t} }
 
-func (m Mat) ld() int {
+func (m Mat) ld() int { return m.Stride() }
+
+// Stride is the number of elements between row starts (LD, or Cols when LD is 0).
+func (m Mat) Stride() int {
 	if m.LD == 0 {
 		return m.Cols
 	}
 	return m.LD
 }
+
+// Check verifies that m's elements fit in its buffer (name is for the error).
+func (m Mat) Check(name string) error { return m.check(name) }
 
 // check verifies that m's elements fit in its buffer.
 func (m Mat) check(name string) error {

@@ -4,10 +4,11 @@ package ops
 
 import (
 	"fmt"
-	"github.com/t2m/t2m/quant"
+
+	"gorgonia.org/cu"
 
 	"github.com/t2m/t2m/gpu/cuda"
-	"gorgonia.org/cu"
+	"github.com/t2m/t2m/quant"
 )
 
 // NF4Weight is an NF4 double-quantized [Rows, Cols] matrix in device memory (layout: see NF4Host).
