@@ -64,6 +64,8 @@ var rules = []rule{
 		why: "NF4 in the bitsandbytes layout is a leaf format library below the model and the GPU code"},
 	{pkg: "safetensors/...", forbid: []string{"model/...", "lora/...", "quant/...", "train/...", "gpu/...", "pipeline/...", "eval/...", "data/...", "cmd/..."},
 		why: "the file format is a leaf library: every weight-handling package reads and writes through it"},
+	{pkg: "gguf/...", forbid: []string{"model/...", "lora/...", "quant/...", "tokenizer/...", "train/...", "gpu/...", "pipeline/...", "eval/...", "data/...", "cmd/..."},
+		why: "GGUF is a container format like safetensors: the Qwen2 mapping onto it lives in pipeline's export"},
 	{pkg: "internal/...", forbid: []string{"model/...", "lora/...", "quant/...", "safetensors/...", "tokenizer/...", "data/...", "eval/...",
 		"train/...", "gpu/...", "kernels/...", "pipeline/...", "cmd/..."},
 		why: "internal helpers (atomic files, bf16, rng, test metrics) sit below every other package, so each may use them"},
