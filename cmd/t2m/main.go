@@ -21,8 +21,9 @@ func main() {
 // newApp builds the command tree. Each command lives in its own file.
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "t2m",
-		Usage: "QLoRA fine-tuning and evaluation of Qwen2 models for text-to-MongoDB",
+		Name:    "t2m",
+		Version: version(),
+		Usage:   "QLoRA fine-tuning and evaluation of Qwen2 models for text-to-MongoDB",
 		Description: "t2m fine-tunes Qwen2 language models with QLoRA (NF4 base weights, LoRA adapters in the PEFT\n" +
 			"format) so they turn a natural-language intent plus a MongoDB collection schema into a MongoDB\n" +
 			"query, and scores the result on four layers (syntax, operators, fields, generalization).",
@@ -36,6 +37,9 @@ func newApp() *cli.App {
 			evalCommand(),
 			forwardCommand(),
 			benchCommand(),
+			askCommand(),
+			mergeCommand(),
+			exportCommand(),
 		},
 		// Unknown flags and commands print usage and exit non-zero.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
