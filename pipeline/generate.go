@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -53,9 +54,11 @@ func (g *generation) prompts(exs []data.Example) (prompts [][]int32, cut int) {
 	return prompts, cut
 }
 
-// split decodes every example's prompt in batches, logging progress with an ETA, and returns the raw
-// outputs (one per example): the new tokens decoded without special tokens and stripped, as the
-// original did.
+// split decodes every example's prompt, logging progress with an ETA, and returns the raw outputs (one per
+// example, in the examples' order): the new tokens decoded without special tokens and stripped, as the
+// original did. Prompts are decoded longest first in batches of g.batch, so a batch holds prompts of similar
+// lengths (the GPU prefills equal lengths together) and the largest memory need comes first; each prompt's
+// greedy output does not depend on which others share its batch.
 func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 	prompts, cut := g.prompts(exs)
 	if cut > 0 {
@@ -65,24 +68,33 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 	if size <= 0 {
 		size = DefaultGenerationBatch
 	}
-	preds := make([]string, 0, len(exs))
+	order := make([]int, len(prompts)) // example indexes, longest prompt first (stable)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(prompts[order[a]]) > len(prompts[order[b]]) })
+	preds := make([]string, len(exs))
 	start := time.Now()
-	newTokens := 0
-	for b := 0; b < len(prompts); b += size {
-		batch := prompts[b:min(b+size, len(prompts))] // [≤ size][≤ maxLen]
+	newTokens, done := 0, 0
+	for b := 0; b < len(order); b += size {
+		idx := order[b:min(b+size, len(order))]
+		batch := make([][]int32, len(idx)) // [≤ size][≤ maxLen]
+		for k, i := range idx {
+			batch[k] = prompts[i]
+		}
 		outs, err := g.gen.Generate(batch, model.GenerateOptions{MaxNewTokens: g.maxNew, StopIDs: g.stops})
 		if err != nil {
-			return nil, fmt.Errorf("example %d..%d: %w", b, b+len(batch)-1, err)
+			return nil, fmt.Errorf("examples %v: %w", idx, err)
 		}
-		for _, o := range outs { // o: [≤ maxNew] new ids
+		for k, o := range outs { // o: [≤ maxNew] new ids
 			ids := make([]int, len(o))
 			for j, id := range o {
 				ids[j] = int(id)
 			}
 			newTokens += len(o)
-			preds = append(preds, strings.TrimSpace(g.tok.DecodeSkipSpecial(ids)))
+			preds[idx[k]] = strings.TrimSpace(g.tok.DecodeSkipSpecial(ids))
 		}
-		done := len(preds)
+		done += len(idx)
 		el := time.Since(start)
 		eta := time.Duration(float64(el) / float64(done) * float64(len(prompts)-done))
 		fmt.Fprintf(g.log, "generating %s: %d/%d prompts  %.1f new tok/s  elapsed %s  ETA %s\n", split, done, len(prompts),
