@@ -5,7 +5,7 @@ BIN := bin
 .PHONY: build test fmt vet demo clean build-cuda kernels kernels-check cuda-deps bench
 
 build:
-	$(GO) build -o $(BIN)/t2m ./cmd/t2m
+	$(GO) build -buildvcs=auto -o $(BIN)/t2m ./cmd/t2m
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,7 +41,7 @@ cuda-deps:
 
 # build-cuda makes the GPU binary; it needs cuda.h and libcuda.so here, and only libcuda.so.1 where it runs.
 build-cuda:
-	CGO_ENABLED=1 $(GO) build -tags t2mcuda -o $(BIN)/t2m-cuda ./cmd/t2m
+	CGO_ENABLED=1 $(GO) build -buildvcs=auto -tags t2mcuda -o $(BIN)/t2m-cuda ./cmd/t2m
 
 # kernels compiles each kernels/X.cu to kernels/X.ptx (sm_80 PTX, JIT-compiled by the driver on newer
 # cards); the first line of the PTX records the SHA-256 of the source followed by each header it includes

@@ -42,6 +42,37 @@ step "t2m eval: the same with the trained adapter"
 $T2M eval --model tiny --adapter "$work/runs/tiny_r8/adapter" --data-dir "$work/data" --output-dir "$work/runs" \
   --limit 8 --max-len 2048 --max-new-tokens 32 | grep -E "^generating|^tiny|overall  |^wrote"
 
+step "t2m ask: the fine-tuned tiny model answers eval example 0 greedily, then sampled (seeded)"
+ADAPTER="$work/runs/tiny_r8/adapter"
+$T2M ask --model tiny --adapter "$ADAPTER" --split "$work/data/eval.jsonl" --index 0 --max-len 2048 --max-new-tokens 16
+$T2M ask --model tiny --adapter "$ADAPTER" --split "$work/data/eval.jsonl" --index 0 --max-len 2048 --max-new-tokens 16 \
+  --temperature 0.8 --top-p 0.9 --seed 1 | grep -E "^model|^overall"
+
+step "t2m ask: a schema file and two intents on stdin (the model stays loaded)"
+cat > "$work/posts.json" <<'JSON'
+{"collection": "posts", "domain": "social",
+ "fields": [{"name": "likes", "type": "int", "role": "measure", "description": "Number of likes"},
+            {"name": "topic", "type": "string", "role": "category", "description": "Post topic", "enum_values": ["tech", "sports"]}]}
+JSON
+printf 'Count posts per topic\nTop 3 posts by likes\n' | $T2M ask --model tiny --adapter "$ADAPTER" --schema "$work/posts.json" \
+  --max-len 2048 --max-new-tokens 16 | grep -E "^intent|^overall"
+
+# merge and export need a tokenizer.json to ship with the model: the real Qwen2.5 one beside the repository.
+TOK=../shared/tokenizers/qwen2.5/tokenizer.json
+if [ -f "$TOK" ]; then
+  step "t2m merge: adapter folded into the tiny model's weights, a Hugging Face directory (bf16)"
+  $T2M merge --model tiny --adapter "$ADAPTER" --tokenizer "$TOK" --out "$work/merged"
+  ls "$work/merged"
+
+  step "t2m export --gguf: the merged model for llama.cpp / ollama (Q8_0)"
+  $T2M export --model "$work/merged" --gguf "$work/tiny-r8-q8_0.gguf" --type q8_0
+else
+  step "t2m merge / export: skipped (no $TOK)"
+fi
+
+step "t2m --version"
+$T2M --version
+
 step "t2m compare: gold, baseline and fine-tuned runs"
 $T2M compare --output-dir "$work/runs"
 echo

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -42,10 +43,11 @@ func runMerge(c *cli.Context) error {
 	out := c.App.Writer
 	fmt.Fprintf(out, "merged %s (r %d, scaling %g) into %s: %d tensors, %.1f MB of bf16 in %d shard(s)\n",
 		c.String("adapter"), res.Rank, res.Scaling, res.Dir, res.Tensors, float64(res.Bytes)/1e6, len(res.Shards))
-	if len(res.Copied) == 0 {
-		fmt.Fprintln(out, "warning: no tokenizer files copied (pass --tokenizer FILE): transformers and t2m export need one")
-	} else {
+	if len(res.Copied) > 0 {
 		fmt.Fprintf(out, "copied %s\n", strings.Join(res.Copied, ", "))
+	}
+	if !slices.Contains(res.Copied, "tokenizer.json") {
+		fmt.Fprintln(out, "warning: no tokenizer.json copied (pass --tokenizer FILE): transformers and t2m export need one")
 	}
 	return nil
 }
