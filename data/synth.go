@@ -65,12 +65,22 @@ func Generate(seed uint64) (train, eval, heldOut []Example, err error) {
 }
 
 // WriteSplits writes dir/train.jsonl, dir/eval.jsonl and dir/held_out.jsonl, one example
-// per line in the original's format (Python json.dumps style). Each file is written to a
-// temporary file in dir and renamed into place, so an interruption leaves no half-written split.
-func WriteSplits(dir string, train, eval, heldOut []Example) error {
+// per line in the original's format (Python json.dumps style). The three belong together: they are
+// written to temporary files in dir and replaced together (atomicfile.WriteFiles), so an error (a full
+// disk) leaves the previous splits, or none, never a mix; a dir it created for them is removed again.
+func WriteSplits(dir string, train, eval, heldOut []Example) (err error) {
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write splits: %w", err)
 	}
+	if statErr != nil {
+		defer func() {
+			if err != nil {
+				os.Remove(dir) // only when empty: nothing of anyone else's is touched
+			}
+		}()
+	}
+	var files []atomicfile.File
 	for _, s := range []struct {
 		name string
 		exs  []Example
@@ -84,12 +94,14 @@ func WriteSplits(dir string, train, eval, heldOut []Example) error {
 			buf.WriteString(line)
 			buf.WriteByte('\n')
 		}
-		if err := atomicfile.WriteFile(filepath.Join(dir, s.name+".jsonl"), 0o644, func(w io.Writer) error {
-			_, err := w.Write(buf.Bytes())
-			return err
-		}); err != nil {
-			return err
-		}
+		files = append(files, atomicfile.File{Path: filepath.Join(dir, s.name+".jsonl"), Perm: 0o644,
+			Fill: func(w io.Writer) error {
+				_, err := w.Write(buf.Bytes())
+				return err
+			}})
+	}
+	if err := atomicfile.WriteFiles(files...); err != nil {
+		return fmt.Errorf("write splits (nothing replaced): %w", err)
 	}
 	return nil
 }

@@ -29,15 +29,27 @@ type Report struct {
 }
 
 // WriteReports writes <dir>/<split>_predictions.jsonl (one Result per line) and
-// <dir>/<split>_report.json, creating dir. Each file is written to a temporary
-// file in dir and renamed into place, so an interruption never leaves a
-// half-written report.
+// <dir>/<split>_report.json, creating dir. Both are written to temporary files
+// first and then replaced together (atomicfile.WriteFiles): an error (a full disk,
+// a folder in the way) leaves the previous pair as it was, never a new predictions
+// file beside an old report.
 func WriteReports(dir, split string, results []Result, rep *Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write reports: %w", err)
 	}
 	predPath := filepath.Join(dir, split+"_predictions.jsonl")
-	err := WriteFileAtomic(predPath, func(w *bufio.Writer) error {
+	buffered := func(fill func(w *bufio.Writer) error) func(io.Writer) error {
+		return func(w io.Writer) error {
+			bw := bufio.NewWriterSize(w, 1<<16)
+			if err := fill(bw); err != nil {
+				return err
+			}
+			return bw.Flush()
+		}
+	}
+	// The predictions and the report are one result: both are replaced or neither (a report must never
+	// describe other predictions than the ones beside it).
+	err := atomicfile.WriteFiles(atomicfile.File{Path: predPath, Perm: 0o644, Fill: buffered(func(w *bufio.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		for i := range results {
@@ -46,18 +58,18 @@ func WriteReports(dir, split string, results []Result, rep *Report) error {
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(filepath.Join(dir, split+"_report.json"), func(w *bufio.Writer) error {
+	})}, atomicfile.File{Path: filepath.Join(dir, split+"_report.json"), Perm: 0o644, Fill: buffered(func(w *bufio.Writer) error {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
 		}
 		_, err = w.Write(append(b, '\n'))
 		return err
-	})
+	})})
+	if err != nil {
+		return fmt.Errorf("write reports (the previous %s files, if any, are unchanged): %w", split, err)
+	}
+	return nil
 }
 
 // WriteFileAtomic writes path (mode 0644) through fill and a 64 KiB buffer,

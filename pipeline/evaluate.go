@@ -92,6 +92,9 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 	if opts.MaxNewTokens <= 0 || opts.MaxLen <= 0 {
 		return nil, fmt.Errorf("--max-new-tokens %d and --max-len %d must be positive", opts.MaxNewTokens, opts.MaxLen)
 	}
+	if opts.Limit < 0 {
+		return nil, fmt.Errorf("--limit %d must be ≥ 0 (0: every example)", opts.Limit)
+	}
 	examples := map[string][]data.Example{}
 	paths := map[string]string{}
 	for _, s := range EvalSplits {
@@ -115,6 +118,11 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m "+cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	dev, ok := lookupDevice(m.Device)
 	if !ok || dev.NewGenerator == nil {
 		return nil, fmt.Errorf("no %s generator in this binary", m.Device)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/eval"
+	"github.com/t2m/t2m/pipeline"
 	"github.com/urfave/cli/v2"
 )
 
@@ -62,6 +63,9 @@ func runScore(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
+	if len(examples) == 0 {
+		return fmt.Errorf("score: %s has no examples: nothing to score (is it the right file?)", splitPath)
+	}
 	var preds []string
 	if gold {
 		predPath = "(gold outputs of " + splitPath + ")"
@@ -82,6 +86,11 @@ func runScore(c *cli.Context) error {
 	split := fileStem(splitPath)
 	rep.RunName, rep.Split, rep.SplitFile, rep.PredictionsFile = runName, split, splitPath, predPath
 	dir := filepath.Join(c.String("output-dir"), runName)
+	lock, err := pipeline.LockRun(dir, "t2m score")
+	if err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	defer lock.Release()
 	if err := eval.WriteReports(dir, split, results, rep); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
@@ -90,7 +99,31 @@ func runScore(c *cli.Context) error {
 	fmt.Fprint(w, eval.FormatReport(rep))
 	fmt.Fprintf(w, "wrote %s and %s\n",
 		filepath.Join(dir, split+"_predictions.jsonl"), filepath.Join(dir, split+"_report.json"))
+	if gold {
+		return checkGold(splitPath, results, filepath.Join(dir, split+"_predictions.jsonl"))
+	}
 	return nil
+}
+
+// checkGold is --gold's verdict: every non-negative example's own gold output must pass the three
+// layers; otherwise an error names the first failing lines (the report, already written, has the rest).
+func checkGold(splitPath string, results []eval.Result, predFile string) error {
+	var bad []string
+	n := 0
+	for _, r := range results {
+		if r.IsNegative || r.PassedAll {
+			continue
+		}
+		n++
+		if len(bad) < 5 {
+			bad = append(bad, fmt.Sprintf("%s:%d", splitPath, r.Index+1))
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("score --gold: %d non-negative example(s) of %s fail their own gold output (first: %s): fix those lines; each example's verdicts are in %s",
+		n, splitPath, strings.Join(bad, ", "), predFile)
 }
 
 // fileStem is a file's base name without its extension.

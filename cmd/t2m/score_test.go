@@ -63,8 +63,8 @@ func TestScoreCommand(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, ",") != "eval_predictions.jsonl,eval_report.json" {
-		t.Fatalf("run folder holds %v, want exactly the two reports (no temporary files)", names)
+	if strings.Join(names, ",") != ".lock,eval_predictions.jsonl,eval_report.json" {
+		t.Fatalf("run folder holds %v, want exactly the lock file and the two reports (no temporary files)", names)
 	}
 	var rep struct {
 		Total          int     `json:"total"`
