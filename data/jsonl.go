@@ -23,6 +23,9 @@ func ReadExamples(path string) ([]Example, error) {
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
+		if line == 1 && bytes.HasPrefix(b, utf8BOM) {
+			return nil, fmt.Errorf("%s:1: the file starts with a UTF-8 byte-order mark (BOM): save it as UTF-8 without BOM (e.g. sed -i '1s/^\xEF\xBB\xBF//' %s)", path, path)
+		}
 		if len(b) == 0 {
 			return nil, fmt.Errorf("%s:%d: empty line (one JSON object per line expected)", path, line)
 		}
@@ -38,13 +41,21 @@ func ReadExamples(path string) ([]Example, error) {
 	return out, nil
 }
 
-// ParseExample decodes one JSONL line and checks the fields every example must have.
+// utf8BOM is the byte-order mark some editors put at the start of a UTF-8 file.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// ParseExample decodes one JSONL line (exactly one JSON object, nothing after it) and checks the fields
+// every example must have.
 func ParseExample(b []byte) (Example, error) {
 	var ex Example
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ex); err != nil {
 		return ex, fmt.Errorf("malformed example: %w", err)
+	}
+	if end := dec.InputOffset(); len(bytes.TrimSpace(b[end:])) > 0 {
+		return ex, fmt.Errorf("malformed example: unexpected %q after the JSON object at byte %d (one object per line)",
+			truncateBytes(bytes.TrimSpace(b[end:]), 20), end+1)
 	}
 	switch {
 	case ex.Schema.Collection == "":
@@ -62,4 +73,12 @@ func ParseExample(b []byte) (Example, error) {
 		}
 	}
 	return ex, nil
+}
+
+// truncateBytes shortens b to n bytes for a message, marking the cut.
+func truncateBytes(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
 }

@@ -79,7 +79,7 @@ func ComparisonTable(rows []ComparisonRow) string {
 			exact, stages, refusals = pct(p.ExactMatchRate), pct(p.ValidStagesRate), pct(p.OverallWithRefusalsRate)
 		}
 		lines = append(lines, fmt.Sprintf("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |",
-			r.Run, r.Split, p.Total, pct(p.SyntaxPassRate), pct(p.OperatorPassRate),
+			mdCell(r.Run), mdCell(r.Split), p.Total, pct(p.SyntaxPassRate), pct(p.OperatorPassRate),
 			pct(p.FieldPassRate), pct(p.OverallPassRate), exact, stages, refusals, genCell(p.Generalization)))
 	}
 	if gen := crossSplitGeneralization(rows); len(gen) > 0 {
@@ -89,6 +89,12 @@ func ComparisonTable(rows []ComparisonRow) string {
 		lines = append(lines, gen...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// mdCell makes text safe inside a markdown table cell: '|' is escaped and line breaks become spaces, so a
+// run folder named "a|b" is one cell, not two.
+func mdCell(s string) string {
+	return strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r\n", " ", "\n", " ", "\r", " ").Replace(s)
 }
 
 // crossSplitGeneralization compares, for every run that has both an "eval" and a
@@ -130,7 +136,7 @@ func crossSplitGeneralization(rows []ComparisonRow) []string {
 				flag = "yes"
 			}
 		}
-		lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s |", name, pts(gaps[0]), pts(gaps[1]), pts(gaps[2]), flag))
+		lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s |", mdCell(name), pts(gaps[0]), pts(gaps[1]), pts(gaps[2]), flag))
 	}
 	return lines
 }

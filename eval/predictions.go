@@ -31,6 +31,9 @@ func ReadPredictions(path string) ([]string, error) {
 		if len(b) == 0 && errors.Is(err, io.EOF) {
 			return out, nil
 		}
+		if line == 1 && bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
+			return nil, fmt.Errorf("%s:1: the file starts with a UTF-8 byte-order mark (BOM): save it as UTF-8 without BOM", path)
+		}
 		p, perr := parsePredictionLine(bytes.TrimSpace(b))
 		if perr != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, perr)

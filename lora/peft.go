@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/t2m/t2m/internal/atomicfile"
 	"github.com/t2m/t2m/safetensors"
@@ -116,7 +118,7 @@ func Load(dir string, dims Dims) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
 	}
-	cfg, err := parseConfig(cfgPath, buf)
+	cfg, covers, err := parseConfig(cfgPath, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +150,10 @@ func Load(dir string, dims Dims) (*Adapter, error) {
 		in, out, ok := dims(layer, module)
 		if !ok {
 			return nil, fmt.Errorf("lora: %s: tensor %q: the base model has no %s in layer %d", wPath, name, module, layer)
+		}
+		if !covers.match(layer, m[2], module) {
+			return nil, fmt.Errorf("lora: %s: tensor %q is for %s of layer %d, which %s does not adapt (%s): PEFT would not load it; "+
+				"remove the tensor or fix the config", wPath, name, module, layer, cfgPath, covers)
 		}
 		info, err := f.Info(name)
 		if err != nil {
@@ -199,16 +205,76 @@ func Load(dir string, dims Dims) (*Adapter, error) {
 	return a, nil
 }
 
+// coverage is which projections adapter_config.json puts LoRA on, as PEFT decides it: target_modules (a
+// list of module names, "all-linear", or a regex fully matching the module's name in the base model, e.g.
+// "model.layers.3.self_attn.q_proj"), restricted to layers_to_transform when that is set (and
+// target_modules is a list, as in PEFT).
+type coverage struct {
+	modules  map[string]bool // target_modules as a list (or all-linear); nil for a regex
+	re       *regexp.Regexp  // target_modules as a regex
+	rawRE    string
+	layers   map[int]bool // layers_to_transform; nil: every layer
+	rawLayer string
+}
+
+// match reports whether the projection module (under parent) of layer carries LoRA.
+func (c coverage) match(layer int, parent, module string) bool {
+	if c.re != nil {
+		return c.re.MatchString(fmt.Sprintf("model.layers.%d.%s.%s", layer, parent, module))
+	}
+	return c.modules[module] && (c.layers == nil || c.layers[layer])
+}
+
+// String describes the coverage for messages.
+func (c coverage) String() string {
+	if c.re != nil {
+		return fmt.Sprintf("target_modules regex %q", c.rawRE)
+	}
+	var ms []string
+	for m := range c.modules {
+		ms = append(ms, m)
+	}
+	slices.Sort(ms)
+	s := fmt.Sprintf("target_modules %v", ms)
+	if c.layers != nil {
+		s += ", layers_to_transform " + c.rawLayer
+	}
+	return s
+}
+
+// unsupportedKeys are adapter_config.json options t2m does not implement, refused when set (PEFT writes
+// them as null, false or empty when unused).
+var unsupportedKeys = []string{"exclude_modules", "layer_replication", "target_parameters", "trainable_token_indices",
+	"use_qalora", "megatron_config"}
+
 // parseConfig reads adapter_config.json, refusing features t2m does not implement.
-func parseConfig(path string, buf []byte) (Config, error) {
+func parseConfig(path string, buf []byte) (Config, coverage, error) {
 	var pc peftConfig
 	dec := json.NewDecoder(bytes.NewReader(buf))
 	dec.UseNumber()
 	if err := dec.Decode(&pc); err != nil {
-		return Config{}, fmt.Errorf("lora: %s: %w", path, err)
+		return Config{}, coverage{}, fmt.Errorf("lora: %s: %w", path, err)
 	}
-	bad := func(format string, a ...any) (Config, error) {
-		return Config{}, fmt.Errorf("lora: %s: %s", path, fmt.Sprintf(format, a...))
+	bad := func(format string, a ...any) (Config, coverage, error) {
+		return Config{}, coverage{}, fmt.Errorf("lora: %s: %s", path, fmt.Sprintf(format, a...))
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(buf, &raw); err != nil {
+		return bad("%v", err)
+	}
+	for _, k := range unsupportedKeys {
+		if v, ok := raw[k]; ok {
+			switch strings.TrimSpace(string(v)) {
+			case "null", "false", "[]", "{}", `""`:
+			default:
+				var compact bytes.Buffer
+				if json.Compact(&compact, v) != nil {
+					compact.Reset()
+					compact.Write(v)
+				}
+				return bad("%s = %s is not supported (t2m adapts whole q/k/v/o/gate/up/down projections only)", k, compact.String())
+			}
+		}
 	}
 	switch {
 	case pc.PeftType != "LORA":
@@ -233,17 +299,86 @@ func parseConfig(path string, buf []byte) (Config, error) {
 		return bad("lora_alpha %q: %v", pc.LoraAlpha, err)
 	}
 	cfg := Config{R: pc.R, Alpha: alpha, Dropout: pc.LoraDropout, RSLoRA: pc.UseRslora, BaseModel: pc.BaseModelNameOrPath}
+	var cov coverage
 	var list []string
-	if err := json.Unmarshal(pc.TargetModules, &list); err == nil {
+	var pattern string
+	if t := strings.TrimSpace(string(pc.TargetModules)); t == "" || t == "null" {
+		// PEFT's default for Qwen2 (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING["qwen2"]).
+		pc.TargetModules = json.RawMessage(`["q_proj", "v_proj"]`)
+	}
+	switch {
+	case json.Unmarshal(pc.TargetModules, &list) == nil && list != nil:
 		cfg.Targets = list
 		if err := cfg.Validate(); err != nil {
-			return Config{}, fmt.Errorf("%w (in %s)", err, path)
+			return Config{}, coverage{}, fmt.Errorf("%w (in %s)", err, path)
 		}
-	} else {
-		cfg.Targets = nil // a regex or "all-linear": decided by the tensors
+		cov.modules = map[string]bool{}
+		for _, m := range list {
+			cov.modules[m] = true
+		}
+	case json.Unmarshal(pc.TargetModules, &pattern) == nil && pattern == "all-linear":
+		cov.modules = map[string]bool{}
+		for m := range moduleParent {
+			cov.modules[m] = true
+		}
+	case json.Unmarshal(pc.TargetModules, &pattern) == nil && pattern != "":
+		re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+		if err != nil {
+			return bad("target_modules regex %q is not supported here: %v", pattern, err)
+		}
+		cov.re, cov.rawRE = re, pattern
+	default:
+		return bad("target_modules %s: want a list of module names, \"all-linear\" or a regex", pc.TargetModules)
+	}
+	if cov.re == nil && pc.LayersToTransform != nil {
+		layers, err := layerList(pc.LayersToTransform)
+		if err != nil {
+			return bad("layers_to_transform: %v", err)
+		}
+		cov.layers, cov.rawLayer = layers, fmt.Sprint(pc.LayersToTransform)
+		switch p := pc.LayersPattern.(type) {
+		case nil:
+		case string:
+			if p != "layers" {
+				return bad("layers_pattern %q is not supported (Qwen2's layers are \"layers\")", p)
+			}
+		case []any:
+			if len(p) != 1 || p[0] != "layers" {
+				return bad("layers_pattern %v is not supported (Qwen2's layers are \"layers\")", p)
+			}
+		default:
+			return bad("layers_pattern %v is not supported", p)
+		}
 	}
 	if alpha == 0 {
 		return bad("lora_alpha is 0")
 	}
-	return cfg, nil
+	return cfg, cov, nil
+}
+
+// layerList reads layers_to_transform: one layer index or a list of them.
+func layerList(v any) (map[int]bool, error) {
+	var items []any
+	switch x := v.(type) {
+	case []any:
+		items = x
+	default:
+		items = []any{x}
+	}
+	layers := map[int]bool{}
+	for _, it := range items {
+		n, ok := it.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("%v is not a layer index", it)
+		}
+		i, err := strconv.Atoi(string(n))
+		if err != nil || i < 0 {
+			return nil, fmt.Errorf("%v is not a layer index", it)
+		}
+		layers[i] = true
+	}
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("empty list")
+	}
+	return layers, nil
 }

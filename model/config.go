@@ -107,6 +107,10 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		c.TieWordEmbeddings = *j.TieWordEmbeddings
 	}
 	if c.HeadDim == 0 && c.NumHeads > 0 {
+		if c.HiddenSize%c.NumHeads != 0 {
+			return Config{}, fmt.Errorf("%s: hidden_size %d is not a multiple of num_attention_heads %d (and there is no head_dim): the config is inconsistent",
+				name, c.HiddenSize, c.NumHeads)
+		}
 		c.HeadDim = c.HiddenSize / c.NumHeads
 	}
 	if err := c.Validate(); err != nil {

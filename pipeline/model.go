@@ -108,5 +108,12 @@ func loadTokenizer(path, dir string) (*tokenizer.Tokenizer, error) {
 	if path == "" {
 		return tokenizer.Bytes(), nil
 	}
-	return tokenizer.Load(path)
+	tok, err := tokenizer.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := tok.RequireAdded(tokenizer.ImStart, tokenizer.ImEnd, tokenizer.EndOfText); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return tok, nil
 }

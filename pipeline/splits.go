@@ -18,6 +18,11 @@ func CheckRunName(name string) error {
 	if strings.ContainsAny(name, `/\`) || strings.Contains(name, "..") {
 		return fmt.Errorf("run name %q must not contain '/', '\\' or '..'", name)
 	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("run name %q must not contain control characters (line breaks, tabs)", name)
+		}
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -62,10 +63,30 @@ type TrainResult struct {
 	Record       TrainRecord // what TrainConfigFile holds
 }
 
-// Validate checks what can be checked before anything is read: the rank and the run name.
+// Validate checks what can be checked before anything is read: the rank, the counts, the learning rate
+// and the run name. Each error names the flag and says what it accepts. The rank is checked against the
+// model's projection sizes once the model is known (lora.New).
 func (o TrainOptions) Validate() error {
 	if o.Rank <= 0 {
 		return fmt.Errorf("train: --lora-r %d must be positive", o.Rank)
+	}
+	if math.IsNaN(o.Alpha) || math.IsInf(o.Alpha, 0) || o.Alpha < 0 {
+		return fmt.Errorf("train: --lora-alpha %v must be a finite number ≥ 0 (0: 2 × --lora-r)", o.Alpha)
+	}
+	if math.IsNaN(o.LR) || math.IsInf(o.LR, 0) || o.LR <= 0 {
+		return fmt.Errorf("train: --lr %v must be a finite number > 0 (the original uses 2e-4)", o.LR)
+	}
+	for _, c := range []struct {
+		flag string
+		v    int
+		min  int
+		note string
+	}{{"--epochs", o.Epochs, 1, ""}, {"--batch-size", o.BatchSize, 1, ""}, {"--grad-accum", o.GradAccum, 1, ""},
+		{"--max-len", o.MaxLen, 1, ""}, {"--limit", o.Limit, 0, " (0: every example)"},
+		{"--save-every", o.SaveEvery, 0, " (0: only at epoch ends, the end and Ctrl-C)"}} {
+		if c.v < c.min {
+			return fmt.Errorf("train: %s %d must be ≥ %d%s", c.flag, c.v, c.min, c.note)
+		}
 	}
 	if err := CheckRunName(o.RunName); err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -105,6 +126,7 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	defer s.lock.Release()
 	defer s.backend.Close()
 	if opts.WatchInterrupts != nil {
 		stop, done := opts.WatchInterrupts()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/eval"
+	"github.com/t2m/t2m/internal/runlock"
 	"github.com/t2m/t2m/lora"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/tokenizer"
@@ -40,15 +41,17 @@ type TrainRecord struct {
 // trainSetUp is a run ready to start: the model, the backend that holds it, and the loop.
 type trainSetUp struct {
 	runName string
+	lock    *runlock.Lock // the run folder's, held until Train returns
 	model   *Model
 	backend train.Backend
 	run     *train.Run
 }
 
 // setUpTraining reads and tokenizes the splits, loads the model, makes a fresh adapter and the device's
-// training backend, and fills the loop's train.Run (Stop left unset). On success the caller closes
-// the backend.
-func setUpTraining(opts TrainOptions, log io.Writer) (*trainSetUp, error) {
+// training backend, and fills the loop's train.Run (Stop left unset). It takes the run folder's lock
+// (LockRun) as soon as the run's name is known. On success the caller closes the backend and releases
+// the lock.
+func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) {
 	trainEx, _, err := ReadSplit(opts.DataDir, "train", opts.Limit)
 	if err != nil {
 		return nil, err
@@ -65,6 +68,15 @@ func setUpTraining(opts TrainOptions, log io.Writer) (*trainSetUp, error) {
 	if runName == "" {
 		runName = fmt.Sprintf("%s_r%d", m.Name, opts.Rank)
 	}
+	lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m train")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Release()
+		}
+	}()
 	trainSeqs, st, err := data.Tokenize(m.Tok, trainEx, opts.MaxLen)
 	if err != nil {
 		return nil, err
@@ -101,7 +113,8 @@ func setUpTraining(opts TrainOptions, log io.Writer) (*trainSetUp, error) {
 		Epochs: opts.Epochs, BatchSize: opts.BatchSize, GradAccum: opts.GradAccum, LR: opts.LR,
 		Scheduler: train.DefaultScheduler, WarmupRatio: train.DefaultWarmupRatio, WeightDecay: train.DefaultWeightDecay,
 		MaxGradNorm: train.DefaultMaxGradNorm, MaxLen: opts.MaxLen, Seed: opts.Seed,
-		TrainSeqs: len(trainSeqs), TrainTokens: tokens, EvalSeqs: len(evalSeqs), Quantization: m.Quant}
+		TrainSeqs: len(trainSeqs), TrainTokens: tokens, EvalSeqs: len(evalSeqs), Quantization: m.Quant,
+		DataSHA256: train.DataSHA256(trainSeqs, evalSeqs)}
 	padID := int32(0)
 	if id, ok := m.Tok.TokenID(tokenizer.EndOfText); ok {
 		padID = int32(id) // Qwen2's pad token
@@ -109,7 +122,7 @@ func setUpTraining(opts TrainOptions, log io.Writer) (*trainSetUp, error) {
 	run := &train.Run{Dir: filepath.Join(opts.OutputDir, runName), Fingerprint: fp, SaveEvery: opts.SaveEvery,
 		PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
 		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log}
-	return &trainSetUp{runName: runName, model: m, backend: backend, run: run}, nil
+	return &trainSetUp{runName: runName, lock: lock, model: m, backend: backend, run: run}, nil
 }
 
 // newTrainBackend makes the device's training backend for w and p. A backend that compiles one shape

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
 	"golang.org/x/text/unicode/norm"
@@ -66,6 +67,10 @@ type modelJSON struct {
 	Merges                  json.RawMessage `json:"merges"`
 }
 
+// MaxTokenID is the largest token id a tokenizer.json may use: 2^24−1, 100 times the largest vocabulary
+// in use (Qwen2's is 151,665). Ids index tables, so an absurd id would only make Load run out of memory.
+const MaxTokenID = 1<<24 - 1
+
 // Load reads an HF tokenizer.json (BPE model) and returns a Tokenizer that reproduces HF's ids. Settings
 // that t2m does not implement are refused with an error naming them, rather than silently ignored.
 func Load(path string) (*Tokenizer, error) {
@@ -73,6 +78,11 @@ func Load(path string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
+	return parse(path, raw)
+}
+
+// parse is Load on the file's bytes; path names it in errors.
+func parse(path string, raw []byte) (*Tokenizer, error) {
 	var f fileJSON
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s is not a valid tokenizer.json: %w", path, err)
@@ -246,8 +256,8 @@ func (t *Tokenizer) setModel(m *modelJSON) error {
 	t.vocab = m.Vocab
 	maxID := -1
 	for tok, id := range m.Vocab {
-		if id < 0 {
-			return fmt.Errorf("vocabulary token %q has negative id %d", tok, id)
+		if id < 0 || id > MaxTokenID {
+			return fmt.Errorf("vocabulary token %q has id %d, outside [0, %d]: the file is damaged", tok, id, MaxTokenID)
 		}
 		maxID = max(maxID, id)
 	}
@@ -269,6 +279,16 @@ func (t *Tokenizer) setModel(m *modelJSON) error {
 	pairs, err := parseMerges(m.Merges)
 	if err != nil {
 		return err
+	}
+	if len(pairs) == 0 && !m.IgnoreMerges {
+		// Without merges BPE never produces a token longer than one symbol: every text would be cut into
+		// single bytes, silently (a truncated or hand-edited file).
+		for tok := range m.Vocab {
+			if utf8.RuneCountInString(tok) > 1 {
+				return fmt.Errorf("BPE model has no merges, but its vocabulary has multi-symbol tokens such as %q that only merges produce: "+
+					"the file looks truncated; use the tokenizer.json that came with the model", tok)
+			}
+		}
 	}
 	t.merges = make(map[uint64]merge, len(pairs))
 	for rank, p := range pairs {
@@ -315,8 +335,8 @@ func (t *Tokenizer) setAddedTokens(tokens []addedTokenJSON) error {
 		if a.Content == "" {
 			return fmt.Errorf("added token %d has empty content", a.ID)
 		}
-		if a.ID < 0 {
-			return fmt.Errorf("added token %q has negative id %d", a.Content, a.ID)
+		if a.ID < 0 || a.ID > MaxTokenID {
+			return fmt.Errorf("added token %q has id %d, outside [0, %d]: the file is damaged", a.Content, a.ID, MaxTokenID)
 		}
 		if a.SingleWord || a.LStrip || a.RStrip {
 			return fmt.Errorf("added token %q: single_word, lstrip and rstrip are not supported", a.Content)
@@ -346,4 +366,21 @@ func (t *Tokenizer) buildNormalizedAdded() addedMatcher {
 		m.add(addedToken{content: t.normalize(a.content), id: a.id})
 	}
 	return m
+}
+
+// RequireAdded checks that each token is an added token of t (matched whole in raw text, never split), as
+// the ChatML markers must be for the prompts to tokenize as the model was trained. A tokenizer.json
+// whose added_tokens lack them would turn "<|im_start|>" into a dozen ordinary tokens without an error.
+func (t *Tokenizer) RequireAdded(tokens ...string) error {
+	var missing []string
+	for _, tok := range tokens {
+		if _, ok := t.addedIDs[tok]; !ok {
+			missing = append(missing, tok)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("tokenizer: %s not among its added_tokens: this is not a chat (ChatML) tokenizer, or its added_tokens were lost; use the model's own tokenizer.json",
+			strings.Join(missing, ", "))
+	}
+	return nil
 }

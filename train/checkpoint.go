@@ -1,14 +1,19 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 
+	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/internal/atomicfile"
 	"github.com/t2m/t2m/safetensors"
 )
@@ -41,6 +46,75 @@ type Fingerprint struct {
 	TrainTokens  int     `json:"train_tokens"`
 	EvalSeqs     int     `json:"eval_sequences"`
 	Quantization string  `json:"quantization"`
+	// DataSHA256 is DataSHA256 of the tokenized train and eval sequences: a resumed run must see the same
+	// data, not only the same amount of it.
+	DataSHA256 string `json:"data_sha256"`
+}
+
+// DataSHA256 is the hex SHA-256 of the tokenized train and eval sequences (ids, prompt lengths, order),
+// what a checkpoint's batches were drawn from.
+func DataSHA256(trainSeqs, evalSeqs []data.Sequence) string {
+	h := sha256.New()
+	var buf [8]byte
+	put := func(v uint64) {
+		binary.LittleEndian.PutUint64(buf[:], v)
+		h.Write(buf[:])
+	}
+	for _, seqs := range [][]data.Sequence{trainSeqs, evalSeqs} {
+		put(uint64(len(seqs)))
+		for _, s := range seqs {
+			put(uint64(len(s.IDs)))
+			put(uint64(s.PromptLen))
+			for _, id := range s.IDs {
+				binary.LittleEndian.PutUint32(buf[:4], uint32(id))
+				h.Write(buf[:4])
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// CheckResume checks a loaded checkpoint state against the run about to continue it: the same settings
+// and data (fp), and a position that this run's plan has (windows updates per epoch). A damaged or
+// hand-edited state.json is an error naming the field, never a panic, a hang or a run that claims more
+// updates than its plan.
+func (st State) CheckResume(dir string, fp Fingerprint, windows int) error {
+	saved := st.Fingerprint
+	if saved.DataSHA256 != fp.DataSHA256 {
+		saved.DataSHA256 = fp.DataSHA256
+		if saved == fp && st.Fingerprint.DataSHA256 == "" {
+			return fmt.Errorf("%s was written by an older t2m that did not record its data's sha256: it cannot be checked, so it is not resumed; start a new --run-name", dir)
+		}
+		if saved == fp {
+			return fmt.Errorf("%s was written for other training data (sha256 of the tokenized splits %.12s…, now %.12s…): "+
+				"the data changed since; resume with the data it was trained on, or start a new --run-name", dir, st.Fingerprint.DataSHA256, fp.DataSHA256)
+		}
+	}
+	if st.Fingerprint != fp {
+		return fmt.Errorf("%s was written with other settings:\n  checkpoint %+v\n  now        %+v\nresume with the same flags, or start a new --run-name", dir, st.Fingerprint, fp)
+	}
+	total := windows * fp.Epochs
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%s: %s is damaged: %s; this run has %d epochs of %d updates: start a new --run-name (or delete %s)",
+			dir, checkpointState, fmt.Sprintf(format, a...), fp.Epochs, windows, dir)
+	}
+	switch {
+	case st.Epoch < 0 || st.Epoch > fp.Epochs:
+		return bad("epoch %d is outside [0, %d]", st.Epoch, fp.Epochs)
+	case st.Window < 0 || st.Window >= windows:
+		return bad("window %d is outside [0, %d)", st.Window, windows)
+	case st.Epoch == fp.Epochs && st.Window != 0:
+		return bad("window %d after the last epoch", st.Window)
+	case st.Step != st.Epoch*windows+st.Window:
+		return bad("step %d does not match epoch %d, window %d (want %d)", st.Step, st.Epoch, st.Window, st.Epoch*windows+st.Window)
+	case st.Step < 0 || st.Step > total:
+		return bad("step %d is outside [0, %d]", st.Step, total)
+	case st.AdamStep != st.Step:
+		return bad("adam_step %d differs from step %d", st.AdamStep, st.Step)
+	case st.HasBest && (math.IsNaN(st.BestEval) || math.IsInf(st.BestEval, 0)):
+		return bad("best_eval_loss %v is not a finite number", st.BestEval)
+	}
+	return nil
 }
 
 // State is where a run stands after an update: the next update is Step, the window Window of epoch

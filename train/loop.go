@@ -130,6 +130,9 @@ func (r *Run) Train() (*Result, error) {
 	if fp.Epochs < 1 || fp.BatchSize < 1 || fp.GradAccum < 1 {
 		return nil, fmt.Errorf("train: epochs %d, batch size %d and grad accum %d must be at least 1", fp.Epochs, fp.BatchSize, fp.GradAccum)
 	}
+	if !(fp.LR > 0) || math.IsInf(fp.LR, 0) || r.SaveEvery < 0 {
+		return nil, fmt.Errorf("train: learning rate %v must be finite and > 0, save-every %d ≥ 0", fp.LR, r.SaveEvery)
+	}
 	if len(r.TrainSeqs) == 0 {
 		return nil, fmt.Errorf("train: no training sequences (all dropped by --max-len %d? see the tokenize counts)", fp.MaxLen)
 	}
@@ -153,8 +156,8 @@ func (r *Run) Train() (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("train: --resume: %w", err)
 		}
-		if saved.Fingerprint != fp {
-			return nil, fmt.Errorf("train: --resume: %s was written with other settings:\n  checkpoint %+v\n  now        %+v\nresume with the same flags, or start a new --run-name", ckptDir, saved.Fingerprint, fp)
+		if err := saved.CheckResume(ckptDir, fp, windows); err != nil {
+			return nil, fmt.Errorf("train: --resume: %w", err)
 		}
 		st = saved
 		fmt.Fprintf(r.Log, "resuming from %s: %d/%d updates done, epoch %d\n", ckptDir, st.Step, total, st.Epoch+1)

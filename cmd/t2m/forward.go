@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -39,6 +41,9 @@ func runForward(c *cli.Context) error {
 	batch, seq, ids, err := parseIDs(c.String("ids"))
 	if err != nil {
 		return fmt.Errorf("forward: --ids: %v", err)
+	}
+	if err := checkOutFile(c.String("out")); err != nil {
+		return fmt.Errorf("forward: %w", err)
 	}
 	opt := model.LoadOptions{}
 	switch q := c.String("quantize"); q {
@@ -103,4 +108,16 @@ func parseIDs(s string) (batch, seq int, ids []int32, err error) {
 		}
 	}
 	return len(rows), seq, ids, nil
+}
+
+// checkOutFile refuses an --out that cannot become a file: an existing folder (the logits would otherwise
+// be renamed over it, or fail deep inside the write) or a path whose folder does not exist.
+func checkOutFile(out string) error {
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("--out %s is a folder: give a file name, e.g. %s", out, filepath.Join(out, "logits.safetensors"))
+	}
+	if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+		return fmt.Errorf("--out %s: folder %s does not exist: create it first", out, filepath.Dir(out))
+	}
+	return nil
 }
