@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: build test fmt vet demo clean build-cuda kernels kernels-check cuda-deps bench
+.PHONY: build test fmt vet demo fuzz clean build-cuda kernels kernels-check cuda-deps bench
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/t2m ./cmd/t2m
@@ -26,6 +26,19 @@ test: cuda-deps fmt vet kernels-check
 
 demo: build
 	./scripts/demo.sh
+
+# fuzz runs every fuzz target of the CPU packages for FUZZTIME each (default 10s), one after the other;
+# not part of make test (the seed corpora run there as ordinary tests). A failure leaves its input in the
+# package's testdata/fuzz/ and stops.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./... | grep -v '/gpu'); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for fn in $$(grep -h '^func Fuzz' $$dir/*_test.go 2>/dev/null | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 clean:
 	rm -rf $(BIN)
