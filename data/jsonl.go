@@ -24,7 +24,7 @@ func ReadExamples(path string) ([]Example, error) {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
 		if line == 1 && bytes.HasPrefix(b, utf8BOM) {
-			return nil, fmt.Errorf("%s:1: the file starts with a UTF-8 byte-order mark (BOM): save it as UTF-8 without BOM (e.g. sed -i '1s/^\xEF\xBB\xBF//' %s)", path, path)
+			return nil, fmt.Errorf("%s:1: the file starts with a UTF-8 byte-order mark (BOM): save it as UTF-8 without BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' %s)", path, path)
 		}
 		if len(b) == 0 {
 			return nil, fmt.Errorf("%s:%d: empty line (one JSON object per line expected)", path, line)

@@ -43,18 +43,23 @@ func New(cfg Config, layers int, dims Dims, seed uint64) (*Adapter, error) {
 		return nil, fmt.Errorf("lora: model has %d layers", layers)
 	}
 	// Check every projection before allocating anything: a rank past a projection's sizes would not be
-	// low-rank, and a huge one would only fail later, out of memory.
+	// low-rank, and a huge one would only fail later, out of memory. The message names the projection
+	// that bounds the rank.
+	bound, boundName, boundIn, boundOut := 0, "", 0, 0
 	for l := range layers {
 		for _, m := range cfg.Targets {
 			in, out, ok := dims(l, m)
 			if !ok || in <= 0 || out <= 0 {
 				return nil, fmt.Errorf("lora: base model has no %s in layer %d", m, l)
 			}
-			if cfg.R > min(in, out) {
-				return nil, fmt.Errorf("lora: rank r=%d is larger than %s of layer %d ([out=%d, in=%d]): a LoRA rank must be at most the smaller side of every adapted projection, here %d (pass a smaller --lora-r)",
-					cfg.R, m, l, out, in, min(in, out))
+			if boundName == "" || min(in, out) < bound {
+				bound, boundName, boundIn, boundOut = min(in, out), fmt.Sprintf("%s of layer %d", m, l), in, out
 			}
 		}
+	}
+	if cfg.R > bound {
+		return nil, fmt.Errorf("lora: rank r=%d is larger than %s ([out=%d, in=%d]): a LoRA rank must be at most the smaller side of every adapted projection, here %d (pass a smaller --lora-r)",
+			cfg.R, boundName, boundOut, boundIn, bound)
 	}
 	a := &Adapter{Config: cfg, Pairs: map[string]*Pair{}}
 	for l := range layers {
