@@ -57,8 +57,9 @@ func (g *generation) prompts(exs []data.Example) (prompts [][]int32, cut int) {
 // split decodes every example's prompt, logging progress with an ETA, and returns the raw outputs (one per
 // example, in the examples' order): the new tokens decoded without special tokens and stripped, as the
 // original did. Prompts are decoded longest first in batches of g.batch, so a batch holds prompts of similar
-// lengths (the GPU prefills equal lengths together) and the largest memory need comes first; each prompt's
-// greedy output does not depend on which others share its batch.
+// lengths (the GPU prefills equal lengths together) and the largest memory need comes first. On the CPU a
+// prompt's output does not depend on the prompts beside it; on a GPU the bf16 products of a batch may be
+// summed in another order for another batch, which can flip a greedy choice where two logits (nearly) tie.
 func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 	prompts, cut := g.prompts(exs)
 	if cut > 0 {
