@@ -9,7 +9,9 @@
 //   - Memory: d.Alloc/Free (cuMemAlloc, never managed memory), Arena (a 256-byte aligned bump allocator over
 //     one range of device addresses: reserved with cuMemAddressReserve and backed by cuMemCreate/cuMemMap in
 //     steps of 256 MiB as its high-water mark grows, so a process holds what its buffers need; one cuMemAlloc
-//     where the GPU has no virtual memory management), Upload/Download.
+//     where the GPU has no virtual memory management; Mark/Release, At/Reserve for planned offsets, Peak,
+//     Committed), Upload/Download (generic over slice element types, ordered on d's stream), d.Memset, pinned
+//     host memory (d.AllocHost).
 //   - Kernels: d.Kernel(file, name) loads kernels/<file>.ptx once (the driver JITs sm_80 PTX for the card);
 //     d.Launch(k, grid, block, smem, args...) takes Buffer, int, int64, uint64, float32, float64 arguments,
 //     one 8-byte slot each (declare 64-bit integers long long in the kernel); k.SetMaxDynamicSmem for more
