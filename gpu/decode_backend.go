@@ -20,9 +20,9 @@ type gpuGenerator struct {
 // decodeReserve is the device memory left outside the arena (cuBLAS workspace, the driver, module code).
 const decodeReserve = 1 << 30
 
-// NewGenerator opens GPU 0, takes an arena of its free memory less decodeReserve, and uploads the
-// weights: bf16 (NF4 dequantized once, LoRA merged) unless opt.NF4PerUse or the bf16 copies would leave
-// less than 8 GiB for caches and activations.
+// NewGenerator opens GPU 0, takes an arena (address space the size of the card, backed only as used), and
+// uploads the weights: bf16 (NF4 dequantized once, LoRA merged) unless opt.NF4PerUse or the bf16 copies would
+// leave less than 8 GiB of the free memory for caches and activations.
 func (cudaBackend) NewGenerator(w *model.Weights, lora *model.LoRAParams, opt GeneratorOptions) (Generator, error) {
 	if w == nil {
 		return nil, fmt.Errorf("gpu: generator: no weights")
@@ -44,18 +44,18 @@ func newGPUGenerator(d *cuda.Device, w *model.Weights, lora *model.LoRAParams, o
 	if err != nil {
 		return nil, err
 	}
-	free, _, err := d.MemInfo()
+	free, total, err := d.MemInfo()
 	if err != nil {
 		return nil, err
 	}
-	ar, err := cuda.NewArena(d, free-decodeReserve)
+	ar, err := cuda.NewArena(d, total) // address space; memory is mapped as the weights and caches need it
 	if err != nil {
 		return nil, fmt.Errorf("gpu: generator: %w", err)
 	}
 	c := w.Config
 	tables := 2 * int64(c.VocabSize) * int64(c.HiddenSize) * 2
 	dense := denseProjectionBytes(w)
-	perUse := opt.NF4PerUse || (dense > 0 && tables+dense > ar.Size()-8<<30)
+	perUse := opt.NF4PerUse || (dense > 0 && tables+dense > free-decodeReserve-8<<30)
 	dw, err := loadDecodeWeights(d, blas, ar, w, lora, perUse)
 	if err != nil {
 		_ = ar.Free()

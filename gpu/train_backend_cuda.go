@@ -75,12 +75,12 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 		g.Close()
 		return fmt.Errorf("cuda backend: backward graph: %w", err)
 	}
-	free, _, err := b.d.MemInfo()
+	_, total, err := b.d.MemInfo()
 	if err != nil {
 		g.Close()
 		return err
 	}
-	m, err := machine.New(b.d, g, free-(1<<30)) // address space; memory is mapped as the plan needs it
+	m, err := machine.New(b.d, g, total) // address space; memory is mapped as the plan needs it
 	if err != nil {
 		g.Close()
 		return fmt.Errorf("cuda backend: machine for micro-batches of %d × %d tokens: %w; "+

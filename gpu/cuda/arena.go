@@ -26,7 +26,9 @@ type Arena struct {
 // arenaGrowth is the least physical memory an arena maps at a time: few mappings, at most this much unused.
 const arenaGrowth = 256 << 20
 
-// NewArena takes an arena of up to bytes of device memory from d.
+// NewArena takes an arena of up to bytes of device memory from d. With virtual memory management bytes may
+// exceed the free memory (even the card's): only what the buffers reach is ever backed, and a buffer that
+// does not fit fails with how much it needed and how much is free.
 func NewArena(d *Device, bytes int64) (*Arena, error) {
 	if bytes <= 0 {
 		return nil, fmt.Errorf("gpu: arena of %d bytes", bytes)
@@ -38,12 +40,20 @@ func NewArena(d *Device, bytes int64) (*Arena, error) {
 			}
 		}
 	}
+	// Without virtual memory the range is allocated at once: no more than the free memory less a reserve for
+	// the driver and cuBLAS.
+	if free, _, err := d.MemInfo(); err == nil && bytes > free-fixedReserve && free > 2*fixedReserve {
+		bytes = free - fixedReserve
+	}
 	b, err := d.Alloc(bytes)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: arena: %w", err)
 	}
 	return &Arena{d: d, base: b}, nil
 }
+
+// fixedReserve is the device memory an arena allocated at once leaves free (driver, cuBLAS workspace).
+const fixedReserve = 1 << 30
 
 // roundUp rounds n up to a multiple of m.
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }

@@ -83,6 +83,17 @@ func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Ma
 	if err != nil {
 		return nil, err
 	}
+	m, err := build(d, blas, ar, g, keep)
+	if err != nil {
+		ar.Free() // what the failed build took (weights uploaded before the plan did not fit, say)
+		return nil, err
+	}
+	return m, nil
+}
+
+// build is New after the arena: it uploads the weights and plans the activations in ar.
+func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, keep []*G.Node) (*Machine, error) {
+	var err error
 	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
 		vecs: map[string]cuda.Buffer{}, N: g.Batch * g.Seq, attnNode: map[*model.AttentionOp]int{},
 		ceNode: map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{}}

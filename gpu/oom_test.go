@@ -1,0 +1,73 @@
+//go:build t2mcuda
+
+package gpu
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/lora"
+	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
+)
+
+// TestTrainOutOfMemory: when the GPU has too little memory left for a training plan (another process holds
+// the rest — here a test arena), Reserve fails before any step with an error that says how much was needed,
+// how much is free and which flags to change, not a raw CUDA error; once the memory is back, the same
+// backend reserves the same shape.
+func TestTrainOutOfMemory(t *testing.T) {
+	d := cudatest.Device(t)
+	cfg := model.Config{HiddenSize: 512, IntermediateSize: 1536, NumLayers: 2, NumHeads: 8, NumKVHeads: 4, HeadDim: 64,
+		VocabSize: 97, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositionEmbeddings: 1024, Dtype: "float32"}
+	w, err := model.RandomWeights(cfg, 7, model.LoadOptions{Quantize: model.QuantizeNF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := lora.New(lora.Config{R: 8, Alpha: 16}, cfg.NumLayers, cfg.LoRADims(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := model.LoRAFromAdapter(ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := NewTrainBackend(w, train.NewParams(lp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	if err := d.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	free, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog, err := cuda.NewArena(d, free)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave := int64(1 << 30) // for the backend's context, cuBLAS and its weights: less than the plan needs
+	if _, err := hog.Alloc(free-leave, "another process"); err != nil {
+		hog.Free()
+		t.Fatal(err)
+	}
+	const B, T = 64, 512
+	err = be.(*TrainBackend).Reserve(B, T)
+	hog.Free()
+	if err == nil {
+		t.Fatalf("a [%d, %d] plan fit in %.2f GiB", B, T, cuda.GiB(leave))
+	}
+	msg := err.Error()
+	for _, want := range []string{"GiB", "free", "--batch-size", "--max-len", "--grad-accum"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("out-of-memory error lacks %q: %s", want, msg)
+		}
+	}
+	t.Logf("with %.2f GiB left: %s", cuda.GiB(leave), msg)
+	if err := be.(*TrainBackend).Reserve(B, T); err != nil {
+		t.Fatalf("with the memory back: %v", err)
+	}
+}
