@@ -114,7 +114,8 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.next = take(int64(seqs)*4, "next ids")
 	if err != nil {
 		g.End()
-		return fmt.Errorf("gpu: decoder: %d sequences of %d tokens: %w", seqs, capacity, err)
+		return fmt.Errorf("gpu: decoder: KV caches for %d sequences of %d tokens: %w; "+
+			"lower --max-len or --max-new-tokens, or set T2M_GPU_WEIGHTS=nf4 to keep the weights at 4 bits", seqs, capacity, err)
 	}
 	g.outs = map[string]cuda.Buffer{}
 	for _, l := range g.w.w.Layers {

@@ -71,3 +71,61 @@ func TestTrainOutOfMemory(t *testing.T) {
 		t.Fatalf("with the memory back: %v", err)
 	}
 }
+
+// TestGenerateOutOfMemory: when the KV caches of a generation do not fit in what the GPU has left, Generate
+// fails with how much was needed, how much is free and what to change, and the generator still works for a
+// generation that fits.
+func TestGenerateOutOfMemory(t *testing.T) {
+	d := cudatest.Device(t)
+	cfg := model.Config{HiddenSize: 256, IntermediateSize: 512, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 64,
+		VocabSize: 97, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositionEmbeddings: 32768, Dtype: "float32"}
+	w, err := model.RandomWeights(cfg, 7, model.LoadOptions{Quantize: model.QuantizeNF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := b.NewGenerator(w, nil, GeneratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+	if err := d.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	free, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog, err := cuda.NewArena(d, free)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave := int64(1 << 30)
+	if _, err := hog.Alloc(free-leave, "another process"); err != nil {
+		hog.Free()
+		t.Fatal(err)
+	}
+	prompts := make([][]int32, 64)
+	for i := range prompts {
+		prompts[i] = []int32{1, 2, 3, int32(i % 97)}
+	}
+	// 64 sequences × 16,000 tokens of keys and values: 2 layers × 2 × 64 × 16004 × 128 × 2 bytes ≈ 1.05 GB.
+	_, err = gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 16000})
+	hog.Free()
+	if err == nil {
+		t.Fatalf("caches of 64 × 16004 tokens fit in %.2f GiB", cuda.GiB(leave))
+	}
+	for _, want := range []string{"GiB", "free", "--max-new-tokens", "--max-len"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("out-of-memory error lacks %q: %v", want, err)
+		}
+	}
+	t.Logf("with %.2f GiB left: %v", cuda.GiB(leave), err)
+	out, err := gen.Generate(prompts[:2], model.GenerateOptions{MaxNewTokens: 4})
+	if err != nil || len(out) != 2 || len(out[0]) != 4 {
+		t.Fatalf("a small generation after the failure: %v, %v", out, err)
+	}
+}
