@@ -108,15 +108,16 @@ func TestGenerateOutOfMemory(t *testing.T) {
 		hog.Free()
 		t.Fatal(err)
 	}
-	prompts := make([][]int32, 64)
+	prompts := make([][]int32, 128)
 	for i := range prompts {
 		prompts[i] = []int32{1, 2, 3, int32(i % 97)}
 	}
-	// 64 sequences × 16,000 tokens of keys and values: 2 layers × 2 × 64 × 16004 × 128 × 2 bytes ≈ 1.05 GB.
-	_, err = gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 16000})
+	// 128 sequences × 30,004 tokens of keys and values: 2 layers × 2 × 128 × 30004 × 128 × 2 bytes ≈ 3.9 GB,
+	// well past the 1 GiB left (64 × 16,004 ≈ 1.05 GB did fit: the arena had the rest of a 256 MiB step).
+	_, err = gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 30000})
 	hog.Free()
 	if err == nil {
-		t.Fatalf("caches of 64 × 16004 tokens fit in %.2f GiB", cuda.GiB(leave))
+		t.Fatalf("caches of 128 × 30004 tokens fit in %.2f GiB", cuda.GiB(leave))
 	}
 	for _, want := range []string{"GiB", "free", "--max-new-tokens", "--max-len"} {
 		if !strings.Contains(err.Error(), want) {
