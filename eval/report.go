@@ -26,6 +26,9 @@ type Report struct {
 	Negatives          int             `json:"negatives"`
 	HeldOutCollections []string        `json:"held_out_collections"`
 	Generalization     *Generalization `json:"generalization"`
+	// Provenance says how the report was made (command, model, adapter, data, settings, timings,
+	// version); nil in reports written before t2m recorded it and in the original's.
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // WriteReports writes <dir>/<split>_predictions.jsonl (one Result per line) and

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -22,7 +23,12 @@ type generation struct {
 	maxNew int     // new tokens per prompt at most
 	batch  int     // prompts per Generate call (≤ 0: DefaultGenerationBatch)
 	stops  []int32 // ids that end a generation
+	// stop, when closed, makes split return errGenerationStopped before its next batch (nil: never).
+	stop <-chan struct{}
 }
+
+// errGenerationStopped is split's error when g.stop was closed.
+var errGenerationStopped = errors.New("generation stopped")
 
 // stopIDs are the ids of <|im_end|> and <|endoftext|> that tok has.
 func stopIDs(tok *tokenizer.Tokenizer) []int32 {
@@ -78,6 +84,11 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 	start := time.Now()
 	newTokens, done := 0, 0
 	for b := 0; b < len(order); b += size {
+		select {
+		case <-g.stop:
+			return nil, errGenerationStopped
+		default:
+		}
 		idx := order[b:min(b+size, len(order))]
 		batch := make([][]int32, len(idx)) // [≤ size][≤ maxLen]
 		for k, i := range idx {

@@ -122,12 +122,18 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	begun := time.Now()
 	s, err := setUpTraining(opts, log)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer s.lock.Release()
 	defer s.backend.Close()
+	in, err := trainInputs(opts)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	loaded := time.Since(begun)
 	if opts.WatchInterrupts != nil {
 		stop, done := opts.WatchInterrupts()
 		defer done()
@@ -151,6 +157,7 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 		return nil, err // train.Run's errors start with "train:"
 	}
 	rec := s.record(res, time.Since(started))
+	rec.Provenance = in.trainProvenance(opts, s.model, loaded, time.Since(started), time.Since(begun))
 	if planned != nil {
 		rec.DeviceMemoryPlanned = planned
 		if r, err := s.backend.(train.MemoryReporter).Memory(); err == nil {

@@ -18,7 +18,8 @@ import (
 )
 
 // TrainRecord is TrainConfigFile's content. Its fields are in the order of their JSON names, as the
-// file has always been written (sorted keys).
+// file has always been written (sorted keys). Provenance records the command line, model, tokenizer,
+// data files with their sha256, timings, t2m version and GPU (eval.Provenance).
 type TrainRecord struct {
 	BestEvalLoss float64           `json:"best_eval_loss"`
 	Config       train.Fingerprint `json:"config"`
@@ -32,6 +33,7 @@ type TrainRecord struct {
 	LoRATargetModules   []string            `json:"lora_target_modules"`
 	Model               string              `json:"model"`
 	ModelSource         string              `json:"model_source"`
+	Provenance          *eval.Provenance    `json:"provenance,omitempty"`
 	RunName             string              `json:"run_name"`
 	SecondsPerUpdate    float64             `json:"seconds_per_update"`
 	Updates             int                 `json:"updates"`

@@ -53,7 +53,7 @@ func TestTrainStopResumeEvaluate(t *testing.T) {
 	}
 	var rec map[string]any
 	if err := json.Unmarshal(raw, &rec); err != nil || rec["run_name"] != "tiny_r2" || rec["updates"] != 2.0 ||
-		rec["effective_batch_size"] != 1.0 || len(rec) != 13 {
+		rec["effective_batch_size"] != 1.0 || rec["provenance"] == nil || len(rec) != 14 {
 		t.Errorf("%s: %v\n%s", TrainConfigFile, err, raw)
 	}
 	for _, want := range []string{"train: 2 examples, 2 kept", "run tiny_r2: model tiny (none), LoRA r=2 alpha=4", "resuming from"} {

@@ -18,6 +18,18 @@ func main() {
 	}
 }
 
+// invocation is the command line being run: the program as invoked (os.Args[0]) and the arguments the
+// app was run with (os.Args[1:] in the t2m binary); set by the app's Before.
+var invocation []string
+
+// commandLine is the command line for a report's provenance: invocation, or os.Args before the app ran.
+func commandLine() []string {
+	if invocation == nil {
+		return os.Args
+	}
+	return append([]string(nil), invocation...)
+}
+
 // newApp builds the command tree. Each command lives in its own file.
 func newApp() *cli.App {
 	return &cli.App{
@@ -40,6 +52,11 @@ func newApp() *cli.App {
 			askCommand(),
 			mergeCommand(),
 			exportCommand(),
+		},
+		// The command line as the app received it, recorded in reports' provenance.
+		Before: func(c *cli.Context) error {
+			invocation = append([]string{os.Args[0]}, c.Args().Slice()...)
+			return nil
 		},
 		// Unknown flags and commands print usage and exit non-zero.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/eval"
@@ -22,7 +24,10 @@ func scoreCommand() *cli.Command {
 			"\"prediction\", the raw model output, in the split's order), extracts the JSON of each output,\n" +
 			"scores it (syntax, operators, fields, generalization, plus exact match, valid stages and\n" +
 			"overall with refusals), prints the rates and writes <output-dir>/<run-name>/<split>_predictions.jsonl\n" +
-			"and <split>_report.json, where <split> is the split file's base name.",
+			"and <split>_report.json, where <split> is the split file's base name. The report's provenance\n" +
+			"records the command line, the sha256 of the split and predictions files, the settings, the\n" +
+			"timings and the t2m version. A run folder that already holds this split's report is refused\n" +
+			"unless --overwrite.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "split", Required: true, Usage: "split file (JSONL examples), e.g. data/eval.jsonl"},
 			&cli.StringFlag{Name: "predictions", Usage: "JSONL file, one {\"prediction\": \"<raw model output>\"} per example, same order and count as --split"},
@@ -30,12 +35,14 @@ func scoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "held-out-collections", Value: strings.Join(eval.DefaultHeldOutCollections, ","), Usage: "comma-separated collections counted as held-out schemas by the generalization layer"},
 			&cli.StringFlag{Name: "run-name", Usage: "run folder under --output-dir (default: the predictions file's base name)"},
 			&cli.StringFlag{Name: "output-dir", Value: "runs", Usage: "folder for run outputs"},
+			&cli.BoolFlag{Name: "overwrite", Usage: "replace this split's report and predictions when the run folder already holds them"},
 		},
 		Action: runScore,
 	}
 }
 
 func runScore(c *cli.Context) error {
+	started := time.Now()
 	splitPath, predPath := c.String("split"), c.String("predictions")
 	gold := c.Bool("gold")
 	if gold == (predPath != "") {
@@ -79,10 +86,16 @@ func runScore(c *cli.Context) error {
 		return fmt.Errorf("score: %s has %d predictions but %s has %d examples: write one prediction per example, in the split's order",
 			predPath, len(preds), splitPath, len(examples))
 	}
+	prov, err := scoreProvenance(splitPath, c.String("predictions"), heldOut, gold)
+	if err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	scoreStart := time.Now()
 	results, rep, err := eval.Score(examples, preds, heldOut)
 	if err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
+	prov.Timings.ScoringSeconds = time.Since(scoreStart).Seconds()
 	split := fileStem(splitPath)
 	rep.RunName, rep.Split, rep.SplitFile, rep.PredictionsFile = runName, split, splitPath, predPath
 	dir := filepath.Join(c.String("output-dir"), runName)
@@ -91,6 +104,16 @@ func runScore(c *cli.Context) error {
 		return fmt.Errorf("score: %w", err)
 	}
 	defer lock.Release()
+	if !c.Bool("overwrite") {
+		for _, f := range []string{split + "_report.json", split + "_predictions.jsonl"} {
+			// A folder in the way is not a report: writing says so (atomicfile).
+			if st, err := os.Stat(filepath.Join(dir, f)); err == nil && !st.IsDir() {
+				return fmt.Errorf("score: run folder %s already holds %s: pass --overwrite to replace it, or choose another --run-name", dir, f)
+			}
+		}
+	}
+	prov.Timings.WallSeconds = time.Since(started).Seconds()
+	rep.Provenance = prov
 	if err := eval.WriteReports(dir, split, results, rep); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
@@ -103,6 +126,25 @@ func runScore(c *cli.Context) error {
 		return checkGold(splitPath, results, filepath.Join(dir, split+"_predictions.jsonl"))
 	}
 	return nil
+}
+
+// scoreProvenance is a score report's provenance: the command line, the t2m version, the split file and
+// the predictions file (none for --gold) with their sha256, and the settings.
+func scoreProvenance(splitPath, predPath string, heldOut []string, gold bool) (*eval.Provenance, error) {
+	data, err := eval.HashFile(splitPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &eval.Provenance{Command: commandLine(), T2MVersion: version(), CreatedAt: time.Now().Format(time.RFC3339),
+		Data: []eval.FileRef{data}, Settings: eval.Settings{HeldOutCollections: heldOut, Gold: gold}}
+	if !gold {
+		pred, err := eval.HashFile(predPath)
+		if err != nil {
+			return nil, err
+		}
+		p.Predictions = &pred
+	}
+	return p, nil
 }
 
 // checkGold is --gold's verdict: every non-negative example's own gold output must pass the three
