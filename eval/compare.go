@@ -16,10 +16,14 @@ type ComparisonRow struct {
 	Report *Report
 	// HasExtras is false for reports without t2m's extra columns (the original's).
 	HasExtras bool
+	// Training is the run's training record (training_config.json, of the run folder or beside the
+	// adapter the report was made with); nil when there is none.
+	Training *TrainingConfig
 }
 
 // LoadComparison reads every <outputDir>/<run>/<split>_report.json, runs and
-// files in name order. Files that cannot be read as a report are returned as
+// files in name order, with each run's training record (ComparisonRow.Training).
+// Files that cannot be read as a report or a training record are returned as
 // warnings (naming the file) and skipped, as the original does, so one broken
 // run does not hide the others.
 func LoadComparison(outputDir string) (rows []ComparisonRow, warnings []string, err error) {
@@ -37,6 +41,7 @@ func LoadComparison(outputDir string) (rows []ComparisonRow, warnings []string, 
 			return nil, nil, fmt.Errorf("compare: %w", err)
 		}
 		sort.Strings(files)
+		first := len(rows)
 		for _, f := range files {
 			rep, err := ReadReport(f)
 			if err != nil {
@@ -54,14 +59,28 @@ func LoadComparison(outputDir string) (rows []ComparisonRow, warnings []string, 
 				HasExtras: extras,
 			})
 		}
+		var reps []*Report
+		for _, r := range rows[first:] {
+			reps = append(reps, r.Report)
+		}
+		tc, err := trainingFor(filepath.Join(outputDir, e.Name()), reps)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("run %s: no training settings shown: %v", e.Name(), err))
+		}
+		for i := first; i < len(rows); i++ {
+			rows[i].Training = tc
+		}
 	}
 	return rows, warnings, nil
 }
 
-// ComparisonTable renders rows as the markdown table of `t2m compare`: the
+// ComparisonTable renders rows as the markdown tables of `t2m compare`: the
 // original's columns (Run | Split | N | Syntax | Operators | Fields | Overall,
 // rates with one decimal like Python's "{:.1%}") followed by t2m's extra columns
-// ("–" where a report lacks them). Without rows it says "No results found.".
+// ("–" where a report lacks them); then one row per run with its training
+// settings beside its eval and held_out overall rates and an adapter's gain over
+// the baseline run of the same model (runsTable); then the eval-vs-held_out gaps.
+// Without rows it says "No results found.".
 func ComparisonTable(rows []ComparisonRow) string {
 	if len(rows) == 0 {
 		return "No results found."
@@ -82,6 +101,7 @@ func ComparisonTable(rows []ComparisonRow) string {
 			mdCell(r.Run), mdCell(r.Split), p.Total, pct(p.SyntaxPassRate), pct(p.OperatorPassRate),
 			pct(p.FieldPassRate), pct(p.OverallPassRate), exact, stages, refusals, genCell(p.Generalization)))
 	}
+	lines = append(lines, runsTable(rows)...)
 	if gen := crossSplitGeneralization(rows); len(gen) > 0 {
 		lines = append(lines, "", "## Generalization: eval (train schemas) vs held_out (held-out schemas)", "",
 			"| Run | Syntax gap | Operators gap | Fields gap | Overfitting (gap beyond ±5 pts) |",

@@ -54,10 +54,15 @@ type fakeGenerator struct {
 	out    string
 	calls  *[][]int // prompts per Generate call
 	closed *bool
+	// onCall, when set, runs after each Generate call with the number of calls so far.
+	onCall func(n int)
 }
 
 func (g fakeGenerator) Generate(prompts [][]int32, opt model.GenerateOptions) ([][]int32, error) {
 	*g.calls = append(*g.calls, []int{len(prompts)})
+	if g.onCall != nil {
+		g.onCall(len(*g.calls))
+	}
 	ids := tokenizer.Bytes().Encode(g.out)
 	res := make([][]int32, len(prompts))
 	for i := range prompts {

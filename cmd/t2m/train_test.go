@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -119,6 +123,64 @@ func TestTrainEvalBaselineEndToEnd(t *testing.T) {
 	msg, err = runApp(t, "compare", "--output-dir", runs)
 	if err != nil || !strings.Contains(msg, "tiny_r4") || !strings.Contains(msg, "tiny_baseline") {
 		t.Errorf("compare: %v\n%s", err, msg)
+	}
+	checkProvenance(t, dataDir, runs, msg)
+}
+
+// checkProvenance checks what TestTrainEvalBaselineEndToEnd's runs recorded about themselves and what
+// compare shows of it: the training record's and the reports' provenance (hashes equal to the files'),
+// the training settings beside the results and the adapter's gain over the baseline.
+func checkProvenance(t *testing.T, dataDir, runs, compare string) {
+	t.Helper()
+	sha := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		return hex.EncodeToString(h[:])
+	}
+	raw, err := os.ReadFile(filepath.Join(runs, "tiny_r4", pipeline.TrainConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec pipeline.TrainRecord
+	if err := json.Unmarshal(raw, &rec); err != nil || rec.Provenance == nil {
+		t.Fatalf("training record without provenance (%v):\n%s", err, raw)
+	}
+	p := rec.Provenance
+	// Training records the process's command line (here the test binary's; t2m's own in the t2m binary).
+	if !reflect.DeepEqual(p.Command, os.Args) || p.T2MVersion != version() || p.Model == nil || p.Model.Name != "tiny" ||
+		len(p.Data) != 2 || p.Data[0].SHA256 != sha(filepath.Join(dataDir, "train.jsonl")) ||
+		p.Data[1].SHA256 != sha(filepath.Join(dataDir, "eval.jsonl")) || p.Settings.Limit != 2 || p.Settings.MaxLen != 1024 ||
+		p.Timings.TrainingSeconds <= 0 || p.Timings.WallSeconds < p.Timings.TrainingSeconds {
+		t.Errorf("training provenance %+v", p)
+	}
+	adapter := filepath.Join(runs, "tiny_r4", "adapter")
+	for _, run := range []string{"tiny_r4", "tiny_baseline"} {
+		rep, err := eval.ReadReport(filepath.Join(runs, run, "held_out_report.json"))
+		if err != nil || rep.Provenance == nil {
+			t.Fatalf("%s: %v, provenance %v", run, err, rep.Provenance)
+		}
+		p := rep.Provenance
+		wantCmd := map[string]string{"tiny_r4": "eval", "tiny_baseline": "baseline"}[run]
+		if p.Command[1] != wantCmd || p.Settings.MaxNewTokens != 4 || p.Settings.Limit != 2 || p.Settings.GenerationBatch != 8 ||
+			p.Data[1].SHA256 != sha(filepath.Join(dataDir, "held_out.jsonl")) || p.Timings.GenerationSeconds <= 0 {
+			t.Errorf("%s: provenance %+v", run, p)
+		}
+		if (p.Adapter != nil) != (run == "tiny_r4") ||
+			(p.Adapter != nil && p.Adapter.AdapterModelSHA256 != sha(filepath.Join(adapter, "adapter_model.safetensors"))) {
+			t.Errorf("%s: adapter %+v", run, p.Adapter)
+		}
+	}
+	// The runs table: r 4, alpha 8, 1 epoch, lr 0.01, max-len 1024, 2 training examples, the baseline
+	// found, and the gain (both runs score 0% on the tiny model: +0.0 pts).
+	if !regexp.MustCompile(`\| tiny_r4 \| tiny \| 4 \| 8 \| 1 \| 0\.01 \| 1024 \| 2 \| [0-9.]+% \| [0-9.]+% \| tiny_baseline \| [+-][0-9.]+ pts \| [+-][0-9.]+ pts \|`).MatchString(compare) {
+		t.Errorf("compare lacks tiny_r4's settings and gain:\n%s", compare)
+	}
+	if !strings.Contains(compare, "| tiny_baseline | tiny | — | — | — | — | — | — |") || !strings.Contains(compare, "## Provenance") ||
+		!strings.Contains(compare, "adapter_model.safetensors sha256 "+sha(filepath.Join(adapter, "adapter_model.safetensors"))[:12]) {
+		t.Errorf("compare lacks the baseline's row or the provenance section:\n%s", compare)
 	}
 }
 
