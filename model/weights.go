@@ -112,7 +112,18 @@ func (ld *loader) float32(name string, shape ...int) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
 	}
-	return v, nil
+	return v, ld.release(name)
+}
+
+// release drops a converted tensor's pages of the mapped checkpoint from the process (safetensors.Releaser),
+// so loading holds the model being built and one tensor of the file, not every page read so far.
+func (ld *loader) release(name string) error {
+	if rel, ok := ld.r.(safetensors.Releaser); ok {
+		if err := rel.Release(name); err != nil {
+			return fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
+		}
+	}
+	return nil
 }
 
 func (ld *loader) projection(prefix string, s projSpec, q QuantizeFunc) (*Projection, error) {
@@ -136,6 +147,9 @@ func (ld *loader) projection(prefix string, s projSpec, q QuantizeFunc) (*Projec
 		}
 		if p.W.Quant, err = q(name, info.DType, raw, info.Shape); err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", ld.file, err)
+		}
+		if err := ld.release(name); err != nil {
+			return nil, err
 		}
 	default:
 		if p.W.F32, err = ld.float32(name, s.out, s.in); err != nil {
