@@ -4,11 +4,16 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // DefaultTargets are the projections adapted unless Config.Targets says otherwise
 // (QLoRA's attention + gate/up; down_proj is optional).
 var DefaultTargets = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"}
+
+// AllTargets are the projections of a Qwen2 layer that can carry LoRA, in the layer's order: the accepted
+// values of Config.Targets (t2m's --target-modules).
+var AllTargets = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 // moduleParent places each Qwen2 projection in its layer: self_attn or mlp.
 var moduleParent = map[string]string{
@@ -55,10 +60,32 @@ func (c Config) Validate() error {
 	}
 	for _, t := range c.Targets {
 		if _, ok := moduleParent[t]; !ok {
-			return fmt.Errorf("lora: unknown target module %q (want some of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)", t)
+			return fmt.Errorf("lora: unknown target module %q (want some of %s)", t, strings.Join(AllTargets, ", "))
 		}
 	}
 	return nil
+}
+
+// ParseTargets reads a comma-separated list of projections ("q_proj,v_proj"; spaces around names are
+// ignored), as --target-modules takes it. It returns them sorted and without repeats (Config's order); an
+// empty list or a name outside AllTargets is an error naming it and the accepted names.
+func ParseTargets(list string) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if _, ok := moduleParent[t]; !ok {
+			return nil, fmt.Errorf("unknown target module %q: accepted are %s", t, strings.Join(AllTargets, ", "))
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no target module in %q: give one or more of %s, separated by commas", list, strings.Join(AllTargets, ", "))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // Scaling is the factor of the LoRA branch: alpha/r, or alpha/√r with rsLoRA (Alpha 0

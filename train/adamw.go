@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -165,6 +167,30 @@ type Schedule struct {
 	Peak          float64
 	Warmup, Total int
 	Kind          string // "cosine" (the original's), "linear" or "constant"
+}
+
+// Schedulers are the accepted Schedule kinds (t2m's --lr-scheduler), the original's first.
+var Schedulers = []string{"cosine", "linear", "constant"}
+
+// CheckScheduler returns an error naming kind and the accepted kinds unless kind is one of Schedulers.
+func CheckScheduler(kind string) error {
+	if !slices.Contains(Schedulers, kind) {
+		return fmt.Errorf("unknown learning-rate schedule %q: accepted are %s", kind, strings.Join(Schedulers, ", "))
+	}
+	return nil
+}
+
+// ZeroLRUpdates counts the updates of the schedule whose learning rate is 0: the first update of a warmup
+// (HF's first warmup step has rate 0) and, for cosine and linear decay, none other before Total. A run all
+// of whose updates have rate 0 leaves its adapter unchanged.
+func (s Schedule) ZeroLRUpdates() int {
+	n := 0
+	for k := range s.Total {
+		if s.LR(k) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // WarmupSteps is HF's ceil(total · ratio).

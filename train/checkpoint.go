@@ -12,9 +12,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/internal/atomicfile"
+	"github.com/t2m/t2m/lora"
 	"github.com/t2m/t2m/safetensors"
 )
 
@@ -26,29 +29,77 @@ const (
 )
 
 // Fingerprint is what a resumed run must share with the run that wrote the checkpoint: everything that
-// decides the batches, the shapes and the update rule.
+// decides the batches, the shapes and the update rule (the run's recipe). training_config.json records it
+// as "config".
 type Fingerprint struct {
-	Model        string  `json:"model"`
-	Rank         int     `json:"lora_r"`
-	Alpha        float64 `json:"lora_alpha"`
-	Dropout      float64 `json:"lora_dropout"`
-	Epochs       int     `json:"epochs"`
-	BatchSize    int     `json:"batch_size"`
-	GradAccum    int     `json:"grad_accum"`
-	LR           float64 `json:"learning_rate"`
-	Scheduler    string  `json:"lr_scheduler"`
-	WarmupRatio  float64 `json:"warmup_ratio"`
-	WeightDecay  float64 `json:"weight_decay"`
-	MaxGradNorm  float64 `json:"max_grad_norm"`
-	MaxLen       int     `json:"max_len"`
-	Seed         uint64  `json:"seed"`
-	TrainSeqs    int     `json:"train_sequences"`
-	TrainTokens  int     `json:"train_tokens"`
-	EvalSeqs     int     `json:"eval_sequences"`
-	Quantization string  `json:"quantization"`
+	Model   string  `json:"model"`
+	Rank    int     `json:"lora_r"`
+	Alpha   float64 `json:"lora_alpha"`
+	Dropout float64 `json:"lora_dropout"`
+	// Targets are the adapted projections, sorted and comma-separated ("gate_proj,k_proj,..."); a
+	// checkpoint written before t2m recorded them has "" and lora.DefaultTargets (TargetsKey).
+	Targets string `json:"lora_target_modules"`
+	// InitAdapter is the PEFT adapter the run started from ("": a fresh adapter from Seed) and
+	// InitAdapterSHA256 the SHA-256 of its adapter_model.safetensors.
+	InitAdapter       string  `json:"init_adapter,omitempty"`
+	InitAdapterSHA256 string  `json:"init_adapter_sha256,omitempty"`
+	Epochs            int     `json:"epochs"`
+	BatchSize         int     `json:"batch_size"`
+	GradAccum         int     `json:"grad_accum"`
+	LR                float64 `json:"learning_rate"`
+	Scheduler         string  `json:"lr_scheduler"`
+	WarmupRatio       float64 `json:"warmup_ratio"`
+	WeightDecay       float64 `json:"weight_decay"`
+	MaxGradNorm       float64 `json:"max_grad_norm"`
+	MaxLen            int     `json:"max_len"`
+	Seed              uint64  `json:"seed"`
+	TrainSeqs         int     `json:"train_sequences"`
+	TrainTokens       int     `json:"train_tokens"`
+	EvalSeqs          int     `json:"eval_sequences"`
+	Quantization      string  `json:"quantization"`
 	// DataSHA256 is DataSHA256 of the tokenized train and eval sequences: a resumed run must see the same
 	// data, not only the same amount of it.
 	DataSHA256 string `json:"data_sha256"`
+}
+
+// FingerprintDiff lists the settings in which a checkpoint's fingerprint differs from now's, one
+// "name: checkpoint X, now Y" line each, by their training_config.json names.
+func FingerprintDiff(checkpoint, now Fingerprint) []string {
+	var a, b map[string]any
+	ja, _ := json.Marshal(checkpoint)
+	jb, _ := json.Marshal(now)
+	_ = json.Unmarshal(ja, &a)
+	_ = json.Unmarshal(jb, &b)
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var out []string
+	for _, k := range keys {
+		x, y := fmt.Sprint(a[k]), fmt.Sprint(b[k])
+		if _, ok := a[k]; !ok {
+			x = "(none)"
+		}
+		if _, ok := b[k]; !ok {
+			y = "(none)"
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("%s: checkpoint %s, now %s", k, x, y))
+		}
+	}
+	return out
+}
+
+// TargetsKey is Fingerprint.Targets of an adapter's target modules: sorted, without repeats, joined by
+// commas.
+func TargetsKey(targets []string) string {
+	return strings.Join(lora.Config{R: 1, Targets: targets}.WithDefaults().Targets, ",")
 }
 
 // DataSHA256 is the hex SHA-256 of the tokenized train and eval sequences (ids, prompt lengths, order),
@@ -79,6 +130,14 @@ func DataSHA256(trainSeqs, evalSeqs []data.Sequence) string {
 // hand-edited state.json is an error naming the field, never a panic, a hang or a run that claims more
 // updates than its plan.
 func (st State) CheckResume(dir string, fp Fingerprint, windows int) error {
+	// "" is the default targets: a checkpoint written before they were recorded, or a caller that leaves
+	// them unset.
+	if st.Fingerprint.Targets == "" {
+		st.Fingerprint.Targets = TargetsKey(nil)
+	}
+	if fp.Targets == "" {
+		fp.Targets = TargetsKey(nil)
+	}
 	saved := st.Fingerprint
 	if saved.DataSHA256 != fp.DataSHA256 {
 		saved.DataSHA256 = fp.DataSHA256
@@ -91,7 +150,8 @@ func (st State) CheckResume(dir string, fp Fingerprint, windows int) error {
 		}
 	}
 	if st.Fingerprint != fp {
-		return fmt.Errorf("%s was written with other settings:\n  checkpoint %+v\n  now        %+v\nresume with the same flags, or start a new --run-name", dir, st.Fingerprint, fp)
+		return fmt.Errorf("%s was written with other settings:\n  %s\nresume with the same flags (and recipe), or start a new --run-name",
+			dir, strings.Join(FingerprintDiff(st.Fingerprint, fp), "\n  "))
 	}
 	total := windows * fp.Epochs
 	bad := func(format string, a ...any) error {

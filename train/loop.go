@@ -28,6 +28,27 @@ const (
 	DefaultBucket      = 64       // micro-batch lengths are padded to a multiple of this, so graphs are reused
 )
 
+// CheckRecipe checks the fingerprint's optimizer and schedule settings, naming the t2m flag of a bad
+// value and what it accepts: the schedule kind, a warmup ratio in [0, 1], a weight decay and a max grad
+// norm that are finite and ≥ 0 (0: no decay, no clipping), a dropout in [0, 1).
+func CheckRecipe(fp Fingerprint) error {
+	if err := CheckScheduler(fp.Scheduler); err != nil {
+		return fmt.Errorf("--lr-scheduler: %w", err)
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case !finite(fp.WarmupRatio) || fp.WarmupRatio < 0 || fp.WarmupRatio > 1:
+		return fmt.Errorf("--warmup-ratio %v must be in [0, 1] (the fraction of updates that warm up; default %g)", fp.WarmupRatio, DefaultWarmupRatio)
+	case !finite(fp.WeightDecay) || fp.WeightDecay < 0:
+		return fmt.Errorf("--weight-decay %v must be a finite number ≥ 0 (default %g)", fp.WeightDecay, DefaultWeightDecay)
+	case !finite(fp.MaxGradNorm) || fp.MaxGradNorm < 0:
+		return fmt.Errorf("--max-grad-norm %v must be a finite number ≥ 0 (0: no clipping; default %g)", fp.MaxGradNorm, DefaultMaxGradNorm)
+	case !finite(fp.Dropout) || fp.Dropout < 0 || fp.Dropout >= 1:
+		return fmt.Errorf("--lora-dropout %v must be in [0, 1) (default %g)", fp.Dropout, DefaultDropout)
+	}
+	return nil
+}
+
 // ErrInterrupted is returned by Run after it saved a checkpoint because Stop was closed.
 var ErrInterrupted = errors.New("training interrupted; checkpoint saved, continue with --resume")
 
@@ -133,6 +154,9 @@ func (r *Run) Train() (*Result, error) {
 	if !(fp.LR > 0) || math.IsInf(fp.LR, 0) || r.SaveEvery < 0 {
 		return nil, fmt.Errorf("train: learning rate %v must be finite and > 0, save-every %d ≥ 0", fp.LR, r.SaveEvery)
 	}
+	if err := CheckRecipe(fp); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	if len(r.TrainSeqs) == 0 {
 		return nil, fmt.Errorf("train: no training sequences (all dropped by --max-len %d? see the tokenize counts)", fp.MaxLen)
 	}
@@ -195,6 +219,17 @@ func (r *Run) Train() (*Result, error) {
 	}
 	fmt.Fprintf(r.Log, "training on %s: %d sequences, %d micro-batches of %d, %d updates per epoch × %d epochs = %d updates (warmup %d, %s schedule, peak lr %g)\n",
 		r.Backend.Name(), len(r.TrainSeqs), nBatches, fp.BatchSize, windows, fp.Epochs, total, sched.Warmup, sched.Kind, fp.LR)
+	if zero := sched.ZeroLRUpdates(); zero == total {
+		what := fmt.Sprintf("all %d updates of this run have", total)
+		if total == 1 {
+			what = "the only update of this run has"
+		}
+		fmt.Fprintf(r.Log, "warning: %s learning rate 0 (warmup: %d of %d updates, --warmup-ratio %g; HF's first warmup update has rate 0), so the adapter will not change; "+
+			"give the run more updates (more examples or --epochs, a smaller --batch-size or --grad-accum) or pass --warmup-ratio 0\n",
+			what, sched.Warmup, total, fp.WarmupRatio)
+	} else if zero*2 > total {
+		fmt.Fprintf(r.Log, "warning: %d of this run's %d updates have learning rate 0 (warmup %d updates: --warmup-ratio %g)\n", zero, total, sched.Warmup, fp.WarmupRatio)
+	}
 	stepsThisCall := 0
 	var stepTime time.Duration
 	for st.Epoch < fp.Epochs {
