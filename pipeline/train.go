@@ -15,8 +15,9 @@ import (
 // written into the run folder at the end of Train.
 const TrainConfigFile = "training_config.json"
 
-// TrainOptions configure Train. The command line's defaults: Rank 8, Epochs 3, BatchSize 4, GradAccum 4,
-// LR 2e-4, MaxLen data.DefaultMaxLen, Seed 42, SaveEvery 50.
+// TrainOptions configure Train. DefaultTrainOptions gives the command line's defaults (the original's
+// recipe); in a literal, the recipe's zero values mean no dropout, no warmup, no weight decay and no
+// clipping, a "" Scheduler cosine and nil Targets the default ones.
 type TrainOptions struct {
 	ModelOptions
 	// DataDir holds train.jsonl and eval.jsonl (the eval loss after each epoch).
@@ -26,13 +27,30 @@ type TrainOptions struct {
 	OutputDir string
 	// RunName names the run folder ("": <model>_r<rank>).
 	RunName string
-	// Rank is the LoRA rank (positive); Alpha its alpha (0: 2×Rank).
+	// Rank is the LoRA rank (positive; 0 with InitAdapter: the adapter's); Alpha its alpha (0: 2×Rank, or
+	// the adapter's).
 	Rank  int
 	Alpha float64
+	// Dropout is LoRA's input dropout during training, in [0, 1) (train.DefaultDropout).
+	Dropout float64
+	// Targets are the adapted projections, some of lora.AllTargets (nil: lora.DefaultTargets, or the
+	// adapter's with InitAdapter).
+	Targets []string
+	// InitAdapter is a PEFT adapter folder whose values the run starts from instead of a fresh adapter;
+	// its rank, alpha and targets are the run's (setting a different Rank, Alpha or Targets is an error).
+	InitAdapter string
 	// Epochs, BatchSize (micro-batch), GradAccum (micro-batches per update) and LR (peak learning rate)
-	// are the SFTTrainer settings; the rest of the schedule is train's defaults.
+	// are the SFTTrainer settings.
 	Epochs, BatchSize, GradAccum int
 	LR                           float64
+	// Scheduler is the learning-rate schedule after the warmup: cosine, linear or constant (train.Schedulers;
+	// "": cosine). WarmupRatio is the fraction of updates that warm up linearly from 0, in [0, 1]
+	// (HF's ceil(updates × ratio)).
+	Scheduler   string
+	WarmupRatio float64
+	// WeightDecay is AdamW's decoupled weight decay (≥ 0); MaxGradNorm clips the gradients' global norm
+	// to it (0: no clipping).
+	WeightDecay, MaxGradNorm float64
 	// MaxLen is the most tokens per example (prompt + completion): longer ones are cut from the right.
 	MaxLen int
 	// Seed seeds the LoRA init, the shuffles and the dropout masks.
@@ -67,7 +85,7 @@ type TrainResult struct {
 // and the run name. Each error names the flag and says what it accepts. The rank is checked against the
 // model's projection sizes once the model is known (lora.New).
 func (o TrainOptions) Validate() error {
-	if o.Rank <= 0 {
+	if o.Rank < 0 || (o.Rank == 0 && o.InitAdapter == "") {
 		return fmt.Errorf("train: --lora-r %d must be positive", o.Rank)
 	}
 	if math.IsNaN(o.Alpha) || math.IsInf(o.Alpha, 0) || o.Alpha < 0 {
@@ -91,7 +109,7 @@ func (o TrainOptions) Validate() error {
 	if err := CheckRunName(o.RunName); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	return nil
+	return o.validateRecipe()
 }
 
 // Interrupted is Train's error when WatchInterrupts' stop channel was closed: a checkpoint of the last
@@ -140,7 +158,7 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 		s.run.Stop = stop
 	}
 	fmt.Fprintf(log, "run %s: model %s (%s), LoRA r=%d alpha=%g, %d parameters, device %s\n",
-		s.runName, s.model.Name, s.model.Quant, opts.Rank, s.run.Adapter.Config.Alpha, s.run.Adapter.NumParams(), s.backend.Name())
+		s.runName, s.model.Name, s.model.Quant, s.run.Adapter.Config.R, s.run.Adapter.Config.Alpha, s.run.Adapter.NumParams(), s.backend.Name())
 	var planned *train.MemoryReport
 	if mr, ok := s.backend.(train.MemoryReporter); ok {
 		if r, err := mr.Memory(); err == nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/eval"
 	"github.com/t2m/t2m/internal/runlock"
-	"github.com/t2m/t2m/lora"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/tokenizer"
 	"github.com/t2m/t2m/train"
@@ -66,9 +65,14 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	if err != nil {
 		return nil, err
 	}
+	start, err := newStartAdapter(opts, m)
+	if err != nil {
+		return nil, err
+	}
+	adapter := start.adapter
 	runName := opts.RunName
 	if runName == "" {
-		runName = fmt.Sprintf("%s_r%d", m.Name, opts.Rank)
+		runName = fmt.Sprintf("%s_r%d", m.Name, adapter.Config.R)
 	}
 	lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m train")
 	if err != nil {
@@ -84,6 +88,9 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 		return nil, err
 	}
 	fmt.Fprintf(log, "train: %d examples, %d kept, %d truncated, %d dropped (prompt ≥ --max-len %d)\n", len(trainEx), st.Kept, st.Truncated, st.Dropped, opts.MaxLen)
+	if len(trainSeqs) == 0 {
+		return nil, allDropped(len(trainEx), opts)
+	}
 	evalSeqs, est, err := data.Tokenize(m.Tok, evalEx, opts.MaxLen)
 	if err != nil {
 		return nil, err
@@ -95,28 +102,25 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	}
 
 	w := m.Weights
-	lcfg := lora.Config{R: opts.Rank, Alpha: opts.Alpha, Dropout: train.DefaultDropout, BaseModel: m.Source}
-	adapter, err := lora.New(lcfg, w.Config.NumLayers, w.Config.LoRADims(), opts.Seed)
-	if err != nil {
-		return nil, err
-	}
 	lp, err := model.LoRAFromAdapter(adapter)
 	if err != nil {
 		return nil, err
 	}
-	lp.Dropout = float32(train.DefaultDropout)
+	lp.Dropout = float32(opts.Dropout)
 	params := train.NewParams(lp)
 	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...))
 	if err != nil {
 		return nil, err
 	}
 
-	fp := train.Fingerprint{Model: m.Source, Rank: opts.Rank, Alpha: adapter.Config.Alpha, Dropout: train.DefaultDropout,
+	fp := train.Fingerprint{Model: m.Source, Rank: adapter.Config.R, Alpha: adapter.Config.Alpha, Dropout: opts.Dropout,
+		Targets: train.TargetsKey(adapter.Config.Targets), InitAdapter: start.path, InitAdapterSHA256: start.sha256,
 		Epochs: opts.Epochs, BatchSize: opts.BatchSize, GradAccum: opts.GradAccum, LR: opts.LR,
-		Scheduler: train.DefaultScheduler, WarmupRatio: train.DefaultWarmupRatio, WeightDecay: train.DefaultWeightDecay,
-		MaxGradNorm: train.DefaultMaxGradNorm, MaxLen: opts.MaxLen, Seed: opts.Seed,
+		Scheduler: opts.scheduler(), WarmupRatio: opts.WarmupRatio, WeightDecay: opts.WeightDecay,
+		MaxGradNorm: opts.MaxGradNorm, MaxLen: opts.MaxLen, Seed: opts.Seed,
 		TrainSeqs: len(trainSeqs), TrainTokens: tokens, EvalSeqs: len(evalSeqs), Quantization: m.Quant,
 		DataSHA256: train.DataSHA256(trainSeqs, evalSeqs)}
+	fmt.Fprintln(log, describeRecipe(fp))
 	padID := int32(0)
 	if id, ok := m.Tok.TokenID(tokenizer.EndOfText); ok {
 		padID = int32(id) // Qwen2's pad token
