@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -28,7 +29,7 @@ func askCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Value: "qwen2.5-coder-7b", Usage: "model name from the registry (tiny) or a directory with config.json + safetensors"},
 			&cli.StringFlag{Name: "adapter", Usage: "PEFT LoRA adapter directory to apply"},
-			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer.json (default: DIR/tokenizer.json for a model directory, the byte tokenizer for tiny)"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer.json (default: DIR/tokenizer.json for a model directory; for tiny $" + pipeline.TokenizerEnv + ", else --split's folder's tokenizer.json, else the built-in byte tokenizer)"},
 			&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto|cpu|cuda"},
 			&cli.StringFlag{Name: "quantize", Value: "auto", Usage: "auto|none|nf4 (auto: nf4 for a model directory)"},
 			&cli.StringFlag{Name: "schema", Usage: "collection schema JSON file"},
@@ -37,7 +38,7 @@ func askCommand() *cli.Command {
 			&cli.StringFlag{Name: "stage-ops", Usage: "allowed stage operators, comma-separated (e.g. $match,$group)"},
 			&cli.StringFlag{Name: "expr-ops", Usage: "allowed expression operators, comma-separated (e.g. $sum,$gt)"},
 			&cli.StringFlag{Name: "intent", Usage: "the request in natural language (default: the example's, or one per line on stdin)"},
-			&cli.IntFlag{Name: "max-len", Value: data.DefaultMaxLen, Usage: "cut longer prompts to this many tokens"},
+			&cli.IntFlag{Name: "max-len", Value: data.DefaultMaxLen, Usage: fmt.Sprintf("cut longer prompts to this many tokens (%d when not given and the tokenizer is the built-in byte one)", pipeline.ByteMaxLen)},
 			&cli.IntFlag{Name: "max-new-tokens", Value: model.DefaultMaxNewTokens, Usage: "longest answer in tokens"},
 			&cli.Float64Flag{Name: "temperature", Value: 0, Usage: "sampling temperature; 0 decodes greedily"},
 			&cli.Float64Flag{Name: "top-p", Value: 1, Usage: "nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1]"},
@@ -113,10 +114,23 @@ func runAsk(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("ask: %w", err)
 	}
+	mo := pipeline.ModelOptions{Model: c.String("model"), Device: c.String("device"), Quantize: c.String("quantize"),
+		Tokenizer: c.String("tokenizer")}
+	dataDir := "" // a built-in model takes --split's folder's tokenizer.json, as train's --data-dir's
+	if split := c.String("split"); split != "" {
+		dataDir = filepath.Dir(split)
+	}
+	tok := pipeline.FindTokenizer(mo, dataDir)
+	if tok.From != "the model directory" {
+		mo.Tokenizer = tok.Path
+	}
+	maxLen := c.Int("max-len")
+	if tok.Bytes() && !c.IsSet("max-len") {
+		maxLen = pipeline.ByteMaxLen // as train's: a byte-tokenized prompt is about 1,500 tokens
+	}
 	asker, err := pipeline.NewAsker(pipeline.AskOptions{
-		ModelOptions: pipeline.ModelOptions{Model: c.String("model"), Device: c.String("device"), Quantize: c.String("quantize"),
-			Tokenizer: c.String("tokenizer")},
-		Adapter: c.String("adapter"), MaxLen: c.Int("max-len"), MaxNewTokens: c.Int("max-new-tokens"),
+		ModelOptions: mo,
+		Adapter:      c.String("adapter"), MaxLen: maxLen, MaxNewTokens: c.Int("max-new-tokens"),
 		Sampling:           model.Sampling{Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"), Seed: c.Uint64("seed")},
 		HeldOutCollections: splitList(c.String("held-out-collections")),
 	})

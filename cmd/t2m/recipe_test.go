@@ -238,3 +238,21 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// ask finds the tiny model's tokenizer as train does: $T2M_TOKENIZER (here a missing file, whose path the
+// error names), else --split's folder's tokenizer.json.
+func TestAskFindsTokenizer(t *testing.T) {
+	dataDir := newDataDir(t)
+	missing := filepath.Join(t.TempDir(), "nothere.json")
+	t.Setenv(pipeline.TokenizerEnv, missing)
+	msg, err := runApp(t, "ask", "--model", "tiny", "--split", filepath.Join(dataDir, "eval.jsonl"), "--index", "0", "--max-new-tokens", "1")
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("ask with $T2M_TOKENIZER=%s: %v\n%s", missing, err, msg)
+	}
+	t.Setenv(pipeline.TokenizerEnv, "")
+	writeFile(t, filepath.Join(dataDir, "tokenizer.json"), "{not json")
+	msg, err = runApp(t, "ask", "--model", "tiny", "--split", filepath.Join(dataDir, "eval.jsonl"), "--index", "0", "--max-new-tokens", "1")
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dataDir, "tokenizer.json")) {
+		t.Errorf("ask with a tokenizer.json beside --split: %v\n%s", err, msg)
+	}
+}
