@@ -26,12 +26,22 @@ step "t2m forward: logits of the built-in tiny model (CPU)"
 $T2M forward --model tiny --ids '1,2,3,4;5,6,7,8' --out "$work/tiny_logits.safetensors"
 ls -l "$work/tiny_logits.safetensors"
 
-# The built-in tiny model has random weights and the byte tokenizer (one token per byte, ~1,000-token prompts):
-# the numbers below show the pipeline working, not a useful model. --grad-accum 1 gives 4 updates, so
+# The built-in tiny model has random weights and the byte tokenizer (one token per byte, ~1,500-token prompts,
+# so --max-len defaults to 2048): the numbers below show the pipeline working, not a useful model. The recipe
+# file sets the run's shape; --grad-accum 1 on the command line overrides its 4 and gives 4 updates, so
 # training moves past the first warmup update (whose learning rate is 0, as in HF).
-step "t2m train: LoRA on the tiny model (CPU), 16 examples, 1 epoch"
-$T2M train --model tiny --data-dir "$work/data" --output-dir "$work/runs" --limit 16 --epochs 1 \
-  --batch-size 4 --grad-accum 1 --max-len 2048
+step "t2m train: LoRA on the tiny model (CPU), 16 examples, 1 epoch, from a recipe file"
+cat > "$work/recipe.yaml" <<'YAML'
+epochs: 1
+batch-size: 4
+grad-accum: 4
+lr-scheduler: linear
+lora-dropout: 0.05
+target-modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj]
+YAML
+cat "$work/recipe.yaml"
+$T2M train --model tiny --data-dir "$work/data" --output-dir "$work/runs" --limit 16 --config "$work/recipe.yaml" \
+  --grad-accum 1
 ls "$work/runs/tiny_r8" "$work/runs/tiny_r8/adapter"
 
 step "t2m baseline: the base tiny model on 8 eval + 8 held-out examples"
