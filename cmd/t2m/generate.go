@@ -38,7 +38,7 @@ func baselineCommand() *cli.Command {
 			"tokenizer, data sha256, settings, timings, t2m version, GPU). A run folder that already holds\n" +
 			"reports is refused unless --overwrite. Ctrl-C stops before the next batch (exit status 130)\n" +
 			"and writes no report of the unfinished split.",
-		Flags:  append(modelFlags(), generationFlags()...),
+		Flags:  append(runFlags(), generationFlags()...), // no --adapter: baseline is the base model
 		Action: func(c *cli.Context) error { return runGenerate(c, "baseline") },
 	}
 }
@@ -67,8 +67,6 @@ func runGenerate(c *cli.Context, cmd string) error {
 	switch {
 	case cmd == "eval" && adapterDir == "":
 		return fmt.Errorf("eval: --adapter DIR is required (the adapter folder t2m train wrote, e.g. runs/<run>/adapter); use t2m baseline for the base model")
-	case cmd == "baseline" && adapterDir != "":
-		return fmt.Errorf("baseline: --adapter is for t2m eval; baseline evaluates the base model")
 	}
 	var heldOut []string
 	for _, s := range strings.Split(c.String("held-out-collections"), ",") {

@@ -27,7 +27,7 @@ func runFlags() []cli.Flag {
 	}
 }
 
-// modelFlags are the flags of baseline and eval: runFlags and --adapter (eval's; baseline refuses it).
+// modelFlags are eval's flags: runFlags and --adapter (baseline takes runFlags alone).
 // They hold no training flag, so `t2m eval --epochs 3` is a usage error.
 func modelFlags() []cli.Flag {
 	return append(runFlags(),

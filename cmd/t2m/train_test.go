@@ -216,7 +216,7 @@ func TestModelCommandsBadInput(t *testing.T) {
 		{[]string{"train", "--model", big, "--data-dir", dataDir}, "--device cpu"},
 		{[]string{"train", "--model", "tiny", "--data-dir", dataDir, "--quantize", "int3"}, "want auto, none or nf4"},
 		{[]string{"train", "--model", "tiny", "--data-dir", dataDir, "--adapter", "x"}, "--adapter is for eval"},
-		{[]string{"baseline", "--model", "tiny", "--data-dir", dataDir, "--adapter", "x"}, "--adapter is for t2m eval"},
+		{[]string{"baseline", "--model", "tiny", "--data-dir", dataDir, "--adapter", "x"}, "flag provided but not defined: -adapter"},
 		{[]string{"train", "--model", "tiny", "--data-dir", dataDir, "--lora-r", "0"}, "must be positive"},
 		{[]string{"train", "--model", "tiny", "--data-dir", dataDir, "--output-dir", runs, "--resume", "--max-len", "1024", "--limit", "1"}, "no checkpoint"},
 	} {
