@@ -38,25 +38,11 @@ func TestTrainOutOfMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	if err := d.Bind(); err != nil {
-		t.Fatal(err)
-	}
-	free, _, err := d.MemInfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hog, err := cuda.NewArena(d, free)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leave := int64(1 << 30) // for the backend's context, cuBLAS and its weights: less than the plan needs
-	if _, err := hog.Alloc(free-leave, "another process"); err != nil {
-		hog.Free()
-		t.Fatal(err)
-	}
+	const leave = 1 << 30 // for the backend's context, cuBLAS and its weights: less than the plan needs
+	release := hogAllBut(t, d, leave)
 	const B, T = 64, 512
 	err = be.(*TrainBackend).Reserve(B, T)
-	hog.Free()
+	release()
 	if err == nil {
 		t.Fatalf("a [%d, %d] plan fit in %.2f GiB", B, T, cuda.GiB(leave))
 	}
@@ -92,22 +78,8 @@ func TestGenerateOutOfMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gen.Close()
-	if err := d.Bind(); err != nil {
-		t.Fatal(err)
-	}
-	free, _, err := d.MemInfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hog, err := cuda.NewArena(d, free)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leave := int64(1 << 30)
-	if _, err := hog.Alloc(free-leave, "another process"); err != nil {
-		hog.Free()
-		t.Fatal(err)
-	}
+	const leave = 1 << 30
+	release := hogAllBut(t, d, leave)
 	prompts := make([][]int32, 128)
 	for i := range prompts {
 		prompts[i] = []int32{1, 2, 3, int32(i % 97)}
@@ -115,7 +87,7 @@ func TestGenerateOutOfMemory(t *testing.T) {
 	// 128 sequences × 30,004 tokens of keys and values: 2 layers × 2 × 128 × 30004 × 128 × 2 bytes ≈ 3.9 GB,
 	// well past the 1 GiB left (64 × 16,004 ≈ 1.05 GB did fit: the arena had the rest of a 256 MiB step).
 	_, err = gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 30000})
-	hog.Free()
+	release()
 	if err == nil {
 		t.Fatalf("caches of 128 × 30004 tokens fit in %.2f GiB", cuda.GiB(leave))
 	}
@@ -129,4 +101,26 @@ func TestGenerateOutOfMemory(t *testing.T) {
 	if err != nil || len(out) != 2 || len(out[0]) != 4 {
 		t.Fatalf("a small generation after the failure: %v, %v", out, err)
 	}
+}
+
+// hogAllBut takes all of d's free memory but leave bytes, as another process would; the returned function
+// gives it back.
+func hogAllBut(t *testing.T, d *cuda.Device, leave int64) func() {
+	t.Helper()
+	if err := d.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	free, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog, err := cuda.NewArena(d, free)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hog.Alloc(free-leave, "another process"); err != nil {
+		hog.Free()
+		t.Fatal(err)
+	}
+	return func() { hog.Free() }
 }
