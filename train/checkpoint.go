@@ -173,6 +173,8 @@ func (st State) CheckResume(dir string, fp Fingerprint, windows int) error {
 		return bad("adam_step %d differs from step %d", st.AdamStep, st.Step)
 	case st.HasBest && (math.IsNaN(st.BestEval) || math.IsInf(st.BestEval, 0)):
 		return bad("best_eval_loss %v is not a finite number", st.BestEval)
+	case st.EarlyStop.damage(st.Step) != "":
+		return bad("%s", st.EarlyStop.damage(st.Step))
 	}
 	return nil
 }
@@ -190,6 +192,8 @@ type State struct {
 	AdamStep    int         `json:"adam_step"`
 	Fingerprint Fingerprint `json:"config"`
 	RNG         string      `json:"rng"`
+	// EarlyStop is early stopping's state (Run.EarlyStopping); absent when the run does not stop early.
+	EarlyStop EarlyStopState `json:"early_stopping,omitzero"`
 }
 
 // SaveCheckpoint writes state, the parameters and the AdamW moments to dir, atomically

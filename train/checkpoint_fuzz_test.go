@@ -33,7 +33,9 @@ func FuzzCheckpointState(f *testing.F) {
 	}
 	f.Add(good)
 	for _, edit := range []map[string]any{{"window": -1}, {"window": 99}, {"step": 99}, {"epoch": -3},
-		{"adam_step": 1 << 40}, {"best_eval_loss": "NaN"}, {"version": 2}} {
+		{"adam_step": 1 << 40}, {"best_eval_loss": "NaN"}, {"version": 2},
+		{"early_stopping": map[string]any{"eval_every": 1, "patience": 2, "metric": "m", "best": 0.5, "best_step": 3, "evaluations_without_improvement": 1}},
+		{"early_stopping": map[string]any{"patience": 2, "best_step": 9, "evaluations_without_improvement": 5, "stopped": true}}} {
 		var st map[string]any
 		_ = json.Unmarshal(good, &st)
 		for k, v := range edit {

@@ -11,6 +11,13 @@
 // multiple of Run.Bucket so shapes repeat. The CPU backend builds model.Build/BuildGrad graphs, keeps
 // the three most recently used per kind, and runs them with gorgonia's TapeMachine.
 //
+// Signal during training: with Run.EvalEvery, Run.Evaluate (a hook the pipeline provides, which generates
+// and scores: this package does neither) is called every EvalEvery updates with the live LoRA values; its
+// rates go to metrics.jsonl, and with Run.EarlyStopping the run stops after that many evaluations without
+// improvement of one rate, keeping the best evaluation's adapter (the checkpoint keeps the last state and
+// the early-stopping state, so --resume continues it). Evaluating reads the parameters only: the
+// training's numbers are those of a run without it.
+//
 // Devices: this package holds t2m's one device registry (registry.go). Each Device offers, under its
 // --device name, a training BackendFactory, a GeneratorFactory for greedy decoding and a usability check.
 // "cpu" is built in (the CPU backend and model.Generator); the t2mcuda build's gpu package registers

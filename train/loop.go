@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/t2m/t2m/data"
@@ -70,6 +68,16 @@ type Run struct {
 	// MaxSteps, when > 0, stops after that many updates in this call with a checkpoint (for tests and
 	// quick checks); the schedule still spans the whole run.
 	MaxSteps int
+	// EvalEvery, when > 0, calls Evaluate after every EvalEvery-th update and writes its rates to
+	// metrics.jsonl (a line with "rates"); the training itself (order, dropout, updates) is unchanged.
+	EvalEvery int
+	Evaluate  EvaluateFunc
+	// EarlyStopping, when > 0 (with EvalEvery), stops the run after that many evaluations in a row
+	// without improvement of Evaluate's EarlyStoppingMetric (higher is better; a tie is no improvement).
+	// The adapter folder then holds the adapter of the best evaluation, instead of the best eval loss's;
+	// the checkpoint holds the last state.
+	EarlyStopping       int
+	EarlyStoppingMetric string
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -80,6 +88,9 @@ type Result struct {
 	BestEval    float64
 	AdapterDir  string
 	StepSeconds float64 // mean wall time of an update in this call
+	// EarlyStop is early stopping's final state (the best metric value and its update, whether the run
+	// stopped early); zero without Run.EarlyStopping.
+	EarlyStop EarlyStopState
 }
 
 // microBatch is one padded micro-batch, flattened for the model.
@@ -130,21 +141,6 @@ func makeBatches(seqs []data.Sequence, size int, seed uint64, shuffle bool, buck
 	return out
 }
 
-// metric is one line of metrics.jsonl.
-type metric struct {
-	Step      int      `json:"step"`
-	Epoch     float64  `json:"epoch"`
-	Loss      *float64 `json:"loss,omitempty"`
-	LR        *float64 `json:"learning_rate,omitempty"`
-	GradNorm  *float64 `json:"grad_norm,omitempty"`
-	TokensPS  *float64 `json:"tokens_per_second,omitempty"`
-	EvalLoss  *float64 `json:"eval_loss,omitempty"`
-	Elapsed   float64  `json:"elapsed_s"`
-	Timestamp string   `json:"time"`
-}
-
-func f64(v float64) *float64 { return &v }
-
 // Train runs (or resumes) the loop until the last epoch, Stop, or MaxSteps.
 func (r *Run) Train() (*Result, error) {
 	fp := r.Fingerprint
@@ -155,6 +151,9 @@ func (r *Run) Train() (*Result, error) {
 		return nil, fmt.Errorf("train: learning rate %v must be finite and > 0, save-every %d ≥ 0", fp.LR, r.SaveEvery)
 	}
 	if err := CheckRecipe(fp); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if err := r.checkSignal(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	if len(r.TrainSeqs) == 0 {
@@ -172,6 +171,9 @@ func (r *Run) Train() (*Result, error) {
 	ckptDir := filepath.Join(r.Dir, "checkpoint")
 	adapterDir := filepath.Join(r.Dir, "adapter")
 	st := State{Fingerprint: fp, RNG: fmt.Sprintf("shuffle: PCG(seed+epoch) with seed %d; dropout: counter-based on the micro-batch index", fp.Seed)}
+	if r.earlyStopping() {
+		st.EarlyStop = EarlyStopState{EvalEvery: r.EvalEvery, Patience: r.EarlyStopping, Metric: r.EarlyStoppingMetric}
+	}
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -183,8 +185,15 @@ func (r *Run) Train() (*Result, error) {
 		if err := saved.CheckResume(ckptDir, fp, windows); err != nil {
 			return nil, fmt.Errorf("train: --resume: %w", err)
 		}
+		if err := saved.checkEarlyStopResume(ckptDir, st.EarlyStop); err != nil {
+			return nil, fmt.Errorf("train: --resume: %w", err)
+		}
 		st = saved
 		fmt.Fprintf(r.Log, "resuming from %s: %d/%d updates done, epoch %d\n", ckptDir, st.Step, total, st.Epoch+1)
+		if es := st.EarlyStop; es.Patience > 0 && es.BestStep > 0 {
+			fmt.Fprintf(r.Log, "early stopping: best %s %.4f at update %d, %d of %d evaluations without improvement%s\n",
+				es.Metric, es.Best, es.BestStep, es.Bad, es.Patience, map[bool]string{true: "; the run had stopped early", false: ""}[es.Stopped])
+		}
 		if err := truncateMetrics(filepath.Join(r.Dir, "metrics.jsonl"), st.Step); err != nil {
 			return nil, err
 		}
@@ -202,7 +211,7 @@ func (r *Run) Train() (*Result, error) {
 	}
 	defer mf.Close()
 	start := time.Now()
-	writeMetric := func(m metric) error {
+	writeMetric := func(m Metric) error {
 		m.Elapsed, m.Timestamp = time.Since(start).Seconds(), time.Now().UTC().Format(time.RFC3339)
 		b, _ := json.Marshal(m)
 		if _, err := mf.Write(append(b, '\n')); err != nil {
@@ -232,7 +241,8 @@ func (r *Run) Train() (*Result, error) {
 	}
 	stepsThisCall := 0
 	var stepTime time.Duration
-	for st.Epoch < fp.Epochs {
+training:
+	for st.Epoch < fp.Epochs && !st.EarlyStop.Stopped {
 		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, bucket, r.PadID)
 		for st.Window < windows {
 			t0 := time.Now()
@@ -285,14 +295,30 @@ func (r *Run) Train() (*Result, error) {
 			eta := time.Duration(float64(stepTime) / float64(stepsThisCall) * float64(total-st.Step))
 			fmt.Fprintf(r.Log, "step %d/%d  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  %s/step  ETA %s\n",
 				st.Step, total, epochF, loss, lr, norm, tps, dt.Round(time.Millisecond), eta.Round(time.Second))
-			if err := writeMetric(metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps)}); err != nil {
+			if err := writeMetric(Metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps)}); err != nil {
 				return nil, err
 			}
-			if st.Window == windows {
+			epochEnd := st.Window == windows
+			if epochEnd {
 				st.Epoch, st.Window = st.Epoch+1, 0
 				if err := r.endEpoch(&st, res, bucket, adapterDir, writeMetric); err != nil {
 					return nil, err
 				}
+			}
+			stopEarly, err := r.evaluate(&st, epochF, adapterDir, writeMetric)
+			if err != nil {
+				return nil, err
+			}
+			if stopEarly {
+				if err := save(); err != nil {
+					return nil, fmt.Errorf("train: %w", err)
+				}
+				es := st.EarlyStop
+				fmt.Fprintf(r.Log, "early stopping after update %d: %d evaluations without improvement of %s; the adapter is update %d's (%s %.4f), the checkpoint the last state\n",
+					st.Step, es.Bad, es.Metric, es.BestStep, es.Metric, es.Best)
+				break training
+			}
+			if epochEnd {
 				if err := save(); err != nil {
 					return nil, fmt.Errorf("train: %w", err)
 				}
@@ -325,12 +351,14 @@ func (r *Run) Train() (*Result, error) {
 			return res, nil
 		}
 	}
-	if !st.HasBest { // no eval split: the last parameters are the adapter
+	// The adapter folder holds the best evaluation's adapter with early stopping, else the best eval loss's;
+	// without either (no evaluation, no eval split) the last parameters are the adapter.
+	if (r.earlyStopping() && st.EarlyStop.BestStep == 0) || (!r.earlyStopping() && !st.HasBest) {
 		if err := r.Adapter.Save(adapterDir); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
-	res.Steps, res.BestEval = st.Step, st.BestEval
+	res.Steps, res.BestEval, res.EarlyStop = st.Step, st.BestEval, st.EarlyStop
 	if stepsThisCall > 0 {
 		res.StepSeconds = stepTime.Seconds() / float64(stepsThisCall)
 	}
@@ -340,7 +368,7 @@ func (r *Run) Train() (*Result, error) {
 
 // endEpoch computes the eval loss and saves the adapter when it is the best so far (the original's
 // load_best_model_at_end with metric_for_best_model eval_loss).
-func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, writeMetric func(metric) error) error {
+func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, writeMetric func(Metric) error) error {
 	if len(r.EvalSeqs) == 0 {
 		return nil
 	}
@@ -351,14 +379,21 @@ func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, wr
 	}
 	res.EvalLosses = append(res.EvalLosses, el)
 	best := !st.HasBest || el < st.BestEval
+	note := map[bool]string{true: ", best so far: adapter saved", false: ""}[best]
+	if r.earlyStopping() { // the adapter is chosen by the early-stopping metric instead
+		note = map[bool]string{true: ", best so far", false: ""}[best]
+	}
 	fmt.Fprintf(r.Log, "epoch %d: eval_loss %.4f on %d sequences (%s)%s\n", st.Epoch, el, len(r.EvalSeqs),
-		time.Since(t0).Round(time.Millisecond), map[bool]string{true: ", best so far: adapter saved", false: ""}[best])
-	if err := writeMetric(metric{Step: st.Step, Epoch: float64(st.Epoch), EvalLoss: f64(el)}); err != nil {
+		time.Since(t0).Round(time.Millisecond), note)
+	if err := writeMetric(Metric{Step: st.Step, Epoch: float64(st.Epoch), EvalLoss: f64(el)}); err != nil {
 		return err
 	}
 	if best {
 		st.BestEval, st.HasBest = el, true
 		res.BestEval = el
+		if r.earlyStopping() {
+			return nil
+		}
 		if err := r.Adapter.Save(adapterDir); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
@@ -367,11 +402,13 @@ func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, wr
 }
 
 // EvalLoss is HF's evaluation loss: each micro-batch's mean completion-token loss, averaged over
-// micro-batches weighted by their rows; no dropout.
+// micro-batches weighted by their rows; no dropout. It logs its progress with an ETA to r.Log (when set)
+// at each tenth of the micro-batches.
 func (r *Run) EvalLoss(bucket int) (float64, error) {
 	batches := makeBatches(r.EvalSeqs, r.Fingerprint.BatchSize, 0, false, bucket, r.PadID)
 	var sum float64
 	var rows int
+	start := time.Now()
 	for i, mb := range batches {
 		if model.CountCompletionTokens(mb.batch.Labels, mb.rows, mb.seq) == 0 {
 			continue
@@ -382,6 +419,11 @@ func (r *Run) EvalLoss(bucket int) (float64, error) {
 		}
 		sum += float64(l) * float64(mb.rows)
 		rows += mb.rows
+		if done, n := i+1, len(batches); r.Log != nil && done*10/n != i*10/n {
+			el := time.Since(start)
+			eta := time.Duration(float64(el) / float64(done) * float64(n-done))
+			fmt.Fprintf(r.Log, "eval loss: %d/%d micro-batches  elapsed %s  ETA %s\n", done, n, el.Round(time.Second), eta.Round(time.Second))
+		}
 	}
 	if rows == 0 {
 		return math.NaN(), nil
@@ -399,26 +441,4 @@ func (r *Run) stopped() bool {
 	default:
 		return false
 	}
-}
-
-// truncateMetrics keeps the lines of metrics.jsonl up to update step (a resumed run rewrites the rest).
-func truncateMetrics(path string, step int) error {
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	var keep strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	sc.Buffer(make([]byte, 1<<16), 1<<24)
-	for sc.Scan() {
-		var m metric
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Step <= step {
-			keep.Write(sc.Bytes())
-			keep.WriteByte('\n')
-		}
-	}
-	return os.WriteFile(path, []byte(keep.String()), 0o644)
 }

@@ -127,7 +127,7 @@ func TestResumeIsExact(t *testing.T) {
 	}
 	steps := map[int]int{}
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-		var m metric
+		var m Metric
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("metrics line %q: %v", line, err)
 		}

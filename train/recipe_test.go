@@ -23,7 +23,7 @@ func loggedLRs(t *testing.T, dir string) []float64 {
 	var lrs []float64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var m metric
+		var m Metric
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,69 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Metric is one line of metrics.jsonl: an update (Loss, LR, GradNorm, TokensPS), an epoch's eval loss
+// (EvalLoss) or an evaluation's rates (Rates, Run.EvalEvery).
+type Metric struct {
+	Step      int                `json:"step"`
+	Epoch     float64            `json:"epoch"`
+	Loss      *float64           `json:"loss,omitempty"`
+	LR        *float64           `json:"learning_rate,omitempty"`
+	GradNorm  *float64           `json:"grad_norm,omitempty"`
+	TokensPS  *float64           `json:"tokens_per_second,omitempty"`
+	EvalLoss  *float64           `json:"eval_loss,omitempty"`
+	Rates     map[string]float64 `json:"rates,omitempty"`
+	Elapsed   float64            `json:"elapsed_s"`
+	Timestamp string             `json:"time"`
+}
+
+func f64(v float64) *float64 { return &v }
+
+// ReadMetrics reads a run's metrics.jsonl, one Metric per line in order.
+func ReadMetrics(path string) ([]Metric, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Metric
+	for i, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if line == "" {
+			continue
+		}
+		var m Metric
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// truncateMetrics keeps the lines of metrics.jsonl up to update step (a resumed run rewrites the rest).
+func truncateMetrics(path string, step int) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	var keep strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for sc.Scan() {
+		var m Metric
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Step <= step {
+			keep.Write(sc.Bytes())
+			keep.WriteByte('\n')
+		}
+	}
+	return os.WriteFile(path, []byte(keep.String()), 0o644)
+}
