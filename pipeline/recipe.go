@@ -12,18 +12,22 @@ import (
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/lora"
+	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
 )
 
 // DefaultTrainOptions are t2m train's defaults, the original's SFTTrainer recipe: LoRA r 8 (alpha 2r),
 // dropout 0.05 on q/k/v/o/gate/up; 3 epochs of micro-batches of 4 accumulated 4 times; AdamW at a peak lr
 // of 2e-4 without weight decay, a cosine schedule with 5% warmup, gradients clipped to norm 1; --max-len
-// 512, seed 42, a checkpoint every 50 updates. Fill in the model and the folders.
+// 512, seed 42, a checkpoint every 50 updates; no evaluation during training (EvalEvery 0; when set: the first
+// 32 examples of each split, up to 256 new tokens, early stopping on held_out_overall). Fill in the model
+// and the folders.
 func DefaultTrainOptions() TrainOptions {
 	return TrainOptions{Rank: 8, Epochs: 3, BatchSize: 4, GradAccum: 4, LR: 2e-4, MaxLen: data.DefaultMaxLen, Seed: 42,
 		SaveEvery: 50, Dropout: train.DefaultDropout, Targets: slices.Clone(lora.DefaultTargets),
 		Scheduler: train.DefaultScheduler, WarmupRatio: train.DefaultWarmupRatio, WeightDecay: train.DefaultWeightDecay,
-		MaxGradNorm: train.DefaultMaxGradNorm}
+		MaxGradNorm: train.DefaultMaxGradNorm, EvalSubset: DefaultEvalSubset, MaxNewTokens: model.DefaultMaxNewTokens,
+		EarlyStoppingMetric: DefaultEarlyStoppingMetric}
 }
 
 // scheduler is the run's learning-rate schedule ("" is the default).

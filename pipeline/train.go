@@ -62,6 +62,16 @@ type TrainOptions struct {
 	// Resume continues the run from its checkpoint/ (same options); otherwise an existing checkpoint is
 	// an error.
 	Resume bool
+	// EvalEvery, when > 0, generates greedily (up to MaxNewTokens) for the first EvalSubset examples of
+	// eval and of held_out (within Limit) after every EvalEvery-th update with the current adapter, and
+	// logs the four layers' pass rates of each split (SignalMetrics) to metrics.jsonl and the progress
+	// output. The training's numbers do not change.
+	EvalEvery, EvalSubset, MaxNewTokens int
+	// EarlyStopping, when > 0, stops the run after that many evaluations without improvement of
+	// EarlyStoppingMetric (one of SignalMetrics; "": DefaultEarlyStoppingMetric; a tie is no improvement),
+	// and the adapter folder holds the best evaluation's adapter (the checkpoint the last state).
+	EarlyStopping       int
+	EarlyStoppingMetric string
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
 	// WatchInterrupts, when set, is called once, after loading and right before the first update. Closing
@@ -109,6 +119,9 @@ func (o TrainOptions) Validate() error {
 	if err := CheckRunName(o.RunName); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	if err := o.validateSignal(); err != nil {
+		return err
+	}
 	return o.validateRecipe()
 }
 
@@ -141,12 +154,25 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 		return nil, err
 	}
 	begun := time.Now()
+	signal, err := readSignalSet(opts)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	s, err := setUpTraining(opts, log)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer s.lock.Release()
 	defer s.backend.Close()
+	if signal != nil {
+		if s.run.Evaluate, err = signal.evaluator(s.model, opts, log); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		s.run.EvalEvery = opts.EvalEvery
+		if opts.EarlyStopping > 0 {
+			s.run.EarlyStopping, s.run.EarlyStoppingMetric = opts.EarlyStopping, opts.earlyStoppingMetric()
+		}
+	}
 	in, err := trainInputs(opts)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -174,7 +200,12 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	if err != nil {
 		return nil, err // train.Run's errors start with "train:"
 	}
+	metrics, err := train.ReadMetrics(filepath.Join(s.run.Dir, "metrics.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	rec := s.record(res, time.Since(started))
+	rec.Signal = signalRecord(opts, res, metrics)
 	rec.Provenance = in.trainProvenance(opts, s.model, loaded, time.Since(started), time.Since(begun))
 	if planned != nil {
 		rec.DeviceMemoryPlanned = planned
@@ -186,6 +217,11 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	if err := writeTrainRecord(filepath.Join(s.run.Dir, TrainConfigFile), rec); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	curves := filepath.Join(s.run.Dir, CurvesFile)
+	if err := WriteCurves(curves, s.runName, metrics); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(log, "curves: %s\n", curves)
 	return &TrainResult{Result: *res, RunName: s.runName, Dir: s.run.Dir, Device: s.backend.Name(), Model: s.model,
 		Record: rec}, nil
 }

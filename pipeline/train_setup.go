@@ -35,8 +35,10 @@ type TrainRecord struct {
 	Provenance          *eval.Provenance    `json:"provenance,omitempty"`
 	RunName             string              `json:"run_name"`
 	SecondsPerUpdate    float64             `json:"seconds_per_update"`
-	Updates             int                 `json:"updates"`
-	WallSeconds         float64             `json:"wall_seconds"`
+	// Signal: the evaluations during training (--eval-every) and early stopping's best update and value.
+	Signal      *SignalRecord `json:"signal,omitempty"`
+	Updates     int           `json:"updates"`
+	WallSeconds float64       `json:"wall_seconds"`
 }
 
 // trainSetUp is a run ready to start: the model, the backend that holds it, and the loop.

@@ -40,6 +40,18 @@ func trainingFlags() []cli.Flag {
 	}
 }
 
+// signalFlags are train's flags for evaluating during training and stopping early.
+func signalFlags() []cli.Flag {
+	d := pipeline.DefaultTrainOptions()
+	return []cli.Flag{
+		&cli.IntFlag{Name: "eval-every", Value: d.EvalEvery, Usage: "every N updates, generate for the first --eval-subset examples of eval and held_out and log the four layers' pass rates (0: never)"},
+		&cli.IntFlag{Name: "eval-subset", Value: d.EvalSubset, Usage: "examples of each split that --eval-every generates for (the first N)"},
+		&cli.IntFlag{Name: "max-new-tokens", Value: d.MaxNewTokens, Usage: "longest generation of --eval-every, in tokens"},
+		&cli.IntFlag{Name: "early-stopping", Value: d.EarlyStopping, Usage: "stop after N --eval-every evaluations without improvement of --early-stopping-metric and keep the best one's adapter (0: never)"},
+		&cli.StringFlag{Name: "early-stopping-metric", Value: d.EarlyStoppingMetric, Usage: "pass rate early stopping follows: " + strings.Join(pipeline.SignalMetrics(), "|")},
+	}
+}
+
 func trainCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "train",
@@ -53,11 +65,17 @@ func trainCommand() *cli.Command {
 			"accumulation window. After each epoch it computes the eval loss on eval.jsonl and keeps the\n" +
 			"best epoch's adapter in <output-dir>/<run>/adapter (PEFT format). Progress goes to\n" +
 			"metrics.jsonl; checkpoint/ is written every --save-every updates, at each epoch end and on\n" +
-			"Ctrl-C, and --resume continues from it exactly (a changed recipe is refused).\n\n" +
+			"Ctrl-C, and --resume continues from it exactly (a changed recipe is refused). At the end,\n" +
+			"curves.png draws the training loss, the eval loss and the pass rates of --eval-every.\n\n" +
+			"--eval-every N generates greedily for the first --eval-subset examples of eval and held_out\n" +
+			"every N updates and logs the four layers' pass rates per split; --early-stopping K then stops\n" +
+			"after K evaluations without improvement of --early-stopping-metric (a tie is none), the adapter\n" +
+			"folder holding the best evaluation's adapter (the checkpoint the last state). Neither changes\n" +
+			"the training's numbers.\n\n" +
 			"--config FILE (.yaml, .yml, .json or .toml) sets any of the flags below except --config and\n" +
 			"--resume by name (lora-r: 16); flags given on the command line override it, and an unknown\n" +
 			"key is an error.",
-		Flags: append(append(recipeFlags(append(runFlags(), trainingFlags()...)),
+		Flags: append(append(recipeFlags(append(append(runFlags(), trainingFlags()...), signalFlags()...)),
 			&cli.StringFlag{Name: "config", Usage: "recipe file (.yaml, .yml, .json, .toml) of flag values; flags given here override it"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue the run from <output-dir>/<run>/checkpoint (same flags and recipe)"}),
 			// Hidden, only to say where it belongs: train starts from --init-adapter or continues with --resume.
@@ -78,7 +96,9 @@ func trainOptions(c *cli.Context) (pipeline.TrainOptions, pipeline.TokenizerChoi
 		Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"), GradAccum: c.Int("grad-accum"), LR: c.Float64("lr"),
 		Scheduler: c.String("lr-scheduler"), WarmupRatio: c.Float64("warmup-ratio"), WeightDecay: c.Float64("weight-decay"),
 		MaxGradNorm: c.Float64("max-grad-norm"), MaxLen: c.Int("max-len"), Seed: uint64(c.Int("seed")),
-		Limit: c.Int("limit"), SaveEvery: c.Int("save-every"), Resume: c.Bool("resume")}
+		Limit: c.Int("limit"), SaveEvery: c.Int("save-every"), Resume: c.Bool("resume"),
+		EvalEvery: c.Int("eval-every"), EvalSubset: c.Int("eval-subset"), MaxNewTokens: c.Int("max-new-tokens"),
+		EarlyStopping: c.Int("early-stopping"), EarlyStoppingMetric: c.String("early-stopping-metric")}
 	if c.IsSet("target-modules") || opts.InitAdapter == "" {
 		targets, err := lora.ParseTargets(c.String("target-modules"))
 		if err != nil {
@@ -96,6 +116,9 @@ func trainOptions(c *cli.Context) (pipeline.TrainOptions, pipeline.TokenizerChoi
 	}
 	if opts.Scheduler == "" { // an explicit "" is not the default
 		return opts, tok, fmt.Errorf("train: --lr-scheduler: %w", train.CheckScheduler(""))
+	}
+	if opts.EarlyStoppingMetric == "" { // likewise
+		return opts, tok, fmt.Errorf("train: --early-stopping-metric \"\" is not one of %s", strings.Join(pipeline.SignalMetrics(), ", "))
 	}
 	return opts, tok, nil
 }
