@@ -40,9 +40,12 @@ lora-dropout: 0.05
 target-modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj]
 YAML
 cat "$work/recipe.yaml"
+# --eval-every 2: after updates 2 and 4, generate for the first 2 examples of eval and held_out and log the pass
+# rates; curves.png draws them with the losses (docs/curves.png in the README is this picture).
 $T2M train --model tiny --data-dir "$work/data" --output-dir "$work/runs" --limit 16 --config "$work/recipe.yaml" \
-  --grad-accum 1
+  --grad-accum 1 --eval-every 2 --eval-subset 2 --max-new-tokens 8
 ls "$work/runs/tiny_r8" "$work/runs/tiny_r8/adapter"
+grep '"rates"' "$work/runs/tiny_r8/metrics.jsonl" | head -1
 
 step "t2m baseline: the base tiny model on 8 eval + 8 held-out examples"
 $T2M baseline --model tiny --data-dir "$work/data" --output-dir "$work/runs" --limit 8 --max-len 2048 \
