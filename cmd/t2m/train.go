@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -196,16 +193,5 @@ func shellQuote(s string) string {
 // watchInterrupts makes Ctrl-C (or SIGTERM) close stop, so the run saves a checkpoint at the end of the
 // current micro-batch and exits with status 130; a second one kills. done stops watching.
 func watchInterrupts(out io.Writer) (stop <-chan struct{}, done func()) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	stopc := make(chan struct{})
-	go func() {
-		if _, ok := <-sig; ok {
-			// Stop first, then say so: whoever reads the message may rely on the run having been told.
-			close(stopc)
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
-			fmt.Fprintln(out, "\ninterrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
-		}
-	}()
-	return stopc, func() { signal.Stop(sig); close(sig) }
+	return notifyInterrupts(out, "interrupted: saving a checkpoint at the end of the current micro-batch (interrupt again to abort)")
 }
