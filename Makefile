@@ -79,11 +79,12 @@ kernels-check:
 	done; exit $$fail
 
 # bench builds the GPU binary and one test binary per package of gpu/ (bin/gpu.test, bin/gpu-cuda.test,
-# bin/gpu-ops.test, bin/gpu-machine.test) and copies the HF anchor into .bench/ (git-ignored); then run
+# bin/gpu-ops.test, bin/gpu-machine.test) and copies the HF anchors, the published data and the Qwen2.5 tokenizer into .bench/ (git-ignored); then run
 # scripts/bench/run.sh on the GPU machine (carry bin and .bench). See scripts/bench/NOTES.md.
 GPU_TEST_PKGS := gpu gpu/cuda gpu/ops gpu/machine
 
 bench: build-cuda
 	for p in $(GPU_TEST_PKGS); do CGO_ENABLED=1 $(GO) test -tags t2mcuda -c -o $(BIN)/$$(echo $$p | tr / -).test ./$$p/ || exit 1; done
-	rm -rf .bench && mkdir -p .bench && cp ../shared/bench/*.py .bench/
-	@echo "now on the GPU machine: scripts/bench/run.sh"
+	rm -rf .bench && mkdir -p .bench && cp ../shared/bench/*.py .bench/ && cp -r ../shared/data/text-to-mongo .bench/data \
+		&& cp ../shared/tokenizers/qwen2.5/tokenizer.json .bench/
+	@echo "now on the GPU machine (carry bin and .bench): scripts/bench/run.sh, train_vs_hf.sh or before_after.sh"

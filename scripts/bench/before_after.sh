@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before/after speed of a change on the GPU machine, on the real command paths, in one call (so the numbers
 # are comparable). Run from the repo root with carried: .before/t2m-cuda (the binary before the change),
-# bin/t2m-cuda (after) and .bench/ (make bench-files: ../shared's bench scripts, data and tokenizer).
+# bin/t2m-cuda (after) and .bench/ (make bench: ../shared's bench scripts, data and tokenizer).
 #   part 1 (default): generation (7B shape, random NF4 weights; before: the old generation benchmark test
 #                     if .before/gpu.test exists, after: t2m bench generate) and t2m bench train
 #   part 2:           a random checkpoint of the exact 7B layout, then t2m train on the published data and
