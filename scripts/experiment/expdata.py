@@ -1,0 +1,198 @@
+"""Pure-Python pieces shared by the experiment's scripts (stdlib only, no torch): t2m's ChatML prompt and
+completion, the intent kind of a `t2m data` example told from its gold output, and JSONL reading.
+
+The prompt is word for word t2m's data.Prompt (data/prompt.go) and the completion data.Completion:
+json.dumps(output, ensure_ascii=False) + "<|im_end|>". test_expdata.py checks both byte for byte against
+`t2m prompt`, and the kind classifier against every example of several `t2m data` seeds."""
+import json
+
+IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+
+SYSTEM = (
+    "You are a MongoDB query generator. Given a collection schema, a list of allowed operators, "
+    "and a natural language intent, produce a valid MongoDB query as JSON. The output must be a JSON object "
+    "with a 'type' field ('aggregate' or 'find') and the corresponding query body. If the intent references "
+    "fields not in the schema, respond with {\"error\": \"<reason>\"}. Use only the allowed operators."
+)
+
+
+def user_message(ex):
+    lines = ["Collection: " + ex["schema"]["collection"], "Fields:"]
+    for f in ex["schema"]["fields"]:
+        line = "  - %s (%s, %s)" % (f["name"], f["type"], f["role"])
+        if f.get("description"):
+            line += ": " + f["description"]
+        if f.get("enum_values"):
+            line += " [values: " + ", ".join(f["enum_values"]) + "]"
+        lines.append(line)
+    ops = ex["allowed_ops"]
+    lines += ["", "Allowed stage operators: " + ", ".join(ops["stage_operators"]),
+              "Allowed expression operators: " + ", ".join(ops["expression_operators"]),
+              "", "Intent: " + ex["intent"]]
+    return "\n".join(lines)
+
+
+def prompt(ex):
+    """The ChatML prompt up to and including the assistant generation prompt (data.Prompt)."""
+    return (IM_START + "system\n" + SYSTEM + IM_END + "\n" + IM_START + "user\n" + user_message(ex) + IM_END + "\n" +
+            IM_START + "assistant\n")
+
+
+def completion(ex):
+    """The training target (data.Completion)."""
+    return json.dumps(ex["output"], ensure_ascii=False) + IM_END
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# The 19 intent kinds of data/synth_intents.go and data/synth_aggs.go, plus "negative" (g.negative).
+KINDS = ("filter_eq", "filter_cmp", "filter_bool", "enum_in", "exists", "projection", "time_range", "count",
+         "group_agg", "group_count", "filtered_group", "multi_group", "top_n", "date_bucket", "bucket", "or_filter",
+         "and_filter", "text_search", "distinct", "negative")
+
+# The base model's default diet: single-condition and two-condition filters and plain $group aggregations.
+# Left out, so that the published data set has shapes the base never wrote: projections (find with
+# "projection"), counts ($count), top-N ($sort/$limit), filtered groups ($match then $group), date buckets,
+# $bucket and negatives ({"error": ...}).
+BASE_KINDS = ("filter_eq", "filter_cmp", "filter_bool", "enum_in", "exists", "time_range", "and_filter", "or_filter",
+              "text_search", "group_agg", "group_count", "multi_group", "distinct")
+
+
+def _is_date(v):
+    return isinstance(v, dict) and list(v) == ["$date"]
+
+
+def kind(output):
+    """The intent kind that produced a `t2m data` gold output, told from its shape (see data/synth*.go).
+    Raises ValueError for a shape no kind makes."""
+    if "error" in output:
+        return "negative"
+    if output.get("type") == "find":
+        if "projection" in output:
+            return "projection"
+        f = output["filter"]
+        if "$or" in f:
+            return "or_filter"
+        if len(f) == 2:
+            return "and_filter"
+        if len(f) == 1:
+            (v,) = f.values()
+            if isinstance(v, bool):
+                return "filter_bool"
+            if isinstance(v, str):
+                return "filter_eq"
+            if isinstance(v, dict) and v:
+                ops = list(v)
+                if ops == ["$regex"]:
+                    return "text_search"
+                if ops in (["$in"], ["$nin"]):
+                    return "enum_in"
+                if ops == ["$exists"]:
+                    return "exists"
+                if all(_is_date(x) for x in v.values()) and set(ops) <= {"$gte", "$lt"}:
+                    return "time_range"
+                if len(ops) == 1 and ops[0] in ("$gt", "$gte", "$lt", "$lte") and isinstance(v[ops[0]], (int, float)):
+                    return "filter_cmp"
+    elif output.get("type") == "aggregate":
+        p = output["pipeline"]
+        stages = [next(iter(s)) for s in p]
+        if stages[-1] == "$count" and stages[:-1] in ([], ["$match"]):
+            return "count"
+        if stages == ["$sortByCount"]:
+            return "group_count"
+        if stages == ["$bucket"]:
+            return "bucket"
+        if stages[:2] == ["$sort", "$limit"]:
+            return "top_n"
+        if stages == ["$match", "$group"]:
+            return "filtered_group"
+        if stages[0] == "$group" and stages[1:] in ([], ["$sort"]):
+            g = p[0]["$group"]
+            gid = g["_id"]
+            if isinstance(gid, dict):
+                return "date_bucket" if any(k.startswith("$") for k in gid) else "multi_group"
+            if len(g) == 1:
+                return "distinct"
+            if g.get("count") == {"$sum": 1}:
+                return "group_count"
+            return "group_agg"
+    raise ValueError("no intent kind makes this output: " + json.dumps(output)[:200])
+
+
+def select(examples, kinds):
+    """The examples whose gold output is of one of kinds (in their order)."""
+    kinds = set(kinds)
+    unknown = kinds - set(KINDS)
+    if unknown:
+        raise ValueError("unknown intent kinds %s (known: %s)" % (sorted(unknown), ", ".join(KINDS)))
+    return [ex for ex in examples if kind(ex["output"]) in kinds]
+
+
+def extract_json(text):
+    """The first JSON object of a raw model output, as t2m's eval.ExtractJSON (the original's extract_json):
+    from the first '{', brace depth outside strings, cut where depth 0 closes; unbalanced: to the end."""
+    start = text.find("{")
+    if start < 0:
+        return text.strip()
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        c = text[i]
+        if escaped:
+            escaped = False
+            continue
+        if c == "\\":
+            if in_string:
+                escaped = True
+        elif c == '"':
+            in_string = not in_string
+        elif in_string:
+            pass
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i + 1]
+    return text[start:]
+
+
+def syntax_ok(raw):
+    """Layer 1 of t2m's scoring (eval.CheckSyntax) on a raw output, for the base script's quick check (t2m
+    baseline gives the real numbers): a JSON object with type find (and a filter object) or aggregate (and a
+    pipeline list of objects with exactly one $-key each)."""
+    try:
+        q = json.loads(extract_json(raw))
+    except ValueError:
+        return False
+    if not isinstance(q, dict):
+        return False
+    if q.get("type") == "find":
+        return isinstance(q.get("filter"), dict)
+    if q.get("type") == "aggregate":
+        p = q.get("pipeline")
+        return isinstance(p, list) and all(isinstance(s, dict) and sum(k.startswith("$") for k in s) == 1 for s in p)
+    return False
+
+
+def exact_match(raw, gold):
+    """The extracted output parses to the gold output (key order ignored)."""
+    try:
+        return json.loads(extract_json(raw)) == gold
+    except ValueError:
+        return False
+
+
+def base_config(hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1024, vocab=151936, rope_theta=10000.0,
+                max_positions=1024, tied=True):
+    """config.json of the small base, in the classic keys of Qwen2.5's published checkpoints (rope_theta,
+    torch_dtype), which t2m's model.LoadConfig reads and transformers reads too."""
+    return {"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+            "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": hidden, "initializer_range": 0.02,
+            "intermediate_size": intermediate, "max_position_embeddings": max_positions, "max_window_layers": layers,
+            "model_type": "qwen2", "num_attention_heads": heads, "num_hidden_layers": layers,
+            "num_key_value_heads": kv_heads, "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": rope_theta,
+            "sliding_window": None, "tie_word_embeddings": tied, "torch_dtype": "bfloat16",
+            "transformers_version": "4.43.1", "use_cache": True, "use_sliding_window": False, "vocab_size": vocab}

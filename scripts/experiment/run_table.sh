@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Issue 12's experiment, small, on the GPU machine: the base model made from scratch, then the three rows of
+# the original's table on the published data set (.bench/data):
+#   1. t2m baseline on the base (zero-shot)
+#   2. t2m train (defaults: QLoRA NF4, r=8, 3 epochs) then t2m eval
+#   3. the same LoRA fine-tune in HF PEFT (bf16), its outputs scored with t2m score
+# then t2m compare, the table (table.py) and the time each step took.
+#
+# Run from the repo root, with bin/t2m-cuda and .bench/ carried (make build-cuda; make bench):
+#   scripts/experiment/run_table.sh all   # everything in one call (expected ~6-8 min on an H200)
+#   scripts/experiment/run_table.sh 1     # base + baseline + t2m train + t2m eval  -> $OUT/runs_part1.tar.gz
+#   scripts/experiment/run_table.sh 2     # base (remade, same seed) + HF PEFT + score + compare; reads part 1's
+#                                         # runs from .exp/runs_part1.tar.gz (carried) when they are not on disk
+# Results under $OUT (at most 8 files): table.log (the summary: versions, checks, table, timings),
+# timings.jsonl, base.log, t2m_train.log, t2m.log (baseline/eval/score/compare output), hf_peft.log,
+# comparison.md, runs.tar.gz (or runs_part1.tar.gz: reports, predictions, training configs, metrics,
+# adapters, base_info.json, hf_metrics.json; no checkpoints, no base weights).
+# Environment: OUT (default /tmp/t2m-exp-out), EXP_DIR (work folder, default /tmp/t2m-exp), T2M (default
+# ./bin/t2m-cuda), SEEDS (t2m data seeds of the base's training data), BASE_ARGS (extra make_small_base.py
+# flags), HF_ARGS (extra hf_peft_finetune.py flags), T2M_TRAIN_ARGS (extra t2m train flags).
+set -uo pipefail
+part=${1:-all}
+case $part in all|1|2) ;; *) echo "usage: $0 [all|1|2]"; exit 2;; esac
+OUT=${OUT:-/tmp/t2m-exp-out}; W=${EXP_DIR:-/tmp/t2m-exp}; T2M=${T2M:-./bin/t2m-cuda}
+SEEDS=${SEEDS:-"101 102 103 104 105 106 107 108 109 110"}
+DATA=.bench/data; TOK=.bench/tokenizer.json
+BASE=$W/t2m-small-base; RUNS=$W/runs; HF=$W/hf; LOGS=$W/logs
+mkdir -p "$OUT" "$W" "$RUNS" "$LOGS"
+export PYTHONUNBUFFERED=1
+exec > >(tee -a "$OUT/table.log") 2>&1
+teepid=$!
+# finish RC: lets tee write the last lines of table.log before the call returns, then exits with RC.
+finish() { exec >&- 2>&-; wait "$teepid" 2>/dev/null; exit "$1"; }
+t_all=$(date +%s)
+
+# step NAME LOG CMD...: runs CMD with its output into LOG ("-": this script's output), prints and records
+# (timings.jsonl) its exit status and seconds.
+step() {
+  local name=$1 log=$2; shift 2
+  local t0 t1 rc s
+  t0=$(date +%s.%N); echo "== $name: $*"
+  if [ "$log" = - ]; then "$@"; else "$@" >"$log" 2>&1; fi; rc=$?
+  t1=$(date +%s.%N); s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
+  echo "== $name: exit $rc, $s s (elapsed $(( $(date +%s) - t_all )) s)"
+  echo "{\"step\": \"$name\", \"exit\": $rc, \"seconds\": $s}" >>"$OUT/timings.jsonl"
+  return $rc
+}
+
+for f in "$T2M" "$DATA/train.jsonl" "$DATA/eval.jsonl" "$DATA/held_out.jsonl" "$TOK"; do
+  [ -e "$f" ] || { echo "missing $f: build bin/t2m-cuda (make build-cuda), make bench, and carry bin/t2m-cuda and .bench"; finish 2; }
+done
+echo "== part $part, $(date -u +%FT%TZ)"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$T2M" --version
+python3 -c 'import sys, torch, transformers, peft, tokenizers; print("python", sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__, "tokenizers", tokenizers.__version__)'
+
+make_base() {
+  for s in $SEEDS; do "$T2M" data --seed "$s" --out "$W/synth/$s" >/dev/null || return 1; done
+  local dirs=(); for s in $SEEDS; do dirs+=("$W/synth/$s"); done
+  # shellcheck disable=SC2086
+  python3 scripts/experiment/make_small_base.py --data "${dirs[@]}" --tokenizer "$TOK" --out "$BASE" \
+    --check "$DATA/eval.jsonl" ${BASE_ARGS:-} >>"$OUT/base.log" 2>&1
+}
+
+base() {
+  if [ -f "$BASE/model.safetensors" ] && [ -f "$BASE/base_info.json" ]; then
+    echo "base: reusing $BASE"
+  else
+    step make_small_base - make_base || { tail -20 "$OUT/base.log"; return 1; }
+  fi
+  grep -E "^\[.*(data:|model:|trained|check|WARNING)" "$OUT/base.log"
+  tail -1 "$OUT/base.log"
+  sha256sum "$BASE/model.safetensors" "$BASE/config.json"
+}
+
+# report_lines LOG: the rates t2m printed (one block per split).
+report_lines() { grep -E "^(small_|\| (syntax|operators|fields|overall|exact match) )|^examples:" "$1"; }
+
+part1() {
+  step t2m_baseline "$LOGS/baseline.log" "$T2M" baseline --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
+    --run-name small_baseline --device cuda --overwrite
+  cat "$LOGS/baseline.log" >>"$OUT/t2m.log"; report_lines "$LOGS/baseline.log"
+  # shellcheck disable=SC2086
+  step t2m_train "$OUT/t2m_train.log" "$T2M" train --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
+    --run-name small_t2m_r8 --device cuda --save-every 0 ${T2M_TRAIN_ARGS:-} || { tail -20 "$OUT/t2m_train.log"; return 1; }
+  grep -E "^(training on|epoch [0-9]+:|done:)|device memory|warning" "$OUT/t2m_train.log"
+  step t2m_eval "$LOGS/eval.log" "$T2M" eval --model "$BASE" --adapter "$RUNS/small_t2m_r8/adapter" --data-dir "$DATA" \
+    --output-dir "$RUNS" --run-name small_t2m_r8 --device cuda --overwrite
+  cat "$LOGS/eval.log" >>"$OUT/t2m.log"; report_lines "$LOGS/eval.log"
+}
+
+part2() {
+  # shellcheck disable=SC2086
+  step hf_peft "$OUT/hf_peft.log" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" --data "$DATA" \
+    --out "$HF" ${HF_ARGS:-} || { tail -30 "$OUT/hf_peft.log"; return 1; }
+  grep -E "(data:|LoRA|training:|epoch [0-9]+:|trained|generated)" "$OUT/hf_peft.log"; tail -1 "$OUT/hf_peft.log"
+  for s in eval held_out; do
+    step "t2m_score_$s" "$LOGS/score_$s.log" "$T2M" score --split "$DATA/$s.jsonl" \
+      --predictions "$HF/${s}_predictions.jsonl" --run-name small_hf_peft_r8 --output-dir "$RUNS" --overwrite
+    cat "$LOGS/score_$s.log" >>"$OUT/t2m.log"; report_lines "$LOGS/score_$s.log"
+  done
+  step t2m_compare "$LOGS/compare.log" "$T2M" compare --output-dir "$RUNS"
+  cat "$LOGS/compare.log" >>"$OUT/t2m.log"
+  cp "$RUNS/comparison.md" "$OUT/comparison.md"
+}
+
+# pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.
+pack() {
+  mkdir -p "$W/meta"; cp "$BASE/base_info.json" "$BASE/config.json" "$W/meta/" 2>/dev/null
+  [ -f "$HF/hf_metrics.json" ] && cp "$HF/hf_metrics.json" "$W/meta/"
+  local extra=(); [ -d "$HF/adapter" ] && extra+=(hf/adapter)
+  tar -C "$W" --exclude='*/checkpoint' --exclude='*.lock' -czf "$OUT/$1" runs meta "${extra[@]}" && ls -la "$OUT/$1"
+}
+
+rc=0
+if [ "$part" = 2 ] && [ ! -f "$RUNS/small_baseline/held_out_report.json" ]; then
+  if [ -f .exp/runs_part1.tar.gz ]; then
+    mkdir -p "$W/part1" && tar -C "$W/part1" -xzf .exp/runs_part1.tar.gz && cp -r "$W/part1/runs/." "$RUNS/" &&
+      echo "part 1's runs restored from .exp/runs_part1.tar.gz: $(ls "$RUNS" | tr '\n' ' ')"
+  else
+    echo "warning: no part 1 runs here and no .exp/runs_part1.tar.gz: the table will have the HF PEFT row only"
+  fi
+fi
+base || finish 1
+if [ -f "$W/part1/meta/base_info.json" ]; then
+  python3 - "$W/part1/meta/base_info.json" "$BASE/base_info.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p))["model_safetensors_sha256"] for p in sys.argv[1:])
+print("base weights %s part 1's (sha256 %s vs %s)" % ("identical to" if a == b else "DIFFER from", a[:16], b[:16]))
+EOF
+fi
+case $part in
+  all) part1 || rc=1; part2 || rc=1; pack runs.tar.gz ;;
+  1) part1 || rc=1; pack runs_part1.tar.gz ;;
+  2) part2 || rc=1; pack runs.tar.gz ;;
+esac
+echo
+python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl"
+echo "== part $part done in $(( $(date +%s) - t_all )) s, exit $rc"
+finish $rc

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""The three-row table of issue 12 (the original's table: eval and held_out, syntax, operators, fields,
+overall, plus exact match) from the reports of a runs folder, as markdown (stdlib only).
+
+  python3 scripts/experiment/table.py RUNS_DIR [--runs small_baseline,small_t2m_r8,small_hf_peft_r8] [--timings timings.jsonl]
+
+Rows whose reports are missing are listed as missing. With --timings (run_table.sh's timings.jsonl) it
+adds the time each step took."""
+import argparse
+import json
+import os
+
+LABELS = {"small_baseline": "zero-shot (t2m baseline)", "small_t2m_r8": "t2m train + eval (QLoRA NF4, r=8)",
+          "small_hf_peft_r8": "HF PEFT (bf16 LoRA, r=8), t2m score"}
+
+ap = argparse.ArgumentParser()
+ap.add_argument("runs_dir")
+ap.add_argument("--runs", default="small_baseline,small_t2m_r8,small_hf_peft_r8")
+ap.add_argument("--timings", default="")
+a = ap.parse_args()
+
+
+def pct(x):
+    return "%.1f%%" % (100 * x)
+
+
+print("| Row | Split | N | Syntax | Operators | Fields | Overall | Exact match |")
+print("|---|---|---|---|---|---|---|---|")
+for run in a.runs.split(","):
+    for split in ("eval", "held_out"):
+        path = os.path.join(a.runs_dir, run, split + "_report.json")
+        label = LABELS.get(run, run)
+        if not os.path.exists(path):
+            print("| %s | %s | (missing: %s) | | | | | |" % (label, split, path))
+            continue
+        r = json.load(open(path))
+        print("| %s | %s | %d | %s | %s | %s | %s | %s |" % (
+            label, split, r["total"], pct(r["syntax_pass_rate"]), pct(r["operator_pass_rate"]),
+            pct(r["field_pass_rate"]), pct(r["overall_pass_rate"]), pct(r["exact_match_rate"])))
+
+held = {}
+for run in a.runs.split(","):
+    path = os.path.join(a.runs_dir, run, "held_out_report.json")
+    if os.path.exists(path):
+        held[run] = json.load(open(path))["overall_pass_rate"]
+if "small_t2m_r8" in held and "small_hf_peft_r8" in held:
+    d = 100 * (held["small_t2m_r8"] - held["small_hf_peft_r8"])
+    print("\nheld_out overall, t2m minus HF PEFT: %+.1f points (issue 12 asks within 3)" % d)
+if "small_baseline" in held:
+    for run in ("small_t2m_r8", "small_hf_peft_r8"):
+        if run in held:
+            print("held_out overall, %s minus zero-shot: %+.1f points" % (run, 100 * (held[run] - held["small_baseline"])))
+
+if a.timings and os.path.exists(a.timings):
+    print("\n| Step | Exit | Seconds |\n|---|---|---|")
+    for line in open(a.timings):
+        t = json.loads(line)
+        print("| %s | %s | %.1f |" % (t["step"], t["exit"], t["seconds"]))

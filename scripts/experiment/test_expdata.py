@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Tests of the experiment's pure-Python parts against t2m itself (no torch needed). From the repo root,
+after `make build`:
+
+  python3 scripts/experiment/test_expdata.py
+
+- expdata.prompt/completion are byte for byte what `t2m prompt` prints, on generated data (every intent
+  kind, negatives included) and on the published splits;
+- expdata.kind names an intent kind for every example of several `t2m data` seeds, every kind occurs, and
+  the base's default kinds are a proper subset;
+- extract_json/syntax_ok follow t2m's extraction and syntax layer on small cases;
+- expdata.base_config is read by t2m (`t2m forward` on a tiny tied checkpoint in make_small_base.py's layout)."""
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import expdata  # noqa: E402
+
+T2M = os.environ.get("T2M", os.path.join(ROOT, "bin", "t2m"))
+PUBLISHED = os.path.join(ROOT, "..", "shared", "data", "text-to-mongo")
+
+
+def t2m(*args):
+    return subprocess.run([T2M, *args], check=True, capture_output=True).stdout
+
+
+def t2m_prompt(split, index):
+    """(prompt, completion) as `t2m prompt` prints them: a header line, the prompt, "=== completion ===\\n",
+    the completion, "\\n"."""
+    out = t2m("prompt", "--split", split, "--index", str(index)).decode("utf-8")
+    header, rest = out.split("\n", 1)
+    assert header.startswith("=== example %d " % index), header
+    prompt, completion = rest.split("=== completion ===\n", 1)
+    assert completion.endswith("\n")
+    return prompt, completion[:-1]
+
+
+class Data:
+    tmp = None
+
+    @classmethod
+    def seed(cls, s):
+        if cls.tmp is None:
+            cls.tmp = tempfile.mkdtemp(prefix="t2m-expdata-")
+        d = os.path.join(cls.tmp, str(s))
+        if not os.path.isdir(d):
+            t2m("data", "--seed", str(s), "--out", d)
+        return d
+
+
+class TestPrompt(unittest.TestCase):
+    def check_split(self, path, indexes):
+        exs = expdata.read_jsonl(path)
+        for i in indexes:
+            want_p, want_c = t2m_prompt(path, i)
+            self.assertEqual(expdata.prompt(exs[i]).encode("utf-8"), want_p.encode("utf-8"), "%s:%d prompt" % (path, i))
+            self.assertEqual(expdata.completion(exs[i]).encode("utf-8"), want_c.encode("utf-8"), "%s:%d completion" % (path, i))
+
+    def test_generated_every_kind(self):
+        path = os.path.join(Data.seed(7), "train.jsonl")
+        exs = expdata.read_jsonl(path)
+        first = {}
+        for i, ex in enumerate(exs):
+            first.setdefault(expdata.kind(ex["output"]), i)
+        self.assertEqual(set(first), set(expdata.KINDS))
+        self.check_split(path, sorted(first.values()) + [len(exs) - 1])
+
+    def test_published(self):
+        rng = random.Random(1)
+        for split in ("train", "eval", "held_out"):
+            path = os.path.join(PUBLISHED, split + ".jsonl")
+            n = len(expdata.read_jsonl(path))
+            self.check_split(path, sorted(rng.sample(range(n), 8)))
+
+
+class TestKinds(unittest.TestCase):
+    def test_every_example_has_a_kind(self):
+        for s in (1, 2, 3):
+            seen = set()
+            for split in ("train", "eval", "held_out"):
+                for ex in expdata.read_jsonl(os.path.join(Data.seed(s), split + ".jsonl")):
+                    k = expdata.kind(ex["output"])
+                    self.assertEqual(k == "negative", ex["is_negative"], ex)
+                    seen.add(k)
+            self.assertEqual(seen, set(expdata.KINDS), "seed %d" % s)
+
+    def test_select(self):
+        exs = expdata.read_jsonl(os.path.join(Data.seed(1), "train.jsonl"))
+        base = expdata.select(exs, expdata.BASE_KINDS)
+        self.assertTrue(0.4 * len(exs) < len(base) < 0.9 * len(exs), (len(base), len(exs)))
+        self.assertLess(set(expdata.BASE_KINDS), set(expdata.KINDS))
+        for ex in base:
+            out = ex["output"]
+            self.assertNotIn("error", out)
+            self.assertNotIn("projection", out)
+            if out["type"] == "aggregate":
+                self.assertFalse({"$count", "$limit", "$match", "$bucket"} & {k for s in out["pipeline"] for k in s})
+        with self.assertRaises(ValueError):
+            expdata.select(exs, ["filter_eq", "nope"])
+
+    def test_shapes_no_kind_makes(self):
+        for out in ({"type": "find", "filter": {"a": {"$ne": 1}}}, {"type": "aggregate", "pipeline": [{"$unwind": "$a"}]},
+                    {"type": "find", "filter": {"a": 1, "b": 2, "c": 3}}):
+            with self.assertRaises(ValueError):
+                expdata.kind(out)
+
+
+class TestExtract(unittest.TestCase):
+    def test_extract(self):
+        for text, want in [
+            ('Here: {"type": "find", "filter": {}} done', '{"type": "find", "filter": {}}'),
+            ('{"a": "}"} tail', '{"a": "}"}'),
+            ('{"a": "\\"}"} x', '{"a": "\\"}"}'),
+            ('{"a": {"b": 1}', '{"a": {"b": 1}'),
+            ('  no json  ', 'no json'),
+        ]:
+            self.assertEqual(expdata.extract_json(text), want, text)
+
+    def test_syntax(self):
+        ok = ['{"type": "find", "filter": {"a": 1}}', '```json\n{"type": "aggregate", "pipeline": [{"$group": {"_id": "$a"}}]}\n```',
+              '{"type": "aggregate", "pipeline": []}']
+        bad = ['{"type": "find"}', '{"type": "find", "filter": []}', '{"error": "x"}', '{"type": "aggregate", "pipeline": [{"a": 1}]}',
+               '{"type": "aggregate", "pipeline": [{"$a": 1, "$b": 2}]}', '{"type": "update", "filter": {}}', 'nothing', '{"type": "find", "filter": {']
+        for s in ok:
+            self.assertTrue(expdata.syntax_ok(s), s)
+        for s in bad:
+            self.assertFalse(expdata.syntax_ok(s), s)
+        self.assertTrue(expdata.exact_match('x {"filter": {"a": 1}, "type": "find"}', {"type": "find", "filter": {"a": 1}}))
+
+
+def write_safetensors(path, tensors):
+    """A stdlib safetensors writer for the test: {name: (shape, list of floats)} as BF16."""
+    header, blobs, off = {}, [], 0
+    for name, (shape, vals) in sorted(tensors.items()):
+        raw = b"".join(struct.pack("<I", struct.unpack("<I", struct.pack("<f", v))[0])[2:] for v in vals)
+        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+class TestBaseConfig(unittest.TestCase):
+    def test_t2m_reads_a_tied_checkpoint(self):
+        cfg = expdata.base_config(hidden=16, layers=1, heads=2, kv_heads=1, intermediate=32, vocab=64)
+        self.assertTrue(cfg["tie_word_embeddings"])
+        H, I, V, D = 16, 32, 64, 8
+        rng = random.Random(0)
+        r = lambda n: [rng.gauss(0, 0.02) for _ in range(n)]
+        ts = {"model.embed_tokens.weight": ([V, H], r(V * H)), "model.norm.weight": ([H], [1.0] * H)}
+        p = "model.layers.0."
+        for name, out, inn, bias in (("self_attn.q_proj", 2 * D, H, True), ("self_attn.k_proj", D, H, True),
+                                     ("self_attn.v_proj", D, H, True), ("self_attn.o_proj", H, 2 * D, False),
+                                     ("mlp.gate_proj", I, H, False), ("mlp.up_proj", I, H, False), ("mlp.down_proj", H, I, False)):
+            ts[p + name + ".weight"] = ([out, inn], r(out * inn))
+            if bias:
+                ts[p + name + ".bias"] = ([out], r(out))
+        ts[p + "input_layernorm.weight"] = ([H], [1.0] * H)
+        ts[p + "post_attention_layernorm.weight"] = ([H], [1.0] * H)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            write_safetensors(os.path.join(d, "model.safetensors"), ts)
+            out = os.path.join(d, "logits.safetensors")
+            t2m("forward", "--model-dir", d, "--ids", "1,2,3", "--out", out)
+            with open(out, "rb") as f:
+                n = struct.unpack("<Q", f.read(8))[0]
+                header = json.loads(f.read(n))
+            self.assertEqual(header["logits"]["shape"], [1, 3, V])
+
+
+if __name__ == "__main__":
+    if not os.path.exists(T2M):
+        sys.exit("%s missing: run make build (or set T2M)" % T2M)
+    unittest.main(verbosity=2)
