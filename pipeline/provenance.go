@@ -118,9 +118,9 @@ func refuseOverwrite(dir string) error {
 }
 
 // trainInputs hashes what Train read: the model, the tokenizer and DataDir's train and eval splits
-// (ReadSplit's paths). The command line is the process's (os.Args).
+// (ReadSplit's paths), with opts.CommandLine (nil: the process's os.Args).
 func trainInputs(opts TrainOptions) (*inputs, error) {
-	return hashInputs(nil, opts.ModelOptions, "", filepath.Join(opts.DataDir, "train.jsonl"),
+	return hashInputs(opts.CommandLine, opts.ModelOptions, "", filepath.Join(opts.DataDir, "train.jsonl"),
 		filepath.Join(opts.DataDir, "eval.jsonl"))
 }
 

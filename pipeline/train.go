@@ -79,6 +79,8 @@ type TrainOptions struct {
 	// *Interrupted error; Train calls done when the run ends. t2m connects it to SIGINT and SIGTERM there,
 	// so an interrupt during loading still ends the process at once.
 	WatchInterrupts func() (stop <-chan struct{}, done func())
+	// CommandLine is recorded in training_config.json's provenance (nil: os.Args).
+	CommandLine []string
 }
 
 // TrainResult is a finished training run.

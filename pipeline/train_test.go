@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,8 @@ func TestTrainStopResumeEvaluate(t *testing.T) {
 	dataDir, runs := writeSplits(t), filepath.Join(t.TempDir(), "runs")
 	var log bytes.Buffer
 	opts := TrainOptions{ModelOptions: ModelOptions{Model: "tiny", Device: "cpu"}, DataDir: dataDir, OutputDir: runs,
-		Rank: 2, Epochs: 1, BatchSize: 1, GradAccum: 1, LR: 1e-2, MaxLen: 1024, Seed: 42, Log: &log}
+		Rank: 2, Epochs: 1, BatchSize: 1, GradAccum: 1, LR: 1e-2, MaxLen: 1024, Seed: 42, Log: &log,
+		CommandLine: []string{"t2m", "train", "--model", "tiny"}}
 	stopNow := opts
 	watched, released := false, false
 	stopNow.WatchInterrupts = func() (<-chan struct{}, func()) {
@@ -55,6 +57,9 @@ func TestTrainStopResumeEvaluate(t *testing.T) {
 	if err := json.Unmarshal(raw, &rec); err != nil || rec["run_name"] != "tiny_r2" || rec["updates"] != 2.0 ||
 		rec["effective_batch_size"] != 1.0 || rec["provenance"] == nil || len(rec) != 14 {
 		t.Errorf("%s: %v\n%s", TrainConfigFile, err, raw)
+	}
+	if p, _ := rec["provenance"].(map[string]any); p == nil || fmt.Sprint(p["command"]) != "[t2m train --model tiny]" {
+		t.Errorf("%s: provenance command %v, want TrainOptions.CommandLine", TrainConfigFile, rec["provenance"])
 	}
 	for _, want := range []string{"train: 2 examples, 2 kept", "run tiny_r2: model tiny (none), LoRA r=2 alpha=4", "resuming from"} {
 		if !strings.Contains(log.String(), want) {

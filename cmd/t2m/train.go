@@ -87,7 +87,7 @@ func trainCommand() *cli.Command {
 // default to the adapter's.
 func trainOptions(c *cli.Context) (pipeline.TrainOptions, pipeline.TokenizerChoice, error) {
 	mo, tok := resolveModel(c) // first: it may set --max-len
-	opts := pipeline.TrainOptions{ModelOptions: mo, DataDir: c.String("data-dir"),
+	opts := pipeline.TrainOptions{ModelOptions: mo, DataDir: c.String("data-dir"), CommandLine: commandLine(),
 		OutputDir: c.String("output-dir"), RunName: c.String("run-name"), Rank: c.Int("lora-r"),
 		Alpha: c.Float64("lora-alpha"), Dropout: c.Float64("lora-dropout"), InitAdapter: c.String("init-adapter"),
 		Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"), GradAccum: c.Int("grad-accum"), LR: c.Float64("lr"),
