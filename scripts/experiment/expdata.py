@@ -5,42 +5,18 @@ The prompt is word for word t2m's data.Prompt (data/prompt.go) and the completio
 json.dumps(output, ensure_ascii=False) + "<|im_end|>". test_expdata.py checks both byte for byte against
 `t2m prompt`, and the kind classifier against every example of several `t2m data` seeds."""
 import json
+import os
+import sys
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 
-SYSTEM = (
-    "You are a MongoDB query generator. Given a collection schema, a list of allowed operators, "
-    "and a natural language intent, produce a valid MongoDB query as JSON. The output must be a JSON object "
-    "with a 'type' field ('aggregate' or 'find') and the corresponding query body. If the intent references "
-    "fields not in the schema, respond with {\"error\": \"<reason>\"}. Use only the allowed operators."
-)
-
-
-def user_message(ex):
-    lines = ["Collection: " + ex["schema"]["collection"], "Fields:"]
-    for f in ex["schema"]["fields"]:
-        line = "  - %s (%s, %s)" % (f["name"], f["type"], f["role"])
-        if f.get("description"):
-            line += ": " + f["description"]
-        if f.get("enum_values"):
-            line += " [values: " + ", ".join(f["enum_values"]) + "]"
-        lines.append(line)
-    ops = ex["allowed_ops"]
-    lines += ["", "Allowed stage operators: " + ", ".join(ops["stage_operators"]),
-              "Allowed expression operators: " + ", ".join(ops["expression_operators"]),
-              "", "Intent: " + ex["intent"]]
-    return "\n".join(lines)
-
-
-def prompt(ex):
-    """The ChatML prompt up to and including the assistant generation prompt (data.Prompt)."""
-    return (IM_START + "system\n" + SYSTEM + IM_END + "\n" + IM_START + "user\n" + user_message(ex) + IM_END + "\n" +
-            IM_START + "assistant\n")
-
-
-def completion(ex):
-    """The training target (data.Completion)."""
-    return json.dumps(ex["output"], ensure_ascii=False) + IM_END
+# The prompt and completion are the fixture renderer's (scripts/fixtures/render_prompts.py, which the Go tests
+# check against data.Prompt on every shared example); the JSON extraction and the syntax layer are the
+# reference scorer's (eval/testdata/reference/make_verdicts.py, checked against eval's verdicts).
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [os.path.join(_ROOT, "scripts", "fixtures"), os.path.join(_ROOT, "eval", "testdata", "reference")]
+from render_prompts import SYSTEM, user_message, prompt, completion  # noqa: E402,F401
+from make_verdicts import extract as extract_json, syntax_ok as _syntax_ok_parsed  # noqa: E402
 
 
 def read_jsonl(path):
@@ -131,50 +107,13 @@ def select(examples, kinds):
     return [ex for ex in examples if kind(ex["output"]) in kinds]
 
 
-def extract_json(text):
-    """The first JSON object of a raw model output, as t2m's eval.ExtractJSON (the original's extract_json):
-    from the first '{', brace depth outside strings, cut where depth 0 closes; unbalanced: to the end."""
-    start = text.find("{")
-    if start < 0:
-        return text.strip()
-    depth, in_string, escaped = 0, False, False
-    for i in range(start, len(text)):
-        c = text[i]
-        if escaped:
-            escaped = False
-            continue
-        if c == "\\":
-            if in_string:
-                escaped = True
-        elif c == '"':
-            in_string = not in_string
-        elif in_string:
-            pass
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i + 1]
-    return text[start:]
-
-
 def syntax_ok(raw):
-    """Layer 1 of t2m's scoring (eval.CheckSyntax) on a raw output, for the base script's quick check (t2m
-    baseline gives the real numbers): a JSON object with type find (and a filter object) or aggregate (and a
-    pipeline list of objects with exactly one $-key each)."""
+    """Layer 1 of t2m's scoring (eval.CheckSyntax) on a raw output, for the scripts' quick check (t2m baseline
+    gives the real numbers)."""
     try:
-        q = json.loads(extract_json(raw))
+        return _syntax_ok_parsed(json.loads(extract_json(raw)))
     except ValueError:
         return False
-    if not isinstance(q, dict):
-        return False
-    if q.get("type") == "find":
-        return isinstance(q.get("filter"), dict)
-    if q.get("type") == "aggregate":
-        p = q.get("pipeline")
-        return isinstance(p, list) and all(isinstance(s, dict) and sum(k.startswith("$") for k in s) == 1 for s in p)
-    return False
 
 
 def exact_match(raw, gold):

@@ -66,16 +66,7 @@ ap.add_argument("--limit", type=int, default=0, help="first N examples of each s
 ap.add_argument("--log-every", type=int, default=10)
 a = ap.parse_args()
 t_start = time.time()
-
-
-def log(*xs):
-    print("[%6.1fs]" % (time.time() - t_start), *xs, flush=True)
-
-
-random.seed(a.seed)
-torch.manual_seed(a.seed)
-torch.cuda.manual_seed_all(a.seed)
-torch.use_deterministic_algorithms(True, warn_only=True)
+log = hfutil.start(a.seed)
 os.makedirs(a.out, exist_ok=True)
 
 

@@ -1,12 +1,30 @@
 """Torch helpers shared by make_small_base.py and hf_peft_finetune.py (GPU machine only): tokenizing
 prompt + completion pairs the way `t2m train` does, right-padded micro-batches, the completion-only loss on
 the selected positions only (no [B, T, V] logits), and batched greedy generation the way `t2m eval` does."""
+import random
+import time
+
 import torch
 import torch.nn.functional as F
 
 import expdata
 
 IGNORE = -100
+
+
+def start(seed):
+    """Seeds Python's and torch's generators, asks torch for deterministic algorithms, and returns a log
+    function that prefixes the seconds since this call."""
+    t0 = time.time()
+    random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+    def log(*xs):
+        print("[%6.1fs]" % (time.time() - t0), *xs, flush=True)
+    return log
 
 
 def ensure_tied(model, log=print):

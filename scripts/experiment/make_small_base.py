@@ -70,17 +70,7 @@ ap.add_argument("--gen-batch", type=int, default=64)
 a = ap.parse_args()
 
 t_start = time.time()
-
-
-def log(*xs):
-    print("[%6.1fs]" % (time.time() - t_start), *xs, flush=True)
-
-
-random.seed(a.seed)
-torch.manual_seed(a.seed)
-torch.cuda.manual_seed_all(a.seed)
-torch.use_deterministic_algorithms(True, warn_only=True)
-torch.backends.cudnn.benchmark = False
+log = hfutil.start(a.seed)
 
 kinds = [k for k in a.kinds.split(",") if k]
 tok = Tokenizer.from_file(a.tokenizer)
