@@ -142,45 +142,32 @@ func (g *decoder) End() {
 	}
 }
 
-// linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16.
+// linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ) through ops.Linear. x [rows, in], y [rows, out] bf16.
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
-	X, Y := cuda.M(x, rows, lin.in, cuda.BF16T), cuda.M(y, rows, lin.out, cuda.BF16T)
-	// One row of an NF4 weight: multiply straight from the codes (no bf16 copy written and read back).
-	gemv := lin.nf4 != nil && rows <= nf4GEMVRows && lin.in%8 == 0 && lin.nf4.BlockSize%8 == 0
-	W := cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T)
-	if lin.nf4 != nil && !gemv {
+	l := ops.LinearArgs{X: cuda.M(x, rows, lin.in, cuda.BF16T), W: cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T),
+		Y: cuda.M(y, rows, lin.out, cuda.BF16T)}
+	switch {
+	case lin.nf4 != nil && rows <= nf4GEMVRows && lin.in%8 == 0 && lin.nf4.BlockSize%8 == 0:
+		l.NF4 = lin.nf4 // one row: multiply straight from the codes (no bf16 copy written and read back)
+	case lin.nf4 != nil:
 		if err := ops.DequantNF4(g.d, lin.nf4, g.w.scratch); err != nil {
 			return err
 		}
-		W = cuda.M(g.w.scratch, lin.out, lin.in, cuda.BF16T)
+		l.W = cuda.M(g.w.scratch, lin.out, lin.in, cuda.BF16T)
 	}
-	acc := Y // with per-use LoRA the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
-	if lin.a.Bytes != 0 {
-		acc = cuda.M(g.loraY, rows, lin.out, cuda.F32T)
+	if lin.bias.Bytes != 0 {
+		l.Bias, l.Ones = cuda.M(lin.bias, 1, lin.out, cuda.BF16T), cuda.M(g.ones, rows, 1, cuda.BF16T)
 	}
-	beta := float32(0)
-	if lin.bias.Bytes != 0 { // acc = 1·biasᵀ, then acc += x·Wᵀ
-		if err := g.blas.Gemm(false, false, 1, cuda.M(g.ones, rows, 1, cuda.BF16T), cuda.M(lin.bias, 1, lin.out, cuda.BF16T), 0, acc); err != nil {
-			return err
-		}
-		beta = 1
+	if lin.a.Bytes != 0 { // per-use LoRA: the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
+		l.Y = cuda.M(g.loraY, rows, lin.out, cuda.F32T)
+		l.A, l.B = cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T)
+		l.H, l.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), lin.scale
 	}
-	if gemv {
-		if err := ops.NF4GEMV(g.d, X, acc, lin.nf4, beta); err != nil {
-			return fmt.Errorf("%s: %w", lin.name, err)
-		}
-	} else if err := g.blas.Linear(X, W, beta, acc); err != nil {
+	if err := ops.Linear(g.d, g.blas, l); err != nil {
 		return fmt.Errorf("%s: %w", lin.name, err)
 	}
 	if lin.a.Bytes == 0 {
 		return nil
-	}
-	h := cuda.M(g.loraH, rows, lin.rank, cuda.BF16T) // [rows, rank]
-	if err := g.blas.Linear(X, cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), 0, h); err != nil {
-		return err
-	}
-	if err := g.blas.Gemm(false, true, lin.scale, h, cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T), 1, acc); err != nil {
-		return err
 	}
 	return ops.F32ToBF16(g.d, y, g.loraY, rows*lin.out)
 }

@@ -366,37 +366,22 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		return ops.RMSNormForward(d, y, m.in(i, 0), m.vecs[op.Name], N, len(op.Weight), op.Eps)
 	case *model.LinearOp:
 		w := m.lin[op.Weight]
-		x := cuda.M(m.in(i, 0), N, w.in, cuda.BF16T)
-		Y := cuda.M(y, N, w.out, cuda.BF16T)
 		W, err := m.dense(w)
 		if err != nil {
 			return err
 		}
-		beta := float32(0)
-		if op.Bias != nil { // y = 1·biasᵀ, then y += x·Wᵀ
-			if err := m.blas.Gemm(false, false, 1, cuda.M(m.ones, N, 1, cuda.BF16T), cuda.M(m.vecs[op.Name+".bias"], 1, w.out, cuda.BF16T),
-				0, Y); err != nil {
-				return err
-			}
-			beta = 1
+		l := ops.LinearArgs{X: cuda.M(m.in(i, 0), N, w.in, cuda.BF16T), W: W, Y: cuda.M(y, N, w.out, cuda.BF16T)}
+		if op.Bias != nil {
+			l.Bias, l.Ones = cuda.M(m.vecs[op.Name+".bias"], 1, w.out, cuda.BF16T), cuda.M(m.ones, N, 1, cuda.BF16T)
 		}
-		if err := m.blas.Linear(x, W, beta, Y); err != nil {
-			return err
-		}
-		if op.Rank > 0 { // y += s·(xl·Aᵀ)·Bᵀ, xl = x or, with Split (LoRA dropout), the fourth input
-			xl := x
+		if op.Rank > 0 { // with Split (LoRA dropout) the branch reads the fourth input
+			l.A, l.B = cuda.M(m.in(i, 1), op.Rank, w.in, cuda.BF16T), cuda.M(m.in(i, 2), w.out, op.Rank, cuda.BF16T)
+			l.H, l.Scale = cuda.M(m.tmp, N, op.Rank, cuda.BF16T), op.Scaling
 			if op.Split {
-				xl = cuda.M(m.in(i, 3), N, w.in, cuda.BF16T)
+				l.XL = cuda.M(m.in(i, 3), N, w.in, cuda.BF16T)
 			}
-			A := cuda.M(m.in(i, 1), op.Rank, w.in, cuda.BF16T)
-			Bm := cuda.M(m.in(i, 2), w.out, op.Rank, cuda.BF16T)
-			h := cuda.M(m.tmp, N, op.Rank, cuda.BF16T)
-			if err := m.blas.Linear(xl, A, 0, h); err != nil {
-				return err
-			}
-			return m.blas.Gemm(false, true, op.Scaling, h, Bm, 1, Y)
 		}
-		return nil
+		return ops.Linear(m.d, m.blas, l)
 	case *model.LMHeadOp:
 		w := m.lin[op.Weight]
 		W, err := m.dense(w)
