@@ -78,6 +78,13 @@ type Run struct {
 	// the checkpoint holds the last state.
 	EarlyStopping       int
 	EarlyStoppingMetric string
+	// Group, when set with more than one rank, makes this Run one replica of a data-parallel run (see
+	// parallel.go): every rank runs the same Run on its own device; micro-batch k of each update's window
+	// goes to rank k mod Size, and the gradients, losses and stop requests are summed over the ranks once
+	// per update, so each update sees the same BatchSize × GradAccum sequences as on one device and every
+	// rank applies the same step. Only rank 0 writes (metrics, checkpoints, adapter); the others only read
+	// a checkpoint to resume.
+	Group Collective
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -156,6 +163,13 @@ func (r *Run) Train() (*Result, error) {
 	if err := r.checkSignal(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	rank, world := r.rank()
+	if world > 1 && fp.GradAccum%world != 0 {
+		return nil, fmt.Errorf("train: --grad-accum %d must be a multiple of the number of GPUs (%d), so that each update's micro-batches "+
+			"spread evenly; pick --grad-accum %d or %d (the sequences per update are --batch-size × --grad-accum whatever the number of GPUs)",
+			fp.GradAccum, world, max(world, fp.GradAccum/world*world), (fp.GradAccum/world+1)*world)
+	}
+	lead := rank == 0
 	if len(r.TrainSeqs) == 0 {
 		return nil, fmt.Errorf("train: no training sequences (all dropped by --max-len %d? see the tokenize counts)", fp.MaxLen)
 	}
@@ -194,22 +208,31 @@ func (r *Run) Train() (*Result, error) {
 			fmt.Fprintf(r.Log, "early stopping: best %s %.4f at update %d, %d of %d evaluations without improvement%s\n",
 				es.Metric, es.Best, es.BestStep, es.Bad, es.Patience, map[bool]string{true: "; the run had stopped early", false: ""}[es.Stopped])
 		}
-		if err := truncateMetrics(filepath.Join(r.Dir, "metrics.jsonl"), st.Step); err != nil {
-			return nil, err
+		if lead {
+			if err := truncateMetrics(filepath.Join(r.Dir, "metrics.jsonl"), st.Step); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		if _, err := os.Stat(filepath.Join(ckptDir, checkpointState)); err == nil {
 			return nil, fmt.Errorf("train: %s already holds a checkpoint of an earlier run: pass --resume to continue it, another --run-name, or delete %s", r.Dir, r.Dir)
 		}
-		if err := os.Remove(filepath.Join(r.Dir, "metrics.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("train: %w", err)
+		if lead {
+			if err := os.Remove(filepath.Join(r.Dir, "metrics.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("train: %w", err)
+			}
 		}
 	}
-	mf, err := os.OpenFile(filepath.Join(r.Dir, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	// Only rank 0 writes: the other ranks' metrics and checkpoints would be the same.
+	mf := io.Writer(io.Discard)
+	if lead {
+		f, err := os.OpenFile(filepath.Join(r.Dir, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		defer f.Close()
+		mf = f
 	}
-	defer mf.Close()
 	start := time.Now()
 	writeMetric := func(m Metric) error {
 		m.Elapsed, m.Timestamp = time.Since(start).Seconds(), time.Now().UTC().Format(time.RFC3339)
@@ -219,7 +242,12 @@ func (r *Run) Train() (*Result, error) {
 		}
 		return nil
 	}
-	save := func() error { return SaveCheckpoint(ckptDir, st, r.Params, opt) }
+	save := func() error {
+		if !lead {
+			return nil
+		}
+		return SaveCheckpoint(ckptDir, st, r.Params, opt)
+	}
 
 	res := &Result{AdapterDir: adapterDir, BestEval: st.BestEval}
 	grads := make([][]float32, len(r.Params.Values))
@@ -241,6 +269,7 @@ func (r *Run) Train() (*Result, error) {
 	}
 	stepsThisCall := 0
 	var stepTime time.Duration
+	stopAgreed := false // the ranks' agreed stop request of the last update (a data-parallel run)
 training:
 	for st.Epoch < fp.Epochs && !st.EarlyStop.Stopped {
 		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, bucket, r.PadID)
@@ -258,7 +287,10 @@ training:
 			}
 			var loss float64
 			for k, mb := range win {
-				if k > 0 && r.stopped() {
+				if k%world != rank {
+					continue // another rank's micro-batch
+				}
+				if world == 1 && k > 0 && r.stopped() {
 					// Drop the partial window: the parameters are still those of the last update, which is
 					// what the checkpoint records, so --resume redoes this window exactly.
 					if err := save(); err != nil {
@@ -275,6 +307,20 @@ training:
 					return nil, fmt.Errorf("train: update %d, micro-batch %d: %w", st.Step+1, k+1, err)
 				}
 				loss += float64(l)
+			}
+			var allReduce time.Duration
+			if world > 1 {
+				// One all-reduce per update: the gradients, the loss and the stop requests, summed over ranks.
+				extra := []float32{float32(loss), 0}
+				if r.stopped() {
+					extra[1] = 1
+				}
+				t := time.Now()
+				if err := r.Group.AllReduceSum(append(grads, extra)); err != nil {
+					return nil, fmt.Errorf("train: update %d: rank %d of %d: %w", st.Step+1, rank, world, err)
+				}
+				allReduce = time.Since(t)
+				loss, stopAgreed = float64(extra[0]), extra[1] > 0
 			}
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				return nil, fmt.Errorf("train: update %d: loss is %v; lower --lr or check the data", st.Step+1, loss)
@@ -293,9 +339,15 @@ training:
 			tps := float64(tokens) / dt.Seconds()
 			epochF := float64(st.Epoch) + float64(st.Window)/float64(windows)
 			eta := time.Duration(float64(stepTime) / float64(stepsThisCall) * float64(total-st.Step))
-			fmt.Fprintf(r.Log, "step %d/%d  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  %s/step  ETA %s\n",
-				st.Step, total, epochF, loss, lr, norm, tps, dt.Round(time.Millisecond), eta.Round(time.Second))
-			if err := writeMetric(Metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps)}); err != nil {
+			m := Metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps)}
+			ar := ""
+			if world > 1 {
+				m.AllReduceS = f64(allReduce.Seconds())
+				ar = fmt.Sprintf("  all-reduce %s", allReduce.Round(100*time.Microsecond))
+			}
+			fmt.Fprintf(r.Log, "step %d/%d  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  %s/step%s  ETA %s\n",
+				st.Step, total, epochF, loss, lr, norm, tps, dt.Round(time.Millisecond), ar, eta.Round(time.Second))
+			if err := writeMetric(m); err != nil {
 				return nil, err
 			}
 			epochEnd := st.Window == windows
@@ -326,6 +378,9 @@ training:
 			}
 			stop := r.SaveEvery > 0 && st.Step%r.SaveEvery == 0
 			interrupted := r.stopped()
+			if world > 1 {
+				interrupted = stopAgreed
+			}
 			limit := r.MaxSteps > 0 && stepsThisCall >= r.MaxSteps
 			if stop || interrupted || limit {
 				if err := save(); err != nil {
@@ -342,7 +397,7 @@ training:
 				return res, nil
 			}
 		}
-		if r.stopped() && st.Epoch < fp.Epochs {
+		if (r.stopped() && world == 1 || stopAgreed) && st.Epoch < fp.Epochs {
 			res.Steps = st.Step
 			return res, ErrInterrupted
 		}
@@ -354,7 +409,7 @@ training:
 	// The adapter folder holds the best evaluation's adapter with early stopping, else the best eval loss's;
 	// without either (no evaluation, no eval split) the last parameters are the adapter.
 	if (r.earlyStopping() && st.EarlyStop.BestStep == 0) || (!r.earlyStopping() && !st.HasBest) {
-		if err := r.Adapter.Save(adapterDir); err != nil {
+		if err := r.saveAdapter(adapterDir); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
@@ -394,11 +449,27 @@ func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, wr
 		if r.earlyStopping() {
 			return nil
 		}
-		if err := r.Adapter.Save(adapterDir); err != nil {
+		if err := r.saveAdapter(adapterDir); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
 	}
 	return nil
+}
+
+// rank is this Run's rank and the number of ranks: 0 and 1 without a Group.
+func (r *Run) rank() (rank, world int) {
+	if r.Group == nil || r.Group.Size() <= 1 {
+		return 0, 1
+	}
+	return r.Group.Rank(), r.Group.Size()
+}
+
+// saveAdapter saves the adapter on rank 0 (the other ranks hold the same values and write nothing).
+func (r *Run) saveAdapter(dir string) error {
+	if rank, _ := r.rank(); rank != 0 {
+		return nil
+	}
+	return r.Adapter.Save(dir)
 }
 
 // EvalLoss is HF's evaluation loss: each micro-batch's mean completion-token loss, averaged over
@@ -409,9 +480,10 @@ func (r *Run) EvalLoss(bucket int) (float64, error) {
 	var sum float64
 	var rows int
 	start := time.Now()
+	rank, world := r.rank()
 	for i, mb := range batches {
-		if model.CountCompletionTokens(mb.batch.Labels, mb.rows, mb.seq) == 0 {
-			continue
+		if i%world != rank || model.CountCompletionTokens(mb.batch.Labels, mb.rows, mb.seq) == 0 {
+			continue // another rank's micro-batch, or nothing to score
 		}
 		l, err := r.Backend.Loss(mb.batch, mb.rows, mb.seq, 0, nil)
 		if err != nil {
@@ -424,6 +496,14 @@ func (r *Run) EvalLoss(bucket int) (float64, error) {
 			eta := time.Duration(float64(el) / float64(done) * float64(n-done))
 			fmt.Fprintf(r.Log, "eval loss: %d/%d micro-batches  elapsed %s  ETA %s\n", done, n, el.Round(time.Second), eta.Round(time.Second))
 		}
+	}
+	if world > 1 {
+		// Summed over the ranks in float32: the eval loss agrees with one device's to about 1e-7 relative.
+		parts := []float32{float32(sum), float32(rows)}
+		if err := r.Group.AllReduceSum([][]float32{parts}); err != nil {
+			return 0, fmt.Errorf("eval loss: rank %d of %d: %w", rank, world, err)
+		}
+		sum, rows = float64(parts[0]), int(parts[1])
 	}
 	if rows == 0 {
 		return math.NaN(), nil

@@ -12,16 +12,19 @@ import (
 // Metric is one line of metrics.jsonl: an update (Loss, LR, GradNorm, TokensPS), an epoch's eval loss
 // (EvalLoss) or an evaluation's rates (Rates, Run.EvalEvery).
 type Metric struct {
-	Step      int                `json:"step"`
-	Epoch     float64            `json:"epoch"`
-	Loss      *float64           `json:"loss,omitempty"`
-	LR        *float64           `json:"learning_rate,omitempty"`
-	GradNorm  *float64           `json:"grad_norm,omitempty"`
-	TokensPS  *float64           `json:"tokens_per_second,omitempty"`
-	EvalLoss  *float64           `json:"eval_loss,omitempty"`
-	Rates     map[string]float64 `json:"rates,omitempty"`
-	Elapsed   float64            `json:"elapsed_s"`
-	Timestamp string             `json:"time"`
+	Step     int      `json:"step"`
+	Epoch    float64  `json:"epoch"`
+	Loss     *float64 `json:"loss,omitempty"`
+	LR       *float64 `json:"learning_rate,omitempty"`
+	GradNorm *float64 `json:"grad_norm,omitempty"`
+	TokensPS *float64 `json:"tokens_per_second,omitempty"`
+	// AllReduceS is the time the update's gradient all-reduce took (data-parallel runs only), waiting for
+	// the slowest rank included.
+	AllReduceS *float64           `json:"allreduce_s,omitempty"`
+	EvalLoss   *float64           `json:"eval_loss,omitempty"`
+	Rates      map[string]float64 `json:"rates,omitempty"`
+	Elapsed    float64            `json:"elapsed_s"`
+	Timestamp  string             `json:"time"`
 }
 
 func f64(v float64) *float64 { return &v }

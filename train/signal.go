@@ -109,7 +109,7 @@ func (r *Run) evaluate(st *State, epoch float64, adapterDir string, writeMetric 
 	es := &st.EarlyStop
 	if es.BestStep == 0 || v > es.Best {
 		es.Best, es.BestStep, es.Bad = v, st.Step, 0
-		if err := r.Adapter.Save(adapterDir); err != nil {
+		if err := r.saveAdapter(adapterDir); err != nil {
 			return false, fmt.Errorf("train: %w", err)
 		}
 		fmt.Fprintf(r.Log, "early stopping: %s %.4f, best so far: adapter saved\n", r.EarlyStoppingMetric, v)
