@@ -9,8 +9,11 @@ OUT=${OUT:-/tmp/t2m-verify}; mkdir -p "$OUT"
 T=./bin/t2m-cuda
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 : >"$OUT/gpu-test.log"
-for t in ./bin/gpu.test ./bin/gpu-cuda.test ./bin/gpu-ops.test ./bin/gpu-machine.test; do
-  "$t" -test.v >>"$OUT/gpu-test.log" 2>&1; echo "$(basename "$t") exit $?"
+# Each test binary runs from its package's folder, as go test runs it (testdata paths are relative).
+R=$(pwd)
+for p in gpu gpu/cuda gpu/ops gpu/machine; do
+  t=$R/bin/$(echo "$p" | tr / -).test
+  (cd "$p" && "$t" -test.v >>"$OUT/gpu-test.log" 2>&1); echo "$(basename "$t") exit $?"
 done
 grep -E "^(--- FAIL|FAIL|panic)|GPU:" "$OUT/gpu-test.log"
 echo "passed: $(grep -c '^--- PASS' "$OUT/gpu-test.log"), skipped: $(grep -c '^--- SKIP' "$OUT/gpu-test.log"), failed: $(grep -c '^--- FAIL' "$OUT/gpu-test.log")"
