@@ -27,7 +27,7 @@ func (cudaBackend) NewGenerator(w *model.Weights, lora *model.LoRAParams, opt Ge
 	if w == nil {
 		return nil, fmt.Errorf("gpu: generator: no weights")
 	}
-	d, err := cuda.Open(0)
+	d, err := cuda.Open(ordinal())
 	if err != nil {
 		return nil, err
 	}

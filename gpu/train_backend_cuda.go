@@ -48,7 +48,7 @@ type BackendTime struct {
 // NewTrainBackend opens GPU 0 for training w's LoRA parameters p (the factory registered as "cuda").
 // The machine is built by Reserve, or by the first Loss at that call's shape.
 func NewTrainBackend(w *model.Weights, p *train.Params) (train.Backend, error) {
-	d, err := cuda.Open(0)
+	d, err := cuda.Open(ordinal())
 	if err != nil {
 		return nil, err
 	}

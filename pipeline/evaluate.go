@@ -65,6 +65,11 @@ type EvalOptions struct {
 	// OnSplit, when set, is called after each split's predictions and report are written, before the
 	// next split is generated (t2m prints the report there).
 	OnSplit func(SplitResult)
+	// Group, with more than one rank, makes this Evaluate one rank of a sharded evaluation (one process per
+	// GPU, see train.Collective): each rank decodes every Size-th generation batch, the outputs are gathered
+	// on every rank, and rank 0 alone scores, writes and calls OnSplit; the other ranks return a result
+	// without Splits. The outputs are those of one device: the batches are the same.
+	Group train.Collective
 }
 
 // SplitResult is one evaluated split.
@@ -180,13 +185,16 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m "+cmd)
-	if err != nil {
-		return nil, err
+	lead := opts.Group == nil || opts.Group.Rank() == 0
+	if lead { // the other ranks of a sharded evaluation write nothing
+		lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m "+cmd)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
 	}
-	defer lock.Release()
 	if !opts.Overwrite {
-		if err := refuseOverwrite(lock.Dir()); err != nil {
+		if err := refuseOverwrite(filepath.Join(opts.OutputDir, runName)); err != nil {
 			return nil, err
 		}
 	}
@@ -220,7 +228,7 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 		}
 	}
 	g := generation{log: log, gen: gen, tok: m.Tok, maxLen: opts.MaxLen, maxNew: opts.MaxNewTokens,
-		batch: batch, stops: stops}
+		batch: batch, stops: stops, group: opts.Group}
 	settings := eval.Settings{Device: m.Device, Quantization: m.Quant, MaxLen: opts.MaxLen, MaxNewTokens: opts.MaxNewTokens,
 		Limit: opts.Limit, HeldOutCollections: opts.HeldOutCollections, GenerationBatch: batch, Decoding: "greedy"}
 	if opts.WatchInterrupts != nil {
@@ -238,6 +246,9 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", split, err)
+		}
+		if !lead {
+			continue
 		}
 		scoreStart := time.Now()
 		results, rep, err := eval.Score(exs, preds, opts.HeldOutCollections)

@@ -25,6 +25,9 @@ type generation struct {
 	stops  []int32 // ids that end a generation
 	// stop, when closed, makes split return errGenerationStopped before its next batch (nil: never).
 	stop <-chan struct{}
+	// group, with more than one rank, shares the batches among the ranks (batch b on rank b mod Size,
+	// the same batches one device decodes, so the same outputs) and gathers every output on every rank.
+	group train.Collective
 }
 
 // errGenerationStopped is split's error when g.stop was closed.
@@ -80,14 +83,45 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(prompts[order[a]]) > len(prompts[order[b]]) })
-	preds := make([]string, len(exs))
+	rank, world := 0, 1
+	if g.group != nil {
+		rank, world = g.group.Rank(), g.group.Size()
+	}
+	outputs := make([][]int32, len(exs)) // [example][≤ maxNew] new ids
 	start := time.Now()
+	mine, of := len(order), "" // this rank's prompts
+	if world > 1 {
+		mine = 0
+		for b := rank * size; b < len(order); b += world * size {
+			mine += min(size, len(order)-b)
+		}
+		of = fmt.Sprintf(" (rank %d of %d)", rank, world)
+	}
 	newTokens, done := 0, 0
-	for b := 0; b < len(order); b += size {
+	// Round by round: in each, rank r decodes batch round×world + r (if there is one).
+	for round := 0; round*world*size < len(order); round++ {
+		stopped := false
 		select {
 		case <-g.stop:
-			return nil, errGenerationStopped
+			stopped = true
 		default:
+		}
+		if world > 1 { // stop together: a rank that went on alone would wait for the others' outputs
+			flag := []float32{0}
+			if stopped {
+				flag[0] = 1
+			}
+			if err := g.group.AllReduceSum([][]float32{flag}); err != nil {
+				return nil, fmt.Errorf("rank %d of %d: %w", rank, world, err)
+			}
+			stopped = flag[0] > 0
+		}
+		if stopped {
+			return nil, errGenerationStopped
+		}
+		b := (round*world + rank) * size
+		if b >= len(order) {
+			continue // no batch for this rank in the last round
 		}
 		idx := order[b:min(b+size, len(order))]
 		batch := make([][]int32, len(idx)) // [≤ size][≤ maxLen]
@@ -98,19 +132,64 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("examples %v: %w", idx, err)
 		}
-		for k, o := range outs { // o: [≤ maxNew] new ids
-			ids := make([]int, len(o))
-			for j, id := range o {
-				ids[j] = int(id)
-			}
+		for k, o := range outs {
+			outputs[idx[k]] = o
 			newTokens += len(o)
-			preds[idx[k]] = strings.TrimSpace(g.tok.DecodeSkipSpecial(ids))
 		}
 		done += len(idx)
 		el := time.Since(start)
-		eta := time.Duration(float64(el) / float64(done) * float64(len(prompts)-done))
-		fmt.Fprintf(g.log, "generating %s: %d/%d prompts  %.1f new tok/s  elapsed %s  ETA %s\n", split, done, len(prompts),
+		eta := time.Duration(float64(el) / float64(done) * float64(mine-done))
+		fmt.Fprintf(g.log, "generating %s%s: %d/%d prompts  %.1f new tok/s  elapsed %s  ETA %s\n", split, of, done, mine,
 			float64(newTokens)/el.Seconds(), el.Round(time.Second), eta.Round(time.Second))
 	}
+	if world > 1 {
+		if err := gatherOutputs(g.group, outputs, g.maxNew); err != nil {
+			return nil, err
+		}
+	}
+	preds := make([]string, len(exs))
+	for i, o := range outputs {
+		ids := make([]int, len(o))
+		for j, id := range o {
+			ids[j] = int(id)
+		}
+		preds[i] = strings.TrimSpace(g.tok.DecodeSkipSpecial(ids))
+	}
 	return preds, nil
+}
+
+// gatherOutputs gives every rank the outputs of all ranks (each rank filled its own examples' slots and
+// left the others nil): one all-reduce of a [len(outputs)][1 + maxNew] float32 table in which a rank writes
+// 1 + the output's length and its ids in its examples' rows and zeros elsewhere. Token ids are below 2^24,
+// so float32 holds them exactly.
+func gatherOutputs(group train.Collective, outputs [][]int32, maxNew int) error {
+	row := 1 + maxNew
+	table := make([]float32, len(outputs)*row)
+	for i, o := range outputs {
+		if o == nil {
+			continue
+		}
+		if len(o) > maxNew {
+			return fmt.Errorf("gathering outputs: example %d has %d new tokens, more than --max-new-tokens %d", i, len(o), maxNew)
+		}
+		table[i*row] = float32(1 + len(o))
+		for j, id := range o {
+			table[i*row+1+j] = float32(id)
+		}
+	}
+	if err := group.AllReduceSum([][]float32{table}); err != nil {
+		return fmt.Errorf("gathering outputs from %d ranks: %w", group.Size(), err)
+	}
+	for i := range outputs {
+		n := int(table[i*row]) - 1
+		if n < 0 || n > maxNew {
+			return fmt.Errorf("gathering outputs: example %d came back from no rank (or from several)", i)
+		}
+		o := make([]int32, n)
+		for j := range o {
+			o[j] = int32(table[i*row+1+j])
+		}
+		outputs[i] = o
+	}
+	return nil
 }

@@ -81,6 +81,10 @@ type TrainOptions struct {
 	WatchInterrupts func() (stop <-chan struct{}, done func())
 	// CommandLine is recorded in training_config.json's provenance (nil: os.Args).
 	CommandLine []string
+	// Group, with more than one rank, makes this Train one replica of a data-parallel run (one process per
+	// GPU; see train.Run.Group): the same options on every rank; rank 0 alone takes the run folder's lock
+	// and writes. The other ranks return a TrainResult without Record.
+	Group train.Collective
 }
 
 // TrainResult is a finished training run.
@@ -202,6 +206,9 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	if err != nil {
 		return nil, err // train.Run's errors start with "train:"
 	}
+	if opts.Group != nil && opts.Group.Rank() != 0 {
+		return &TrainResult{Result: *res, RunName: s.runName, Dir: s.run.Dir, Device: s.backend.Name(), Model: s.model}, nil
+	}
 	metrics, err := train.ReadMetrics(filepath.Join(s.run.Dir, "metrics.jsonl"))
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -209,6 +216,9 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	rec := s.record(res, time.Since(started))
 	rec.Signal = signalRecord(opts, res, metrics)
 	rec.Provenance = in.trainProvenance(opts, s.model, loaded, time.Since(started), time.Since(begun))
+	if opts.Group != nil {
+		rec.GPUs = opts.Group.Size()
+	}
 	if planned != nil {
 		rec.DeviceMemoryPlanned = planned
 		if r, err := s.backend.(train.MemoryReporter).Memory(); err == nil {

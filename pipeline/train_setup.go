@@ -29,12 +29,14 @@ type TrainRecord struct {
 	EffectiveBatchSize  int                 `json:"effective_batch_size"`
 	EvalLosses          []float64           `json:"eval_losses"`
 	FinalTrainLoss      float64             `json:"final_train_loss"`
-	LoRATargetModules   []string            `json:"lora_target_modules"`
-	Model               string              `json:"model"`
-	ModelSource         string              `json:"model_source"`
-	Provenance          *eval.Provenance    `json:"provenance,omitempty"`
-	RunName             string              `json:"run_name"`
-	SecondsPerUpdate    float64             `json:"seconds_per_update"`
+	// GPUs is the number of data-parallel ranks (absent: one device).
+	GPUs              int              `json:"gpus,omitempty"`
+	LoRATargetModules []string         `json:"lora_target_modules"`
+	Model             string           `json:"model"`
+	ModelSource       string           `json:"model_source"`
+	Provenance        *eval.Provenance `json:"provenance,omitempty"`
+	RunName           string           `json:"run_name"`
+	SecondsPerUpdate  float64          `json:"seconds_per_update"`
 	// Signal: the evaluations during training (--eval-every) and early stopping's best update and value.
 	Signal      *SignalRecord `json:"signal,omitempty"`
 	Updates     int           `json:"updates"`
@@ -76,9 +78,11 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	if runName == "" {
 		runName = fmt.Sprintf("%s_r%d", m.Name, adapter.Config.R)
 	}
-	lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m train")
-	if err != nil {
-		return nil, err
+	var lock *runlock.Lock // rank 0's alone in a data-parallel run: the other ranks write nothing
+	if opts.Group == nil || opts.Group.Rank() == 0 {
+		if lock, err = LockRun(filepath.Join(opts.OutputDir, runName), "t2m train"); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -129,7 +133,7 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	}
 	run := &train.Run{Dir: filepath.Join(opts.OutputDir, runName), Fingerprint: fp, SaveEvery: opts.SaveEvery,
 		PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
-		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log}
+		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log, Group: opts.Group}
 	return &trainSetUp{runName: runName, lock: lock, model: m, backend: backend, run: run}, nil
 }
 

@@ -26,6 +26,10 @@ type Device struct {
 	NewBackend BackendFactory
 	// NewGenerator makes a greedy decoder; nil when the device cannot generate.
 	NewGenerator GeneratorFactory
+	// NewCollective joins this process, rank of world, to a data-parallel group whose rank 0 serves the
+	// rendezvous at addr (host:port), on the device's localRank-th unit (a GPU of this host); nil when the
+	// device cannot run data-parallel.
+	NewCollective func(rank, world, localRank int, addr string) (Collective, error)
 }
 
 // Usable reports whether the device can run on this machine now: nil, or the reason it cannot.

@@ -14,6 +14,7 @@ import (
 	"github.com/t2m/t2m/eval"
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/pipeline"
+	"github.com/t2m/t2m/train"
 )
 
 // generationFlags are the flags baseline and eval add to modelFlags.
@@ -21,6 +22,7 @@ func generationFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "max-new-tokens", Value: model.DefaultMaxNewTokens, Usage: "stop each generation after this many tokens"},
 		&cli.StringFlag{Name: "held-out-collections", Value: strings.Join(eval.DefaultHeldOutCollections, ","), Usage: "collections counted as held-out schemas by the generalization layer"},
+		gpusFlag(false),
 		&cli.IntFlag{Name: "generation-batch", Usage: fmt.Sprintf("prompts decoded together (0: %d on the CPU, %d on a GPU)", pipeline.DefaultGenerationBatch, pipeline.DefaultGPUGenerationBatch)},
 		&cli.BoolFlag{Name: "overwrite", Usage: "replace the reports of a run folder that already holds some (without it such a run is refused)"},
 	}
@@ -78,7 +80,17 @@ func runGenerate(c *cli.Context, cmd string) error {
 		return fmt.Errorf("%s: --generation-batch %d must be ≥ 0 (0: %d on the CPU, %d on a GPU)", cmd, b,
 			pipeline.DefaultGenerationBatch, pipeline.DefaultGPUGenerationBatch)
 	}
-	_, err := pipeline.Evaluate(pipeline.EvalOptions{ModelOptions: modelOptions(c), Adapter: adapterDir,
+	return ranked(c, cmd, func(group train.Collective, quiet bool) error {
+		if quiet {
+			out = io.Discard // rank 0 reports for all
+		}
+		return generateRank(c, cmd, adapterDir, heldOut, group, out)
+	})
+}
+
+// generateRank is runGenerate's work in one process (all of it, or one rank's share).
+func generateRank(c *cli.Context, cmd, adapterDir string, heldOut []string, group train.Collective, out io.Writer) error {
+	_, err := pipeline.Evaluate(pipeline.EvalOptions{ModelOptions: modelOptions(c), Adapter: adapterDir, Group: group,
 		DataDir: c.String("data-dir"), OutputDir: c.String("output-dir"), RunName: c.String("run-name"),
 		Limit: c.Int("limit"), MaxLen: c.Int("max-len"), MaxNewTokens: c.Int("max-new-tokens"),
 		HeldOutCollections: heldOut, Batch: c.Int("generation-batch"), Overwrite: c.Bool("overwrite"),

@@ -73,6 +73,7 @@ func trainCommand() *cli.Command {
 			"--resume by name (lora-r: 16); flags given on the command line override it, and an unknown\n" +
 			"key is an error.",
 		Flags: append(append(recipeFlags(append(append(runFlags(), trainingFlags()...), signalFlags()...)),
+			gpusFlag(true),
 			&cli.StringFlag{Name: "config", Usage: "recipe file (.yaml, .yml, .json, .toml) of flag values; flags given here override it"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue the run from <output-dir>/<run>/checkpoint (same flags and recipe)"}),
 			// Hidden, only to say where it belongs: train starts from --init-adapter or continues with --resume.
@@ -133,11 +134,21 @@ func runTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts.Log = out
-	opts.WatchInterrupts = func() (<-chan struct{}, func()) { return watchInterrupts(out) }
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	return ranked(c, "train", func(group train.Collective, quiet bool) error {
+		if quiet {
+			out = io.Discard // rank 0 reports for all
+		}
+		opts.Group, opts.Log = group, out
+		opts.WatchInterrupts = func() (<-chan struct{}, func()) { return watchInterrupts(out) }
+		return trainRank(c, opts, tok, maxLenGiven, out)
+	})
+}
+
+// trainRank is runTrain's work in one process (all of it, or one rank's share).
+func trainRank(c *cli.Context, opts pipeline.TrainOptions, tok pipeline.TokenizerChoice, maxLenGiven bool, out io.Writer) error {
 	fmt.Fprintf(out, "tokenizer: %s\n", tok)
 	if tok.Bytes() && !maxLenGiven {
 		fmt.Fprintf(out, "max-len: %d (the byte tokenizer's default; --max-len sets it)\n", opts.MaxLen)

@@ -52,7 +52,7 @@ func Open(ordinal int) (*Device, error) {
 		return nil, fmt.Errorf("gpu: counting devices: %w", err)
 	}
 	if ordinal < 0 || ordinal >= n {
-		return nil, fmt.Errorf("gpu: device %d requested, %d present", ordinal, n)
+		return nil, fmt.Errorf("gpu: GPU %d asked for (--gpus or LOCAL_RANK), but this machine has %d", ordinal, n)
 	}
 	dev, err := cu.GetDevice(ordinal)
 	if err != nil {
