@@ -1,0 +1,292 @@
+//go:build t2mcuda
+
+package gpu
+
+// #cgo LDFLAGS: -lcuda
+// #cgo CFLAGS: -I/usr/include -I/usr/local/cuda/include
+// #include <cuda.h>
+// static int t2m_host_alloc(void** p, size_t bytes) {
+//   return (int)cuMemHostAlloc(p, bytes, CU_MEMHOSTALLOC_PORTABLE);
+// }
+// static int t2m_host_free(void* p) { return (int)cuMemFreeHost(p); }
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+	"unsafe"
+
+	"github.com/t2m/t2m/gpu/nccl"
+	"github.com/t2m/t2m/internal/rendezvous"
+	"github.com/t2m/t2m/train"
+	"gorgonia.org/cu"
+)
+
+// NCCLCollective is train.Collective over NCCL: one rank of a data-parallel run, one process (or, in
+// tests, one goroutine) per GPU. AllReduceSum packs the buffers into one pinned host buffer, copies it to
+// the device, runs one ncclAllReduce (sum, float32) and copies the sums back.
+//
+// It works in the device's primary context, not in a context of its own (cuda.Open's): NCCL's init
+// thread selects the device with cudaSetDevice, which makes the primary context current, so the
+// communicator's memory and kernels live there, and the stream and buffers given to NCCL must too. Each
+// call makes that context current on its (locked) OS thread and restores the caller's context before
+// returning, so it can be called between a cuda.Device's operations on the same goroutine.
+type NCCLCollective struct {
+	rank, world, ordinal int
+	lib                  *nccl.Lib
+	comm                 *nccl.Comm
+	dev                  cu.Device
+	ctx                  cu.CUContext // the device's primary context, retained
+	stream               cu.Stream
+
+	dbuf  cu.DevicePtr   // [dcap/4] float32 on the device
+	dcap  int64          // bytes
+	host  unsafe.Pointer // pinned, [hcap/4] float32
+	hcap  int64          // bytes
+	last  time.Duration
+	ready bool // the primary context is retained (Close releases it)
+}
+
+var _ train.Collective = (*NCCLCollective)(nil)
+
+// DeviceOrdinal is the GPU a rank with local rank localRank uses: localRank, or 0 when only one GPU is
+// visible (a launcher that gives each process its own CUDA_VISIBLE_DEVICES).
+func DeviceOrdinal(localRank int) (int, error) {
+	n, err := cu.NumDevices()
+	if err != nil {
+		return 0, fmt.Errorf("gpu: no usable NVIDIA GPU (%v)", err)
+	}
+	switch {
+	case n == 1:
+		return 0, nil
+	case localRank < 0 || localRank >= n:
+		return 0, fmt.Errorf("gpu: local rank %d needs GPU %d, but %d GPUs are visible; start one process per "+
+			"GPU (LOCAL_RANK 0..%d)", localRank, localRank, n, n-1)
+	}
+	return localRank, nil
+}
+
+// JoinFromEnv joins the run e describes (rendezvous.FromEnv): it loads NCCL first (so that a machine
+// without it fails before waiting for peers), creates NCCL's unique id on rank 0 and hands it to the
+// other ranks with rendezvous.Exchange, then initializes this rank's communicator on GPU
+// DeviceOrdinal(e.LocalRank). timeout bounds the rendezvous and the init each; the all-reduces wait at
+// most nccl.Timeout() (T2M_NCCL_TIMEOUT, 10 minutes by default).
+func JoinFromEnv(e rendezvous.Env, timeout time.Duration) (*NCCLCollective, error) {
+	lib, err := nccl.Load()
+	if err != nil {
+		return nil, err
+	}
+	opTimeout, err := nccl.Timeout()
+	if err != nil {
+		return nil, err
+	}
+	ordinal, err := DeviceOrdinal(e.LocalRank)
+	if err != nil {
+		return nil, err
+	}
+	var id nccl.UniqueID
+	if e.Rank == 0 {
+		if id, err = lib.UniqueID(); err != nil {
+			return nil, err
+		}
+	}
+	got, err := rendezvous.Exchange(context.Background(), e, id[:], timeout)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(id) {
+		return nil, fmt.Errorf("gpu: rank 0 sent an NCCL id of %d bytes, want %d: run the same t2m on every rank", len(got), len(id))
+	}
+	copy(id[:], got)
+	c, err := NewCollective(lib, ordinal, e.Rank, e.World, id, timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.comm.Timeout = opTimeout
+	return c, nil
+}
+
+// NewCollective initializes rank of a world of ranks on GPU ordinal, joining the communicator id names
+// (every rank passes the same id, from rank 0's lib.UniqueID). It returns once all ranks joined, or
+// after timeout with an error; the communicator's later waits also use timeout (change it with
+// SetTimeout).
+func NewCollective(lib *nccl.Lib, ordinal, rank, world int, id nccl.UniqueID, timeout time.Duration) (*NCCLCollective, error) {
+	c := &NCCLCollective{rank: rank, world: world, ordinal: ordinal, lib: lib}
+	var err error
+	if c.dev, err = cu.GetDevice(ordinal); err != nil {
+		return nil, fmt.Errorf("gpu: device %d: %w", ordinal, err)
+	}
+	if c.ctx, err = c.dev.RetainPrimaryCtx(); err != nil {
+		return nil, fmt.Errorf("gpu: the primary context of device %d: %w", ordinal, err)
+	}
+	c.ready = true
+	restore, err := c.bind()
+	if err != nil {
+		c.dev.ReleasePrimaryCtx()
+		return nil, err
+	}
+	defer restore()
+	if c.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+		c.dev.ReleasePrimaryCtx()
+		return nil, fmt.Errorf("gpu: a stream for NCCL on device %d: %w", ordinal, err)
+	}
+	if c.comm, err = lib.InitRank(world, rank, id, timeout); err != nil {
+		_ = c.stream.Destroy()
+		c.dev.ReleasePrimaryCtx()
+		return nil, fmt.Errorf("gpu: joining the NCCL communicator as rank %d of %d on device %d: %w", rank, world, ordinal, err)
+	}
+	return c, nil
+}
+
+// bind locks the goroutine to its OS thread and makes the primary context current there; restore puts
+// back the caller's context and unlocks (the caller's own lock, if any, stays).
+func (c *NCCLCollective) bind() (restore func(), err error) {
+	runtime.LockOSThread()
+	prev, err := cu.CurrentContext()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("gpu: the current CUDA context: %w", err)
+	}
+	if err := cu.SetCurrentContext(c.ctx); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("gpu: making the primary context of device %d current: %w", c.ordinal, err)
+	}
+	return func() {
+		_ = cu.SetCurrentContext(prev)
+		runtime.UnlockOSThread()
+	}, nil
+}
+
+// Rank is this replica's index.
+func (c *NCCLCollective) Rank() int { return c.rank }
+
+// Size is the number of ranks.
+func (c *NCCLCollective) Size() int { return c.world }
+
+// Ordinal is the GPU this rank uses.
+func (c *NCCLCollective) Ordinal() int { return c.ordinal }
+
+// NCCL says which NCCL this rank uses, as "NCCL 2.27.7 (/path/libnccl.so.2)".
+func (c *NCCLCollective) NCCL() string {
+	return fmt.Sprintf("NCCL %s (%s)", c.lib.Version(), c.lib.Path)
+}
+
+// SetTimeout changes how long an all-reduce may wait for the other ranks.
+func (c *NCCLCollective) SetTimeout(d time.Duration) { c.comm.Timeout = d }
+
+// LastAllReduce is the wall time of the last AllReduceSum: packing, the copies both ways and the NCCL
+// all-reduce (which includes waiting for the slowest rank to arrive).
+func (c *NCCLCollective) LastAllReduce() time.Duration { return c.last }
+
+// AllReduceSum replaces each buffer with its sum over all ranks (train.Collective). Every rank must pass
+// the same lengths in the same order; a rank that never comes makes it fail after the timeout.
+func (c *NCCLCollective) AllReduceSum(bufs [][]float32) error {
+	start := time.Now()
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	if n == 0 {
+		return nil
+	}
+	restore, err := c.bind()
+	if err != nil {
+		return err
+	}
+	defer restore()
+	bytes := int64(n) * 4
+	if err := c.grow(bytes); err != nil {
+		return err
+	}
+	flat := unsafe.Slice((*float32)(c.host), n)
+	off := 0
+	for _, b := range bufs {
+		off += copy(flat[off:], b)
+	}
+	if err := cu.MemcpyHtoDAsync(c.dbuf, c.host, bytes, c.stream); err != nil {
+		return fmt.Errorf("gpu: rank %d: copying %d gradients to device %d: %w", c.rank, n, c.ordinal, err)
+	}
+	if err := c.comm.AllReduceSumF32(c.dbuf, n, c.stream); err != nil {
+		return fmt.Errorf("gpu: rank %d: %w", c.rank, err)
+	}
+	if err := cu.MemcpyDtoHAsync(c.host, c.dbuf, bytes, c.stream); err != nil {
+		return fmt.Errorf("gpu: rank %d: copying %d sums from device %d: %w", c.rank, n, c.ordinal, err)
+	}
+	if err := c.stream.Synchronize(); err != nil {
+		return fmt.Errorf("gpu: rank %d: all-reduce on device %d: %w", c.rank, c.ordinal, err)
+	}
+	off = 0
+	for _, b := range bufs {
+		off += copy(b, flat[off:])
+	}
+	c.last = time.Since(start)
+	return nil
+}
+
+// grow makes the pinned host buffer and the device buffer hold at least bytes (with the primary context
+// current).
+func (c *NCCLCollective) grow(bytes int64) error {
+	if bytes > c.hcap {
+		if c.host != nil {
+			C.t2m_host_free(c.host)
+			c.host, c.hcap = nil, 0
+		}
+		var p unsafe.Pointer
+		if r := C.t2m_host_alloc(&p, C.size_t(bytes)); r != 0 {
+			return fmt.Errorf("gpu: rank %d: allocating %d bytes of pinned host memory for the all-reduce: CUresult %d", c.rank, bytes, int(r))
+		}
+		c.host, c.hcap = p, bytes
+	}
+	if bytes > c.dcap {
+		if c.dcap > 0 {
+			_ = cu.MemFree(c.dbuf)
+			c.dbuf, c.dcap = 0, 0
+		}
+		p, err := cu.MemAlloc(bytes)
+		if err != nil {
+			return fmt.Errorf("gpu: rank %d: allocating %d bytes on device %d for the all-reduce: %w", c.rank, bytes, c.ordinal, err)
+		}
+		c.dbuf, c.dcap = p, bytes
+	}
+	return nil
+}
+
+// Abort ends the communicator at once (the other ranks' next all-reduce fails); Close still frees the rest.
+func (c *NCCLCollective) Abort() {
+	if c.comm != nil {
+		c.comm.Abort()
+	}
+}
+
+// Close leaves the group (ncclCommFinalize and ncclCommDestroy, or an abort when the other ranks do not
+// finish within the timeout) and frees the buffers, the stream and this rank's hold on the primary context.
+func (c *NCCLCollective) Close() error {
+	if !c.ready {
+		return nil
+	}
+	restore, err := c.bind()
+	if err != nil {
+		return err
+	}
+	defer restore()
+	var first error
+	if c.comm != nil {
+		first = c.comm.Destroy()
+	}
+	if c.dcap > 0 {
+		if err := cu.MemFree(c.dbuf); err != nil && first == nil {
+			first = fmt.Errorf("gpu: freeing the all-reduce buffer: %w", err)
+		}
+		c.dbuf, c.dcap = 0, 0
+	}
+	if c.host != nil {
+		C.t2m_host_free(c.host)
+		c.host, c.hcap = nil, 0
+	}
+	_ = c.stream.Destroy()
+	_ = c.dev.ReleasePrimaryCtx()
+	c.ready = false
+	return first
+}
