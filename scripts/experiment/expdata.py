@@ -135,3 +135,74 @@ def base_config(hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1024, vo
             "num_key_value_heads": kv_heads, "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": rope_theta,
             "sliding_window": None, "tie_word_embeddings": tied, "torch_dtype": "bfloat16",
             "transformers_version": "4.43.1", "use_cache": True, "use_sliding_window": False, "vocab_size": vocab}
+
+
+# Words that new field names are made of (rename_fields): none of them is a field name of t2m data's
+# schemas, so a renamed field cannot be told from its name alone, only from the schema in the prompt.
+NAME_WORDS = ("amber", "basin", "cedar", "delta", "ember", "fable", "grove", "harbor", "iris", "jade", "kestrel",
+              "lumen", "maple", "nectar", "opal", "pebble", "quartz", "raven", "sierra", "tundra", "umber", "vale",
+              "willow", "yarrow", "zephyr", "anchor", "beacon", "canyon", "dune", "echo", "flint", "glacier", "heron",
+              "ivory", "juniper", "kelp", "lagoon", "meadow", "nimbus", "orchid", "prairie", "quill", "ridge", "saffron",
+              "thicket", "upland", "violet", "wharf", "yonder", "zinc", "alpha", "bravo", "cobalt", "drift", "fern",
+              "garnet", "hollow", "inlet", "jasper", "knoll", "lattice", "mosaic", "north", "onyx", "pylon", "rune",
+              "slate", "tidal", "vector", "woven", "metric", "level", "mark", "tally", "code", "tag", "flag", "stamp")
+
+
+def _word_re(name):
+    import re
+    return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])")
+
+
+def rename_fields(ex, rng):
+    """A copy of a `t2m data` example whose schema fields carry fresh names (one or two of NAME_WORDS joined by
+    "_"), renamed consistently in the schema, the intent (the name, and the name with spaces for "_", as whole
+    words) and the gold output (keys and values equal to the name, "$name" references, and the
+    "<accumulator>_<name>" keys of $group stages), so that the base model must read field names from the
+    schema in the prompt instead of recalling them. rng: a random.Random."""
+    fields = ex["schema"]["fields"]
+    taken = {f["name"] for f in fields}
+    mapping = {}
+    for f in fields:
+        while True:
+            new = "_".join(rng.choice(NAME_WORDS) for _ in range(rng.choice((1, 2, 2))))
+            if new not in taken:
+                break
+        taken.add(new)
+        mapping[f["name"]] = new
+    # Longest names first, so "order_count" is replaced before a field named "count" could match inside it
+    # (whole-word matching already keeps "count" out of "order_count"; the order keeps intents predictable).
+    order = sorted(mapping, key=len, reverse=True)
+
+    def text(s):
+        for old in order:
+            s = _word_re(old).sub(mapping[old], s)
+            if "_" in old:
+                s = _word_re(old.replace("_", " ")).sub(mapping[old].replace("_", " "), s)
+        return s
+
+    def key(k):
+        if k in mapping:
+            return mapping[k]
+        for old in order:
+            if k.endswith("_" + old) and not k.startswith("$"):
+                return k[: -len(old)] + mapping[old]
+        return k
+
+    def value(v):
+        if isinstance(v, dict):
+            return {key(k): value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [value(x) for x in v]
+        if isinstance(v, str):
+            if v in mapping:
+                return mapping[v]
+            if v.startswith("$") and v[1:] in mapping:
+                return "$" + mapping[v[1:]]
+        return v
+
+    out = json.loads(json.dumps(ex))
+    for f in out["schema"]["fields"]:
+        f["name"] = mapping[f["name"]]
+    out["intent"] = text(ex["intent"])
+    out["output"] = value(ex["output"])
+    return out

@@ -113,7 +113,30 @@ class TestKinds(unittest.TestCase):
                 expdata.kind(out)
 
 
+class TestRename(unittest.TestCase):
+    def test_rename_fields(self):
+        rng = random.Random(7)
+        exs = expdata.select(expdata.read_jsonl(os.path.join(Data.seed(1), "train.jsonl")), expdata.BASE_KINDS)
+        before = json.dumps(exs)
+        self.assertGreater(len(exs), 100)
+        for ex in exs:
+            r = expdata.rename_fields(ex, rng)
+            old = {f["name"] for f in ex["schema"]["fields"]}
+            new = [f["name"] for f in r["schema"]["fields"]]
+            self.assertEqual(len(set(new)), len(new), "renamed fields collide")
+            self.assertFalse(old & set(new), "a field kept its name")
+            self.assertEqual(expdata.kind(r["output"]), expdata.kind(ex["output"]))
+            text = json.dumps(r["output"])
+            for name in old:  # no reference to an old name is left in the gold output
+                self.assertNotIn('"%s"' % name, text)
+                self.assertNotIn('"$%s"' % name, text)
+            self.assertEqual(ex["intent"] == r["intent"], not any(
+                expdata._word_re(n).search(ex["intent"]) or expdata._word_re(n.replace("_", " ")).search(ex["intent"]) for n in old))
+        self.assertEqual(json.dumps(exs), before, "rename_fields changed the original examples")
+
+
 class TestExtract(unittest.TestCase):
+
     def test_extract(self):
         for text, want in [
             ('Here: {"type": "find", "filter": {}} done', '{"type": "find", "filter": {}}'),
