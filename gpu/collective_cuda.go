@@ -14,6 +14,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 	"unsafe"
@@ -51,15 +52,16 @@ type NCCLCollective struct {
 
 var _ train.Collective = (*NCCLCollective)(nil)
 
-// DeviceOrdinal is the GPU a rank with local rank localRank uses: localRank, or 0 when only one GPU is
-// visible (a launcher that gives each process its own CUDA_VISIBLE_DEVICES).
+// DeviceOrdinal is the GPU a rank with local rank localRank uses: localRank, or 0 when a launcher gave each
+// process its own single GPU (CUDA_VISIBLE_DEVICES set, one GPU visible). More ranks than GPUs is an error,
+// not two ranks on one GPU.
 func DeviceOrdinal(localRank int) (int, error) {
 	n, err := cu.NumDevices()
 	if err != nil {
 		return 0, fmt.Errorf("gpu: no usable NVIDIA GPU (%v)", err)
 	}
 	switch {
-	case n == 1:
+	case n == 1 && os.Getenv("CUDA_VISIBLE_DEVICES") != "":
 		return 0, nil
 	case localRank < 0 || localRank >= n:
 		return 0, fmt.Errorf("gpu: local rank %d needs GPU %d, but %d GPUs are visible; start one process per "+

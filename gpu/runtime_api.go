@@ -48,8 +48,8 @@ var backend Backend
 
 // register is called by the t2mcuda build's init with its Backend and training backend factory: it keeps b
 // for Get and enters the "cuda" device into train's registry (training: newTrain; generation:
-// b.NewGenerator with default options; usability: b.Describe).
-func register(b Backend, newTrain train.BackendFactory) {
+// b.NewGenerator with default options; usability: b.Describe; data parallel: newCollective).
+func register(b Backend, newTrain train.BackendFactory, newCollective func(rank, world, localRank int, addr string) (train.Collective, error)) {
 	backend = b
 	train.RegisterDevice(train.Device{
 		Name:       "cuda",
@@ -62,6 +62,7 @@ func register(b Backend, newTrain train.BackendFactory) {
 			}
 			return g, nil
 		},
+		NewCollective: newCollective,
 	})
 }
 
