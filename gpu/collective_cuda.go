@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -203,10 +204,7 @@ func (c *NCCLCollective) AllReduceSum(bufs [][]float32) error {
 		return err
 	}
 	flat := unsafe.Slice((*float32)(c.host), n)
-	off := 0
-	for _, b := range bufs {
-		off += copy(flat[off:], b)
-	}
+	packUnpack(flat, bufs, true)
 	if err := cu.MemcpyHtoDAsync(c.dbuf, c.host, bytes, c.stream); err != nil {
 		return fmt.Errorf("gpu: rank %d: copying %d gradients to device %d: %w", c.rank, n, c.ordinal, err)
 	}
@@ -219,12 +217,37 @@ func (c *NCCLCollective) AllReduceSum(bufs [][]float32) error {
 	if err := c.stream.Synchronize(); err != nil {
 		return fmt.Errorf("gpu: rank %d: all-reduce on device %d: %w", c.rank, c.ordinal, err)
 	}
-	off = 0
-	for _, b := range bufs {
-		off += copy(b, flat[off:])
-	}
+	packUnpack(flat, bufs, false)
 	c.last = time.Since(start)
 	return nil
+}
+
+// packUnpack copies bufs, one after the other, into flat (pack) or flat back into bufs, on all cores: at the
+// 7B LoRA size (17M floats, 68 MB) one core's copy took about 7 ms each way, as long as the PCIe copies and
+// the NVLink all-reduce together.
+func packUnpack(flat []float32, bufs [][]float32, pack bool) {
+	workers := min(runtime.GOMAXPROCS(0), 16, max(1, len(flat)>>18)) // ≥ 256Ki floats per worker
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() { // worker w copies the w-th 1/workers of flat's range
+			defer wg.Done()
+			lo, hi := len(flat)*w/workers, len(flat)*(w+1)/workers
+			off := 0
+			for _, b := range bufs {
+				from, to := max(lo, off), min(hi, off+len(b))
+				if from < to {
+					if pack {
+						copy(flat[from:to], b[from-off:to-off])
+					} else {
+						copy(b[from-off:to-off], flat[from:to])
+					}
+				}
+				off += len(b)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // grow makes the pinned host buffer and the device buffer hold at least bytes (with the primary context
