@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/t2m/t2m/data"
@@ -79,10 +80,10 @@ type Run struct {
 	EarlyStopping       int
 	EarlyStoppingMetric string
 	// Group, when set with more than one rank, makes this Run one replica of a data-parallel run (see
-	// parallel.go): every rank runs the same Run on its own device; micro-batch k of each update's window
-	// goes to rank k mod Size, and the gradients, losses and stop requests are summed over the ranks once
-	// per update, so each update sees the same BatchSize × GradAccum sequences as on one device and every
-	// rank applies the same step. Only rank 0 writes (metrics, checkpoints, adapter); the others only read
+	// parallel.go): every rank runs the same Run on its own device; each update's micro-batches are shared
+	// out among the ranks by padded tokens (shareOut), and the gradients, losses and stop requests are
+	// summed over the ranks once per update, so each update sees the same BatchSize × GradAccum sequences
+	// as on one device and every rank applies the same step. Only rank 0 writes (metrics, checkpoints, adapter); the others only read
 	// a checkpoint to resume.
 	Group Collective
 }
@@ -286,8 +287,9 @@ training:
 				clear(g)
 			}
 			var loss float64
+			owner := shareOut(win, world)
 			for k, mb := range win {
-				if k%world != rank {
+				if owner[k] != rank {
 					continue // another rank's micro-batch
 				}
 				if world == 1 && k > 0 && r.stopped() {
@@ -454,6 +456,36 @@ func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, wr
 		}
 	}
 	return nil
+}
+
+// shareOut gives each micro-batch of a window to a rank (owner[k]), balancing the ranks' padded tokens:
+// longest first, each to the rank with the fewest so far (ties: the lower rank), so that no rank waits long
+// for the others at the all-reduce. Every rank computes the same assignment; a micro-batch's dropout is
+// seeded by its index k wherever it runs, so the update is the same whatever the assignment.
+func shareOut(win []microBatch, world int) []int {
+	owner := make([]int, len(win))
+	if world == 1 {
+		return owner
+	}
+	order := make([]int, len(win))
+	for k := range order {
+		order[k] = k
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return win[order[a]].rows*win[order[a]].seq > win[order[b]].rows*win[order[b]].seq
+	})
+	load := make([]int, world)
+	for _, k := range order {
+		r := 0
+		for i := range load {
+			if load[i] < load[r] {
+				r = i
+			}
+		}
+		owner[k] = r
+		load[r] += win[k].rows * win[k].seq
+	}
+	return owner
 }
 
 // rank is this Run's rank and the number of ranks: 0 and 1 without a Group.

@@ -2,6 +2,7 @@ package train
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -187,4 +188,18 @@ func readMetricsT(t *testing.T, dir string) []Metric {
 		t.Fatal(err)
 	}
 	return m
+}
+
+func TestShareOutBalancesPaddedTokens(t *testing.T) {
+	mb := func(rows, seq int) microBatch { return microBatch{rows: rows, seq: seq} }
+	win := []microBatch{mb(4, 64), mb(4, 48), mb(4, 48), mb(4, 32)} // padded tokens 256, 192, 192, 128
+	if got := shareOut(win, 2); fmt.Sprint(got) != "[0 1 1 0]" {
+		t.Errorf("shareOut over 2 ranks: %v, want [0 1 1 0] (256+128 and 192+192)", got)
+	}
+	if got := shareOut(win, 1); fmt.Sprint(got) != "[0 0 0 0]" {
+		t.Errorf("one rank: %v", got)
+	}
+	if got := shareOut(win, 4); fmt.Sprint(got) != "[0 1 2 3]" {
+		t.Errorf("4 ranks: %v, want one each", got)
+	}
 }
