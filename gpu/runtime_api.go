@@ -49,7 +49,8 @@ var backend Backend
 // register is called by the t2mcuda build's init with its Backend and training backend factory: it keeps b
 // for Get and enters the "cuda" device into train's registry (training: newTrain; generation:
 // b.NewGenerator with default options; usability: b.Describe; data parallel: newCollective).
-func register(b Backend, newTrain train.BackendFactory, newCollective func(rank, world, localRank int, addr string) (train.Collective, error)) {
+func register(b Backend, newTrain train.BackendFactory, newCollective func(rank, world, localRank int, addr string) (train.Collective, error),
+	countGPUs func() (int, error)) {
 	backend = b
 	train.RegisterDevice(train.Device{
 		Name:       "cuda",
@@ -63,6 +64,7 @@ func register(b Backend, newTrain train.BackendFactory, newCollective func(rank,
 			return g, nil
 		},
 		NewCollective: newCollective,
+		Count:         countGPUs,
 	})
 }
 

@@ -30,6 +30,8 @@ type Device struct {
 	// rendezvous at addr (host:port), on the device's localRank-th unit (a GPU of this host); nil when the
 	// device cannot run data-parallel.
 	NewCollective func(rank, world, localRank int, addr string) (Collective, error)
+	// Count is how many units of the device this process sees (GPUs); nil where it makes no sense.
+	Count func() (int, error)
 }
 
 // Usable reports whether the device can run on this machine now: nil, or the reason it cannot.

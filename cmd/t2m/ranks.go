@@ -61,8 +61,19 @@ func ranked(c *cli.Context, what string, action func(group train.Collective, qui
 		defer group.Close()
 		return action(group, env.Rank != 0)
 	case n > 1:
-		if _, err := parallelDevice(c, what, n); err != nil {
+		dev, err := parallelDevice(c, what, n)
+		if err != nil {
 			return err
+		}
+		if dev.Count != nil {
+			have, err := dev.Count()
+			if err != nil {
+				return fmt.Errorf("%s: --gpus %d: %w", what, n, err)
+			}
+			if have < n {
+				return fmt.Errorf("%s: --gpus %d, but this machine has %d GPU(s) (CUDA_VISIBLE_DEVICES=%q): ask for at most %d",
+					what, n, have, os.Getenv("CUDA_VISIBLE_DEVICES"), have)
+			}
 		}
 		return launchRanks(c, n)
 	}

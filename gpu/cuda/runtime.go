@@ -40,6 +40,18 @@ type Kernel struct {
 	fn   cu.Function
 }
 
+// Count is the number of GPUs this process sees, or why none can be used.
+func Count() (int, error) {
+	if err := initStatus(); err != nil {
+		return 0, fmt.Errorf("gpu: no usable NVIDIA GPU (%v)", err)
+	}
+	n, err := cu.NumDevices()
+	if err != nil {
+		return 0, fmt.Errorf("gpu: counting devices: %w", err)
+	}
+	return n, nil
+}
+
 // Open creates a context on GPU ordinal and binds it to the calling goroutine's OS thread. With no usable
 // GPU or driver it returns an error saying so (gorgonia.org/cu's init would have exited; see cgo_cuda.c).
 func Open(ordinal int) (*Device, error) {
