@@ -153,12 +153,14 @@ def _word_re(name):
     return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])")
 
 
-def rename_fields(ex, rng):
+def rename_fields(ex, rng, collection=False):
     """A copy of a `t2m data` example whose schema fields carry fresh names (one or two of NAME_WORDS joined by
     "_"), renamed consistently in the schema, the intent (the name, and the name with spaces for "_", as whole
     words) and the gold output (keys and values equal to the name, "$name" references, and the
     "<accumulator>_<name>" keys of $group stages), so that the base model must read field names from the
-    schema in the prompt instead of recalling them. rng: a random.Random."""
+    schema in the prompt instead of recalling them. With collection, the collection gets a fresh name too (in
+    the schema and in the intent, with "_" or spaces) and the fields are listed in a shuffled order, so that
+    nothing in the prompt but the schema itself says which fields exist. rng: a random.Random."""
     fields = ex["schema"]["fields"]
     taken = {f["name"] for f in fields}
     mapping = {}
@@ -204,5 +206,15 @@ def rename_fields(ex, rng):
     for f in out["schema"]["fields"]:
         f["name"] = mapping[f["name"]]
     out["intent"] = text(ex["intent"])
+    if collection:
+        old = ex["schema"]["collection"]
+        while True:
+            new = "_".join(rng.choice(NAME_WORDS) for _ in range(2))
+            if new not in taken:
+                break
+        out["schema"]["collection"] = new
+        for o, n in ((old, new), (old.replace("_", " "), new.replace("_", " "))):
+            out["intent"] = _word_re(o).sub(n, out["intent"])
+        rng.shuffle(out["schema"]["fields"])
     out["output"] = value(ex["output"])
     return out

@@ -65,6 +65,8 @@ ap.add_argument("--steps", type=int, default=3000)
 ap.add_argument("--rename-copies", type=int, default=3,
                 help="per training example, this many extra copies whose fields carry fresh names (expdata.rename_fields), "
                      "so the base learns to read field names from the schema instead of recalling those of the 18 collections")
+ap.add_argument("--rename-collections", action="store_true",
+                help="the renamed copies also get a fresh collection name and a shuffled field order (not yet run)")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -91,7 +93,8 @@ for d in a.data:
     train_ex += expdata.select(exs, kinds)
 originals = len(train_ex)
 rename_rng = random.Random(a.seed + 1)
-train_ex = train_ex + [expdata.rename_fields(ex, rename_rng) for _ in range(a.rename_copies) for ex in train_ex[:originals]]
+train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections)
+                       for _ in range(a.rename_copies) for ex in train_ex[:originals]]
 seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len)
 n_tok = sum(len(s[0]) for s in seqs)
 n_compl = sum(sum(x != hfutil.IGNORE for x in s[1][1:]) for s in seqs)

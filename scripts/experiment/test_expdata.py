@@ -134,6 +134,22 @@ class TestRename(unittest.TestCase):
                 expdata._word_re(n).search(ex["intent"]) or expdata._word_re(n.replace("_", " ")).search(ex["intent"]) for n in old))
         self.assertEqual(json.dumps(exs), before, "rename_fields changed the original examples")
 
+    def test_rename_collections(self):
+        rng = random.Random(8)
+        exs = expdata.select(expdata.read_jsonl(os.path.join(Data.seed(1), "train.jsonl")), expdata.BASE_KINDS)
+        shuffled = 0
+        for ex in exs[:300]:
+            r = expdata.rename_fields(ex, rng, collection=True)
+            old, new = ex["schema"]["collection"], r["schema"]["collection"]
+            self.assertNotEqual(old, new)
+            self.assertIsNone(expdata._word_re(old).search(r["intent"]), r["intent"])
+            self.assertIsNone(expdata._word_re(old.replace("_", " ")).search(r["intent"]), r["intent"])
+            self.assertEqual(expdata.kind(r["output"]), expdata.kind(ex["output"]))
+            self.assertEqual(sorted(f["description"] for f in r["schema"]["fields"]),
+                             sorted(f["description"] for f in ex["schema"]["fields"]))
+            shuffled += [f["description"] for f in r["schema"]["fields"]] != [f["description"] for f in ex["schema"]["fields"]]
+        self.assertGreater(shuffled, 200, "the field order is not shuffled")
+
 
 class TestExtract(unittest.TestCase):
 
