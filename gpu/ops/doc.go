@@ -11,6 +11,8 @@
 //   - nf4.go: NF4Weight (device), UploadNF4 of an NF4Host (NF4HostFromQuant), DequantNF4 (kernel
 //     nf4_dequant_bf16; its CPU twin is quant's (*Weight).Dequantize, which also owns the NF4 table), and the
 //     random fills of benchmarks (FillRandomU8, FillRandomBF16; CPU twins cuda.RandomU8CPU, RandomBF16CPU).
+//   - nf4_quantize.go: QuantizeNF4, NF4 double quantization of a bf16/f16/f32 weight on the device, byte for
+//     byte quant.QuantizeRaw (its twin); nf4_gemv.go: NF4 codes × a few rows without dequantizing.
 //   - kv_append.go, decode_attention.go, argmax.go: the decoding kernels (their parity tests are
 //     decode_attention_test.go and argmax_test.go); f32_to_bf16.go: the fp32 → bf16 rounding the decoder's
 //     per-use LoRA output takes.
