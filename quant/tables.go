@@ -26,6 +26,10 @@ var nf4Mid = [15]float32{
 	0.5016634166240692, 0.6427869200706482, 0.8614784181118011,
 }
 
+// NF4Thresholds returns the 15 decision thresholds of the NF4 quantizer (nf4Mid), for tests that put values
+// on them (the GPU quantizer's parity test).
+func NF4Thresholds() [15]float32 { return nf4Mid }
+
 // nf4Code is the index of the NF4 value nearest to x (x already divided by the block
 // absmax): the number of midpoints strictly below x, so an exact tie goes to the lower
 // code and NaN (an all-zero block, 0·(1/0)) gives code 0 — both as in bitsandbytes.

@@ -15,14 +15,8 @@ import (
 	"github.com/t2m/t2m/safetensors"
 )
 
-// nf4Thresholds are quant's nf4Mid (unexported there): the NF4 decision thresholds the tie cases sit on. A
-// wrong copy here would only make those cases less sharp; the comparison is with quant either way.
-var nf4Thresholds = [15]float32{
-	-0.8480964004993439, -0.6106329262256622, -0.4599952697753906, -0.33967943489551544,
-	-0.23460740596055984, -0.13791173323988914, -0.045525018125772476, 0.03979014977812767,
-	0.1202552504837513, 0.2035212516784668, 0.2920137718319893, 0.3893125355243683,
-	0.5016634166240692, 0.6427869200706482, 0.8614784181118011,
-}
+// nf4Thresholds are quant's NF4 decision thresholds, which the tie cases sit on.
+var nf4Thresholds = quant.NF4Thresholds()
 
 // nf4QuantCase is one weight for the parity test: [rows, cols] little-endian values of dtype dt.
 type nf4QuantCase struct {
