@@ -363,6 +363,19 @@ training:
 			if err != nil {
 				return nil, err
 			}
+			if world > 1 && r.earlyStopping() && st.Step%r.EvalEvery == 0 {
+				// Every rank evaluated; rank 0's decision holds for all (GPUs of another kind could break a
+				// near-tie otherwise, and a rank that stopped alone would leave the others waiting).
+				flag := []float32{0}
+				if lead && stopEarly {
+					flag[0] = 1
+				}
+				if err := r.Group.AllReduceSum([][]float32{flag}); err != nil {
+					return nil, fmt.Errorf("train: update %d: rank %d of %d: %w", st.Step, rank, world, err)
+				}
+				stopEarly = flag[0] > 0
+				st.EarlyStop.Stopped = stopEarly
+			}
 			if stopEarly {
 				if err := save(); err != nil {
 					return nil, fmt.Errorf("train: %w", err)

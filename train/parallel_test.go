@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/t2m/t2m/internal/numtest"
 )
@@ -48,7 +49,15 @@ func runRanks(t *testing.T, dir string, world int, fp Fingerprint, setup func(ra
 			}
 		}()
 	}
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(time.Minute): // ranks that disagree would wait for each other forever: fail instead
+		group[0].Close()
+		<-finished
+		t.Errorf("the ranks did not finish within a minute (one waited for the others)")
+	}
 	return runs, res, errs
 }
 
@@ -201,5 +210,31 @@ func TestShareOutBalancesPaddedTokens(t *testing.T) {
 	}
 	if got := shareOut(win, 4); fmt.Sprint(got) != "[0 1 2 3]" {
 		t.Errorf("4 ranks: %v, want one each", got)
+	}
+}
+
+// TestDataParallelEarlyStopFollowsRankZero: ranks whose evaluations disagree (rank 1 would stop early, rank 0
+// would not) both follow rank 0 and finish together.
+func TestDataParallelEarlyStopFollowsRankZero(t *testing.T) {
+	fp := parallelFingerprint()
+	_, res, errs := runRanks(t, t.TempDir(), 2, fp, func(rank int, r *Run) {
+		values := map[int]float64{}
+		for step := 1; step <= 20; step++ {
+			values[step] = float64(step) // improving: never stops
+			if rank == 1 {
+				values[step] = -float64(step) // worse each time: would stop after 1 evaluation without improvement
+			}
+		}
+		s := &scripted{t: t, run: r, values: values}
+		r.EvalEvery, r.Evaluate, r.EarlyStopping, r.EarlyStoppingMetric = 1, s.evaluate, 1, "score"
+	})
+	for rank, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", rank, err)
+		}
+	}
+	if res[0].Steps != res[1].Steps || res[0].EarlyStop.Stopped || res[1].EarlyStop.Stopped {
+		t.Errorf("rank 0: %d updates (stopped %v), rank 1: %d (stopped %v); want both to run to the end as rank 0 decides",
+			res[0].Steps, res[0].EarlyStop.Stopped, res[1].Steps, res[1].EarlyStop.Stopped)
 	}
 }
