@@ -107,6 +107,14 @@ func elements(shape []int) int {
 // chunkBlocks is how many 64-blocks one worker task quantizes.
 const chunkBlocks = 1024
 
+// chunkBufs holds the float32 chunks quantize converts into, reused: a fresh 256 KiB chunk per task made
+// ~1 GB of garbage per 7B layer, which the collector let pile up to the size of the model being built
+// (the peak RSS of loading the 7B on the CPU was 11.8 GiB for about 8 GiB kept).
+var chunkBufs = sync.Pool{New: func() any {
+	b := make([]float32, chunkBlocks*BlockSize)
+	return &b
+}}
+
 func quantize(shape []int, dtype string, src source) (*Weight, error) {
 	n := elements(shape)
 	if len(shape) == 0 || n <= 0 {
@@ -130,7 +138,9 @@ func quantize(shape []int, dtype string, src source) (*Weight, error) {
 		b0 := c * chunkBlocks
 		b1 := min(b0+chunkBlocks, nblocks)
 		lo, hi := b0*BlockSize, min(b1*BlockSize, n)
-		buf := make([]float32, hi-lo)
+		bp := chunkBufs.Get().(*[]float32)
+		defer chunkBufs.Put(bp)
+		buf := (*bp)[:hi-lo]
 		if err := src(lo, buf); err != nil {
 			errs[c] = err
 			return
