@@ -227,15 +227,38 @@ func (f *File) Raw(name string) ([]byte, error) {
 	return f.body[in.Begin:in.End:in.End], nil
 }
 
-// Float32 converts an F32, BF16 or F16 tensor to a new row-major []float32.
+// float32Chunk is how many elements Float32 converts before it drops the pages it read.
+const float32Chunk = 16 << 20
+
+// Float32 converts an F32, BF16 or F16 tensor to a new row-major []float32. From a mapped file it converts
+// 16 Mi elements at a time and drops each chunk's pages as it goes (Release), so converting a large tensor
+// (a 7B's 1 GiB embedding) does not hold both its bytes and its float32 copy in the resident set.
 func (f *File) Float32(name string) ([]float32, error) {
 	in, ok := f.infos[name]
 	if !ok {
 		return nil, fmt.Errorf("safetensors: %s: no tensor %q", f.path, name)
 	}
-	dst := make([]float32, in.NumElements())
-	if err := DecodeFloat32(in.DType, f.body[in.Begin:in.End], dst); err != nil {
-		return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+	n := int(in.NumElements())
+	dst := make([]float32, n)
+	size := int64(0) // bytes per element (the header was checked against the shape and dtype)
+	if n > 0 {
+		size = (in.End - in.Begin) / int64(n)
+	}
+	for lo := 0; ; lo += float32Chunk {
+		hi := min(lo+float32Chunk, n)
+		b0, b1 := in.Begin+int64(lo)*size, in.Begin+int64(hi)*size
+		if err := DecodeFloat32(in.DType, f.body[b0:b1], dst[lo:hi]); err != nil {
+			return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+		}
+		if f.unmap != nil && f.body != nil {
+			start := int64(len(f.data) - len(f.body)) // the body's offset in the whole mapping
+			if err := dropPages(f.data, start+b0, start+b1); err != nil {
+				return nil, err
+			}
+		}
+		if hi >= n {
+			break
+		}
 	}
 	return dst, nil
 }

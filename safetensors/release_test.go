@@ -51,3 +51,47 @@ func TestReleaseKeepsData(t *testing.T) {
 		t.Error("releasing an unknown tensor succeeded")
 	}
 }
+
+// Float32 of a tensor larger than one conversion chunk (bf16, an odd count past the chunk) gives every value,
+// chunk boundary included, and the values read back after it dropped the pages are the same; an empty tensor
+// converts to nothing.
+func TestFloat32InChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	n := float32Chunk + 5
+	raw := make([]byte, 2*n)
+	for i := range n {
+		v := uint16(0x3f80 + i%97) // bf16 around 1
+		raw[2*i], raw[2*i+1] = byte(v), byte(v>>8)
+	}
+	if err := Write(path, []Tensor{{Name: "big", DType: BF16, Shape: []int{n}, Data: raw},
+		{Name: "empty", DType: BF16, Shape: []int{0}, Data: nil}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := f.Float32("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, n)
+	if err := DecodeFloat32(BF16, raw, want); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("value %d (chunk %d) is %v, want %v", i, i/float32Chunk, got[i], want[i])
+			}
+		}
+	}
+	again, err := f.Raw("big")
+	if err != nil || !slices.Equal(again, raw) {
+		t.Fatalf("the bytes after the pages were dropped differ (%v)", err)
+	}
+	if e, err := f.Float32("empty"); err != nil || len(e) != 0 {
+		t.Fatalf("empty tensor: %v, %v", e, err)
+	}
+}
