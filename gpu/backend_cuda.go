@@ -13,7 +13,10 @@ import (
 	"github.com/t2m/t2m/train"
 )
 
-func init() { register(cudaBackend{}, NewTrainBackend, joinGroup, cuda.Count) }
+func init() {
+	register(cudaBackend{}, deviceFuncs{newTrain: NewTrainBackend, newCollective: joinGroup, count: cuda.Count,
+		newQuantizer: NewQuantizer})
+}
 
 // joinGroup is the registry's NewCollective: NCCL over the rendezvous at addr, waiting at most
 // T2M_NCCL_TIMEOUT (nccl.Timeout) for the other ranks and for each all-reduce.

@@ -46,16 +46,24 @@ type GeneratorOptions struct {
 
 var backend Backend
 
-// register is called by the t2mcuda build's init with its Backend and training backend factory: it keeps b
-// for Get and enters the "cuda" device into train's registry (training: newTrain; generation:
-// b.NewGenerator with default options; usability: b.Describe; data parallel: newCollective).
-func register(b Backend, newTrain train.BackendFactory, newCollective func(rank, world, localRank int, addr string) (train.Collective, error),
-	countGPUs func() (int, error)) {
+// deviceFuncs are the "cuda" device's entries that the t2mcuda build adds to its Backend.
+type deviceFuncs struct {
+	newTrain      train.BackendFactory
+	newCollective func(rank, world, localRank int, addr string) (train.Collective, error)
+	count         func() (int, error)
+	newQuantizer  func() (model.QuantizeFunc, func() error, error)
+}
+
+// register is called by the t2mcuda build's init with its Backend and the other entries: it keeps b for Get
+// and enters the "cuda" device into train's registry (training: f.newTrain; generation: b.NewGenerator with
+// default options; usability: b.Describe; data parallel: f.newCollective and f.count; load-time
+// quantization: f.newQuantizer).
+func register(b Backend, f deviceFuncs) {
 	backend = b
 	train.RegisterDevice(train.Device{
 		Name:       "cuda",
 		Describe:   b.Describe,
-		NewBackend: newTrain,
+		NewBackend: f.newTrain,
 		NewGenerator: func(w *model.Weights, lora *model.LoRAParams) (train.Generator, error) {
 			g, err := b.NewGenerator(w, lora, GeneratorOptions{NF4PerUse: os.Getenv("T2M_GPU_WEIGHTS") == "nf4"})
 			if err != nil {
@@ -63,8 +71,9 @@ func register(b Backend, newTrain train.BackendFactory, newCollective func(rank,
 			}
 			return g, nil
 		},
-		NewCollective: newCollective,
-		Count:         countGPUs,
+		NewCollective: f.newCollective,
+		Count:         f.count,
+		NewQuantizer:  f.newQuantizer,
 	})
 }
 

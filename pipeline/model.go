@@ -84,6 +84,16 @@ func LoadModel(opts ModelOptions, cmd string) (*Model, error) {
 	lo := model.LoadOptions{}
 	if m.Quant == "nf4" {
 		lo.Quantize = model.QuantizeNF4
+		// On a GPU the projections are quantized there as they are read (the same bytes, much sooner);
+		// T2M_GPU_QUANTIZE=0 keeps the host's quantizer.
+		if dev, ok := lookupDevice(m.Device); ok && dev.NewQuantizer != nil && os.Getenv("T2M_GPU_QUANTIZE") != "0" {
+			q, closeQ, err := dev.NewQuantizer()
+			if err != nil {
+				return nil, err
+			}
+			defer closeQ()
+			lo.Quantize = q
+		}
 	}
 	if dir != "" {
 		m.Weights, err = model.LoadDir(dir, lo)

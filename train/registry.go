@@ -32,6 +32,9 @@ type Device struct {
 	NewCollective func(rank, world, localRank int, addr string) (Collective, error)
 	// Count is how many units of the device this process sees (GPUs); nil where it makes no sense.
 	Count func() (int, error)
+	// NewQuantizer gives a model.QuantizeFunc that quantizes to NF4 on the device while a checkpoint loads
+	// (byte for byte model.QuantizeNF4), and the function that frees what it holds; nil: the host's.
+	NewQuantizer func() (q model.QuantizeFunc, close func() error, err error)
 }
 
 // Usable reports whether the device can run on this machine now: nil, or the reason it cannot.
