@@ -50,7 +50,10 @@ type localRank struct {
 	rank int
 }
 
+// Rank is this rank's index.
 func (l *localRank) Rank() int { return l.rank }
+
+// Size is the group's number of ranks.
 func (l *localRank) Size() int { return l.g.size }
 
 // Close marks the group closed: a rank waiting in AllReduceSum then fails instead of waiting forever
@@ -64,6 +67,8 @@ func (l *localRank) Close() error {
 	return nil
 }
 
+// AllReduceSum waits until every rank has handed in its buffers, then gives each rank the sums (added in
+// rank order); it fails once the group is closed.
 func (l *localRank) AllReduceSum(bufs [][]float32) error {
 	g := l.g
 	g.mu.Lock()
