@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"sort"
 	"sync"
 )
 
@@ -129,4 +130,50 @@ func (g *localGroup) sum() error {
 		}
 	}
 	return nil
+}
+
+// shareOut gives each micro-batch of a window to a rank (owner[k]), balancing the ranks' padded tokens:
+// longest first, each to the rank with the fewest so far (ties: the lower rank), so that no rank waits long
+// for the others at the all-reduce. Every rank computes the same assignment; a micro-batch's dropout is
+// seeded by its index k wherever it runs, so the update is the same whatever the assignment.
+func shareOut(win []microBatch, world int) []int {
+	owner := make([]int, len(win))
+	if world == 1 {
+		return owner
+	}
+	order := make([]int, len(win))
+	for k := range order {
+		order[k] = k
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return win[order[a]].rows*win[order[a]].seq > win[order[b]].rows*win[order[b]].seq
+	})
+	load := make([]int, world)
+	for _, k := range order {
+		r := 0
+		for i := range load {
+			if load[i] < load[r] {
+				r = i
+			}
+		}
+		owner[k] = r
+		load[r] += win[k].rows * win[k].seq
+	}
+	return owner
+}
+
+// rank is this Run's rank and the number of ranks: 0 and 1 without a Group.
+func (r *Run) rank() (rank, world int) {
+	if r.Group == nil || r.Group.Size() <= 1 {
+		return 0, 1
+	}
+	return r.Group.Rank(), r.Group.Size()
+}
+
+// saveAdapter saves the adapter on rank 0 (the other ranks hold the same values and write nothing).
+func (r *Run) saveAdapter(dir string) error {
+	if rank, _ := r.rank(); rank != 0 {
+		return nil
+	}
+	return r.Adapter.Save(dir)
 }
