@@ -57,16 +57,9 @@ func NewQuantizer() (q model.QuantizeFunc, close func() error, err error) {
 // quantizeOnDevice quantizes one [rows, cols] weight of dtype dt (raw: its checkpoint bytes) with the
 // arena's memory, released again before it returns.
 func quantizeOnDevice(d *cuda.Device, a *cuda.Arena, name string, dt safetensors.DType, raw []byte, rows, cols int) (*quant.Weight, error) {
-	var dtName string
-	switch dt {
-	case safetensors.BF16:
-		dtName = "bfloat16"
-	case safetensors.F16:
-		dtName = "float16"
-	case safetensors.F32:
-		dtName = "float32"
-	default:
-		return nil, fmt.Errorf("dtype %s is not F32, BF16 or F16", dt)
+	dtName, err := quant.DTypeName(dt)
+	if err != nil {
+		return nil, err
 	}
 	size, err := dt.Size()
 	if err != nil {

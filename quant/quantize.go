@@ -61,6 +61,20 @@ func Quantize(w []float32, shape []int) (*Weight, error) {
 	})
 }
 
+// DTypeName is Weight.DType for a checkpoint dtype: "bfloat16", "float16" or "float32" (the original
+// weight's torch dtype, which bitsandbytes records); other dtypes cannot be quantized.
+func DTypeName(dt safetensors.DType) (string, error) {
+	switch dt {
+	case safetensors.BF16:
+		return "bfloat16", nil
+	case safetensors.F16:
+		return "float16", nil
+	case safetensors.F32:
+		return "float32", nil
+	}
+	return "", fmt.Errorf("dtype %s is not F32, BF16 or F16", dt)
+}
+
 // QuantizeRaw quantizes a little-endian F32, BF16 or F16 tensor straight from its bytes
 // (for example a memory-mapped checkpoint tensor), without a float32 copy of the whole
 // matrix. name appears in errors.
@@ -73,16 +87,9 @@ func QuantizeRaw(name string, dt safetensors.DType, raw []byte, shape []int) (*W
 	if len(raw) != n*size {
 		return nil, fmt.Errorf("quantize %s: %s %v needs %d bytes, got %d", name, dt, shape, n*size, len(raw))
 	}
-	var dtName string
-	switch dt {
-	case safetensors.BF16:
-		dtName = "bfloat16"
-	case safetensors.F16:
-		dtName = "float16"
-	case safetensors.F32:
-		dtName = "float32"
-	default:
-		return nil, fmt.Errorf("quantize %s: dtype %s is not F32, BF16 or F16", name, dt)
+	dtName, err := DTypeName(dt)
+	if err != nil {
+		return nil, fmt.Errorf("quantize %s: %w", name, err)
 	}
 	w, err := quantize(shape, dtName, func(lo int, dst []float32) error {
 		return safetensors.DecodeFloat32(dt, raw[lo*size:(lo+len(dst))*size], dst)

@@ -34,14 +34,6 @@ func bf16Raw(v []uint16) []byte { // [len(v)] bf16 or f16 bits → little-endian
 	return b
 }
 
-func f32Raw(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
-}
-
 // bf16Case makes a bf16 case from float32 values (rounded to nearest even).
 func bf16Case(name string, rows, cols int, v []float32) nf4QuantCase {
 	return nf4QuantCase{name, safetensors.BF16, rows, cols, bf16Raw(cuda.RoundedBF16(v))}
@@ -80,7 +72,7 @@ func TestNF4QuantizeParity(t *testing.T) {
 	for i := range f32 {
 		f32[i] = float32(rng.NormFloat64())
 	}
-	cases = append(cases, nf4QuantCase{"normal f32", safetensors.F32, 1, len(f32), f32Raw(f32)})
+	cases = append(cases, nf4QuantCase{"normal f32", safetensors.F32, 1, len(f32), safetensors.F32Bytes(f32)})
 	for _, c := range cases {
 		mark := a.Mark()
 		checkNF4Quantize(t, d, a, c)
@@ -91,7 +83,7 @@ func TestNF4QuantizeParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := quant.QuantizeRaw("f32", safetensors.F32, f32Raw(f32), []int{1, len(f32)})
+	got, err := quant.QuantizeRaw("f32", safetensors.F32, safetensors.F32Bytes(f32), []int{1, len(f32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +157,7 @@ func tieCases() (cases []nf4QuantCase, exact int) {
 		}
 		bf = append(bf, blk[:64]...) // at most 64 per m: the block must keep absmax m
 	}
-	return []nf4QuantCase{{"ties f32", safetensors.F32, 2, 64, f32Raw(f32)},
+	return []nf4QuantCase{{"ties f32", safetensors.F32, 2, 64, safetensors.F32Bytes(f32)},
 		{"near ties bf16", safetensors.BF16, len(bf) / 64, 64, bf16Raw(bf)}}, exact
 }
 
@@ -202,7 +194,7 @@ func randomBits(rng *rand.Rand, dt safetensors.DType, rows, cols int) nf4QuantCa
 				}
 			}
 		}
-		return nf4QuantCase{"random bits f32", dt, rows, cols, f32Raw(v)}
+		return nf4QuantCase{"random bits f32", dt, rows, cols, safetensors.F32Bytes(v)}
 	default:
 		expMask := uint16(0x7F80) // bf16
 		if dt == safetensors.F16 {
