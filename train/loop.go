@@ -82,8 +82,8 @@ type Run struct {
 	// parallel.go): every rank runs the same Run on its own device; each update's micro-batches are shared
 	// out among the ranks by padded tokens (shareOut), and the gradients, losses and stop requests are
 	// summed over the ranks once per update, so each update sees the same BatchSize × GradAccum sequences
-	// as on one device and every rank applies the same step. Only rank 0 writes (metrics, checkpoints, adapter); the others only read
-	// a checkpoint to resume.
+	// as on one device and every rank applies the same step. Only rank 0 writes (metrics, checkpoints,
+	// adapter); the others only read a checkpoint to resume.
 	Group Collective
 }
 
@@ -270,6 +270,13 @@ func (r *Run) Train() (*Result, error) {
 	stepsThisCall := 0
 	var stepTime time.Duration
 	stopAgreed := false // the ranks' agreed stop request of the last update (a data-parallel run)
+	// stopRequested: Stop was closed (one device), or some rank's Stop was as of the last all-reduce.
+	stopRequested := func() bool {
+		if world > 1 {
+			return stopAgreed
+		}
+		return r.stopped()
+	}
 training:
 	for st.Epoch < fp.Epochs && !st.EarlyStop.Stopped {
 		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, bucket, r.PadID)
@@ -391,10 +398,7 @@ training:
 				break
 			}
 			stop := r.SaveEvery > 0 && st.Step%r.SaveEvery == 0
-			interrupted := r.stopped()
-			if world > 1 {
-				interrupted = stopAgreed
-			}
+			interrupted := stopRequested()
 			limit := r.MaxSteps > 0 && stepsThisCall >= r.MaxSteps
 			if stop || interrupted || limit {
 				if err := save(); err != nil {
@@ -411,7 +415,7 @@ training:
 				return res, nil
 			}
 		}
-		if (r.stopped() && world == 1 || stopAgreed) && st.Epoch < fp.Epochs {
+		if stopRequested() && st.Epoch < fp.Epochs {
 			res.Steps = st.Step
 			return res, ErrInterrupted
 		}
