@@ -185,7 +185,8 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	lead := opts.Group == nil || opts.Group.Rank() == 0
+	rank, _ := train.RankOf(opts.Group)
+	lead := rank == 0
 	if lead { // the other ranks of a sharded evaluation write nothing
 		lock, err := LockRun(filepath.Join(opts.OutputDir, runName), "t2m "+cmd)
 		if err != nil {

@@ -83,10 +83,7 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(prompts[order[a]]) > len(prompts[order[b]]) })
-	rank, world := 0, 1
-	if g.group != nil {
-		rank, world = g.group.Rank(), g.group.Size()
-	}
+	rank, world := train.RankOf(g.group)
 	outputs := make([][]int32, len(exs)) // [example][≤ maxNew] new ids
 	start := time.Now()
 	mine, of := len(order), "" // this rank's prompts

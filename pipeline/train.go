@@ -206,7 +206,8 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	if err != nil {
 		return nil, err // train.Run's errors start with "train:"
 	}
-	if opts.Group != nil && opts.Group.Rank() != 0 {
+	rank, world := train.RankOf(opts.Group)
+	if rank != 0 {
 		return &TrainResult{Result: *res, RunName: s.runName, Dir: s.run.Dir, Device: s.backend.Name(), Model: s.model}, nil
 	}
 	metrics, err := train.ReadMetrics(filepath.Join(s.run.Dir, "metrics.jsonl"))
@@ -216,8 +217,8 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 	rec := s.record(res, time.Since(started))
 	rec.Signal = signalRecord(opts, res, metrics)
 	rec.Provenance = in.trainProvenance(opts, s.model, loaded, time.Since(started), time.Since(begun))
-	if opts.Group != nil {
-		rec.GPUs = opts.Group.Size()
+	if world > 1 {
+		rec.GPUs = world
 	}
 	if planned != nil {
 		rec.DeviceMemoryPlanned = planned

@@ -79,7 +79,7 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 		runName = fmt.Sprintf("%s_r%d", m.Name, adapter.Config.R)
 	}
 	var lock *runlock.Lock // rank 0's alone in a data-parallel run: the other ranks write nothing
-	if opts.Group == nil || opts.Group.Rank() == 0 {
+	if rank, _ := train.RankOf(opts.Group); rank == 0 {
 		if lock, err = LockRun(filepath.Join(opts.OutputDir, runName), "t2m train"); err != nil {
 			return nil, err
 		}

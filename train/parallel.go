@@ -162,13 +162,16 @@ func shareOut(win []microBatch, world int) []int {
 	return owner
 }
 
-// rank is this Run's rank and the number of ranks: 0 and 1 without a Group.
-func (r *Run) rank() (rank, world int) {
-	if r.Group == nil || r.Group.Size() <= 1 {
+// RankOf is c's rank and number of ranks: 0 and 1 for no group (nil) or a group of one.
+func RankOf(c Collective) (rank, world int) {
+	if c == nil || c.Size() <= 1 {
 		return 0, 1
 	}
-	return r.Group.Rank(), r.Group.Size()
+	return c.Rank(), c.Size()
 }
+
+// rank is this Run's rank and the number of ranks (RankOf its Group).
+func (r *Run) rank() (rank, world int) { return RankOf(r.Group) }
 
 // saveAdapter saves the adapter on rank 0 (the other ranks hold the same values and write nothing).
 func (r *Run) saveAdapter(dir string) error {
