@@ -72,6 +72,19 @@ func (m Mat) check(name string) error {
 	return nil
 }
 
+// gemmDims are the shapes of op(A), [M, K], and op(B), [KB, N] (K = KB when they can be multiplied).
+func gemmDims(transA, transB bool, A, B Mat) (M, K, KB, N int) {
+	M, K = A.Rows, A.Cols
+	if transA {
+		M, K = K, M
+	}
+	KB, N = B.Rows, B.Cols
+	if transB {
+		KB, N = N, KB
+	}
+	return M, K, KB, N
+}
+
 // Gemm computes C = alpha·op(A)·op(B) + beta·C in row-major terms, op(X) = Xᵀ when its flag is set:
 // op(A) is [M, K], op(B) is [K, N], C is [M, N]. A and B are both bf16 (C bf16 or f32) or both f32
 // (C f32); products accumulate in fp32. With beta = 0, C is only written.
@@ -81,14 +94,7 @@ func (b *BLAS) Gemm(transA, transB bool, alpha float32, A, B Mat, beta float32, 
 			return fmt.Errorf("gpu: %w", e)
 		}
 	}
-	M, K := A.Rows, A.Cols
-	if transA {
-		M, K = K, M
-	}
-	KB, N := B.Rows, B.Cols
-	if transB {
-		KB, N = N, KB
-	}
+	M, K, KB, N := gemmDims(transA, transB, A, B)
 	if K != KB || C.Rows != M || C.Cols != N {
 		return fmt.Errorf("gpu: gemm shapes: op(A) [%d, %d] · op(B) [%d, %d] into C [%d, %d]", M, K, KB, N,
 			C.Rows, C.Cols)
@@ -121,14 +127,7 @@ func (b *BLAS) GemmBatched(transA, transB bool, alpha float32, A Mat, strideA in
 			return fmt.Errorf("gpu: batched %w", e)
 		}
 	}
-	M, K := A.Rows, A.Cols
-	if transA {
-		M, K = K, M
-	}
-	KB, N := B.Rows, B.Cols
-	if transB {
-		KB, N = N, KB
-	}
+	M, K, KB, N := gemmDims(transA, transB, A, B)
 	if K != KB || C.Rows != M || C.Cols != N || A.DType != B.DType {
 		return fmt.Errorf("gpu: batched gemm: op(A) [%d, %d] %s · op(B) [%d, %d] %s into C [%d, %d]", M, K,
 			A.DType, KB, N, B.DType, C.Rows, C.Cols)
