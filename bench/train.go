@@ -20,7 +20,8 @@ type TrainOptions struct {
 	Batch, Seq, GradAccum int
 	Rank                  int
 	LossFrac              float64
-	Warmup, Updates       int // untimed updates first, then timed ones (the median is reported)
+	Warmup, Updates       int  // untimed updates first, then timed ones (the median is reported)
+	HostOptimizer         bool // gradient sums, clipping and AdamW on the host even on a GPU (train.Run.HostOptimizer)
 	Log                   io.Writer
 }
 
@@ -37,6 +38,7 @@ type TrainResult struct {
 	UpdateS    float64 `json:"update_s"`    // median wall time of one update
 	MicroS     float64 `json:"micro_s"`     // median wall time of one micro-batch's forward + backward
 	OptimizerS float64 `json:"optimizer_s"` // median of the clip + AdamW part of an update
+	Optimizer  string  `json:"optimizer"`   // where it ran: "device" or "host"
 	TokPerS    float64 `json:"tok_per_s"`   // Batch·Seq·GradAccum / UpdateS
 	Loss       float64 `json:"loss"`        // last update's loss (a sanity value: about ln(vocab) at random weights)
 }
@@ -81,22 +83,22 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 		}
 	}
 	batches := trainBatches(o, c.VocabSize)
-	grads := make([][]float32, len(params.Values))
-	for i, v := range params.Values {
-		grads[i] = make([]float32, len(v))
-	}
 	opt := train.NewAdamW(params.Sizes(), train.DefaultWeightDecay)
+	upd, err := train.NewUpdater(backend, params, opt, train.DefaultMaxGradNorm, o.HostOptimizer)
+	if err != nil {
+		return nil, fmt.Errorf("bench train: %w", err)
+	}
 	var updates, micros, opts []float64
 	var loss float64
 	for u := range o.Warmup + o.Updates {
 		t0 := time.Now()
-		for _, g := range grads {
-			clear(g)
+		if err := upd.Begin(); err != nil {
+			return nil, fmt.Errorf("bench train: update %d: %w", u+1, err)
 		}
 		loss = 0
 		for k, b := range batches {
 			tm := time.Now()
-			l, err := backend.Loss(b, o.Batch, o.Seq, uint64(u*o.GradAccum+k), grads)
+			l, err := upd.Loss(b, o.Batch, o.Seq, uint64(u*o.GradAccum+k))
 			if err != nil {
 				return nil, fmt.Errorf("bench train: update %d: %w", u+1, err)
 			}
@@ -106,8 +108,7 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 			}
 		}
 		to := time.Now()
-		train.ClipGradNorm(grads, train.DefaultMaxGradNorm)
-		if err := opt.Update(params.Values, grads, 1e-4); err != nil {
+		if _, err := upd.Step(1e-4); err != nil {
 			return nil, fmt.Errorf("bench train: %w", err)
 		}
 		if u >= o.Warmup {
@@ -121,7 +122,7 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 	up := median(updates)
 	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
 		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)),
-		OptimizerS: round4(median(opts)), TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss)}
+		OptimizerS: round4(median(opts)), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss)}
 	return r, printJSON(out, r)
 }
 

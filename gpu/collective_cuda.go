@@ -20,6 +20,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/nccl"
 	"github.com/t2m/t2m/internal/rendezvous"
 	"github.com/t2m/t2m/train"
@@ -200,7 +201,7 @@ func (c *NCCLCollective) AllReduceSum(bufs [][]float32) error {
 	}
 	defer restore()
 	bytes := int64(n) * 4
-	if err := c.grow(bytes); err != nil {
+	if err := c.grow(bytes, bytes); err != nil {
 		return err
 	}
 	flat := unsafe.Slice((*float32)(c.host), n)
@@ -218,6 +219,59 @@ func (c *NCCLCollective) AllReduceSum(bufs [][]float32) error {
 		return fmt.Errorf("gpu: rank %d: all-reduce on device %d: %w", c.rank, c.ordinal, err)
 	}
 	packUnpack(flat, bufs, false)
+	c.last = time.Since(start)
+	return nil
+}
+
+// AllReduceDevice replaces sum [n] fp32, a buffer of d (a training backend's gradient sum, in d's own
+// context), and extra (a few host values: the loss, the stop requests) with their sums over all ranks,
+// without the host: sum is copied into NCCL's buffer in the primary context (cuMemcpyPeer between the two
+// contexts of one GPU), extra after it, one ncclAllReduce runs over both, and the sums are copied back. It
+// waits for d's stream first. Every rank must pass the same n and len(extra).
+func (c *NCCLCollective) AllReduceDevice(d *cuda.Device, sum cuda.Buffer, n int, extra []float32) error {
+	start := time.Now()
+	bytes := int64(n) * 4
+	if n <= 0 || sum.Bytes < bytes {
+		return fmt.Errorf("gpu: rank %d: all-reduce of %d values in a %d-byte buffer", c.rank, n, sum.Bytes)
+	}
+	if err := d.Sync(); err != nil { // the micro-batches' gradients are in sum
+		return err
+	}
+	restore, err := c.bind()
+	if err != nil {
+		return err
+	}
+	defer restore()
+	ebytes := int64(len(extra)) * 4
+	if err := c.grow(ebytes, bytes+ebytes); err != nil {
+		return err
+	}
+	if err := cu.MemcpyPeerAsync(c.dbuf, c.ctx, sum.Ptr, d.Context(), bytes, c.stream); err != nil {
+		return fmt.Errorf("gpu: rank %d: copying %d gradients to the all-reduce buffer on device %d: %w", c.rank, n, c.ordinal, err)
+	}
+	tail := c.dbuf + cu.DevicePtr(bytes)
+	host := unsafe.Slice((*float32)(c.host), len(extra))
+	if ebytes > 0 {
+		copy(host, extra)
+		if err := cu.MemcpyHtoDAsync(tail, c.host, ebytes, c.stream); err != nil {
+			return fmt.Errorf("gpu: rank %d: copying %d values to device %d: %w", c.rank, len(extra), c.ordinal, err)
+		}
+	}
+	if err := c.comm.AllReduceSumF32(c.dbuf, n+len(extra), c.stream); err != nil {
+		return fmt.Errorf("gpu: rank %d: %w", c.rank, err)
+	}
+	if err := cu.MemcpyPeerAsync(sum.Ptr, d.Context(), c.dbuf, c.ctx, bytes, c.stream); err != nil {
+		return fmt.Errorf("gpu: rank %d: copying %d sums back on device %d: %w", c.rank, n, c.ordinal, err)
+	}
+	if ebytes > 0 {
+		if err := cu.MemcpyDtoHAsync(c.host, tail, ebytes, c.stream); err != nil {
+			return fmt.Errorf("gpu: rank %d: copying %d sums from device %d: %w", c.rank, len(extra), c.ordinal, err)
+		}
+	}
+	if err := c.stream.Synchronize(); err != nil {
+		return fmt.Errorf("gpu: rank %d: all-reduce on device %d: %w", c.rank, c.ordinal, err)
+	}
+	copy(extra, host)
 	c.last = time.Since(start)
 	return nil
 }
@@ -250,10 +304,10 @@ func packUnpack(flat []float32, bufs [][]float32, pack bool) {
 	wg.Wait()
 }
 
-// grow makes the pinned host buffer and the device buffer hold at least bytes (with the primary context
-// current).
-func (c *NCCLCollective) grow(bytes int64) error {
-	if bytes > c.hcap {
+// grow makes the pinned host buffer hold at least hostBytes and the device buffer devBytes (with the
+// primary context current).
+func (c *NCCLCollective) grow(hostBytes, devBytes int64) error {
+	if bytes := hostBytes; bytes > c.hcap {
 		if c.host != nil {
 			C.t2m_host_free(c.host)
 			c.host, c.hcap = nil, 0
@@ -264,7 +318,7 @@ func (c *NCCLCollective) grow(bytes int64) error {
 		}
 		c.host, c.hcap = p, bytes
 	}
-	if bytes > c.dcap {
+	if bytes := devBytes; bytes > c.dcap {
 		if c.dcap > 0 {
 			_ = cu.MemFree(c.dbuf)
 			c.dbuf, c.dcap = 0, 0

@@ -42,7 +42,7 @@ func twoGPUs(t *testing.T) *nccl.Lib {
 // ranks runs f(rank) for ranks 0 and 1 on GPUs 0 and 1, one goroutine (locked to its OS thread) each, with
 // a cuda.Device of that GPU open and bound as the training backend's would be, and the rank's
 // NCCLCollective; it returns the errors f returned.
-func ranks(t *testing.T, lib *nccl.Lib, f func(r int, c *NCCLCollective) error) [2]error {
+func ranks(t *testing.T, lib *nccl.Lib, f func(r int, d *cuda.Device, c *NCCLCollective) error) [2]error {
 	t.Helper()
 	id, err := lib.UniqueID()
 	if err != nil {
@@ -66,7 +66,7 @@ func ranks(t *testing.T, lib *nccl.Lib, f func(r int, c *NCCLCollective) error) 
 				if cur, _ := cu.CurrentContext(); cur == c.ctx {
 					return fmt.Errorf("rank %d: NewCollective left the primary context current", r)
 				}
-				return f(r, c)
+				return f(r, d, c)
 			}()
 		})
 	}
@@ -74,12 +74,68 @@ func ranks(t *testing.T, lib *nccl.Lib, f func(r int, c *NCCLCollective) error) 
 	return errs
 }
 
+// TestCollectiveNCCLDeviceBuffers: AllReduceDevice sums a buffer of each rank's own context (the training
+// backend's gradient sum) and a few host values, exactly (integers), the same bits on both ranks, with the
+// parts of the buffer beyond n untouched; at the 7B's LoRA size it logs its time.
+func TestCollectiveNCCLDeviceBuffers(t *testing.T) {
+	lib := twoGPUs(t)
+	errs := ranks(t, lib, func(r int, d *cuda.Device, c *NCCLCollective) error {
+		for _, n := range []int{1, 1000, 17_000_000} {
+			buf, err := d.Alloc(int64(n+1) * 4)
+			if err != nil {
+				return err
+			}
+			v := make([]float32, n+1)
+			for j := range v {
+				v[j] = float32(j%4096 + 5000*r)
+			}
+			v[n] = -1 // beyond n: must stay
+			for rep := range 2 {
+				if err := cuda.Upload(d, buf, v); err != nil {
+					return err
+				}
+				extra := []float32{float32(r + 1), float32(10 * r)}
+				if err := c.AllReduceDevice(d, buf, n, extra); err != nil {
+					return err
+				}
+				if extra[0] != 3 || extra[1] != 10 {
+					return fmt.Errorf("rank %d, n %d: extra sums %v, want [3 10]", r, n, extra)
+				}
+				got := make([]float32, n+1)
+				if err := cuda.Download(d, got, buf); err != nil {
+					return err
+				}
+				for j := range n {
+					if want := float32(2*(j%4096) + 5000); got[j] != want {
+						return fmt.Errorf("rank %d, n %d, [%d]: got %v, want %v", r, n, j, got[j], want)
+					}
+				}
+				if got[n] != -1 {
+					return fmt.Errorf("rank %d, n %d: the value after the %d summed ones changed to %v", r, n, n, got[n])
+				}
+				if r == 0 && rep == 1 {
+					t.Logf("device all-reduce of %d floats (%.1f MB): %v", n, float64(n)*4/1e6, c.LastAllReduce())
+				}
+			}
+			if err := d.Free(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+}
+
 func TestCollectiveNCCLTwoGPUs(t *testing.T) {
 	lib := twoGPUs(t)
 	shapes := [][]int{{1}, {1000}, {5, 0, 1<<20 + 3}, {17_000_000}} // the last: the 7B's LoRA r=8 gradients
 	var mu sync.Mutex
 	got := [2][][][]float32{} // rank → shape → buffers
-	errs := ranks(t, lib, func(r int, c *NCCLCollective) error {
+	errs := ranks(t, lib, func(r int, _ *cuda.Device, c *NCCLCollective) error {
 		for s, shape := range shapes {
 			bufs := make([][]float32, len(shape))
 			for i, n := range shape {
@@ -145,7 +201,7 @@ func TestCollectiveNCCLPeerNeverComes(t *testing.T) {
 	const timeout = 3 * time.Second
 	rank0Done := make(chan struct{})
 	var elapsed time.Duration
-	errs := ranks(t, lib, func(r int, c *NCCLCollective) error {
+	errs := ranks(t, lib, func(r int, _ *cuda.Device, c *NCCLCollective) error {
 		c.SetTimeout(timeout)
 		if r == 1 {
 			<-rank0Done // never joins the all-reduce; leaves once rank 0 gave up

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"math"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/t2m/t2m/data"
@@ -105,5 +107,73 @@ func TestResumeOnGPU(t *testing.T) {
 	t.Logf("resumed vs straight: relative L2 %.2e; straight vs straight %.2e; training moved the parameters by %.2e", got, noise, moved)
 	if !(got <= math.Max(4*noise, 1e-6)) || !(moved > 1e3*math.Max(got, 1e-6)) {
 		t.Errorf("resumed run differs from the straight one by %.2e (run-to-run noise %.2e, training moved %.2e)", got, noise, moved)
+	}
+}
+
+// TestDeviceOptimizerOnGPU: the training loop's default on the GPU (gradient sums, clipping and AdamW on
+// the device, the host's copies only at checkpoints and the adapter) ends 6 updates with the parameters of
+// the same run with the optimizer on the host (Run.HostOptimizer), within the run-to-run noise of the
+// GPU's atomic gradient sums or 1e-5 relative L2 (the device's AdamW and norm round like the host's up to
+// float32 operation order), far below what training moved; the device run's adapter file holds its final
+// parameters.
+func TestDeviceOptimizerOnGPU(t *testing.T) {
+	dev, ok := train.LookupDevice("cuda")
+	if !ok || dev.NewBackend == nil {
+		t.Fatal(`no "cuda" training device registered in the t2mcuda build`)
+	}
+	if err := dev.Usable(); err != nil {
+		t.Skipf("no GPU: %v", err)
+	}
+	rng := rand.New(rand.NewSource(4))
+	var seqs []data.Sequence
+	for i := range 12 {
+		p, c := 4+rng.Intn(6), 2+rng.Intn(4)
+		ids := make([]int32, p+c)
+		for j := range p {
+			ids[j] = int32(rng.Intn(97))
+		}
+		copy(ids[p:], ids[:c])
+		seqs = append(seqs, data.Sequence{IDs: ids, PromptLen: p, Example: i})
+	}
+	fp := train.Fingerprint{Model: "small", Rank: 4, Alpha: 8, Dropout: 0.05, Epochs: 2, BatchSize: 2, GradAccum: 2,
+		LR: 1e-2, Scheduler: "cosine", WarmupRatio: 0.05, MaxGradNorm: 1, MaxLen: 32, Seed: 42, Quantization: "nf4"}
+	flat := func(p *train.Params) []float32 {
+		var v []float32
+		for _, x := range p.Values {
+			v = append(v, x...)
+		}
+		return v
+	}
+	run := func(host bool) *train.Run {
+		r := resumeRun(t, dev, t.TempDir(), fp, seqs)
+		r.HostOptimizer = host
+		if res, err := r.Train(); err != nil || res.Steps != 6 {
+			t.Fatalf("host optimizer %v: %v %+v", host, err, res)
+		}
+		return r
+	}
+	start := flat(resumeRun(t, dev, t.TempDir(), fp, seqs).Params)
+	host, host2, device := run(true), run(true), run(false)
+	want := flat(host.Params)
+	noise := numtest.RelL2(flat(host2.Params), want)
+	got := numtest.RelL2(flat(device.Params), want)
+	moved := numtest.RelL2(want, start)
+	t.Logf("device vs host optimizer: relative L2 %.2e; host vs host %.2e; training moved the parameters by %.2e", got, noise, moved)
+	if !(got <= math.Max(4*noise, 1e-5)) || !(moved > 1e3*math.Max(got, 1e-6)) {
+		t.Errorf("device optimizer differs from the host's by %.2e (run-to-run noise %.2e, training moved %.2e)", got, noise, moved)
+	}
+	again := t.TempDir()
+	if err := device.Adapter.Save(again); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(device.Dir, "adapter", "adapter_model.safetensors"), filepath.Join(again, "adapter_model.safetensors")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(device.Dir, "adapter", "adapter_model.safetensors"))
+	b, _ := os.ReadFile(filepath.Join(again, "adapter_model.safetensors"))
+	if !bytes.Equal(a, b) {
+		t.Errorf("the run's adapter file does not hold the final parameters of the device optimizer")
 	}
 }

@@ -20,9 +20,10 @@ import (
 // TrainBackend is train.Backend on the GPU machine: one training graph (model.Build + BuildGrad, LoRA
 // dropout as in p.LoRA) compiled once for a fixed [B, T] shape, every micro-batch padded to it (extra
 // positions and rows masked, labels −100, so loss and gradients are unchanged), the frozen weights on the
-// device once. The optimizer stays the loop's (host AdamW, exact checkpoints): each Loss uploads the
-// current LoRA values and adds the downloaded gradients into the loop's. An evaluation (grads nil) runs
-// the same machine forward only, dropout off.
+// device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the training loop keeps the
+// gradient sums, clipping and AdamW on the device. With the optimizer on the host instead
+// (Run.HostOptimizer), each Loss uploads the LoRA values the host changed and adds the downloaded
+// gradients into the loop's. An evaluation (grads nil) runs the same machine forward only, dropout off.
 type TrainBackend struct {
 	w    *model.Weights
 	p    *train.Params
@@ -31,12 +32,13 @@ type TrainBackend struct {
 	m    *machine.Machine
 	B, T int // the machine's shape
 
-	offs     []int       // per Params.Values entry: its offset in the machine's flat LoRA layout
-	flat     []float32   // [n] LoRA values as last uploaded, flat
-	uploaded bool        // flat is on the device
-	bf       []uint16    // [n] their bf16 copy
-	gflat    []float32   // [n] downloaded gradients
-	Time     BackendTime // where the time of the Loss calls went
+	offs     []int         // per Params.Values entry: its offset in the machine's flat LoRA layout
+	flat     []float32     // [n] LoRA values as last uploaded, flat
+	uploaded bool          // flat is on the device
+	bf       []uint16      // [n] their bf16 copy
+	gflat    []float32     // [n] downloaded gradients
+	devOpt   *hostOptState // set by LoadOptimizer: the optimizer runs on the device
+	Time     BackendTime   // where the time of the Loss calls went
 }
 
 // BackendTime sums the wall time of TrainBackend.Loss by part (host clock, synchronized device).
@@ -149,9 +151,39 @@ func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, 
 	if err := b.d.Bind(); err != nil {
 		return 0, err
 	}
+	if grads != nil && len(grads) != len(b.p.Values) {
+		return 0, fmt.Errorf("cuda backend: %d gradient slices, want %d", len(grads), len(b.p.Values))
+	}
+	l, err := b.run(mb, batch, seq, dropoutStep, grads == nil)
+	if err != nil || grads == nil {
+		return l, err
+	}
+	t := time.Now()
+	if err := b.m.LoRAGrads(b.gflat); err != nil {
+		return 0, fmt.Errorf("cuda backend: %w", err)
+	}
+	for i, dst := range grads {
+		if len(dst) != len(b.p.Values[i]) {
+			return 0, fmt.Errorf("cuda backend: gradient %d has %d values, want %d", i, len(dst), len(b.p.Values[i]))
+		}
+	}
+	addGrads(grads, b.gflat, b.offs)
+	b.Time.Download += time.Since(t)
+	return l, nil
+}
+
+// run executes one micro-batch (building the machine at its shape if Reserve did not) and returns its
+// loss; the gradients, unless eval, stay in the machine. With the optimizer on the host, changed
+// Params.Values are uploaded first; with it on the device (LoadOptimizer), the device's values are used.
+func (b *TrainBackend) run(mb model.Batch, batch, seq int, dropoutStep uint64, eval bool) (float32, error) {
 	if b.m == nil {
 		if err := b.Reserve(batch, seq); err != nil {
 			return 0, err
+		}
+		if b.devOpt != nil {
+			if err := b.uploadOptimizer(); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if batch > b.B || seq > b.T || batch <= 0 || seq <= 0 {
@@ -159,7 +191,7 @@ func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, 
 			batch, seq, b.B, b.T)
 	}
 	t0 := time.Now()
-	if stageLoRA(b.flat, b.p.Values, b.offs) || !b.uploaded { // the loop updated them: upload
+	if b.devOpt == nil && (stageLoRA(b.flat, b.p.Values, b.offs) || !b.uploaded) { // the loop updated them: upload
 		if err := b.m.SetLoRA(b.flat, b.bf); err != nil {
 			return 0, fmt.Errorf("cuda backend: %w", err)
 		}
@@ -171,27 +203,13 @@ func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, 
 		return 0, fmt.Errorf("cuda backend: %w", err)
 	}
 	b.g.SetStep(dropoutStep)
-	if err := b.m.RunWith(padded, machine.RunOptions{Seq: seq, Eval: grads == nil}); err != nil {
+	if err := b.m.RunWith(padded, machine.RunOptions{Seq: seq, Eval: eval}); err != nil {
 		return 0, fmt.Errorf("cuda backend: %w", err)
 	}
 	t2 := time.Now()
 	lv, err := b.m.Output(b.g.Loss)
 	if err != nil {
 		return 0, fmt.Errorf("cuda backend: reading the loss: %w", err)
-	}
-	if grads != nil {
-		if len(grads) != len(b.p.Values) {
-			return 0, fmt.Errorf("cuda backend: %d gradient slices, want %d", len(grads), len(b.p.Values))
-		}
-		if err := b.m.LoRAGrads(b.gflat); err != nil {
-			return 0, fmt.Errorf("cuda backend: %w", err)
-		}
-		for i, dst := range grads {
-			if len(dst) != len(b.p.Values[i]) {
-				return 0, fmt.Errorf("cuda backend: gradient %d has %d values, want %d", i, len(dst), len(b.p.Values[i]))
-			}
-		}
-		addGrads(grads, b.gflat, b.offs)
 	}
 	b.Time.Calls++
 	b.Time.Upload += t1.Sub(t0)

@@ -85,6 +85,11 @@ type Run struct {
 	// as on one device and every rank applies the same step. Only rank 0 writes (metrics, checkpoints,
 	// adapter); the others only read a checkpoint to resume.
 	Group Collective
+	// HostOptimizer keeps the gradient sums, clipping and AdamW on the host even when the backend could
+	// run them on its device (DeviceOptimizer); for comparisons of the two.
+	HostOptimizer bool
+
+	upd *Updater // this Train call's: where the optimizer runs
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -242,18 +247,23 @@ func (r *Run) Train() (*Result, error) {
 		}
 		return nil
 	}
+	upd, err := NewUpdater(r.Backend, r.Params, opt, fp.MaxGradNorm, r.HostOptimizer)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	r.upd = upd
+	defer func() { r.upd = nil }()
 	save := func() error {
 		if !lead {
 			return nil
+		}
+		if err := upd.Sync(); err != nil {
+			return err
 		}
 		return SaveCheckpoint(ckptDir, st, r.Params, opt)
 	}
 
 	res := &Result{AdapterDir: adapterDir, BestEval: st.BestEval}
-	grads := make([][]float32, len(r.Params.Values))
-	for i, v := range r.Params.Values {
-		grads[i] = make([]float32, len(v))
-	}
 	fmt.Fprintf(r.Log, "training on %s: %d sequences, %d micro-batches of %d, %d updates per epoch × %d epochs = %d updates (warmup %d, %s schedule, peak lr %g)\n",
 		r.Backend.Name(), len(r.TrainSeqs), nBatches, fp.BatchSize, windows, fp.Epochs, total, sched.Warmup, sched.Kind, fp.LR)
 	if zero := sched.ZeroLRUpdates(); zero == total {
@@ -289,8 +299,8 @@ training:
 				numItems += model.CountCompletionTokens(mb.batch.Labels, mb.rows, mb.seq)
 				tokens += mb.tokens
 			}
-			for _, g := range grads {
-				clear(g)
+			if err := upd.Begin(); err != nil {
+				return nil, fmt.Errorf("train: update %d: %w", st.Step+1, err)
 			}
 			var loss float64
 			owner := shareOut(win, world)
@@ -310,7 +320,7 @@ training:
 				}
 				b := mb.batch
 				b.NumItems = float32(numItems)
-				l, err := r.Backend.Loss(b, mb.rows, mb.seq, uint64(st.Step*fp.GradAccum+k), grads)
+				l, err := upd.Loss(b, mb.rows, mb.seq, uint64(st.Step*fp.GradAccum+k))
 				if err != nil {
 					return nil, fmt.Errorf("train: update %d, micro-batch %d: %w", st.Step+1, k+1, err)
 				}
@@ -324,7 +334,7 @@ training:
 					extra[1] = 1
 				}
 				t := time.Now()
-				if err := r.Group.AllReduceSum(append(grads, extra)); err != nil {
+				if err := upd.AllReduce(r.Group, extra); err != nil {
 					return nil, fmt.Errorf("train: update %d: rank %d of %d: %w", st.Step+1, rank, world, err)
 				}
 				allReduce = time.Since(t)
@@ -333,9 +343,9 @@ training:
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				return nil, fmt.Errorf("train: update %d: loss is %v; lower --lr or check the data", st.Step+1, loss)
 			}
-			norm := ClipGradNorm(grads, fp.MaxGradNorm)
 			lr := sched.LR(st.Step)
-			if err := opt.Update(r.Params.Values, grads, lr); err != nil {
+			norm, err := upd.Step(lr)
+			if err != nil {
 				return nil, fmt.Errorf("train: update %d: %w", st.Step+1, err)
 			}
 			st.Step++
@@ -430,6 +440,9 @@ training:
 		if err := r.saveAdapter(adapterDir); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
+	}
+	if err := upd.Sync(); err != nil { // the caller's Params hold the last update
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	res.Steps, res.BestEval, res.EarlyStop = st.Step, st.BestEval, st.EarlyStop
 	if stepsThisCall > 0 {

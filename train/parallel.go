@@ -178,5 +178,17 @@ func (r *Run) saveAdapter(dir string) error {
 	if rank, _ := r.rank(); rank != 0 {
 		return nil
 	}
+	if err := r.syncHost(); err != nil {
+		return err
+	}
 	return r.Adapter.Save(dir)
+}
+
+// syncHost brings Params and the optimizer state on the host up to date (Updater.Sync) before they are
+// read; nothing to do outside Train or with the optimizer on the host.
+func (r *Run) syncHost() error {
+	if r.upd == nil {
+		return nil
+	}
+	return r.upd.Sync()
 }

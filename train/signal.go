@@ -90,6 +90,9 @@ func (r *Run) evaluate(st *State, epoch float64, adapterDir string, writeMetric 
 		return false, nil
 	}
 	t0 := time.Now()
+	if err := r.syncHost(); err != nil {
+		return false, fmt.Errorf("train: evaluation after update %d: %w", st.Step, err)
+	}
 	rates, err := r.Evaluate(st.Step, r.Params.LoRA)
 	if err != nil {
 		return false, fmt.Errorf("train: evaluation after update %d: %w", st.Step, err)

@@ -106,6 +106,10 @@ func (d *Device) Bind() error {
 	return nil
 }
 
+// Context is d's CUDA context (for copies between it and another context of the same GPU, such as the
+// primary context NCCL works in: cu.MemcpyPeerAsync).
+func (d *Device) Context() cu.CUContext { return d.ctx }
+
 // Close releases cuBLAS, the stream, the modules and the context (and with it all device memory).
 func (d *Device) Close() error {
 	if d.blas != nil {
