@@ -41,6 +41,10 @@ type TrainResult struct {
 	Optimizer  string  `json:"optimizer"`   // where it ran: "device" or "host"
 	TokPerS    float64 `json:"tok_per_s"`   // Batch·Seq·GradAccum / UpdateS
 	Loss       float64 `json:"loss"`        // last update's loss (a sanity value: about ln(vocab) at random weights)
+	// GPU memory at the end (a backend that reports it, train.MemoryReporter): what the backend's arena
+	// holds (weights, LoRA + optimizer, the activations' plan) and the whole GPU's use (nvidia-smi's number).
+	ArenaGiB   float64 `json:"arena_gib,omitempty"`
+	GPUUsedGiB float64 `json:"gpu_used_gib,omitempty"`
 }
 
 // Train times training updates on the device's training backend (the one `t2m train` makes for that
@@ -123,6 +127,11 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
 		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)),
 		OptimizerS: round4(median(opts)), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss)}
+	if mr, ok := backend.(train.MemoryReporter); ok {
+		if m, err := mr.Memory(); err == nil {
+			r.ArenaGiB, r.GPUUsedGiB = round4(float64(m.ArenaBytes)/(1<<30)), round4(float64(m.DeviceUsedBytes)/(1<<30))
+		}
+	}
 	return r, printJSON(out, r)
 }
 

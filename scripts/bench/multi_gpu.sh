@@ -8,10 +8,11 @@
 #     published data, --limit 256, B=4, grad-accum 4, max-len 512): tok/s for N = 1, 2 (and 4, 8 when the
 #     machine has them), the scaling, the all-reduce time per update, GPU memory per GPU.
 # Run from the repo root with bin/t2m-cuda, bin/gpu.test and .bench/ (make bench) carried:
-#   scripts/bench/multi_gpu.sh [--limit 256] [--epochs 1] [--skip-7b]
+#   scripts/bench/multi_gpu.sh [--limit 256] [--epochs 1] [--skip-7b] [--skip-tiny]
 set -uo pipefail
-limit=256; epochs=1; big=1
-while [ $# -gt 0 ]; do case $1 in --limit) limit=$2; shift 2;; --epochs) epochs=$2; shift 2;; --skip-7b) big=0; shift;; *) echo "unknown $1"; exit 2;; esac; done
+limit=256; epochs=1; big=1; tiny=1
+while [ $# -gt 0 ]; do case $1 in --limit) limit=$2; shift 2;; --epochs) epochs=$2; shift 2;; --skip-7b) big=0; shift;;
+  --skip-tiny) tiny=0; shift;; *) echo "unknown $1"; exit 2;; esac; done
 OUT=${OUT:-/tmp/t2m-multi}; mkdir -p "$OUT"
 T=./bin/t2m-cuda
 ngpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
@@ -23,6 +24,7 @@ R=$(pwd)
 (cd gpu && "$R/bin/gpu.test" -test.run 'NCCL|Collective' -test.v) >"$OUT/nccl-test.log" 2>&1; echo "gpu.test exit $?"
 grep -E "^(--- |ok|FAIL|PASS)|NCCL [0-9]|floats|took|all-reduce" "$OUT/nccl-test.log" | head -20
 
+if [ "$tiny" = 1 ]; then
 echo "== 2. tiny model: 1 GPU vs --gpus 2"
 w=$(mktemp -d); $T data --out "$w/data" >/dev/null
 common=(--model tiny --data-dir "$w/data" --limit 32 --epochs 2 --batch-size 2 --grad-accum 4 --max-len 2048 --seed 7 --device cuda --run-name r)
@@ -54,6 +56,7 @@ for s in eval held_out; do
   else echo "eval $s: OUTPUTS DIFFER"; fi
 done
 grep -E "generating .*rank" "$OUT/tiny-e2.log" | tail -2
+fi
 
 [ "$big" = 1 ] || exit 0
 echo "== 3. 7B layout, published data, --limit $limit, --epochs $epochs, B=4, grad-accum 4, max-len 512"
