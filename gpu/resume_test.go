@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand"
 	"os"
@@ -111,11 +112,14 @@ func TestResumeOnGPU(t *testing.T) {
 }
 
 // TestDeviceOptimizerOnGPU: the training loop's default on the GPU (gradient sums, clipping and AdamW on
-// the device, the host's copies only at checkpoints and the adapter) ends 6 updates with the parameters of
-// the same run with the optimizer on the host (Run.HostOptimizer), within the run-to-run noise of the
-// GPU's atomic gradient sums or 1e-5 relative L2 (the device's AdamW and norm round like the host's up to
-// float32 operation order), far below what training moved; the device run's adapter file holds its final
-// parameters.
+// the device, the host's copies only at checkpoints and the adapter) against the same run with the
+// optimizer on the host (Run.HostOptimizer). After 2 updates (the first has learning rate 0, so both
+// compute the second's gradients from the same values) the parameters agree within 1e-6 relative L2 (or
+// 4× the host's run-to-run noise): only the float32 rounding of the norm and AdamW differs. Over 6 updates
+// those last-bit differences flip bf16 roundings of the LoRA copies the forward reads, and the runs drift
+// apart as any two bf16 runs do: the per-update losses must agree within 1e-2 relative and the final
+// parameters within 3e-2 relative L2 (the GPU bounds of the trajectory parity with HF, issue 12). The
+// device run's adapter file holds its final parameters.
 func TestDeviceOptimizerOnGPU(t *testing.T) {
 	dev, ok := train.LookupDevice("cuda")
 	if !ok || dev.NewBackend == nil {
@@ -144,23 +148,34 @@ func TestDeviceOptimizerOnGPU(t *testing.T) {
 		}
 		return v
 	}
-	run := func(host bool) *train.Run {
+	run := func(host bool, steps int) *train.Run {
 		r := resumeRun(t, dev, t.TempDir(), fp, seqs)
-		r.HostOptimizer = host
-		if res, err := r.Train(); err != nil || res.Steps != 6 {
+		r.HostOptimizer, r.MaxSteps = host, steps
+		if res, err := r.Train(); err != nil || res.Steps != steps {
 			t.Fatalf("host optimizer %v: %v %+v", host, err, res)
 		}
 		return r
 	}
 	start := flat(resumeRun(t, dev, t.TempDir(), fp, seqs).Params)
-	host, host2, device := run(true), run(true), run(false)
+	host, host2, device := run(true, 2), run(true, 2), run(false, 2)
 	want := flat(host.Params)
 	noise := numtest.RelL2(flat(host2.Params), want)
 	got := numtest.RelL2(flat(device.Params), want)
 	moved := numtest.RelL2(want, start)
-	t.Logf("device vs host optimizer: relative L2 %.2e; host vs host %.2e; training moved the parameters by %.2e", got, noise, moved)
-	if !(got <= math.Max(4*noise, 1e-5)) || !(moved > 1e3*math.Max(got, 1e-6)) {
-		t.Errorf("device optimizer differs from the host's by %.2e (run-to-run noise %.2e, training moved %.2e)", got, noise, moved)
+	t.Logf("2 updates, device vs host optimizer: relative L2 %.2e; host vs host %.2e; training moved the parameters by %.2e", got, noise, moved)
+	if !(got <= math.Max(4*noise, 1e-6)) || !(moved > 1e3*math.Max(got, 1e-6)) {
+		t.Errorf("2 updates: the device optimizer differs from the host's by %.2e (run-to-run noise %.2e, training moved %.2e)", got, noise, moved)
+	}
+	host, device = run(true, 6), run(false, 6)
+	got, moved = numtest.RelL2(flat(device.Params), flat(host.Params)), numtest.RelL2(flat(host.Params), start)
+	hm, dm := readLosses(t, host.Dir), readLosses(t, device.Dir)
+	worst := 0.0
+	for i := range hm {
+		worst = math.Max(worst, math.Abs(dm[i]-hm[i])/math.Abs(hm[i]))
+	}
+	t.Logf("6 updates: parameters relative L2 %.2e (training moved them by %.2e); losses worst relative difference %.2e", got, moved, worst)
+	if len(hm) != 6 || len(dm) != 6 || !(worst <= 1e-2) || !(got <= 3e-2) {
+		t.Errorf("6 updates: %d and %d losses, worst relative difference %.2e (bound 1e-2); parameters %.2e (bound 3e-2)", len(hm), len(dm), worst, got)
 	}
 	again := t.TempDir()
 	if err := device.Adapter.Save(again); err != nil {
@@ -176,4 +191,24 @@ func TestDeviceOptimizerOnGPU(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("the run's adapter file does not hold the final parameters of the device optimizer")
 	}
+}
+
+// readLosses reads the per-update training losses of a run's metrics.jsonl.
+func readLosses(t *testing.T, dir string) []float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var m train.Metric
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Loss != nil {
+			out = append(out, *m.Loss)
+		}
+	}
+	return out
 }
