@@ -2,9 +2,11 @@ package model
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"math/rand"
 	"slices"
+	"time"
 
 	"github.com/t2m/t2m/safetensors"
 )
@@ -85,6 +87,9 @@ type LoadOptions struct {
 	// Quantize, when set, quantizes the seven projections of every layer as they are read (QLoRA);
 	// embeddings, norms, biases and lm_head stay float32.
 	Quantize QuantizeFunc
+	// Log, when set, receives loading progress: the embedding, every few layers with the elapsed time and
+	// an ETA, the lm_head.
+	Log io.Writer
 }
 
 // loader reads tensors by name from a checkpoint, checking shapes; errors name tensor and file.
@@ -175,10 +180,23 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 	w := &Weights{Config: cfg}
 	H, V := cfg.HiddenSize, cfg.VocabSize
 	var err error
+	start := time.Now()
+	progress := func(format string, a ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, "loading: "+format+"  elapsed %s\n", append(a, time.Since(start).Round(100*time.Millisecond))...)
+		}
+	}
 	if w.Embed, err = ld.float32(nameEmbed, V, H); err != nil {
 		return nil, err
 	}
+	progress("embedding [%d, %d]", V, H)
+	layersStart := time.Now()
+	every := max(1, cfg.NumLayers/7)
 	for i := range cfg.NumLayers {
+		if i > 0 && i%every == 0 {
+			eta := time.Duration(float64(time.Since(layersStart)) / float64(i) * float64(cfg.NumLayers-i))
+			progress("layer %d/%d  ETA %s", i, cfg.NumLayers, eta.Round(100*time.Millisecond))
+		}
 		prefix := layerPrefix(i)
 		l := &Layer{}
 		if l.InputNorm, err = ld.float32(prefix+nameInNorm, H); err != nil {
@@ -201,6 +219,7 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 	if w.Norm, err = ld.float32(nameNorm, H); err != nil {
 		return nil, err
 	}
+	progress("%d layers", cfg.NumLayers)
 	if cfg.TieWordEmbeddings {
 		w.LMHead = &Frozen{Name: nameEmbed, Out: V, In: H, F32: w.Embed}
 	} else {
@@ -208,6 +227,7 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 		if w.LMHead.F32, err = ld.float32(nameLMHead, V, H); err != nil {
 			return nil, err
 		}
+		progress("lm_head [%d, %d]", V, H)
 	}
 	return w, nil
 }

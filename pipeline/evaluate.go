@@ -171,10 +171,11 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := LoadModel(opts.ModelOptions, cmd)
+	m, err := LoadModel(withLog(opts.ModelOptions, log), cmd)
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "model %s loaded (%s)\n", m.Name, m.Loaded)
 	var lp *model.LoRAParams
 	if opts.Adapter != "" {
 		if lp, err = model.LoadAdapter(opts.Adapter, m.Weights.Config); err != nil {
@@ -203,13 +204,14 @@ func evaluate(cmd string, opts EvalOptions) (*EvalResult, error) {
 	if !ok || dev.NewGenerator == nil {
 		return nil, fmt.Errorf("no %s generator in this binary", m.Device)
 	}
+	ready := time.Now()
 	gen, err := dev.NewGenerator(m.Weights, lp)
 	if err != nil {
 		return nil, err
 	}
 	defer gen.Close()
 	if d := gen.Describe(); d != "" {
-		fmt.Fprintf(log, "generating on %s\n", d)
+		fmt.Fprintf(log, "generating on %s (ready in %s)\n", d, time.Since(ready).Round(100*time.Millisecond))
 	}
 	gpu := gpuName(m.Device)
 	loaded := time.Since(started)

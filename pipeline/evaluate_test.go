@@ -49,7 +49,7 @@ func TestEvaluateWithRegisteredGenerator(t *testing.T) {
 			t.Errorf("%s: report %+v, %v", s.Split, rep, err)
 		}
 	}
-	for _, want := range []string{"generating on fake GPU\n", "baseline tiny_baseline: model tiny (none) on cuda, greedy, up to 64 new tokens",
+	for _, want := range []string{"generating on fake GPU (ready in ", "model tiny loaded (unquantized, ", "baseline tiny_baseline: model tiny (none) on cuda, greedy, up to 64 new tokens",
 		"warning: 2 of 2 eval prompts are longer than --max-len 100", "generating held_out: 2/2 prompts"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())

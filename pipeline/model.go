@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/tokenizer"
@@ -23,6 +25,8 @@ type ModelOptions struct {
 	// Tokenizer is a tokenizer.json; "" means DIR/tokenizer.json for a model directory and the built-in
 	// byte tokenizer for a registry model.
 	Tokenizer string
+	// Log, when set, receives the loading's progress (not a flag: the command's log).
+	Log io.Writer
 }
 
 // Model is what a run loads: weights, tokenizer and the device they run on.
@@ -33,6 +37,8 @@ type Model struct {
 	Tok     *tokenizer.Tokenizer
 	Device  string // a registered device: "cpu" or "cuda"
 	Quant   string // "none" or "nf4"
+	// Loaded says how the weights were read and how long it took ("nf4, quantized on the GPU, 9.1 s").
+	Loaded string
 }
 
 // LoadModel resolves opts for a run of cmd ("train", "baseline" or "eval": it names the run in messages,
@@ -81,8 +87,11 @@ func LoadModel(opts ModelOptions, cmd string) (*Model, error) {
 	if m.Tok.VocabSize() > cfg.VocabSize {
 		return nil, fmt.Errorf("tokenizer has %d ids but model %s has a vocabulary of %d: they do not belong together", m.Tok.VocabSize(), m.Name, cfg.VocabSize)
 	}
-	lo := model.LoadOptions{}
+	lo := model.LoadOptions{Log: opts.Log}
+	began := time.Now()
+	how := "unquantized"
 	if m.Quant == "nf4" {
+		how = "nf4, quantized on the host"
 		lo.Quantize = model.QuantizeNF4
 		// On a GPU the projections are quantized there as they are read (the same bytes, much sooner);
 		// T2M_GPU_QUANTIZE=0 keeps the host's quantizer.
@@ -93,6 +102,7 @@ func LoadModel(opts ModelOptions, cmd string) (*Model, error) {
 			}
 			defer closeQ()
 			lo.Quantize = q
+			how = "nf4, quantized on the GPU"
 		}
 	}
 	if dir != "" {
@@ -103,6 +113,7 @@ func LoadModel(opts ModelOptions, cmd string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.Loaded = fmt.Sprintf("%s, %s", how, time.Since(began).Round(100*time.Millisecond))
 	return m, nil
 }
 
@@ -126,4 +137,10 @@ func loadTokenizer(path, dir string) (*tokenizer.Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return tok, nil
+}
+
+// withLog is o with the loading's progress going to log.
+func withLog(o ModelOptions, log io.Writer) ModelOptions {
+	o.Log = log
+	return o
 }

@@ -65,10 +65,11 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	if err != nil {
 		return nil, err
 	}
-	m, err := LoadModel(opts.ModelOptions, "train")
+	m, err := LoadModel(withLog(opts.ModelOptions, log), "train")
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "model %s loaded (%s)\n", m.Name, m.Loaded)
 	start, err := newStartAdapter(opts, m)
 	if err != nil {
 		return nil, err
@@ -114,10 +115,12 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	}
 	lp.Dropout = float32(opts.Dropout)
 	params := train.NewParams(lp)
+	ready := time.Now()
 	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...))
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "training backend %s ready in %s\n", backend.Name(), time.Since(ready).Round(100*time.Millisecond))
 
 	fp := train.Fingerprint{Model: m.Source, Rank: adapter.Config.R, Alpha: adapter.Config.Alpha, Dropout: opts.Dropout,
 		Targets: train.TargetsKey(adapter.Config.Targets), InitAdapter: start.path, InitAdapterSHA256: start.sha256,
