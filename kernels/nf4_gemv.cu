@@ -1,5 +1,11 @@
-// nf4_gemv.cu: a matrix-vector product straight from NF4 double-quantized weights (bitsandbytes layout), for
-// decoding a few rows at a time without a bf16 copy of the weight.
+// nf4_gemv.cu: matrix products of a few rows straight from NF4 double-quantized weights (bitsandbytes layout),
+// for decoding without a bf16 copy of the weight: nf4_gemv (one warp per output, any in a multiple of 8, up to
+// 8 rows) and nf4_gemv_mma_n8/n16/n32 (tensor cores, in a multiple of 32, up to 8/16/32 rows). All compute
+//   y[r, o] = Σ_i x[r, i] · W[o, i] + bias[o] + lora_scale · Σ_k h[r, k] · lora_b[o, k] + beta · y[r, o]
+// with each W value rounded to bf16 exactly as nf4_dequant_bf16 writes it (so the operands are those of
+// dequantizing then running the GEMM), fp32 products and sums, one rounding of y when it is bf16. bias
+// (bf16 [out]) and the LoRA term (h bf16 [rows, rank], ldh apart; lora_b bf16 [out, rank]) are optional: a null
+// pointer, or rank 0, leaves them out.
 //
 // Conventions: see kernels/doc.go (extern "C", 64-bit scalars or pointers, float parameters allowed).
 #include <cuda_bf16.h>
@@ -13,7 +19,34 @@ __device__ __constant__ float kGemvLevels[16] = {
     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
 
-// nf4_gemv computes y[r, o] = Σ_i x[r, i] · W[o, i] + beta · y[r, o] for r < rows ≤ 8, o < out, where W [out, in]
+// nf4_epilogue_extra is bias[o] + lora_scale · Σ_k h[r, k] · lora_b[o, k] (each part only when given), fp32.
+__device__ __forceinline__ float nf4_epilogue_extra(const __nv_bfloat16* __restrict__ bias,
+                                                    const __nv_bfloat16* __restrict__ lora_h,
+                                                    const __nv_bfloat16* __restrict__ lora_b, float lora_scale,
+                                                    long long r, long long o, long long ldh, long long rank) {
+  float e = 0.f;
+  if (bias != nullptr) e = __bfloat162float(bias[o]);
+  if (rank > 0) {
+    float l = 0.f;
+    for (long long k = 0; k < rank; k++)
+      l = fmaf(__bfloat162float(lora_h[r * ldh + k]), __bfloat162float(lora_b[o * rank + k]), l);
+    e += lora_scale * l;
+  }
+  return e;
+}
+
+// nf4_store writes v (+ beta · the old value) into y[at], fp32 or rounded to bf16.
+__device__ __forceinline__ void nf4_store(void* y, long long at, float v, float beta, long long y_f32) {
+  if (y_f32) {
+    float* yf = reinterpret_cast<float*>(y);
+    yf[at] = v + (beta != 0.f ? beta * yf[at] : 0.f);
+  } else {
+    __nv_bfloat16* yb = reinterpret_cast<__nv_bfloat16*>(y);
+    yb[at] = __float2bfloat16_rn(v + (beta != 0.f ? beta * __bfloat162float(yb[at]) : 0.f));
+  }
+}
+
+// nf4_gemv computes y (see the top of this file) for r < rows ≤ 8, o < out, where W [out, in]
 // is NF4 with double-quantized absmax exactly as nf4_dequant_bf16 reads it, and each W value is rounded to bf16
 // before the product: the same operands as dequantizing to bf16 and running the GEMM, summed in fp32 in another
 // order. One warp per output o; each lane takes 8 consecutive elements (4 code bytes, one 16-byte load of x per
@@ -25,7 +58,11 @@ extern "C" __global__ void nf4_gemv(void* __restrict__ y, const __nv_bfloat16* _
                                     const float* __restrict__ code2, const float* __restrict__ absmax2,
                                     float offset, float beta, long long rows64, long long out64, long long in64,
                                     long long ldx64, long long ldy64, long long blocksize64, long long blocksize2_64,
-                                    long long y_f32) {
+                                    long long y_f32,
+                                    const __nv_bfloat16* __restrict__ bias,    // [out] or null
+                                    const __nv_bfloat16* __restrict__ lora_h,  // [rows, rank], ldh apart
+                                    const __nv_bfloat16* __restrict__ lora_b,  // [out, rank]
+                                    float lora_scale, long long ldh, long long rank) {
   __shared__ float map[256];
   __shared__ float levels[16];
   map[threadIdx.x] = code2[threadIdx.x];
@@ -71,15 +108,173 @@ extern "C" __global__ void nf4_gemv(void* __restrict__ y, const __nv_bfloat16* _
     float v = acc[r];
 #pragma unroll
     for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-    if (lane == 0 && r < rows) {
-      const long long at = r * ldy64 + o;
-      if (y_f32) {
-        float* yf = reinterpret_cast<float*>(y);
-        yf[at] = v + (beta != 0.f ? beta * yf[at] : 0.f);
-      } else {
-        __nv_bfloat16* yb = reinterpret_cast<__nv_bfloat16*>(y);
-        yb[at] = __float2bfloat16_rn(v + (beta != 0.f ? beta * __bfloat162float(yb[at]) : 0.f));
+    if (lane == 0 && r < rows)
+      nf4_store(y, r * ldy64 + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta,
+                y_f32);
+  }
+}
+
+// ---- Tensor-core GEMV: nf4_gemv_mma_n8 / _n16 / _n32 ----
+//
+// y = x·Wᵀ (+ the epilogue terms above) as mma.sync m16n8k16 tiles with W as the 16-row A operand (16
+// outputs per block) and x as the 8-column B operand (NT tiles of 8 rows: up to 8·NT rows). The sum over i
+// does not care in which order the inputs meet, so the 16 k slots of each mma are filled with the elements a
+// thread already holds instead of the PTX fragment's own columns: in a chunk of 128 inputs, thread (g, t)
+// (g = lane / 4, t = lane % 4) loads 16 code bytes of outputs g and g + 8 — inputs 32t .. 32t + 31 — and the
+// 64 bytes of x over the same inputs for rows g, g + 8, ... ; mma s (s = 0..7) takes inputs 32t + 4s .. +3,
+// which fill A's slots {2t, 2t+1} (code byte 2s) and {2t+8, 2t+9} (byte 2s+1) and B's slots of the same
+// numbers (x words 2s, 2s+1). 32 inputs share one absmax (blocksize a multiple of 32, in a multiple of 32),
+// whose double-quantized scale is decoded once per thread and chunk. The 8 warps of a block split the
+// chunks (two at a time, their loads issued together), and their partial tiles are added in shared memory
+// in warp order (the result does not depend on timing). Codes must be 16-byte aligned, x's rows (ldx) too;
+// the block sizes are powers of two, passed as their log2 (bs_shift, bs2_shift); out · in < 2^32.
+// grid ceil(out / 16), block 256.
+#define NF4_MMA_WARPS 8
+#define NF4_MMA_U 2
+
+__device__ __forceinline__ void nf4_mma16816(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                             unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// nf4_word4 dequantizes the 4 code bytes of w (8 inputs) with scale sc: r[k] = bf16x2 of byte k, its high
+// nibble (the even input) in the low half. tbl is the shared-space address of the 16 levels, a multiple of
+// 256: a level's address is tbl with its low byte replaced by 4 · nibble, so after one shift and one mask per
+// half word (4 · the nibble of each byte) one byte permute per input makes the address.
+__device__ __forceinline__ void nf4_word4(unsigned w, float sc, unsigned tbl, unsigned* r) {
+  const unsigned hi = (w >> 2) & 0x3C3C3C3Cu, lo = (w << 2) & 0x3C3C3C3Cu;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    float a, b;
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(a) : "r"(__byte_perm(hi, tbl, 0x7650u | k)));
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(b) : "r"(__byte_perm(lo, tbl, 0x7650u | k)));
+    __nv_bfloat162 p = __floats2bfloat162_rn(__fmul_rn(a, sc), __fmul_rn(b, sc));
+    r[k] = *reinterpret_cast<unsigned*>(&p);
+  }
+}
+
+template <int NT>
+__device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
+                                             const uint8_t* __restrict__ codes, const uint8_t* __restrict__ absmax_q,
+                                             const float* __restrict__ code2, const float* __restrict__ absmax2,
+                                             float offset, float beta, long long rows64, long long out64,
+                                             long long in64, long long ldx, long long ldy, long long bs_shift,
+                                             long long bs2_shift, long long y_f32,
+                                             const __nv_bfloat16* __restrict__ bias,
+                                             const __nv_bfloat16* __restrict__ lora_h,
+                                             const __nv_bfloat16* __restrict__ lora_b, float lora_scale,
+                                             long long ldh, long long rank) {
+  __shared__ float map[256];
+  __shared__ float lvs[128];  // the 16 levels at its first multiple of 256 bytes (see nf4_word4)
+  __shared__ float red[NF4_MMA_WARPS][NT * 4][32];
+  const unsigned tbl = ((unsigned)__cvta_generic_to_shared(lvs) + 255u) & ~255u;
+  map[threadIdx.x] = code2[threadIdx.x];
+  if (threadIdx.x < 16) asm volatile("st.shared.f32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "f"(kGemvLevels[threadIdx.x])
+                                    : "memory");
+  __syncthreads();
+  // Element indices in 32 bits (out · in < 2^32, the launcher checks): 64-bit division is slow.
+  const int rows = (int)rows64, out = (int)out64, in = (int)in64;
+  const unsigned bsh = (unsigned)bs_shift, bs2h = (unsigned)bs2_shift;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int o0 = blockIdx.x * 16;
+  // Outputs past the end read the last row (their results are not stored); likewise x rows past rows.
+  const int oa = min(o0 + g, out - 1), ob = min(o0 + g + 8, out - 1);
+  const unsigned ea = (unsigned)oa * (unsigned)in + 32u * t, eb = (unsigned)ob * (unsigned)in + 32u * t;
+  const uint8_t* ca = codes + ea / 2u;
+  const uint8_t* cb = codes + eb / 2u;
+  const __nv_bfloat16* xr[NT];
+#pragma unroll
+  for (int j = 0; j < NT; j++) xr[j] = x + (long long)min(8 * j + g, rows - 1) * ldx + 32 * t;
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) acc[j][i] = 0.f;
+  const int nch = (in + 127) / 128;
+  for (int c0 = warp * NF4_MMA_U; c0 < nch; c0 += NF4_MMA_WARPS * NF4_MMA_U) {
+    uint4 qa[NF4_MMA_U], qb[NF4_MMA_U];
+    float sa[NF4_MMA_U], sb[NF4_MMA_U];
+    bool ok[NF4_MMA_U];  // this thread's inputs exist (in the last chunk, only those below in do)
+#pragma unroll
+    for (int u = 0; u < NF4_MMA_U; u++) {
+      ok[u] = c0 + u < nch && (c0 + u) * 128 + 32 * t < in;
+      qa[u] = qb[u] = make_uint4(0, 0, 0, 0);
+      if (ok[u]) {
+        qa[u] = __ldg(reinterpret_cast<const uint4*>(ca + (c0 + u) * 64));
+        qb[u] = __ldg(reinterpret_cast<const uint4*>(cb + (c0 + u) * 64));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < NF4_MMA_U; u++) {
+      sa[u] = sb[u] = 0.f;
+      if (ok[u]) {
+        const unsigned ba = (ea + 128u * (c0 + u)) >> bsh, bb = (eb + 128u * (c0 + u)) >> bsh;
+        // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
+        sa[u] = __fadd_rn(__fmul_rn(map[__ldg(absmax_q + ba)], __ldg(absmax2 + (ba >> bs2h))), offset);
+        sb[u] = __fadd_rn(__fmul_rn(map[__ldg(absmax_q + bb)], __ldg(absmax2 + (bb >> bs2h))), offset);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < NF4_MMA_U; u++) {
+      if (c0 + u >= nch) break;  // the same for the whole warp: mma.sync needs every lane
+      const unsigned wa[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w}, wb[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
+      // A lane past in reads its row's first inputs, times A = ±0 (its codes and scale are 0).
+      const uint4* xc[NT];
+#pragma unroll
+      for (int j = 0; j < NT; j++) xc[j] = reinterpret_cast<const uint4*>(xr[j] + (ok[u] ? (c0 + u) * 128 : 0));
+#pragma unroll
+      for (int m = 0; m < 4; m++) {  // code word m: inputs 32t + 8m .. +7, mmas s = 2m and 2m + 1
+        unsigned ra[4], rb[4];
+        nf4_word4(wa[m], sa[u], tbl, ra);
+        nf4_word4(wb[m], sb[u], tbl, rb);
+        uint4 xv[NT];
+#pragma unroll
+        for (int j = 0; j < NT; j++) xv[j] = __ldg(xc[j] + m);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          nf4_mma16816(acc[j], ra[0], rb[0], ra[1], rb[1], xv[j].x, xv[j].y);
+          nf4_mma16816(acc[j], ra[2], rb[2], ra[3], rb[3], xv[j].z, xv[j].w);
+        }
       }
     }
   }
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) red[warp][j * 4 + i][lane] = acc[j][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < NT * 4 * 32; e += blockDim.x) {
+    const int ji = e >> 5, ln = e & 31;
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < NF4_MMA_WARPS; w++) v += red[w][ji][ln];
+    // Accumulator i of tile j in lane ln: output g + 8·(i / 2), row 8j + 2t + i % 2 (t, g of lane ln).
+    const int i = ji & 3, j = ji >> 2;
+    const int o = o0 + (ln >> 2) + 8 * (i >> 1), r = 8 * j + 2 * (ln & 3) + (i & 1);
+    if (o < out && r < rows)
+      nf4_store(y, r * ldy + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta, y_f32);
+  }
 }
+
+#define NF4_GEMV_MMA(NAME, NT)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(256) NAME(                                                           \
+      void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                 \
+      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,     \
+      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,          \
+      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,             \
+      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,         \
+      long long ldh, long long rank) {                                                                              \
+    nf4_gemv_mma<NT>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,      \
+                     bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                                \
+  }
+
+// nf4_gemv_mma_n8: rows ≤ 8; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
+NF4_GEMV_MMA(nf4_gemv_mma_n8, 1)
+// nf4_gemv_mma_n16: rows ≤ 16.
+NF4_GEMV_MMA(nf4_gemv_mma_n16, 2)
+// nf4_gemv_mma_n32: rows ≤ 32.
+NF4_GEMV_MMA(nf4_gemv_mma_n32, 4)

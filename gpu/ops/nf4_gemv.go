@@ -4,28 +4,81 @@ package ops
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/t2m/t2m/gpu/cuda"
 )
 
-// NF4GEMVMaxRows is the most rows NF4GEMV multiplies at once (decode steps of up to this many sequences).
-const NF4GEMVMaxRows = 8
+// NF4GEMVMaxRows is the most rows NF4GEMV multiplies at once (decode steps of up to this many sequences), on
+// weights the tensor-core kernels take (NF4GEMVRows); others take up to nf4GEMVWarpRows.
+const NF4GEMVMaxRows = 32
+
+// nf4GEMVWarpRows is the most rows of nf4_gemv, the kernel for the weights the tensor-core ones cannot read.
+const nf4GEMVWarpRows = 8
+
+// nf4GEMVMMA reports whether the tensor-core kernels (nf4_gemv_mma_*) read w: in a multiple of 32 (16-byte
+// code loads of 32 inputs sharing one absmax), power-of-two block sizes with 32 | BlockSize, and element
+// indices in 32 bits.
+func nf4GEMVMMA(w *NF4Weight) bool {
+	pow2 := func(n int) bool { return n > 0 && n&(n-1) == 0 }
+	return w.Cols%32 == 0 && w.BlockSize%32 == 0 && pow2(w.BlockSize) && pow2(w.BlockSize2) &&
+		int64(w.Rows)*int64(w.Cols) < 1<<32
+}
+
+// NF4GEMVRows is the most rows NF4GEMV takes for w: NF4GEMVMaxRows where the tensor-core kernels read it,
+// 8 where only nf4_gemv does (in and the block size multiples of 8), 0 where neither does.
+func NF4GEMVRows(w *NF4Weight) int {
+	switch {
+	case nf4GEMVMMA(w):
+		return NF4GEMVMaxRows
+	case w.Cols%8 == 0 && w.BlockSize%8 == 0:
+		return nf4GEMVWarpRows
+	}
+	return 0
+}
+
+// NF4GEMVArgs are the operands of NF4GEMVFused: y = x·Wᵀ + bias + Scale·h·Bᵀ + Beta·y, the decoder's
+// projection with its bias and a LoRA adapter applied unmerged (h = x·Aᵀ computed before).
+type NF4GEMVArgs struct {
+	X    cuda.Mat   // [rows, in] bf16, rows 16-byte aligned
+	W    *NF4Weight // [out, in]
+	Y    cuda.Mat   // [rows, out] bf16 or fp32
+	Bias cuda.Buffer
+	// H and B are the LoRA branch: H = x·Aᵀ [rows, rank] bf16, B [out, rank] bf16; zero Bufs leave it out.
+	H, B  cuda.Mat
+	Scale float32 // the LoRA scaling s
+	Beta  float32
+}
 
 // NF4GEMV computes y = x·Wᵀ + beta·y straight from the NF4 weight w [out, in], without a bf16 copy of it in
-// memory: x [rows, in] bf16, y [rows, out] bf16 or fp32, rows ≤ NF4GEMVMaxRows; in and the block size must be
-// multiples of 8 and x's rows 16-byte aligned. The operands equal those of DequantNF4 then a GEMM (each weight
-// rounded to bf16); only the order of the fp32 sums differs.
-// Kernel: nf4_gemv (kernels/nf4_gemv.cu); CPU twin: quant's (*Weight).Dequantize rounded to bf16, then x·Wᵀ.
+// memory (NF4GEMVFused without bias or adapter).
 func NF4GEMV(d *cuda.Device, x, y cuda.Mat, w *NF4Weight, beta float32) error {
+	return NF4GEMVFused(d, NF4GEMVArgs{X: x, W: w, Y: y, Beta: beta})
+}
+
+// NF4GEMVFused computes a.Y = x·Wᵀ + bias + s·h·Bᵀ + beta·y straight from the NF4 weight W [out, in], without
+// a bf16 copy of it in memory: x [rows, in] bf16, y [rows, out] bf16 or fp32, rows ≤ NF4GEMVRows(W); bias
+// [out] bf16 when given. The operands of x·Wᵀ equal those of DequantNF4 then a GEMM (each weight rounded to
+// bf16); products and sums are fp32 (only their order differs from the GEMM's), the bias and the LoRA term are
+// added in fp32, and y is rounded once when it is bf16.
+// Kernels: nf4_gemv_mma_n8/n16/n32 (tensor cores, in a multiple of 32) or nf4_gemv (kernels/nf4_gemv.cu);
+// CPU twin: quant's (*Weight).Dequantize rounded to bf16, then x·Wᵀ (+ bias + s·h·Bᵀ).
+func NF4GEMVFused(d *cuda.Device, a NF4GEMVArgs) error {
+	x, y, w := a.X, a.Y, a.W
+	maxRows := NF4GEMVRows(w)
 	switch {
-	case x.Rows < 1 || x.Rows > NF4GEMVMaxRows || y.Rows != x.Rows:
-		return fmt.Errorf("gpu: NF4 GEMV of %d rows into %d (1..%d)", x.Rows, y.Rows, NF4GEMVMaxRows)
+	case maxRows == 0:
+		return fmt.Errorf("gpu: NF4 GEMV: in %d and block size %d must be multiples of 8", w.Cols, w.BlockSize)
+	case x.Rows < 1 || x.Rows > maxRows || y.Rows != x.Rows:
+		return fmt.Errorf("gpu: NF4 GEMV of %d rows into %d (1..%d for [%d, %d])", x.Rows, y.Rows, maxRows, w.Rows, w.Cols)
 	case x.Cols != w.Cols || y.Cols != w.Rows:
 		return fmt.Errorf("gpu: NF4 GEMV: x [%d, %d], W [%d, %d], y [%d, %d]", x.Rows, x.Cols, w.Rows, w.Cols, y.Rows, y.Cols)
 	case x.DType != cuda.BF16T || (y.DType != cuda.BF16T && y.DType != cuda.F32T):
 		return fmt.Errorf("gpu: NF4 GEMV: x is %s (want bf16), y %s (bf16 or f32)", x.DType, y.DType)
-	case w.Cols%8 != 0 || w.BlockSize%8 != 0 || x.Stride()%8 != 0:
-		return fmt.Errorf("gpu: NF4 GEMV: in %d, block size %d and x's row stride %d must be multiples of 8", w.Cols, w.BlockSize, x.Stride())
+	case x.Stride()%8 != 0:
+		return fmt.Errorf("gpu: NF4 GEMV: x's row stride %d must be a multiple of 8", x.Stride())
+	case a.Bias.Bytes != 0 && a.Bias.Bytes < int64(w.Rows)*2:
+		return fmt.Errorf("gpu: NF4 GEMV: bias of %d bytes for %d outputs", a.Bias.Bytes, w.Rows)
 	}
 	if err := x.Check("NF4 GEMV x"); err != nil {
 		return err
@@ -33,15 +86,49 @@ func NF4GEMV(d *cuda.Device, x, y cuda.Mat, w *NF4Weight, beta float32) error {
 	if err := y.Check("NF4 GEMV y"); err != nil {
 		return err
 	}
-	k, err := d.Kernel("nf4_gemv", "nf4_gemv")
-	if err != nil {
-		return err
+	rank, ldh := 0, 0
+	if a.H.Buf.Bytes != 0 || a.B.Buf.Bytes != 0 {
+		rank, ldh = a.H.Cols, a.H.Stride()
+		switch {
+		case a.H.Rows != x.Rows || a.B.Rows != w.Rows || a.B.Cols != rank || a.B.Stride() != rank || rank < 1:
+			return fmt.Errorf("gpu: NF4 GEMV: LoRA h [%d, %d], B [%d, %d] for %d rows, %d outputs", a.H.Rows, a.H.Cols,
+				a.B.Rows, a.B.Cols, x.Rows, w.Rows)
+		case a.H.DType != cuda.BF16T || a.B.DType != cuda.BF16T:
+			return fmt.Errorf("gpu: NF4 GEMV: LoRA h is %s, B %s (want bf16)", a.H.DType, a.B.DType)
+		}
+		if err := a.H.Check("NF4 GEMV LoRA h"); err != nil {
+			return err
+		}
+		if err := a.B.Check("NF4 GEMV LoRA B"); err != nil {
+			return err
+		}
 	}
 	f32 := int64(0)
 	if y.DType == cuda.F32T {
 		f32 = 1
 	}
-	return d.Launch(k, D1((w.Rows+7)/8), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset, beta,
-		int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()), int64(w.BlockSize),
-		int64(w.BlockSize2), f32)
+	if maxRows < NF4GEMVMaxRows {
+		k, err := d.Kernel("nf4_gemv", "nf4_gemv")
+		if err != nil {
+			return err
+		}
+		return d.Launch(k, D1((w.Rows+7)/8), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset,
+			a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()),
+			int64(w.BlockSize), int64(w.BlockSize2), f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
+	}
+	name := "nf4_gemv_mma_n8"
+	switch {
+	case x.Rows > 16:
+		name = "nf4_gemv_mma_n32"
+	case x.Rows > 8:
+		name = "nf4_gemv_mma_n16"
+	}
+	k, err := d.Kernel("nf4_gemv", name)
+	if err != nil {
+		return err
+	}
+	return d.Launch(k, D1((w.Rows+15)/16), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset,
+		a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()),
+		int64(bits.TrailingZeros(uint(w.BlockSize))), int64(bits.TrailingZeros(uint(w.BlockSize2))), f32, a.Bias,
+		a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
 }

@@ -3,6 +3,7 @@
 package ops
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -11,105 +12,142 @@ import (
 	"github.com/t2m/t2m/gpu/cuda/cudatest"
 )
 
-// TestNF4GEMVParity compares nf4_gemv with its CPU twin (quant's Dequantize rounded to bf16, then x·Wᵀ in
-// float64) for 1..8 rows, bf16 and fp32 outputs, with and without accumulation into y (beta = 1), on a shape
-// whose outputs are not a multiple of the kernel's 8 per block and whose inputs are not of its 256 per step.
-// fp32 output: the sums differ only in order (1e-5 of the row's magnitude); bf16: one rounding more.
+// TestNF4GEMVParity compares NF4GEMVFused with its CPU twin (quant's Dequantize rounded to bf16, then x·Wᵀ in
+// float64, + bias + s·h·Bᵀ) for bf16 and fp32 outputs, with and without accumulation into y (beta = 1), bare,
+// with a bias, and with a bias and a LoRA term. Shapes: [37, 200] (in not a multiple of 32: the one-warp-per-
+// output nf4_gemv, 1..8 rows); [64, 3584], [37, 96] and [40, 18944] through the tensor-core kernels (1..32
+// rows: each of n8, n16 and n32, rows not a multiple of 8; 37 outputs not a multiple of the 16 per block; 96
+// inputs not a multiple of the 128 per chunk, so the last chunk is partial; 18944 = the 7B's intermediate
+// size, 148 chunks over the 8 warps of a block). fp32 output: the sums differ only in order (1e-5 of the
+// row's magnitude); bf16: one rounding more.
 func TestNF4GEMVParity(t *testing.T) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(11, 12))
-	for _, s := range [][2]int{{37, 200}, {64, 3584}} {
-		out, in := s[0], s[1]
+	const rank, scale = 4, float32(2)
+	for _, s := range []struct {
+		out, in int
+		rows    []int
+	}{{37, 200, []int{1, 3, 8}}, {64, 3584, []int{1, 3, 8, 9, 16, 17, 32}}, {37, 96, []int{1, 5, 16, 32}},
+		{40, 18944, []int{2, 13, 27}}} {
+		out, in := s.out, s.in
 		q := quantRandom(t, rng, out, in)
 		h, err := NF4HostFromQuant(q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := cudatest.Arena(t, d, int64(out*in)*2+1<<22)
+		a := cudatest.Arena(t, d, int64(out*in)*2+1<<24)
 		w, err := UploadNF4(d, a, h, "w")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := map[bool]int{true: NF4GEMVMaxRows, false: 8}[in%32 == 0]; NF4GEMVRows(w) != want {
+			t.Fatalf("[%d, %d]: NF4GEMVRows %d, want %d", out, in, NF4GEMVRows(w), want)
 		}
 		deq := q.Dequantize() // [out, in]
 		for i, v := range deq {
 			deq[i] = cuda.F32(cuda.BF16(v))
 		}
-		for _, rows := range []int{1, 3, 8} {
-			xs := make([]uint16, rows*in) // [rows, in] bf16
-			for i := range xs {
-				xs[i] = cuda.BF16(float32(rng.NormFloat64()))
-			}
-			y0 := make([]float32, rows*out) // what y holds before (beta = 1)
-			for i := range y0 {
-				y0[i] = float32(rng.NormFloat64())
-			}
-			xb, _ := a.Alloc(int64(len(xs))*2, "x")
-			if err := cuda.Upload(d, xb, xs); err != nil {
-				t.Fatal(err)
+		bias := ktRand(rng, out, -1, 1)           // [out]
+		loraB := ktRand(rng, out*rank, -0.5, 0.5) // [out, rank]
+		biasBuf, bBuf := ktBF16(t, d, a, bias), ktBF16(t, d, a, loraB)
+		for _, rows := range s.rows {
+			xs := ktRand(rng, rows*in, -2, 2)                  // [rows, in]
+			hs := ktRand(rng, rows*rank, -0.5, 0.5)            // [rows, rank] LoRA x·Aᵀ
+			y0 := ktRand(rng, rows*out, -1, 1)                 // what y holds before (beta = 1)
+			xb, hb := ktBF16(t, d, a, xs), ktBF16(t, d, a, hs) // ktRand's values are bf16 already
+			// The product and its magnitude, shared by the variants.
+			prod, mag := make([]float64, rows*out), make([]float64, rows*out)
+			for r := range rows {
+				for o := range out {
+					for i := range in {
+						p := float64(xs[r*in+i]) * float64(deq[o*in+i])
+						prod[r*out+o] += p
+						mag[r*out+o] += math.Abs(p)
+					}
+				}
 			}
 			for _, f32 := range []bool{true, false} {
 				for _, beta := range []float32{0, 1} {
-					mark := a.Mark()
-					dt, size := cuda.BF16T, int64(2)
-					if f32 {
-						dt, size = cuda.F32T, 4
-					}
-					yb, _ := a.Alloc(int64(rows*out)*size, "y")
-					if f32 {
-						err = cuda.Upload(d, yb, y0)
-					} else {
-						err = cuda.Upload(d, yb, cuda.RoundedBF16(y0))
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := NF4GEMV(d, cuda.M(xb, rows, in, cuda.BF16T), cuda.M(yb, rows, out, dt), w, beta); err != nil {
-						t.Fatal(err)
-					}
-					got := make([]float32, rows*out)
-					if f32 {
-						err = cuda.Download(d, got, yb)
-					} else {
-						gb := make([]uint16, rows*out)
-						err = cuda.Download(d, gb, yb)
-						for i, v := range gb {
-							got[i] = cuda.F32(v)
+					for extra := range 3 { // 0: bare, 1: bias, 2: bias and LoRA
+						name := fmt.Sprintf("[%d, %d] rows %d f32 %v beta %g extra %d", out, in, rows, f32, beta, extra)
+						mark := a.Mark()
+						dt, size := cuda.BF16T, int64(2)
+						if f32 {
+							dt, size = cuda.F32T, 4
 						}
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					for r := range rows {
-						for o := range out {
-							var want, mag float64
-							for i := range in {
-								p := float64(cuda.F32(xs[r*in+i])) * float64(deq[o*in+i])
-								want += p
-								mag += math.Abs(p)
-							}
-							prev := float64(y0[r*out+o])
-							if !f32 {
-								prev = float64(cuda.F32(cuda.BF16(y0[r*out+o])))
-							}
-							want += float64(beta) * prev
-							mag += math.Abs(float64(beta) * prev)
-							tol := 1e-5 * mag
-							if !f32 {
-								tol += math.Abs(want) / 256
-							}
-							if e := math.Abs(float64(got[r*out+o]) - want); !(e <= tol) {
-								t.Fatalf("[%d, %d] rows %d f32 %v beta %g: y[%d, %d] = %g, want %g (tolerance %g)",
-									out, in, rows, f32, beta, r, o, got[r*out+o], want, tol)
+						yb, _ := a.Alloc(int64(rows*out)*size, "y")
+						if f32 {
+							err = cuda.Upload(d, yb, y0)
+						} else {
+							err = cuda.Upload(d, yb, cuda.RoundedBF16(y0))
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						args := NF4GEMVArgs{X: cuda.M(xb, rows, in, cuda.BF16T), W: w, Y: cuda.M(yb, rows, out, dt), Beta: beta}
+						if extra >= 1 {
+							args.Bias = biasBuf
+						}
+						if extra == 2 {
+							args.H, args.B = cuda.M(hb, rows, rank, cuda.BF16T), cuda.M(bBuf, out, rank, cuda.BF16T)
+							args.Scale = scale
+						}
+						if err := NF4GEMVFused(d, args); err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						got := make([]float32, rows*out)
+						if f32 {
+							err = cuda.Download(d, got, yb)
+						} else {
+							gb := make([]uint16, rows*out)
+							err = cuda.Download(d, gb, yb)
+							for i, v := range gb {
+								got[i] = cuda.F32(v)
 							}
 						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						for r := range rows {
+							for o := range out {
+								want, m := prod[r*out+o], mag[r*out+o]
+								if extra >= 1 {
+									want += float64(bias[o])
+									m += math.Abs(float64(bias[o]))
+								}
+								if extra == 2 {
+									var l, lm float64
+									for k := range rank {
+										l += float64(hs[r*rank+k]) * float64(loraB[o*rank+k])
+										lm += math.Abs(float64(hs[r*rank+k]) * float64(loraB[o*rank+k]))
+									}
+									want += float64(scale) * l
+									m += float64(scale) * lm
+								}
+								prev := float64(y0[r*out+o]) // y0 is bf16-exact: the same in both outputs
+								want += float64(beta) * prev
+								m += math.Abs(float64(beta) * prev)
+								tol := 1e-5 * m
+								if !f32 {
+									tol += math.Abs(want) / 256
+								}
+								if e := math.Abs(float64(got[r*out+o]) - want); !(e <= tol) {
+									t.Fatalf("%s: y[%d, %d] = %g, want %g (tolerance %g)", name, r, o, got[r*out+o], want, tol)
+								}
+							}
+						}
+						a.Release(mark)
 					}
-					a.Release(mark)
 				}
 			}
 		}
 	}
 	x := cuda.M(cuda.Buffer{Bytes: 1 << 20}, 9, 200, cuda.BF16T)
-	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 200, BlockSize: 64}, 0); err == nil {
-		t.Error("9 rows accepted")
+	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 200, BlockSize: 64, BlockSize2: 256}, 0); err == nil {
+		t.Error("9 rows accepted where in = 200 allows 8")
+	}
+	x = cuda.M(cuda.Buffer{Bytes: 1 << 20}, 33, 256, cuda.BF16T)
+	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 256, BlockSize: 64, BlockSize2: 256}, 0); err == nil {
+		t.Error("33 rows accepted")
 	}
 }
