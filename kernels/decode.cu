@@ -49,14 +49,15 @@ __device__ float dec_block_reduce(float x, float* red, bool max) {
 }
 
 // dec_softmax_exp turns the block's scores sc [T] into exp(sc − max) in place and returns their sum (the
-// caller divides); tid strides over the keys. Its first barrier publishes the scores, the reduction's
-// barriers publish the exponentials.
-__device__ float dec_softmax_exp(float* sc, long long T, float* red) {
+// caller divides), and the max in *mo when mo is not null; tid strides over the keys. Its first barrier
+// publishes the scores, the reduction's barriers publish the exponentials.
+__device__ float dec_softmax_exp(float* sc, long long T, float* red, float* mo = nullptr) {
     const int tid = threadIdx.x;
     __syncthreads();
     float m = -INFINITY;
     for (long long j = tid; j < T; j += blockDim.x) m = fmaxf(m, sc[j]);
     m = dec_block_reduce(m, red, true);
+    if (mo != nullptr) *mo = m;
     float s = 0.f;
     for (long long j = tid; j < T; j += blockDim.x) {
         const float e = expf(sc[j] - m);
@@ -207,4 +208,109 @@ extern "C" __global__ void __launch_bounds__(256) decode_attention_d128_bf16(
         for (int w = 0; w < NW; w++) t += part[w * 128 + tid];
         orow[tid] = __float2bfloat16(t / s);
     }
+}
+
+// decode_attention_split_d128_bf16: decode_attention_d128_bf16 over one slice of each row's keys, for when
+// rows · H blocks are too few to fill the GPU (flash decoding): block (h, r, s) of S = gridDim.z takes keys
+// [s·n, min((s+1)·n, T)), n = ceil(T / S), T = pos[r] + 1, and writes part[r, h, s] [130] fp32: its
+// unnormalized output Σ_j exp(sc_j − m)·v_j [128], then m (its max score; −inf for an empty slice) and
+// l = Σ_j exp(sc_j − m). decode_attention_merge_bf16 combines the slices. Arguments otherwise as
+// decode_attention_d128_bf16's; part [rows, H, S, 130] fp32.
+// grid (H, rows, S), block 256; dynamic shared memory (ceil(cap / S) + 8·128 + 32) floats.
+extern "C" __global__ void __launch_bounds__(256) decode_attention_split_d128_bf16(
+    float* __restrict__ part, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc,
+    const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots, const int* __restrict__ pos,
+    long long H, long long KVH, long long cap, float scale) {
+    extern __shared__ float dec_smem[];
+    const long long S = gridDim.z;
+    float* sc = dec_smem;                  // [ceil(cap / S)]
+    float* pt = dec_smem + (cap + S - 1) / S;  // [8][128]
+    float* red = pt + 8 * 128;             // [32]
+    const long long h = blockIdx.x, r = blockIdx.y, s = blockIdx.z;
+    const long long g = h / (H / KVH);
+    const long long kvd = KVH * 128;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int NW = 8, U = 4;
+    const long long T = min((long long)pos[r] + 1, cap);
+    const long long n = T > 0 ? (T + S - 1) / S : 0;
+    const long long j0 = s * n, nk = max(min(j0 + n, T) - j0, 0LL);  // keys j0 .. j0 + nk − 1
+    float* dst = part + ((r * H + h) * S + s) * 130;
+    if (nk == 0) {
+        if (tid < 128) dst[tid] = 0.f;
+        if (tid == 0) {
+            dst[128] = -INFINITY;
+            dst[129] = 0.f;
+        }
+        return;
+    }
+    const __nv_bfloat16* kb = kc + ((long long)slots[r] * cap + j0) * kvd + g * 128 + lane * 4;
+    const __nv_bfloat16* vb = vc + ((long long)slots[r] * cap + j0) * kvd + g * 128 + lane * 4;
+    float qv[4];
+    dec_bf16x4(q + r * H * 128 + h * 128 + lane * 4, qv);
+    for (long long i0 = (long long)warp * U; i0 < nk; i0 += NW * U) {
+        float kv[U][4], dot[U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (i0 + u < nk) dec_bf16x4(kb + (i0 + u) * kvd, kv[u]);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            dot[u] = 0.f;
+            if (i0 + u < nk) dot[u] = qv[0] * kv[u][0] + qv[1] * kv[u][1] + qv[2] * kv[u][2] + qv[3] * kv[u][3];
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) dot[u] = dec_warp_sum(dot[u]);
+        if (lane == 0)
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (i0 + u < nk) sc[i0 + u] = dot[u] * scale;
+    }
+    float m;
+    const float l = dec_softmax_exp(sc, nk, red, &m);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (long long i0 = (long long)warp * U; i0 < nk; i0 += NW * U) {
+        float vv[U][4];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (i0 + u < nk) dec_bf16x4(vb + (i0 + u) * kvd, vv[u]);
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (i0 + u < nk) {
+                const float p = sc[i0 + u];
+#pragma unroll
+                for (int i = 0; i < 4; i++) acc[i] += p * vv[u][i];
+            }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) pt[warp * 128 + lane * 4 + i] = acc[i];
+    __syncthreads();
+    if (tid < 128) {
+        float t = 0.f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) t += pt[w * 128 + tid];
+        dst[tid] = t;
+    }
+    if (tid == 0) {
+        dst[128] = m;
+        dst[129] = l;
+    }
+}
+
+// decode_attention_merge_bf16: o[r, h] = Σ_s e_s·O_s / Σ_s e_s·l_s with e_s = exp(m_s − max_s m_s), over the S
+// slices (O_s, m_s, l_s) that decode_attention_split_d128_bf16 wrote to part [rows, H, S, 130] fp32 (slice 0 is
+// never empty). o [rows, H·128] bf16. grid (H, rows), block 128.
+extern "C" __global__ void __launch_bounds__(128) decode_attention_merge_bf16(
+    __nv_bfloat16* __restrict__ o, const float* __restrict__ part, long long H, long long S) {
+    const long long h = blockIdx.x, r = blockIdx.y;
+    const int tid = threadIdx.x;
+    const float* p = part + (r * H + h) * S * 130;
+    float M = -INFINITY;
+    for (long long s = 0; s < S; s++) M = fmaxf(M, p[s * 130 + 128]);
+    float L = 0.f, acc = 0.f;
+    if (M != -INFINITY)
+        for (long long s = 0; s < S; s++) {
+            const float e = expf(p[s * 130 + 128] - M);
+            L += e * p[s * 130 + 129];
+            acc += e * p[s * 130 + tid];
+        }
+    o[(r * H + h) * 128 + tid] = __float2bfloat16(L > 0.f ? acc / L : 0.f);
 }

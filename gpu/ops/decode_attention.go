@@ -87,3 +87,80 @@ func DecodeAttention(d *cuda.Device, o, q, kc, vc, slots, pos cuda.Buffer, rows 
 	return d.Launch(kern, cuda.Dim3{X: c.H, Y: rows, Z: 1}, D1(threads), smem, o, q, kc, vc, slots, pos, c.H, c.KVH, c.D, c.Cap,
 		c.Scale)
 }
+
+// decodeSMs is the number of multiprocessors the split of decode attention aims to fill twice over (an H100
+// or H200 has 132; on a smaller card the extra slices cost one more merge term each).
+const decodeSMs = 132
+
+// decodePartFloats is one slice's record in the split's scratch: its output [128], max score and sum.
+const decodePartFloats = 130
+
+// Splits is the number of key slices DecodeAttentionSplit cuts each row's keys into for rows rows: 1 (one
+// block per row and head) when rows·H blocks fill the GPU twice or D ≠ 128, else enough slices for that, at
+// most one per 32 cached tokens and 32 in all.
+func (c DecodeDims) Splits(rows int) int {
+	blocks := rows * c.H
+	if !c.d128() || blocks >= 2*decodeSMs {
+		return 1
+	}
+	return max(1, min((2*decodeSMs+blocks-1)/blocks, c.Cap/32, 32))
+}
+
+// SplitBytes is the scratch DecodeAttentionSplit needs for steps of up to maxRows rows ([rows, H, S, 130]
+// fp32 at the largest rows·S); 0 when no step is split.
+func (c DecodeDims) SplitBytes(maxRows int) int64 {
+	var most int64
+	for rows := 1; rows <= maxRows; rows++ {
+		s := c.Splits(rows)
+		if s == 1 {
+			break // Splits only falls as rows grow
+		}
+		most = max(most, int64(rows)*int64(c.H)*int64(s)*decodePartFloats*4)
+	}
+	return most
+}
+
+// DecodeAttentionSplit is DecodeAttention with each row's keys cut into c.Splits(rows) slices, one block
+// each (flash decoding), for steps whose rows·H blocks would leave most of the GPU idle: the slices' partial
+// outputs, maxima and sums go to part (at least c.SplitBytes(rows) bytes), and decode_attention_merge_bf16
+// combines them into o. With one slice it is DecodeAttention (part unused).
+// Kernels: decode_attention_split_d128_bf16, decode_attention_merge_bf16 (kernels/decode.cu); CPU twin as
+// DecodeAttention's.
+func DecodeAttentionSplit(d *cuda.Device, o, q, kc, vc, slots, pos, part cuda.Buffer, rows int, c DecodeDims) error {
+	if err := c.Check("decode attention"); err != nil {
+		return err
+	}
+	S := c.Splits(rows)
+	if S == 1 || rows <= 0 {
+		return DecodeAttention(d, o, q, kc, vc, slots, pos, rows, c)
+	}
+	qb := int64(rows) * int64(c.H*c.D) * 2
+	if err := kernArgs("decode attention", "o", o, qb, "q", q, qb, "k cache", kc, c.CacheBytes(),
+		"v cache", vc, c.CacheBytes(), "slots", slots, int64(rows)*4, "pos", pos, int64(rows)*4,
+		"slices", part, int64(rows)*int64(c.H)*int64(S)*decodePartFloats*4); err != nil {
+		return err
+	}
+	smem := ((c.Cap+S-1)/S + 8*128 + 32) * 4
+	if smem > 227<<10 {
+		return fmt.Errorf("gpu: decode attention: a slice of %d tokens needs %d bytes of shared memory (at most %d)",
+			(c.Cap+S-1)/S, smem, 227<<10)
+	}
+	kern, err := d.Kernel("decode", "decode_attention_split_d128_bf16")
+	if err != nil {
+		return err
+	}
+	if smem > 48<<10 {
+		if err := kern.SetMaxDynamicSmem(smem); err != nil {
+			return err
+		}
+	}
+	if err := d.Launch(kern, cuda.Dim3{X: c.H, Y: rows, Z: S}, D1(256), smem, part, q, kc, vc, slots, pos, c.H, c.KVH,
+		c.Cap, c.Scale); err != nil {
+		return err
+	}
+	merge, err := d.Kernel("decode", "decode_attention_merge_bf16")
+	if err != nil {
+		return err
+	}
+	return d.Launch(merge, cuda.Dim3{X: c.H, Y: rows, Z: 1}, D1(128), 0, o, part, c.H, S)
+}

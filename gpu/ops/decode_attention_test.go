@@ -15,7 +15,8 @@ import (
 // (sequences in a permuted order, at random positions) and checks the caches exactly; then decode attention
 // of each row against its cache, compared with the last query row of model.AttentionForward run on that
 // sequence's keys 0..pos (other query rows random). The longest cache needs more than 48 KB of shared memory. Tolerance tolBF16: bf16 inputs, fp32 math, one bf16
-// rounding of the output.
+// rounding of the output. For D = 128 also with the keys split over several blocks (DecodeAttentionSplit: 4
+// slices of 28 heads × 3 rows, 13 of 7 × 3, the row at position 0 leaving all slices but the first empty).
 func TestKVAppendDecodeAttentionParity(t *testing.T) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -55,16 +56,30 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 				}
 			}
 			dq := ktBF16(t, d, a, q)
-			variants := []bool{false}
+			type variant struct {
+				name        string
+				d128, split bool
+			}
+			variants := []variant{{"generic kernel", false, false}}
 			if c.D == 128 {
-				variants = append(variants, true)
+				variants = append(variants, variant{"d128 kernel", true, false}, variant{"keys split", true, true})
 			}
 			defer func(v bool) { decodeAttnD128 = v }(decodeAttnD128)
 			var outs [][]float32
-			for _, v := range variants { // the generic kernel, and the D = 128 one where it applies
-				decodeAttnD128 = v
+			for _, v := range variants { // the generic kernel, and the D = 128 ones where they apply
+				decodeAttnD128 = v.d128
 				o := ktPoison(t, d, a, int64(rows*c.H*c.D)*2)
-				if err := DecodeAttention(d, o, dq, dkc, dvc, ds, dp, rows, dims); err != nil {
+				var err error
+				if v.split {
+					if dims.Splits(rows) < 2 {
+						t.Fatalf("%d rows of %d heads are not split", rows, c.H)
+					}
+					part := ktPoison(t, d, a, dims.SplitBytes(rows))
+					err = DecodeAttentionSplit(d, o, dq, dkc, dvc, ds, dp, part, rows, dims)
+				} else {
+					err = DecodeAttention(d, o, dq, dkc, dvc, ds, dp, rows, dims)
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 				outs = append(outs, ktGetBF16(t, d, o, rows*c.H*c.D))
@@ -85,7 +100,7 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 				want = append(want, out[(T-1)*c.H*c.D:]...)
 			}
 			for i, got := range outs {
-				ktCompare(t, fmt.Sprintf("decode attention (d128 kernel: %v)", variants[i]), got, want, tolBF16)
+				ktCompare(t, "decode attention ("+variants[i].name+")", got, want, tolBF16)
 			}
 		})
 	}
