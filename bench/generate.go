@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/t2m/t2m/model"
@@ -18,7 +20,10 @@ type GenerateOptions struct {
 	Prompt  int
 	New     int
 	Repeats int
-	Log     io.Writer
+	// LoRARank, when > 0, gives every projection a random adapter of that rank (as `t2m eval` of a trained
+	// checkpoint has); 0 reads T2M_BENCH_LORA_RANK (unset: none), as `t2m bench generate` has no flag for it yet.
+	LoRARank int
+	Log      io.Writer
 }
 
 // GenerateResult is one batch size's measurement (printed as one JSON line).
@@ -50,14 +55,27 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	rank := o.LoRARank
+	if v := os.Getenv("T2M_BENCH_LORA_RANK"); rank == 0 && v != "" {
+		if rank, err = strconv.Atoi(v); err != nil || rank < 0 {
+			return nil, fmt.Errorf("bench generate: T2M_BENCH_LORA_RANK=%q: want a rank ≥ 0", v)
+		}
+	}
+	var lp *model.LoRAParams
+	if rank > 0 {
+		lp = randomLoRA(w, rank, rand.New(rand.NewPCG(o.Seed, 3)))
+	}
 	t0 := time.Now()
-	gen, err := dev.NewGenerator(w, nil)
+	gen, err := dev.NewGenerator(w, lp)
 	if err != nil {
 		return nil, fmt.Errorf("bench generate: %w", err)
 	}
 	defer gen.Close()
 	load := time.Since(t0)
 	holds := gen.Describe()
+	if rank > 0 {
+		holds += fmt.Sprintf(" (random LoRA of rank %d on every projection)", rank)
+	}
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, "bench generate: %s, %d layers, loaded in %s: %s\n", o.Model, w.Config.NumLayers, load.Round(time.Millisecond), holds)
 	}
@@ -97,4 +115,23 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// randomLoRA gives every projection of w an adapter of rank r with N(0, 0.02²) values in A and B (B non-zero,
+// so the branch counts) and scaling 2.
+func randomLoRA(w *model.Weights, r int, rng *rand.Rand) *model.LoRAParams {
+	p := &model.LoRAParams{Rank: r, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
+	for _, l := range w.Layers {
+		for _, pr := range l.Projections() {
+			a, b := make([]float32, r*pr.W.In), make([]float32, pr.W.Out*r) // [r, in], [out, r]
+			for i := range a {
+				a[i] = float32(rng.NormFloat64() * 0.02)
+			}
+			for i := range b {
+				b[i] = float32(rng.NormFloat64() * 0.02)
+			}
+			p.A[pr.Module], p.B[pr.Module] = a, b
+		}
+	}
+	return p
 }

@@ -11,18 +11,13 @@ import (
 	"github.com/t2m/t2m/model"
 )
 
-// nf4GEMVRows is the most rows the decoder multiplies with ops.NF4GEMV rather than dequantize + GEMM. On an
-// H200 at the 7B shape (prompt 400, 64 new tokens, NF4 kept at 4 bits) the kernel gave 86 new tok/s at batch
-// 1 against 81 for dequantize + GEMM, but 438 against 602 at batch 8: it pays for one row only, as it is.
-const nf4GEMVRows = 1
-
 // defaultPrefillRows bounds the rows of one prefill launch sequence (prompts of equal length are prefilled
 // together up to this many tokens), so the activations stay a few hundred MiB at the 7B shape.
 const defaultPrefillRows = 8192
 
 // decoder runs greedy decoding on the device (it implements model.DecodeSteps): per-sequence KV caches on the
-// device, prefill through the flash attention forward, batched single-token steps through
-// decode_attention_bf16, lm_head on each sequence's last position only, argmax on the device; only token
+// device, prefill through the flash attention forward, batched single-token steps through decode attention
+// (its keys split over several blocks when the rows are few), lm_head on each sequence's last position only, argmax on the device; only token
 // ids cross to the host (and the ids, positions and slots of the next rows back to the device).
 type decoder struct {
 	d    *cuda.Device
@@ -30,6 +25,9 @@ type decoder struct {
 	ar   *cuda.Arena
 	w    *decodeWeights
 	rows int // the most rows one forward takes (prefill chunk)
+	// gemvRows, when > 0, lowers the most rows an NF4 projection multiplies straight from its codes
+	// (ops.NF4GEMVRows) rather than dequantized per use (tests cover both paths on a tiny model).
+	gemvRows int
 
 	// Set by begin, released by end.
 	mark     int64
@@ -43,6 +41,7 @@ type decoder struct {
 	loraH    cuda.Buffer            // [rows, rank] bf16 (LoRA applied per use)
 	loraY    cuda.Buffer            // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
 	lse      cuda.Buffer            // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
+	part     cuda.Buffer            // decode attention's key slices (ops.DecodeAttentionSplit), or zero
 	cs       cuda.Buffer            // [rows, D/2] (cos, sin) fp32: RoPE table
 	ones     cuda.Buffer            // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
 	meta     cuda.Buffer            // [3·rows] int32: ids | positions | slots of the rows of one forward
@@ -112,6 +111,10 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.meta = take(3*r64*4, "ids, positions, slots")
 	g.logits = take(int64(max(seqs, 1))*int64(c.VocabSize)*4, "logits")
 	g.next = take(int64(seqs)*4, "next ids")
+	g.part = cuda.Buffer{}
+	if n := g.dims.SplitBytes(seqs); n > 0 {
+		g.part = take(n, "decode attention slices")
+	}
 	if err != nil {
 		g.End()
 		return fmt.Errorf("gpu: decoder: KV caches for %d sequences of %d tokens: %w; "+
@@ -142,14 +145,26 @@ func (g *decoder) End() {
 	}
 }
 
-// linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ) through ops.Linear. x [rows, in], y [rows, out] bf16.
+// linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16. An NF4 weight is multiplied
+// straight from its codes (ops.NF4GEMVFused, bias and LoRA in its epilogue) for up to ops.NF4GEMVRows rows
+// (decode steps), else dequantized into the scratch for ops.Linear's GEMM (prefill).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
-	l := ops.LinearArgs{X: cuda.M(x, rows, lin.in, cuda.BF16T), W: cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T),
-		Y: cuda.M(y, rows, lin.out, cuda.BF16T)}
-	switch {
-	case lin.nf4 != nil && rows <= nf4GEMVRows && lin.in%8 == 0 && lin.nf4.BlockSize%8 == 0:
-		l.NF4 = lin.nf4 // one row: multiply straight from the codes (no bf16 copy written and read back)
-	case lin.nf4 != nil:
+	X := cuda.M(x, rows, lin.in, cuda.BF16T)
+	if lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows) {
+		a := ops.NF4GEMVArgs{X: X, W: lin.nf4, Y: cuda.M(y, rows, lin.out, cuda.BF16T), Bias: lin.bias}
+		if lin.a.Bytes != 0 { // h = x·Aᵀ (bf16, as ops.Linear's), then s·h·Bᵀ summed in fp32 with x·Wᵀ + b
+			a.H, a.B, a.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T), lin.scale
+			if err := g.blas.Linear(X, cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), 0, a.H); err != nil {
+				return fmt.Errorf("%s: lora_A: %w", lin.name, err)
+			}
+		}
+		if err := ops.NF4GEMVFused(g.d, a); err != nil {
+			return fmt.Errorf("%s: %w", lin.name, err)
+		}
+		return nil
+	}
+	l := ops.LinearArgs{X: X, W: cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T), Y: cuda.M(y, rows, lin.out, cuda.BF16T)}
+	if lin.nf4 != nil {
 		if err := ops.DequantNF4(g.d, lin.nf4, g.w.scratch); err != nil {
 			return err
 		}
@@ -278,7 +293,7 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	}
 	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
 	attend := func(l int) error {
-		return ops.DecodeAttention(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, rows, g.dims)
+		return ops.DecodeAttentionSplit(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, g.part, rows, g.dims)
 	}
 	if err := g.forward(rows, attend, 0, rows, g.w.w.Config.HiddenSize); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)

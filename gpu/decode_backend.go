@@ -64,7 +64,7 @@ func newGPUGenerator(d *cuda.Device, w *model.Weights, lora *model.LoRAParams, o
 	how := "bf16 weights"
 	switch {
 	case dense > 0 && perUse:
-		how = "NF4 weights dequantized per use"
+		how = "NF4 weights kept at 4 bits (fused NF4 GEMV per step, dequantized per use in prefill)"
 	case dense > 0:
 		how = "NF4 weights dequantized to bf16 at load"
 	}

@@ -26,9 +26,11 @@ func top2(v []float32) (int32, float64) {
 }
 
 // TestGPUGeneratorTiny runs the GPU decoder on the tiny Qwen2 (GQA, biases, untied lm_head, vocab 152064)
-// against model.Generator, for bf16 weights, NF4 (dequantized to bf16 at load), and NF4 + LoRA merged and
-// applied per use (NF4 dequantized per use), with prompts of different lengths, equal ones consecutive so
-// that some are prefilled together.
+// against model.Generator, for bf16 weights, NF4 dequantized to bf16 at load, NF4 kept at 4 bits (steps and
+// prefills of up to 32 rows through ops.NF4GEMVFused with the bias fused, longer prefills dequantized per use),
+// and NF4 + LoRA merged and applied per use (steps of up to 6 rows in the fused GEMV's epilogue, prefills of 7
+// and more rows dequantized per use), with prompts of different lengths, equal ones consecutive so that some
+// are prefilled together.
 //
 //  1. Teacher forcing on the CPU's tokens: the prefill logits and every step's logits of every sequence
 //     within 2e-2 relative L2 of the CPU's (bf16 weights and activations through two layers, as
@@ -49,8 +51,9 @@ func TestGPUGeneratorTiny(t *testing.T) {
 		name              string
 		nf4, lora, perUse bool
 		rows              int // prefill rows (0: default)
-	}{{"bf16", false, false, false, 0}, {"nf4", true, false, false, 16}, {"nf4+lora-merged", true, true, false, 0},
-		{"nf4+lora-per-use", true, true, true, 16}} {
+		gemvRows          int // decoder.gemvRows (0: default)
+	}{{"bf16", false, false, false, 0, 0}, {"nf4", true, false, false, 16, 0}, {"nf4-kept", true, false, true, 0, 0},
+		{"nf4+lora-merged", true, true, false, 0, 0}, {"nf4+lora-per-use", true, true, true, 16, 6}} {
 		t.Run(c.name, func(t *testing.T) {
 			d.Bind()
 			rng := rand.New(rand.NewPCG(41, 42))
@@ -76,6 +79,7 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				t.Fatal(err)
 			}
 			dec := newDecoder(d, blas, a, dw, c.rows)
+			dec.gemvRows = c.gemvRows
 			cpu, err := model.NewGenerator(w, lp)
 			if err != nil {
 				t.Fatal(err)

@@ -34,10 +34,12 @@ type Generator interface {
 type GeneratorOptions struct {
 	// NF4PerUse keeps NF4 projections quantized on the GPU, with LoRA applied unmerged (x·Aᵀ·Bᵀ·s): a third
 	// of the weight memory. Decode steps of up to ops.NF4GEMVMaxRows sequences multiply straight from the
-	// codes (ops.NF4GEMV); larger ones dequantize each weight before its GEMM. Otherwise (and always when the
-	// bf16 copies would not fit) NF4 is dequantized to bf16 once at load and each adapter is merged into its
+	// codes on tensor cores (ops.NF4GEMVFused, the bias and the adapter's x·Aᵀ·Bᵀ·s in the same kernel);
+	// larger forwards (prefill) dequantize each weight before its GEMM. Otherwise (and always when the bf16
+	// copies would not fit) NF4 is dequantized to bf16 once at load and each adapter is merged into its
 	// weight. The device registry's generator (t2m baseline, eval, bench generate) sets it when the
-	// environment has T2M_GPU_WEIGHTS=nf4.
+	// environment has T2M_GPU_WEIGHTS=nf4. It becomes the default once measured at least as fast as the
+	// bf16 copies at batch 1 and 8 (gpu/DECODE_NOTES.md).
 	NF4PerUse bool
 	// PrefillRows bounds the tokens of one prefill (≤ 0: 8192); prompts of equal length are prefilled
 	// together up to it.
