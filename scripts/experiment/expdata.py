@@ -153,20 +153,21 @@ def _word_re(name):
     return re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])")
 
 
-def rename_fields(ex, rng, collection=False):
+def rename_fields(ex, rng, collection=False, words=NAME_WORDS):
     """A copy of a `t2m data` example whose schema fields carry fresh names (one or two of NAME_WORDS joined by
     "_"), renamed consistently in the schema, the intent (the name, and the name with spaces for "_", as whole
     words) and the gold output (keys and values equal to the name, "$name" references, and the
     "<accumulator>_<name>" keys of $group stages), so that the base model must read field names from the
     schema in the prompt instead of recalling them. With collection, the collection gets a fresh name too (in
     the schema and in the intent, with "_" or spaces) and the fields are listed in a shuffled order, so that
-    nothing in the prompt but the schema itself says which fields exist. rng: a random.Random."""
+    nothing in the prompt but the schema itself says which fields exist. rng: a random.Random. words: the
+    words new names are made of (NAME_WORDS, or vocab_words of the tokenizer)."""
     fields = ex["schema"]["fields"]
     taken = {f["name"] for f in fields}
     mapping = {}
     for f in fields:
         while True:
-            new = "_".join(rng.choice(NAME_WORDS) for _ in range(rng.choice((1, 2, 2))))
+            new = "_".join(rng.choice(words) for _ in range(rng.choice((1, 2, 2))))
             if new not in taken:
                 break
         taken.add(new)
@@ -209,7 +210,7 @@ def rename_fields(ex, rng, collection=False):
     if collection:
         old = ex["schema"]["collection"]
         while True:
-            new = "_".join(rng.choice(NAME_WORDS) for _ in range(2))
+            new = "_".join(rng.choice(words) for _ in range(2))
             if new not in taken:
                 break
         out["schema"]["collection"] = new
@@ -217,4 +218,49 @@ def rename_fields(ex, rng, collection=False):
             out["intent"] = _word_re(o).sub(n, out["intent"])
         rng.shuffle(out["schema"]["fields"])
     out["output"] = value(ex["output"])
+    return out
+
+
+# Why the base needs more than NAME_WORDS (measured on the published held_out split): Qwen's byte-level BPE
+# gives a field name two different tokens: in the prompt it follows a space (" wing", "Ġwing", id 20013), in
+# the JSON output a quote ("wing", id 23593). A model trained from scratch learns "write wing where the prompt
+# says Ġwing" only for words it was trained on; the output token of a word it never wrote keeps its random
+# initial embedding (only ever pushed down), so no base made from t2m data (and no fine-tune on the published
+# train split) can write "visitor", "wing", "medium", "humidity", "vehicle", "fuel", ...: 20 of the 34 first
+# words of the held-out collections' field names occur in no training output of either. A pretrained model
+# knows every such pair. The two helpers below give the base that knowledge for the tokenizer's whole
+# vocabulary of lowercase words (not picked from any split): vocab_words lists them, spelling_pairs makes
+# sequences that ask for each word in its quoted form given its spaced form, and rename_fields can draw new
+# field names from the same list.
+
+def vocab_words(vocab, min_len=2, max_len=12):
+    """The lowercase ASCII words w (min_len to max_len letters) whose space-prefixed form "Ġw" is a single
+    token of a byte-level BPE vocabulary (a dict token -> id, as tokenizers' get_vocab() returns), in id
+    order (roughly by frequency). For Qwen2.5's tokenizer: 24,390 words."""
+    import re
+    pat = re.compile(r"[a-z]{%d,%d}" % (min_len, max_len))
+    return [t[1:] for t, _ in sorted(vocab.items(), key=lambda x: x[1]) if t.startswith("\u0120") and pat.fullmatch(t[1:])]
+
+
+def spelling_pairs(words, rng, reps, per_seq=40):
+    """(prompt, completion) texts that teach a from-scratch model each word's quoted form from its spaced form:
+    the prompt "<|im_start|>user\\nSpell: name name ...<|im_end|>\\n<|im_start|>assistant\\n", the completion
+    the names as a JSON list, then <|im_end|> (the loss is on the completion, as for the examples). A name is
+    one word of words, or (one in three) two joined by "_", as field names are. Every word occurs in reps
+    passes over a fresh shuffle of words; per_seq names a sequence. rng: a random.Random."""
+    stream = []
+    for _ in range(reps):
+        ws = list(words)
+        rng.shuffle(ws)
+        stream += ws
+    names, i = [], 0
+    while i < len(stream):
+        k = 2 if rng.random() < 1 / 3 and i + 1 < len(stream) else 1
+        names.append("_".join(stream[i:i + k]))
+        i += k
+    out = []
+    for j in range(0, len(names), per_seq):
+        chunk = names[j:j + per_seq]
+        out.append((IM_START + "user\nSpell: " + " ".join(chunk) + IM_END + "\n" + IM_START + "assistant\n",
+                    json.dumps(chunk) + IM_END))
     return out

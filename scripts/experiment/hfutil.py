@@ -59,8 +59,13 @@ def encode_pairs(tok, examples, max_len):
     """(ids, labels) per example as t2m train makes them: prompt and completion encoded separately, -100 on
     the prompt, cut from the right to max_len; an example whose completion is cut entirely is dropped.
     Returns the pairs and the number dropped."""
-    ps = tok.encode_batch([expdata.prompt(ex) for ex in examples], add_special_tokens=False)
-    cs = tok.encode_batch([expdata.completion(ex) for ex in examples], add_special_tokens=False)
+    return encode_texts(tok, [(expdata.prompt(ex), expdata.completion(ex)) for ex in examples], max_len)
+
+
+def encode_texts(tok, texts, max_len):
+    """encode_pairs for (prompt, completion) strings."""
+    ps = tok.encode_batch([p for p, _ in texts], add_special_tokens=False)
+    cs = tok.encode_batch([c for _, c in texts], add_special_tokens=False)
     out, dropped = [], 0
     for p, c in zip(ps, cs):
         ids = (p.ids + c.ids)[:max_len]

@@ -20,9 +20,13 @@ base, as they are by the fine-tunes), only the examples whose gold output is of 
 the output's shape, expdata.kind), plus --rename-copies copies of each whose fields carry fresh random names
 (expdata.rename_fields): without them a base this small recalls the field names of the generator's 18
 collections instead of reading them from the schema, and no fine-tune can teach it to copy (measured: zero-shot
-fields 4% on held_out, fine-tunes no better). At the end it prints greedy samples and, on the first --data folder's
-eval.jsonl (the same kinds) and on --check (a published split, zero-shot), the parse rate (layer 1, syntax)
-and exact-match rate of its outputs."""
+fields 4% on held_out, fine-tunes no better). --rename-collections gives the copies fresh collection names and
+shuffled fields too; --name-words vocab draws the names from the tokenizer's lowercase words (expdata.vocab_words)
+and --spelling-reps N adds sequences that ask for each of those words in its quoted form given its spaced form
+(expdata.spelling_pairs: the two are different tokens, and a model trained from scratch cannot write a word's
+quoted token unless trained to; measured: not learned in 2,000 steps, see README.md). At the end it prints
+greedy samples and, on the first --data folder's eval.jsonl (the same kinds) and on --check (a published
+split, zero-shot), the parse rate (layer 1, syntax) and exact-match rate of its outputs."""
 import os
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
@@ -66,7 +70,15 @@ ap.add_argument("--rename-copies", type=int, default=3,
                 help="per training example, this many extra copies whose fields carry fresh names (expdata.rename_fields), "
                      "so the base learns to read field names from the schema instead of recalling those of the 18 collections")
 ap.add_argument("--rename-collections", action="store_true",
-                help="the renamed copies also get a fresh collection name and a shuffled field order (not yet run)")
+                help="the renamed copies also get a fresh collection name and a shuffled field order")
+ap.add_argument("--name-words", choices=("fixed", "vocab"), default="fixed",
+                help="words the renamed copies' names are made of: expdata.NAME_WORDS (78), or every lowercase word "
+                     "of the tokenizer (expdata.vocab_words, 24,390 for Qwen2.5)")
+ap.add_argument("--spelling-reps", type=int, default=0,
+                help="add spelling sequences (expdata.spelling_pairs) in which every word of expdata.vocab_words occurs "
+                     "this many times: each word's quoted (JSON) token from its spaced (prompt) token, which a model "
+                     "trained from scratch cannot know for words it never wrote")
+ap.add_argument("--spelling-per-seq", type=int, default=40, help="names per spelling sequence")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -92,15 +104,26 @@ for d in a.data:
     seen += len(exs)
     train_ex += expdata.select(exs, kinds)
 originals = len(train_ex)
+vwords = expdata.vocab_words(tok.get_vocab()) if a.name_words == "vocab" or a.spelling_reps > 0 else []
 rename_rng = random.Random(a.seed + 1)
-train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections)
+train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections,
+                                             words=vwords if a.name_words == "vocab" else expdata.NAME_WORDS)
                        for _ in range(a.rename_copies) for ex in train_ex[:originals]]
 seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len)
+spelling = expdata.spelling_pairs(vwords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
+spell_seqs, spell_dropped = hfutil.encode_texts(tok, spelling, a.max_len)
+seqs += spell_seqs
+dropped += spell_dropped
 n_tok = sum(len(s[0]) for s in seqs)
 n_compl = sum(sum(x != hfutil.IGNORE for x in s[1][1:]) for s in seqs)
-log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renamed fields; %d sequences (%d dropped by --max-len), %d tokens, "
-    "%d completion tokens; %.1f epochs in %d steps of %d" % (originals, seen, len(a.data), ",".join(kinds), len(train_ex) - originals, len(seqs),
-                                                             dropped, n_tok, n_compl, a.steps * a.batch / len(seqs), a.steps, a.batch))
+log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renamed fields (names from %s), + %d spelling sequences "
+    "(%d words x %d); %d sequences (%d dropped by --max-len), %d tokens, %d completion tokens; %.1f epochs in %d steps of %d" % (
+        originals, seen, len(a.data), ",".join(kinds), len(train_ex) - originals,
+        "%d vocabulary words" % len(vwords) if a.name_words == "vocab" else "%d NAME_WORDS" % len(expdata.NAME_WORDS),
+        len(spell_seqs), len(vwords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
+        a.steps * a.batch / len(seqs), a.steps, a.batch))
+if spelling:
+    log("spelling sample: %r -> %r" % (spelling[0][0][-120:], spelling[0][1][:120]))
 
 config = expdata.base_config(hidden=a.hidden, layers=a.layers, heads=a.heads, kv_heads=a.kv_heads,
                              intermediate=a.intermediate, vocab=a.vocab, rope_theta=a.rope_theta, tied=not a.untied)
@@ -210,7 +233,7 @@ except Exception as e:  # the checkpoint is written: a failed check must not cos
     log("WARNING: the checks failed (%s); the checkpoint in %s is complete" % (check_error, a.out))
 
 info = {"recipe": {k: v for k, v in vars(a).items() if k not in ("out",)}, "kinds": kinds, "config": config,
-        "train_examples": len(train_ex), "sequences": len(seqs), "tokens": n_tok, "steps": steps_done,
+        "train_examples": len(train_ex), "spelling_sequences": len(spell_seqs), "vocab_words": len(vwords), "sequences": len(seqs), "tokens": n_tok, "steps": steps_done,
         "stopped_early": stopped_early, "train_seconds": round(train_s, 1), "last_loss": last_loss,
         "params_m": round(n_params / 1e6, 2), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
         "model_safetensors_sha256": sha, "checks": checks, "check_error": check_error, "seconds": round(time.time() - t_start, 1)}

@@ -151,6 +151,49 @@ class TestRename(unittest.TestCase):
         self.assertGreater(shuffled, 200, "the field order is not shuffled")
 
 
+class TestVocabWords(unittest.TestCase):
+    def test_vocab_words(self):
+        vocab = {"\u0120wing": 9, "wing": 3, "\u0120the": 2, "\u0120A": 4, "\u0120x": 5, "\u0120two_words": 6, "visitor": 7,
+                 "\u0120caf\u00e9": 8, "\u0120abcdefghijklm": 10, "\u0120medium": 1}
+        self.assertEqual(expdata.vocab_words(vocab), ["medium", "the", "wing"])
+
+    def test_rename_with_vocab_words(self):
+        rng = random.Random(9)
+        words = ["w%03d" % i for i in range(500)]
+        exs = expdata.select(expdata.read_jsonl(os.path.join(Data.seed(1), "train.jsonl")), expdata.BASE_KINDS)
+        for ex in exs[:300]:
+            r = expdata.rename_fields(ex, rng, collection=True, words=words)
+            old = {f["name"] for f in ex["schema"]["fields"]}
+            new = [f["name"] for f in r["schema"]["fields"]]
+            self.assertEqual(len(set(new)), len(new), "renamed fields collide")
+            self.assertTrue(all(p in words for n in new for p in n.split("_")), new)
+            self.assertTrue(all(p in words for p in r["schema"]["collection"].split("_")))
+            self.assertEqual(expdata.kind(r["output"]), expdata.kind(ex["output"]))
+            text = json.dumps(r["output"])
+            for name in old:
+                self.assertNotIn('"%s"' % name, text)
+                self.assertNotIn('"$%s"' % name, text)
+
+    def test_spelling_pairs(self):
+        words = ["w%03d" % i for i in range(997)]
+        pairs = expdata.spelling_pairs(words, random.Random(3), reps=3, per_seq=40)
+        seen, joined = [], 0
+        for prompt, completion in pairs:
+            head = expdata.IM_START + "user\nSpell: "
+            tail = expdata.IM_END + "\n" + expdata.IM_START + "assistant\n"
+            self.assertTrue(prompt.startswith(head) and prompt.endswith(tail), prompt)
+            self.assertTrue(completion.endswith(expdata.IM_END))
+            names = json.loads(completion[:-len(expdata.IM_END)])
+            self.assertEqual(prompt[len(head):-len(tail)].split(" "), names)
+            self.assertLessEqual(len(names), 40)
+            joined += sum("_" in n for n in names)
+            for n in names:
+                seen += n.split("_")
+        self.assertEqual(sorted(seen), sorted(words * 3), "every word reps times")
+        self.assertGreater(joined, 200, "some names are two words")
+        self.assertEqual(pairs, expdata.spelling_pairs(words, random.Random(3), reps=3, per_seq=40), "deterministic")
+
+
 class TestExtract(unittest.TestCase):
 
     def test_extract(self):
