@@ -242,10 +242,19 @@ func (g *decoder) choose(seqs []int32) ([]int32, error) {
 	return out, nil
 }
 
-// prefill runs the prompts, consecutive prompts of equal length together (up to g.rows tokens): positions
-// 0..T−1, flash attention forward over the new keys (causal, no padding), keys and values into each
-// prompt's cache; then lm_head on each prompt's last position.
-func (g *decoder) Prefill(prompts [][]int32) ([]int32, error) {
+// Prefill runs prompts[i] into slot slotOf[i] (model.DecodeSteps), consecutive prompts of equal length
+// together (up to g.rows tokens): positions 0..T−1, flash attention forward over the new keys (causal, no
+// padding), keys and values into each prompt's slot of the caches; then lm_head on each prompt's last
+// position.
+func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
+	if len(slotOf) != len(prompts) {
+		return nil, fmt.Errorf("gpu: decoder: %d slots for %d prompts", len(slotOf), len(prompts))
+	}
+	for i, s := range slotOf {
+		if s < 0 || int(s) >= g.dims.Slots {
+			return nil, fmt.Errorf("gpu: decoder: prompt %d: slot %d outside 0..%d", i, s, g.dims.Slots-1)
+		}
+	}
 	c := g.w.w.Config
 	next := make([]int32, 0, len(prompts))
 	for i := 0; i < len(prompts); {
@@ -258,9 +267,9 @@ func (g *decoder) Prefill(prompts [][]int32) ([]int32, error) {
 		ids, pos, slots, seqs := make([]int32, 0, rows), make([]int32, rows), make([]int32, rows), make([]int32, n)
 		for b := 0; b < n; b++ {
 			ids = append(ids, prompts[i+b]...)
-			seqs[b] = int32(i + b)
+			seqs[b] = slotOf[i+b]
 			for t := 0; t < T; t++ {
-				pos[b*T+t], slots[b*T+t] = int32(t), int32(i+b)
+				pos[b*T+t], slots[b*T+t] = int32(t), slotOf[i+b]
 			}
 		}
 		if err := g.upload(ids, pos, slots); err != nil {

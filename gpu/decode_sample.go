@@ -12,10 +12,10 @@ import "github.com/t2m/t2m/model"
 var _ model.LogitsSteps = (*decoder)(nil)
 
 // PrefillLogits is Prefill returning the logits [len(prompts), V] of each prompt's last position.
-func (g *decoder) PrefillLogits(prompts [][]int32) ([]float32, error) {
+func (g *decoder) PrefillLogits(slots []int32, prompts [][]int32) ([]float32, error) {
 	g.keep, g.kept = true, nil
 	defer g.stopKeeping()
-	if _, err := g.Prefill(prompts); err != nil {
+	if _, err := g.Prefill(slots, prompts); err != nil {
 		return nil, err
 	}
 	return g.kept, nil

@@ -49,7 +49,7 @@ func TestGPUDecoderLogitsForSampling(t *testing.T) {
 	if err := dec.Begin(2, 16); err != nil {
 		t.Fatal(err)
 	}
-	first, err := dec.Prefill(prompts)
+	first, err := dec.Prefill(seqs, prompts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestGPUDecoderLogitsForSampling(t *testing.T) {
 	if err := dec.Begin(2, 16); err != nil {
 		t.Fatal(err)
 	}
-	l0, err := dec.PrefillLogits(prompts) // [2, V]
+	l0, err := dec.PrefillLogits(seqs, prompts) // [2, V]
 	if err != nil {
 		t.Fatal(err)
 	}

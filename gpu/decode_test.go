@@ -147,7 +147,7 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				}
 				var got []int32
 				if k == 0 {
-					got, err = dec.Prefill(prompts)
+					got, err = dec.Prefill(seqs, prompts)
 				} else {
 					got, err = dec.Step(seqs, tokens[k-1], pos)
 					for i := range pos {
@@ -182,33 +182,36 @@ func TestGPUGeneratorTiny(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := model.GenerateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: steps})
-			if err != nil {
-				t.Fatal(err)
+			// All prompts together, and continuously batched in 2 slots (prompts start as slots free up).
+			for _, slots := range []int{0, 2} {
+				got, err := model.GenerateGreedy(dec, prompts, model.GenerateOptions{MaxNewTokens: steps, Slots: slots})
+				if err != nil {
+					t.Fatal(err)
+				}
+				same := 0
+				for i := range n {
+					k := 0
+					for k < len(want[i]) && k < len(got[i]) && got[i][k] == want[i][k] {
+						k++
+					}
+					same += k
+					if k == len(want[i]) && len(got[i]) == len(want[i]) {
+						continue
+					}
+					if k >= len(want[i]) || k >= len(got[i]) {
+						t.Errorf("%d slots, prompt %d: %d tokens, want %d", slots, i, len(got[i]), len(want[i]))
+						continue
+					}
+					_, margin := top2(cpuLogits[k][i*V : (i+1)*V])
+					t.Logf("%d slots, prompt %d: first difference at token %d (GPU %d, CPU %d): CPU top-2 margin %.4g, bf16 error %.4g",
+						slots, i, k, got[i][k], want[i][k], margin, errAt[k][i])
+					if margin > 4*errAt[k][i] {
+						t.Errorf("%d slots, prompt %d: token %d differs (GPU %d, CPU %d) where the CPU's margin %.4g exceeds 4·%.4g",
+							slots, i, k, got[i][k], want[i][k], margin, errAt[k][i])
+					}
+				}
+				t.Logf("free-running, %d slots: %d of %d tokens equal before any near-tie difference", slots, same, n*steps)
 			}
-			same := 0
-			for i := range n {
-				k := 0
-				for k < len(want[i]) && k < len(got[i]) && got[i][k] == want[i][k] {
-					k++
-				}
-				same += k
-				if k == len(want[i]) && len(got[i]) == len(want[i]) {
-					continue
-				}
-				if k >= len(want[i]) || k >= len(got[i]) {
-					t.Errorf("prompt %d: %d tokens, want %d", i, len(got[i]), len(want[i]))
-					continue
-				}
-				_, margin := top2(cpuLogits[k][i*V : (i+1)*V])
-				t.Logf("prompt %d: first difference at token %d (GPU %d, CPU %d): CPU top-2 margin %.4g, bf16 error %.4g",
-					i, k, got[i][k], want[i][k], margin, errAt[k][i])
-				if margin > 4*errAt[k][i] {
-					t.Errorf("prompt %d: token %d differs (GPU %d, CPU %d) where the CPU's margin %.4g exceeds 4·%.4g",
-						i, k, got[i][k], want[i][k], margin, errAt[k][i])
-				}
-			}
-			t.Logf("free-running: %d of %d tokens equal before any near-tie difference", same, n*steps)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -265,7 +266,15 @@ type GenerateOptions struct {
 	Sampling *Sampling
 	// Progress, when set, is called after each prompt finishes with the prompts done so far.
 	Progress func(done int, elapsed time.Duration)
+	// Slots is how many sequences decode together at most (continuous batching, see GenerateGreedy);
+	// ≤ 0: all prompts at once.
+	Slots int
+	// Stop, when closed, ends the generation before its next prefill or step with ErrStopped (Ctrl-C).
+	Stop <-chan struct{}
 }
+
+// ErrStopped is GenerateGreedy's error when GenerateOptions.Stop was closed.
+var ErrStopped = errors.New("generation stopped")
 
 // Generate decodes greedily (argmax, first index on ties, as torch) for each prompt, all prompts
 // together: each has its own KV cache, so prompts of different lengths need no padding and give the same

@@ -38,7 +38,7 @@ func (s Sampling) Greedy() bool { return s.Temperature == 0 }
 // logits buffer.
 type LogitsSteps interface {
 	// PrefillLogits is Prefill returning the logits [len(prompts), V] of each prompt's last position.
-	PrefillLogits(prompts [][]int32) ([]float32, error)
+	PrefillLogits(slots []int32, prompts [][]int32) ([]float32, error)
 	// StepLogits is Step returning the logits [len(seqs), V] of each row.
 	StepLogits(seqs, ids, pos []int32) ([]float32, error)
 }
@@ -74,11 +74,11 @@ func newPicker(steps DecodeSteps, s *Sampling) (*picker, error) {
 }
 
 // prefill is s.Prefill, or a sample from each prompt's last logits row.
-func (p *picker) prefill(s DecodeSteps, prompts [][]int32) ([]int32, error) {
+func (p *picker) prefill(s DecodeSteps, slots []int32, prompts [][]int32) ([]int32, error) {
 	if p == nil {
-		return s.Prefill(prompts)
+		return s.Prefill(slots, prompts)
 	}
-	logits, err := p.steps.PrefillLogits(prompts) // [n, V]
+	logits, err := p.steps.PrefillLogits(slots, prompts) // [n, V]
 	if err != nil {
 		return nil, err
 	}
@@ -183,16 +183,23 @@ func draw(probs []float64, order []int, u float64) int {
 	return order[len(order)-1]
 }
 
-// PrefillLogits runs each prompt and returns the logits [len(prompts), V] of its last position.
-func (c *cpuSteps) PrefillLogits(prompts [][]int32) ([]float32, error) {
+// PrefillLogits runs each prompt into its slot and returns the logits [len(prompts), V] of its last
+// position.
+func (c *cpuSteps) PrefillLogits(slots []int32, prompts [][]int32) ([]float32, error) {
+	if len(slots) != len(prompts) {
+		return nil, fmt.Errorf("generator: %d slots for %d prompts", len(slots), len(prompts))
+	}
 	V := c.g.cfg.VocabSize
 	out := make([]float32, 0, len(prompts)*V) // [n, V]
 	for i, p := range prompts {
+		if slots[i] < 0 || int(slots[i]) >= len(c.caches) {
+			return nil, fmt.Errorf("prompt %d: slot %d outside 0..%d", i, slots[i], len(c.caches)-1)
+		}
 		kv, logits, err := c.g.Prefill(p, c.capacity)
 		if err != nil {
 			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
-		c.caches[i] = kv
+		c.caches[slots[i]] = kv
 		out = append(out, logits...)
 	}
 	return out, nil

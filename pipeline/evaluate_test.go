@@ -37,8 +37,9 @@ func TestEvaluateWithRegisteredGenerator(t *testing.T) {
 	if strings.Join(seen, ",") != "eval,held_out" || len(res.Splits) != 2 {
 		t.Errorf("OnSplit saw %v, result has %d splits", seen, len(res.Splits))
 	}
-	if len(calls) != 4 || !closed {
-		t.Errorf("%d Generate calls (want 4 batches of 1), closed %v", len(calls), closed)
+	// Each split is one chunk (2 prompts) decoded in one slot: --generation-batch 1.
+	if len(calls) != 2 || calls[0][0] != 2 || calls[0][1] != 1 || calls[1][0] != 2 || calls[1][1] != 1 || !closed {
+		t.Errorf("Generate calls %v (want 2 of 2 prompts in 1 slot), closed %v", calls, closed)
 	}
 	for _, s := range res.Splits {
 		if s.Report.Total != 2 || s.Report.OverallPassed != 2 || s.Report.ExactMatches != 2 {

@@ -21,12 +21,12 @@ type generation struct {
 	tok    *tokenizer.Tokenizer
 	maxLen int     // prompt tokens kept
 	maxNew int     // new tokens per prompt at most
-	batch  int     // prompts per Generate call (≤ 0: DefaultGenerationBatch)
+	batch  int     // sequences decoded together, the generator's slots (≤ 0: DefaultGenerationBatch)
 	stops  []int32 // ids that end a generation
 	// stop, when closed, makes split return errGenerationStopped before its next batch (nil: never).
 	stop <-chan struct{}
-	// group, with more than one rank, shares the batches among the ranks (batch b on rank b mod Size,
-	// the same batches one device decodes, so the same outputs) and gathers every output on every rank.
+	// group, with more than one rank, shares the chunks among the ranks (chunk c on rank c mod Size) and
+	// gathers every output on every rank.
 	group train.Collective
 }
 
@@ -63,27 +63,35 @@ func (g *generation) prompts(exs []data.Example) (prompts [][]int32, cut int) {
 	return prompts, cut
 }
 
+// generationChunk is how many generation batches of prompts one Generate call decodes (continuous
+// batching within it); Ctrl-C is looked at, and the ranks of a sharded evaluation meet, between chunks.
+const generationChunk = 8
+
 // split decodes every example's prompt, logging progress with an ETA, and returns the raw outputs (one per
 // example, in the examples' order): the new tokens decoded without special tokens and stripped, as the
-// original did. Prompts are decoded longest first in batches of g.batch, so a batch holds prompts of similar
-// lengths (the GPU prefills equal lengths together) and the largest memory need comes first. On the CPU a
-// prompt's output does not depend on the prompts beside it; on a GPU the bf16 products of a batch may be
-// summed in another order for another batch, which can flip a greedy choice where two logits (nearly) tie.
+// original did. Prompts are decoded longest first (the largest memory need comes first, and prompts of
+// similar lengths start together), in chunks of generationChunk × g.batch prompts (at most an even share of
+// the ranks'), each one Generate call
+// that keeps g.batch sequences decoding at once: when one ends, the next prompt takes its slot
+// (continuous batching). On the CPU a prompt's output does not depend on the prompts beside it; on a GPU
+// the bf16 products of a step may be summed in another order for other rows, which can flip a greedy
+// choice where two logits (nearly) tie.
 func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 	prompts, cut := g.prompts(exs)
 	if cut > 0 {
 		fmt.Fprintf(g.log, "warning: %d of %d %s prompts are longer than --max-len %d and were cut (as the original's truncation did)\n", cut, len(exs), split, g.maxLen)
 	}
-	size := g.batch
-	if size <= 0 {
-		size = DefaultGenerationBatch
+	slots := g.batch
+	if slots <= 0 {
+		slots = DefaultGenerationBatch
 	}
-	order := make([]int, len(prompts)) // example indexes, longest prompt first (stable)
+	rank, world := train.RankOf(g.group)
+	size := min(slots*generationChunk, max(1, (len(prompts)+world-1)/world)) // prompts per chunk
+	order := make([]int, len(prompts))                                       // example indexes, longest prompt first (stable)
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(prompts[order[a]]) > len(prompts[order[b]]) })
-	rank, world := train.RankOf(g.group)
 	outputs := make([][]int32, len(exs)) // [example][≤ maxNew] new ids
 	start := time.Now()
 	mine, of := len(order), "" // this rank's prompts
@@ -95,9 +103,24 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		of = fmt.Sprintf(" (rank %d of %d)", rank, world)
 	}
 	newTokens, done := 0, 0
-	// Round by round: in each, rank r decodes batch round×world + r (if there is one).
-	for round := 0; round*world*size < len(order); round++ {
-		stopped := false
+	// report logs the progress; the new tokens are counted at the end of each chunk, so the rate is given
+	// there only.
+	report := func(done int, rate bool) {
+		el := time.Since(start)
+		eta := time.Duration(float64(el) / float64(done) * float64(mine-done))
+		r := ""
+		if rate {
+			r = fmt.Sprintf("  %.1f new tok/s", float64(newTokens)/el.Seconds())
+		}
+		fmt.Fprintf(g.log, "generating %s%s: %d/%d prompts%s  elapsed %s  ETA %s\n", split, of, done, mine, r,
+			el.Round(time.Second), eta.Round(time.Second))
+	}
+	// Round by round: in each, rank r decodes chunk round×world + r (if there is one). Before each round,
+	// and once after the last, the ranks agree whether to stop, so that a rank interrupted inside its chunk
+	// does not leave the others waiting for its outputs.
+	interrupted := false // this rank's Generate call stopped on g.stop
+	for round := 0; ; round++ {
+		stopped := interrupted
 		select {
 		case <-g.stop:
 			stopped = true
@@ -116,16 +139,30 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		if stopped {
 			return nil, errGenerationStopped
 		}
+		if round*world*size >= len(order) {
+			break
+		}
 		b := (round*world + rank) * size
 		if b >= len(order) {
-			continue // no batch for this rank in the last round
+			continue // no chunk for this rank in the last round
 		}
 		idx := order[b:min(b+size, len(order))]
-		batch := make([][]int32, len(idx)) // [≤ size][≤ maxLen]
+		chunk := make([][]int32, len(idx)) // [≤ size][≤ maxLen]
 		for k, i := range idx {
-			batch[k] = prompts[i]
+			chunk[k] = prompts[i]
 		}
-		outs, err := g.gen.Generate(batch, model.GenerateOptions{MaxNewTokens: g.maxNew, StopIDs: g.stops})
+		base := done
+		progress := func(n int, _ time.Duration) { // every slots-th prompt of the chunk
+			if n%slots == 0 && n < len(idx) {
+				report(base+n, false)
+			}
+		}
+		outs, err := g.gen.Generate(chunk, model.GenerateOptions{MaxNewTokens: g.maxNew, StopIDs: g.stops, Slots: slots,
+			Progress: progress, Stop: g.stop})
+		if errors.Is(err, model.ErrStopped) {
+			interrupted = true
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("examples %v: %w", idx, err)
 		}
@@ -134,10 +171,7 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 			newTokens += len(o)
 		}
 		done += len(idx)
-		el := time.Since(start)
-		eta := time.Duration(float64(el) / float64(done) * float64(mine-done))
-		fmt.Fprintf(g.log, "generating %s%s: %d/%d prompts  %.1f new tok/s  elapsed %s  ETA %s\n", split, of, done, mine,
-			float64(newTokens)/el.Seconds(), el.Round(time.Second), eta.Round(time.Second))
+		report(done, true)
 	}
 	if world > 1 {
 		if err := gatherOutputs(g.group, outputs, g.maxNew); err != nil {

@@ -52,14 +52,14 @@ func writeSplits(t *testing.T) string {
 // fakeGenerator answers every prompt with the byte tokens of out (the tiny model's tokenizer).
 type fakeGenerator struct {
 	out    string
-	calls  *[][]int // prompts per Generate call
+	calls  *[][]int // per Generate call: its prompts and slots
 	closed *bool
 	// onCall, when set, runs after each Generate call with the number of calls so far.
 	onCall func(n int)
 }
 
 func (g fakeGenerator) Generate(prompts [][]int32, opt model.GenerateOptions) ([][]int32, error) {
-	*g.calls = append(*g.calls, []int{len(prompts)})
+	*g.calls = append(*g.calls, []int{len(prompts), opt.Slots})
 	if g.onCall != nil {
 		g.onCall(len(*g.calls))
 	}

@@ -157,8 +157,9 @@ func TestEvaluateRefusesToOverwrite(t *testing.T) {
 	}
 }
 
-// An interrupt stops generation before the next batch: the unfinished split's files are the previous
-// complete ones (or none), and the error says so.
+// An interrupt stops generation (within a chunk at the generator's next step; here, with a generator that
+// ignores it, after the chunk): the unfinished split's files are the previous complete ones (or none), and
+// the error says so.
 func TestEvaluateInterruptedWritesNoHalfReport(t *testing.T) {
 	var calls [][]int
 	closed := false
@@ -166,8 +167,8 @@ func TestEvaluateInterruptedWritesNoHalfReport(t *testing.T) {
 	withFakeCUDA(t, nil, gen)
 	dataDir, runs := writeSplits(t), filepath.Join(t.TempDir(), "runs")
 	dir := filepath.Join(runs, "tiny_baseline")
-	// interruptAfter makes the run's stop channel close right after its n-th Generate call (batches of 1:
-	// calls 1-2 are eval's, 3-4 held_out's), as a signal arriving during that batch would.
+	// interruptAfter makes the run's stop channel close right after its n-th Generate call (one chunk per
+	// split: call 1 is eval's, 2 held_out's), as a signal arriving during that chunk would.
 	interruptAfter := func(n int) func() (<-chan struct{}, func()) {
 		stop := make(chan struct{})
 		calls = calls[:0]
@@ -186,7 +187,7 @@ func TestEvaluateInterruptedWritesNoHalfReport(t *testing.T) {
 		t.Fatalf("interrupted in eval: %v", err)
 	}
 	if len(calls) != 1 {
-		t.Errorf("%d batches generated after the interrupt, want none", len(calls)-1)
+		t.Errorf("%d chunks generated after the interrupt, want none", len(calls)-1)
 	}
 	if names := existingFiles(t, dir); len(names) != 1 || names[0] != ".lock" {
 		t.Errorf("after an interrupt of a new run the folder holds %v, want no report", names)
@@ -199,7 +200,7 @@ func TestEvaluateInterruptedWritesNoHalfReport(t *testing.T) {
 	}
 	oldHeld, _ := os.ReadFile(filepath.Join(dir, "held_out_report.json"))
 	oldHeldPreds, _ := os.ReadFile(filepath.Join(dir, "held_out_predictions.jsonl"))
-	opts.Overwrite, opts.WatchInterrupts = true, interruptAfter(3)
+	opts.Overwrite, opts.WatchInterrupts = true, interruptAfter(2)
 	_, err = Evaluate(opts)
 	if !errors.As(err, &stopped) || stopped.Split != "held_out" || strings.Join(stopped.Written, ",") != "eval" ||
 		!strings.Contains(err.Error(), "no held_out report or predictions were written") {

@@ -54,7 +54,7 @@ func TestBaselineSIGINTLeavesNoHalfReport(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(err.Error(), "interrupted while generating "+split) {
 			t.Fatalf("after SIGINT: %v, want exit status 130 naming %s\n%s", err, split, out)
 		}
-		if !strings.Contains(out, "interrupted: stopping generation before the next batch") {
+		if !strings.Contains(out, "interrupted: stopping generation before its next step") {
 			t.Errorf("no interrupt message:\n%s", out)
 		}
 		if tmp, _ := filepath.Glob(filepath.Join(runDir, ".*tmp*")); len(tmp) != 0 {

@@ -23,7 +23,7 @@ func generationFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-new-tokens", Value: model.DefaultMaxNewTokens, Usage: "stop each generation after this many tokens"},
 		&cli.StringFlag{Name: "held-out-collections", Value: strings.Join(eval.DefaultHeldOutCollections, ","), Usage: "collections counted as held-out schemas by the generalization layer"},
 		gpusFlag(false),
-		&cli.IntFlag{Name: "generation-batch", Usage: fmt.Sprintf("prompts decoded together (0: %d on the CPU, %d on a GPU)", pipeline.DefaultGenerationBatch, pipeline.DefaultGPUGenerationBatch)},
+		&cli.IntFlag{Name: "generation-batch", Usage: fmt.Sprintf("sequences decoded together; when one ends the next prompt takes its place (0: %d on the CPU, %d on a GPU)", pipeline.DefaultGenerationBatch, pipeline.DefaultGPUGenerationBatch)},
 		&cli.BoolFlag{Name: "overwrite", Usage: "replace the reports of a run folder that already holds some (without it such a run is refused)"},
 	}
 }
@@ -96,7 +96,7 @@ func generateRank(c *cli.Context, cmd, adapterDir string, heldOut []string, grou
 		HeldOutCollections: heldOut, Batch: c.Int("generation-batch"), Overwrite: c.Bool("overwrite"),
 		CommandLine: commandLine(), Log: out,
 		WatchInterrupts: func() (<-chan struct{}, func()) {
-			return notifyInterrupts(out, "interrupted: stopping generation before the next batch; the unfinished split's report is not written (interrupt again to abort)")
+			return notifyInterrupts(out, "interrupted: stopping generation before its next step; the unfinished split's report is not written (interrupt again to abort)")
 		},
 		OnSplit: func(s pipeline.SplitResult) {
 			fmt.Fprintf(out, "\n%s / %s\n\n%s", s.RunName, s.Split, eval.FormatReport(s.Report))
