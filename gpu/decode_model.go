@@ -52,18 +52,6 @@ func (dw *decodeWeights) linear(p *model.Projection) (*decodeLinear, error) {
 	return l, nil
 }
 
-// uploadF32AsBF16 copies v, rounded to bf16, into dst in pieces (a 7B embedding is 545M values).
-func uploadF32AsBF16(d *cuda.Device, dst cuda.Buffer, v []float32) error {
-	const piece = 1 << 24
-	for off := 0; off < len(v); off += piece {
-		part := v[off:min(off+piece, len(v))]
-		if err := cuda.Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), cuda.RoundedBF16(part)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // denseProjectionBytes is what the NF4 projections of w take as bf16.
 func denseProjectionBytes(w *model.Weights) int64 {
 	var n int64
@@ -88,7 +76,7 @@ func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model
 		if err != nil {
 			return nil, err
 		}
-		if err := uploadF32AsBF16(d, b, v.Values); err != nil {
+		if err := cuda.UploadBF16(d, b, v.Values); err != nil {
 			return nil, err
 		}
 		dw.vecs[v.Name] = b
@@ -126,7 +114,7 @@ func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model
 // blocks uploaded after dst and released again).
 func frozenToDense(d *cuda.Device, ar *cuda.Arena, f *model.Frozen, dst cuda.Buffer) error {
 	if f.F32 != nil {
-		return uploadF32AsBF16(d, dst, f.F32)
+		return cuda.UploadBF16(d, dst, f.F32)
 	}
 	mark := ar.Mark()
 	defer ar.Release(mark)
@@ -149,7 +137,7 @@ func loadDecodeLinear(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, p *model.
 		if lin.bias, err = ar.Alloc(int64(len(p.Bias))*2, f.Name+" bias"); err != nil {
 			return nil, err
 		}
-		if err := uploadF32AsBF16(d, lin.bias, p.Bias); err != nil {
+		if err := cuda.UploadBF16(d, lin.bias, p.Bias); err != nil {
 			return nil, err
 		}
 	}
@@ -184,10 +172,10 @@ func loadDecodeLinear(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, p *model.
 		if lin.b, err = ar.Alloc(int64(len(b))*2, p.Module+" lora_B"); err != nil {
 			return nil, err
 		}
-		if err := uploadF32AsBF16(d, lin.a, a); err != nil {
+		if err := cuda.UploadBF16(d, lin.a, a); err != nil {
 			return nil, err
 		}
-		return lin, uploadF32AsBF16(d, lin.b, b)
+		return lin, cuda.UploadBF16(d, lin.b, b)
 	}
 	// Merge: W += s·B·A, with A and B uploaded after W and released again.
 	mark := ar.Mark()
@@ -200,10 +188,10 @@ func loadDecodeLinear(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, p *model.
 	if err != nil {
 		return nil, err
 	}
-	if err := uploadF32AsBF16(d, ab, a); err != nil {
+	if err := cuda.UploadBF16(d, ab, a); err != nil {
 		return nil, err
 	}
-	if err := uploadF32AsBF16(d, bb, b); err != nil {
+	if err := cuda.UploadBF16(d, bb, b); err != nil {
 		return nil, err
 	}
 	if err := blas.Gemm(false, false, lora.Scaling, cuda.M(bb, f.Out, lora.Rank, cuda.BF16T), cuda.M(ab, lora.Rank, f.In, cuda.BF16T),

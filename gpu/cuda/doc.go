@@ -24,5 +24,5 @@
 //     views (bf16·bf16 → bf16 or f32, f32·f32 → f32, fp32 accumulation), GemmBatched (strided), and the
 //     linear-layer names: Linear y = x·Wᵀ, LinearGradInput dx = dy·W, LinearGradWeight dW = dyᵀ·x.
 //   - bf16: BF16 and F32 (short names for internal/bf16's one copy of the rounding), RoundBF16 and
-//     RoundedBF16 (parallel rounding of large slices).
+//     RoundedBF16 (parallel rounding of large slices), UploadBF16 (float32 to a bf16 buffer in pieces).
 package cuda

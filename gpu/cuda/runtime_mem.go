@@ -188,3 +188,21 @@ func (e *Event) Millis(end *Event) (float64, error) {
 
 // destroy releases the event.
 func (e *Event) destroy() { _ = cu.DestroyEvent(&e.ev) }
+
+// uploadPiece is how many values UploadBF16 rounds and copies at a time (32 MiB of bf16).
+const uploadPiece = 1 << 24
+
+// UploadBF16 copies v, rounded to bf16, to the start of dst, a piece at a time through one reused host
+// buffer: a 7B embedding (545M values) needs 32 MiB of host memory this way, not a 1 GiB bf16 copy.
+func UploadBF16(d *Device, dst Buffer, v []float32) error {
+	piece := make([]uint16, min(len(v), uploadPiece))
+	for off := 0; off < len(v); off += uploadPiece {
+		part := v[off:min(off+uploadPiece, len(v))]
+		h := piece[:len(part)]
+		RoundBF16(h, part)
+		if err := Upload(d, dst.Slice(int64(off)*2, int64(len(part))*2), h); err != nil {
+			return err
+		}
+	}
+	return nil
+}

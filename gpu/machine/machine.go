@@ -218,17 +218,13 @@ func (m *Machine) alloc(bytes int64, what string) (cuda.Buffer, error) {
 // needTmp records that a launch needs bytes of the shared launch scratch.
 func (m *Machine) needTmp(bytes int64) { m.tmpBytes = max(m.tmpBytes, bytes) }
 
-// uploadBF16 copies float32 values to a new bf16 buffer.
+// uploadBF16 copies float32 values to a new bf16 buffer (cuda.UploadBF16: in pieces, rounded in parallel).
 func (m *Machine) uploadBF16(v []float32, what string) (cuda.Buffer, error) {
 	b, err := m.alloc(int64(len(v))*2, what)
 	if err != nil {
 		return cuda.Buffer{}, err
 	}
-	h := make([]uint16, len(v))
-	for i, x := range v {
-		h[i] = cuda.BF16(x)
-	}
-	return b, cuda.Upload(m.d, b, h)
+	return b, cuda.UploadBF16(m.d, b, v)
 }
 
 func (m *Machine) uploadInput(i int, node *G.Node) error {
