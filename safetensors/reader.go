@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -227,12 +230,12 @@ func (f *File) Raw(name string) ([]byte, error) {
 	return f.body[in.Begin:in.End:in.End], nil
 }
 
-// float32Chunk is how many elements Float32 converts before it drops the pages it read.
+// float32Chunk is how many elements one task of Float32 converts before it drops the pages it read.
 const float32Chunk = 16 << 20
 
-// Float32 converts an F32, BF16 or F16 tensor to a new row-major []float32. From a mapped file it converts
-// 16 Mi elements at a time and drops each chunk's pages as it goes (Release), so converting a large tensor
-// (a 7B's 1 GiB embedding) does not hold both its bytes and its float32 copy in the resident set.
+// Float32 converts a tensor to a new []float32. A mapped file's pages are read and dropped a chunk at a time
+// (a 7B embedding is 1 GB of bf16): loading then holds the converted tensor, not also the mapped bytes.
+// The chunks are converted on all cores (the 7B's embedding took 2 s on one).
 func (f *File) Float32(name string) ([]float32, error) {
 	in, ok := f.infos[name]
 	if !ok {
@@ -240,24 +243,39 @@ func (f *File) Float32(name string) ([]float32, error) {
 	}
 	n := int(in.NumElements())
 	dst := make([]float32, n)
-	size := int64(0) // bytes per element (the header was checked against the shape and dtype)
-	if n > 0 {
-		size = (in.End - in.Begin) / int64(n)
+	if n == 0 {
+		return dst, nil
 	}
-	for lo := 0; ; lo += float32Chunk {
-		hi := min(lo+float32Chunk, n)
+	size := (in.End - in.Begin) / int64(n) // bytes per element (the header was checked against the shape and dtype)
+	chunks := (n + float32Chunk - 1) / float32Chunk
+	errs := make([]error, chunks)
+	convert := func(k int) {
+		lo, hi := k*float32Chunk, min((k+1)*float32Chunk, n)
 		b0, b1 := in.Begin+int64(lo)*size, in.Begin+int64(hi)*size
 		if err := DecodeFloat32(in.DType, f.body[b0:b1], dst[lo:hi]); err != nil {
-			return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+			errs[k] = fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+			return
 		}
 		if f.unmap != nil && f.body != nil {
 			start := int64(len(f.data) - len(f.body)) // the body's offset in the whole mapping
-			if err := dropPages(f.data, start+b0, start+b1); err != nil {
-				return nil, err
-			}
+			errs[k] = dropPages(f.data, start+b0, start+b1)
 		}
-		if hi >= n {
-			break
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), chunks) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1) - 1); k < chunks; k = int(next.Add(1) - 1) {
+				convert(k)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
 	return dst, nil
