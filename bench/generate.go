@@ -63,7 +63,7 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 	}
 	var lp *model.LoRAParams
 	if rank > 0 {
-		lp = randomLoRA(w, rank, rand.New(rand.NewPCG(o.Seed, 3)))
+		lp = model.RandomLoRA(w, rank, 0.02, rand.New(rand.NewPCG(o.Seed, 3)).NormFloat64)
 	}
 	t0 := time.Now()
 	gen, err := dev.NewGenerator(w, lp)
@@ -115,23 +115,4 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
-}
-
-// randomLoRA gives every projection of w an adapter of rank r with N(0, 0.02²) values in A and B (B non-zero,
-// so the branch counts) and scaling 2.
-func randomLoRA(w *model.Weights, r int, rng *rand.Rand) *model.LoRAParams {
-	p := &model.LoRAParams{Rank: r, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
-	for _, l := range w.Layers {
-		for _, pr := range l.Projections() {
-			a, b := make([]float32, r*pr.W.In), make([]float32, pr.W.Out*r) // [r, in], [out, r]
-			for i := range a {
-				a[i] = float32(rng.NormFloat64() * 0.02)
-			}
-			for i := range b {
-				b[i] = float32(rng.NormFloat64() * 0.02)
-			}
-			p.A[pr.Module], p.B[pr.Module] = a, b
-		}
-	}
-	return p
 }

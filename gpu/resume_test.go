@@ -51,11 +51,9 @@ func resumeRun(t *testing.T, dev train.Device, dir string, fp train.Fingerprint,
 		Log: &bytes.Buffer{}}
 }
 
-// TestResumeOnGPU: 6 updates straight on the GPU and 2 updates, a checkpoint, then a resumed run of the other
-// 4 (fresh backend and adapter: everything comes from the checkpoint) end with the same LoRA parameters, up to
-// the run-to-run noise of the GPU's atomic gradient sums (measured by a second straight run): the optimizer
-// state, schedule position, data order and dropout masks all survive the interruption.
-func TestResumeOnGPU(t *testing.T) {
+// gpuTrainDevice is the t2mcuda build's "cuda" training device; the test is skipped without a usable GPU.
+func gpuTrainDevice(t *testing.T) train.Device {
+	t.Helper()
 	dev, ok := train.LookupDevice("cuda")
 	if !ok || dev.NewBackend == nil {
 		t.Fatal(`no "cuda" training device registered in the t2mcuda build`)
@@ -63,7 +61,13 @@ func TestResumeOnGPU(t *testing.T) {
 	if err := dev.Usable(); err != nil {
 		t.Skipf("no GPU: %v", err)
 	}
-	rng := rand.New(rand.NewSource(3))
+	return dev
+}
+
+// copySeqs makes 12 sequences over a vocabulary of 97 (resumeRun's model): a prompt of 4-9 random tokens,
+// then a completion of 2-5 that repeats the prompt's first ones (something LoRA can learn).
+func copySeqs(seed int64) []data.Sequence {
+	rng := rand.New(rand.NewSource(seed))
 	var seqs []data.Sequence
 	for i := range 12 {
 		p, c := 4+rng.Intn(6), 2+rng.Intn(4)
@@ -74,15 +78,32 @@ func TestResumeOnGPU(t *testing.T) {
 		copy(ids[p:], ids[:c])
 		seqs = append(seqs, data.Sequence{IDs: ids, PromptLen: p, Example: i})
 	}
-	fp := train.Fingerprint{Model: "small", Rank: 4, Alpha: 8, Dropout: 0.05, Epochs: 2, BatchSize: 2, GradAccum: 2,
+	return seqs
+}
+
+// smallFingerprint is 6 updates (12 sequences, micro-batches of 2, accumulation 2, 2 epochs) of a rank-4
+// NF4 QLoRA with dropout, lr 1e-2.
+func smallFingerprint() train.Fingerprint {
+	return train.Fingerprint{Model: "small", Rank: 4, Alpha: 8, Dropout: 0.05, Epochs: 2, BatchSize: 2, GradAccum: 2,
 		LR: 1e-2, Scheduler: "cosine", WarmupRatio: 0.05, MaxGradNorm: 1, MaxLen: 32, Seed: 42, Quantization: "nf4"}
-	flat := func(p *train.Params) []float32 {
-		var v []float32
-		for _, x := range p.Values {
-			v = append(v, x...)
-		}
-		return v
+}
+
+// flatParams is all parameter values one after the other.
+func flatParams(p *train.Params) []float32 {
+	var v []float32
+	for _, x := range p.Values {
+		v = append(v, x...)
 	}
+	return v
+}
+
+// TestResumeOnGPU: 6 updates straight on the GPU and 2 updates, a checkpoint, then a resumed run of the other
+// 4 (fresh backend and adapter: everything comes from the checkpoint) end with the same LoRA parameters, up to
+// the run-to-run noise of the GPU's atomic gradient sums (measured by a second straight run): the optimizer
+// state, schedule position, data order and dropout masks all survive the interruption.
+func TestResumeOnGPU(t *testing.T) {
+	dev := gpuTrainDevice(t)
+	seqs, fp := copySeqs(3), smallFingerprint()
 	straight := resumeRun(t, dev, t.TempDir(), fp, seqs)
 	if res, err := straight.Train(); err != nil || res.Steps != 6 {
 		t.Fatalf("straight run: %v %+v", err, res)
@@ -102,9 +123,9 @@ func TestResumeOnGPU(t *testing.T) {
 	if res, err := second.Train(); err != nil || res.Steps != 6 {
 		t.Fatalf("resumed run: %v %+v", err, res)
 	}
-	want, noise := flat(straight.Params), numtest.RelL2(flat(again.Params), flat(straight.Params))
-	moved := numtest.RelL2(flat(straight.Params), flat(resumeRun(t, dev, t.TempDir(), fp, seqs).Params))
-	got := numtest.RelL2(flat(second.Params), want)
+	want, noise := flatParams(straight.Params), numtest.RelL2(flatParams(again.Params), flatParams(straight.Params))
+	moved := numtest.RelL2(flatParams(straight.Params), flatParams(resumeRun(t, dev, t.TempDir(), fp, seqs).Params))
+	got := numtest.RelL2(flatParams(second.Params), want)
 	t.Logf("resumed vs straight: relative L2 %.2e; straight vs straight %.2e; training moved the parameters by %.2e", got, noise, moved)
 	if !(got <= math.Max(4*noise, 1e-6)) || !(moved > 1e3*math.Max(got, 1e-6)) {
 		t.Errorf("resumed run differs from the straight one by %.2e (run-to-run noise %.2e, training moved %.2e)", got, noise, moved)
@@ -121,33 +142,8 @@ func TestResumeOnGPU(t *testing.T) {
 // parameters within 3e-2 relative L2 (the GPU bounds of the trajectory parity with HF, issue 12). The
 // device run's adapter file holds its final parameters.
 func TestDeviceOptimizerOnGPU(t *testing.T) {
-	dev, ok := train.LookupDevice("cuda")
-	if !ok || dev.NewBackend == nil {
-		t.Fatal(`no "cuda" training device registered in the t2mcuda build`)
-	}
-	if err := dev.Usable(); err != nil {
-		t.Skipf("no GPU: %v", err)
-	}
-	rng := rand.New(rand.NewSource(4))
-	var seqs []data.Sequence
-	for i := range 12 {
-		p, c := 4+rng.Intn(6), 2+rng.Intn(4)
-		ids := make([]int32, p+c)
-		for j := range p {
-			ids[j] = int32(rng.Intn(97))
-		}
-		copy(ids[p:], ids[:c])
-		seqs = append(seqs, data.Sequence{IDs: ids, PromptLen: p, Example: i})
-	}
-	fp := train.Fingerprint{Model: "small", Rank: 4, Alpha: 8, Dropout: 0.05, Epochs: 2, BatchSize: 2, GradAccum: 2,
-		LR: 1e-2, Scheduler: "cosine", WarmupRatio: 0.05, MaxGradNorm: 1, MaxLen: 32, Seed: 42, Quantization: "nf4"}
-	flat := func(p *train.Params) []float32 {
-		var v []float32
-		for _, x := range p.Values {
-			v = append(v, x...)
-		}
-		return v
-	}
+	dev := gpuTrainDevice(t)
+	seqs, fp := copySeqs(4), smallFingerprint()
 	run := func(host bool, steps int) *train.Run {
 		r := resumeRun(t, dev, t.TempDir(), fp, seqs)
 		r.HostOptimizer, r.MaxSteps = host, steps
@@ -156,18 +152,18 @@ func TestDeviceOptimizerOnGPU(t *testing.T) {
 		}
 		return r
 	}
-	start := flat(resumeRun(t, dev, t.TempDir(), fp, seqs).Params)
+	start := flatParams(resumeRun(t, dev, t.TempDir(), fp, seqs).Params)
 	host, host2, device := run(true, 2), run(true, 2), run(false, 2)
-	want := flat(host.Params)
-	noise := numtest.RelL2(flat(host2.Params), want)
-	got := numtest.RelL2(flat(device.Params), want)
+	want := flatParams(host.Params)
+	noise := numtest.RelL2(flatParams(host2.Params), want)
+	got := numtest.RelL2(flatParams(device.Params), want)
 	moved := numtest.RelL2(want, start)
 	t.Logf("2 updates, device vs host optimizer: relative L2 %.2e; host vs host %.2e; training moved the parameters by %.2e", got, noise, moved)
 	if !(got <= math.Max(4*noise, 1e-6)) || !(moved > 1e3*math.Max(got, 1e-6)) {
 		t.Errorf("2 updates: the device optimizer differs from the host's by %.2e (run-to-run noise %.2e, training moved %.2e)", got, noise, moved)
 	}
 	host, device = run(true, 6), run(false, 6)
-	got, moved = numtest.RelL2(flat(device.Params), flat(host.Params)), numtest.RelL2(flat(host.Params), start)
+	got, moved = numtest.RelL2(flatParams(device.Params), flatParams(host.Params)), numtest.RelL2(flatParams(host.Params), start)
 	hm, dm := readLosses(t, host.Dir), readLosses(t, device.Dir)
 	worst := 0.0
 	for i := range hm {

@@ -15,23 +15,10 @@ func smallConfig() Config {
 		VocabSize: 97, RMSNormEps: 1e-6, RopeTheta: 10000, MaxPositionEmbeddings: 512, Dtype: "float32"}
 }
 
-// randomLoRA adapts every projection with random A and non-zero B, so the LoRA branch changes the logits.
+// randomLoRA adapts every projection with random A and non-zero B (N(0, 0.2²)), so the LoRA branch changes
+// the logits.
 func randomLoRA(w *Weights, rank int, seed int64) *LoRAParams {
-	rng := rand.New(rand.NewSource(seed))
-	p := &LoRAParams{Rank: rank, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
-	for _, l := range w.Layers {
-		for _, pr := range l.Projections() {
-			a, b := make([]float32, rank*pr.W.In), make([]float32, pr.W.Out*rank)
-			for i := range a {
-				a[i] = float32(rng.NormFloat64() * 0.2)
-			}
-			for i := range b {
-				b[i] = float32(rng.NormFloat64() * 0.2)
-			}
-			p.A[pr.Module], p.B[pr.Module] = a, b
-		}
-	}
-	return p
+	return RandomLoRA(w, rank, 0.2, rand.New(rand.NewSource(seed)).NormFloat64)
 }
 
 func randomIDs(n, vocab int, seed int64) []int32 {

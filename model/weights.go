@@ -303,6 +303,26 @@ func RandomWeights(cfg Config, seed int64, opt LoadOptions) (*Weights, error) {
 	return w, nil
 }
 
+// RandomLoRA gives every projection of w an adapter of rank r with scaling 2 and values std·normal() in A
+// and B (B non-zero, so the branch counts), drawn A then B, projection by projection: for tests and
+// benchmarks (normal is a generator's NormFloat64).
+func RandomLoRA(w *Weights, r int, std float64, normal func() float64) *LoRAParams {
+	p := &LoRAParams{Rank: r, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
+	for _, l := range w.Layers {
+		for _, pr := range l.Projections() {
+			a, b := make([]float32, r*pr.W.In), make([]float32, pr.W.Out*r) // [r, in], [out, r]
+			for i := range a {
+				a[i] = float32(normal() * std)
+			}
+			for i := range b {
+				b[i] = float32(normal() * std)
+			}
+			p.A[pr.Module], p.B[pr.Module] = a, b
+		}
+	}
+	return p
+}
+
 // Tensors lists the float32 weights under their checkpoint names, as safetensors.Write takes them
 // (quantized projections are written dequantized). A tied lm_head is not listed.
 func (w *Weights) Tensors() ([]safetensors.Tensor, error) {

@@ -48,20 +48,8 @@ func Arena(t testing.TB, d *cuda.Device, bytes int64) *cuda.Arena {
 	return a
 }
 
-// RandomLoRA gives every projection of w a random adapter of rank r (B non-zero, so the branch counts).
+// RandomLoRA gives every projection of w a random adapter of rank r (N(0, 0.1²); B non-zero, so the branch
+// counts): model.RandomLoRA.
 func RandomLoRA(w *model.Weights, r int, rng *rand.Rand) *model.LoRAParams {
-	p := &model.LoRAParams{Rank: r, Scaling: 2, A: map[string][]float32{}, B: map[string][]float32{}}
-	for _, l := range w.Layers {
-		for _, pr := range l.Projections() {
-			a, b := make([]float32, r*pr.W.In), make([]float32, pr.W.Out*r)
-			for i := range a {
-				a[i] = float32(rng.NormFloat64() * 0.1)
-			}
-			for i := range b {
-				b[i] = float32(rng.NormFloat64() * 0.1)
-			}
-			p.A[pr.Module], p.B[pr.Module] = a, b
-		}
-	}
-	return p
+	return model.RandomLoRA(w, r, 0.1, rng.NormFloat64)
 }
