@@ -11,7 +11,8 @@
 //     its memory plan.
 //   - gpu (this package): the backends and their registration. backend_cuda.go registers the "cuda" device
 //     at init; train_backend_cuda.go is the training backend (one machine, micro-batches padded to its
-//     shape, the host keeps AdamW and checkpoints); decode*.go is the greedy generator (DECODE_NOTES.md);
+//     shape; as a train.DeviceOptimizer, train_optimizer_cuda.go, it keeps the gradient sum, clipping and
+//     AdamW on the GPU); decode*.go is the greedy generator (DECODE_NOTES.md);
 //     runtime_api.go (every build) holds Backend, Get and ErrNoCUDA.
 //
 // Dependencies point down: gpu → gpu/machine → gpu/ops → gpu/cuda (internal/layering checks it).

@@ -23,7 +23,9 @@
 // "cpu" is built in (the CPU backend and model.Generator); the t2mcuda build's gpu package registers
 // "cuda" with RegisterDevice from an init (gpu/backend_cuda.go, wrapping gpu/machine and gpu's decoder). A
 // training factory gets the weights and the Params, whose slices it must read before each step (the
-// optimizer updates them in place on the host) — or it may take over the update and write them back.
+// optimizer updates them in place on the host) — or, as a DeviceOptimizer, it takes over the gradient sums,
+// clipping and AdamW on its device, and Updater (updater.go) brings Params up to date only when the host
+// reads them (checkpoints, the adapter, evaluations).
 // The pipelines (package pipeline) consult the registry; `t2m train --device auto` picks "cuda" when it
 // is registered and usable.
 //

@@ -31,8 +31,9 @@
 //     the backward. The lm_head + cross-entropy is one fused launch that writes the loss and dh, run at
 //     whichever of the loss node and its gradient node comes first. q/k/v biases are a K = 1 GEMM
 //     (ones·biasᵀ) before the GEMM with beta = 1. gorgonia's own "+" nodes (gradient sums) are AddBF16.
-//  5. Optimizer (Step): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the forward
-//     reads, fp32 gradients the LoRA gradient nodes write), so clipping and AdamW are one launch each.
+//  5. Optimizer (Step, StepSum): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the
+//     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
+//     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.
 //
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
 // the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
