@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/t2m/t2m/model"
@@ -21,7 +19,7 @@ type GenerateOptions struct {
 	New     int
 	Repeats int
 	// LoRARank, when > 0, gives every projection a random adapter of that rank (as `t2m eval` of a trained
-	// checkpoint has); 0 reads T2M_BENCH_LORA_RANK (unset: none), as `t2m bench generate` has no flag for it yet.
+	// checkpoint has).
 	LoRARank int
 	Log      io.Writer
 }
@@ -56,10 +54,8 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 		return nil, err
 	}
 	rank := o.LoRARank
-	if v := os.Getenv("T2M_BENCH_LORA_RANK"); rank == 0 && v != "" {
-		if rank, err = strconv.Atoi(v); err != nil || rank < 0 {
-			return nil, fmt.Errorf("bench generate: T2M_BENCH_LORA_RANK=%q: want a rank ≥ 0", v)
-		}
+	if rank < 0 {
+		return nil, fmt.Errorf("bench generate: LoRA rank %d: want ≥ 0 (0: no adapter)", rank)
 	}
 	var lp *model.LoRAParams
 	if rank > 0 {

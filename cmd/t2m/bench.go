@@ -82,6 +82,10 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "prompt", Value: 400, Usage: "prompt tokens (random ids)"},
 					&cli.IntFlag{Name: "new", Value: 64, Usage: "new tokens per prompt (exactly: no stop ids)"},
 					&cli.IntFlag{Name: "repeats", Value: 3, Usage: "timed generations per batch size (the median is reported)"},
+					&cli.IntFlag{Name: "lora-rank", Usage: "give every projection a random adapter of this rank, as t2m eval of a trained adapter has (0: none)"},
+					&cli.StringFlag{Name: "anchor", Usage: "then run this anchor script (../shared/bench/hf_generate_anchor.py) with the same batches, prompt and new tokens, and print its lines and the ratios"},
+					&cli.BoolFlag{Name: "anchor-compile", Usage: "with --anchor: run it a second time with --compile (static cache, compiled decoding step; compiles for minutes)"},
+					&cli.StringFlag{Name: "python", Value: "python3", Usage: "the interpreter of --anchor"},
 				),
 				Action: func(c *cli.Context) error {
 					var batches []int
@@ -92,9 +96,30 @@ func benchCommand() *cli.Command {
 						}
 						batches = append(batches, b)
 					}
-					_, err := bench.Generate(bench.GenerateOptions{Shape: shape(c), Device: c.String("device"), Batches: batches,
-						Prompt: c.Int("prompt"), New: c.Int("new"), Repeats: c.Int("repeats"), Log: c.App.ErrWriter}, c.App.Writer)
-					return err
+					if c.Bool("anchor-compile") && c.String("anchor") == "" {
+						return fmt.Errorf("bench generate: --anchor-compile needs --anchor SCRIPT")
+					}
+					res, err := bench.Generate(bench.GenerateOptions{Shape: shape(c), Device: c.String("device"), Batches: batches,
+						Prompt: c.Int("prompt"), New: c.Int("new"), Repeats: c.Int("repeats"), LoRARank: c.Int("lora-rank"),
+						Log: c.App.ErrWriter}, c.App.Writer)
+					if err != nil || c.String("anchor") == "" {
+						return err
+					}
+					args := []string{"--batches", c.String("batches"), "--prompt", strconv.Itoa(c.Int("prompt")), "--new", strconv.Itoa(c.Int("new"))}
+					runs := [][]string{args}
+					if c.Bool("anchor-compile") {
+						runs = append(runs, append(append([]string{}, args...), "--compile"))
+					}
+					for _, a := range runs {
+						lines, err := bench.RunAnchor(c.String("python"), c.String("anchor"), a, c.App.Writer, c.App.ErrWriter)
+						if err != nil {
+							return err
+						}
+						if _, err := bench.Ratios(res, lines, c.App.Writer); err != nil {
+							return err
+						}
+					}
+					return nil
 				},
 			},
 		},
