@@ -15,10 +15,11 @@ import (
 // together up to this many tokens), so the activations stay a few hundred MiB at the 7B shape.
 const defaultPrefillRows = 8192
 
-// decoder runs greedy decoding on the device (it implements model.DecodeSteps): per-sequence KV caches on the
+// decoder runs greedy decoding on the device (it implements model.DecodeSteps): per-slot KV caches on the
 // device, prefill through the flash attention forward, batched single-token steps through decode attention
-// (its keys split over several blocks when the rows are few), lm_head on each sequence's last position only, argmax on the device; only token
-// ids cross to the host (and the ids, positions and slots of the next rows back to the device).
+// (its keys split over several blocks when the rows are few), lm_head on each sequence's last position only,
+// argmax on the device; only token ids cross to the host (and the ids, positions and slots of the next rows
+// back to the device).
 type decoder struct {
 	d    *cuda.Device
 	blas *cuda.BLAS
