@@ -242,6 +242,20 @@ def vocab_words(vocab, min_len=2, max_len=12):
     return [t[1:] for t, _ in sorted(vocab.items(), key=lambda x: x[1]) if t.startswith("\u0120") and pat.fullmatch(t[1:])]
 
 
+def field_words(paths):
+    """The words field names are made of ("_"-separated parts, lowercase ASCII letters only) over the schemas of
+    the split files at paths, sorted: with every split of `t2m data` folders (held_out.jsonl included), the
+    vocabulary of the data generator's collections, the held-out ones' too. Only the words go into spelling
+    sequences, never those collections' schemas or queries."""
+    import re
+    words = set()
+    for p in paths:
+        for ex in read_jsonl(p):
+            for f in ex["schema"]["fields"]:
+                words.update(w for w in f["name"].split("_") if re.fullmatch(r"[a-z]+", w))
+    return sorted(words)
+
+
 def spelling_pairs(words, rng, reps, per_seq=40):
     """(prompt, completion) texts that teach a from-scratch model each word's quoted form from its spaced form:
     the prompt "<|im_start|>user\\nSpell: name name ...<|im_end|>\\n<|im_start|>assistant\\n", the completion

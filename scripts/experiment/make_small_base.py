@@ -79,6 +79,11 @@ ap.add_argument("--spelling-reps", type=int, default=0,
                      "this many times: each word's quoted (JSON) token from its spaced (prompt) token, which a model "
                      "trained from scratch cannot know for words it never wrote")
 ap.add_argument("--spelling-per-seq", type=int, default=40, help="names per spelling sequence")
+ap.add_argument("--spelling-words", choices=("vocab", "fields"), default="vocab",
+                help="the words of the spelling sequences: every lowercase word of the tokenizer (expdata.vocab_words), "
+                     "or the words of the field names in every split of the --data folders, held_out.jsonl included "
+                     "(expdata.field_words: the generator's vocabulary, as a pretrained model knows its words; only the "
+                     "words, never the held-out schemas or queries; not run yet)")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -104,13 +109,17 @@ for d in a.data:
     seen += len(exs)
     train_ex += expdata.select(exs, kinds)
 originals = len(train_ex)
-vwords = expdata.vocab_words(tok.get_vocab()) if a.name_words == "vocab" or a.spelling_reps > 0 else []
+vwords = expdata.vocab_words(tok.get_vocab()) if a.name_words == "vocab" or (a.spelling_reps > 0 and a.spelling_words == "vocab") else []
 rename_rng = random.Random(a.seed + 1)
 train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections,
                                              words=vwords if a.name_words == "vocab" else expdata.NAME_WORDS)
                        for _ in range(a.rename_copies) for ex in train_ex[:originals]]
 seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len)
-spelling = expdata.spelling_pairs(vwords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
+swords = vwords
+if a.spelling_words == "fields":
+    swords = expdata.field_words([os.path.join(d, f) for d in a.data for f in ("train.jsonl", "eval.jsonl", "held_out.jsonl")
+                                  if os.path.exists(os.path.join(d, f))])
+spelling = expdata.spelling_pairs(swords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
 spell_seqs, spell_dropped = hfutil.encode_texts(tok, spelling, a.max_len)
 seqs += spell_seqs
 dropped += spell_dropped
@@ -120,7 +129,7 @@ log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renam
     "(%d words x %d); %d sequences (%d dropped by --max-len), %d tokens, %d completion tokens; %.1f epochs in %d steps of %d" % (
         originals, seen, len(a.data), ",".join(kinds), len(train_ex) - originals,
         "%d vocabulary words" % len(vwords) if a.name_words == "vocab" else "%d NAME_WORDS" % len(expdata.NAME_WORDS),
-        len(spell_seqs), len(vwords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
+        len(spell_seqs), len(swords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
         a.steps * a.batch / len(seqs), a.steps, a.batch))
 if spelling:
     log("spelling sample: %r -> %r" % (spelling[0][0][-120:], spelling[0][1][:120]))
@@ -233,7 +242,7 @@ except Exception as e:  # the checkpoint is written: a failed check must not cos
     log("WARNING: the checks failed (%s); the checkpoint in %s is complete" % (check_error, a.out))
 
 info = {"recipe": {k: v for k, v in vars(a).items() if k not in ("out",)}, "kinds": kinds, "config": config,
-        "train_examples": len(train_ex), "spelling_sequences": len(spell_seqs), "vocab_words": len(vwords), "sequences": len(seqs), "tokens": n_tok, "steps": steps_done,
+        "train_examples": len(train_ex), "spelling_sequences": len(spell_seqs), "vocab_words": len(vwords), "spelling_words": len(swords), "sequences": len(seqs), "tokens": n_tok, "steps": steps_done,
         "stopped_early": stopped_early, "train_seconds": round(train_s, 1), "last_loss": last_loss,
         "params_m": round(n_params / 1e6, 2), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
         "model_safetensors_sha256": sha, "checks": checks, "check_error": check_error, "seconds": round(time.time() - t_start, 1)}

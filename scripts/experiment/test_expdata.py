@@ -174,6 +174,16 @@ class TestVocabWords(unittest.TestCase):
                 self.assertNotIn('"%s"' % name, text)
                 self.assertNotIn('"$%s"' % name, text)
 
+    def test_field_words(self):
+        d = Data.seed(101)
+        words = expdata.field_words([os.path.join(d, f) for f in ("train.jsonl", "held_out.jsonl")])
+        self.assertEqual(words, sorted(set(words)))
+        self.assertTrue(all(w.isalpha() and w.islower() for w in words), words)
+        train_only = set(expdata.field_words([os.path.join(d, "train.jsonl")]))
+        held = set(expdata.field_words([os.path.join(d, "held_out.jsonl")]))
+        self.assertTrue(held - train_only, "held_out adds no words: the option would teach nothing new")
+        self.assertTrue(set(words) >= held | train_only)
+
     def test_spelling_pairs(self):
         words = ["w%03d" % i for i in range(997)]
         pairs = expdata.spelling_pairs(words, random.Random(3), reps=3, per_seq=40)
