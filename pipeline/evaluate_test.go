@@ -96,3 +96,35 @@ func TestEvalRunName(t *testing.T) {
 		}
 	}
 }
+
+// On the CPU a prompt's output does not depend on how many sequences decode beside it: --generation-batch 1,
+// 2 and 3 (continuous batching refills a slot as soon as its sequence ends) give the same raw outputs.
+func TestEvaluateOutputsIndependentOfBatch(t *testing.T) {
+	dataDir := writeThreeSplits(t)
+	var want []string
+	for _, batch := range []int{1, 2, 3} {
+		res, err := Evaluate(EvalOptions{ModelOptions: ModelOptions{Model: "tiny", Device: "cpu"}, DataDir: dataDir,
+			OutputDir: t.TempDir(), MaxLen: 2048, MaxNewTokens: 10, Batch: batch, RunName: "r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range res.Splits {
+			for _, r := range s.Results {
+				got = append(got, r.RawOutput)
+			}
+		}
+		if len(got) != 6 {
+			t.Fatalf("batch %d: %d outputs, want 6", batch, len(got))
+		}
+		if want == nil {
+			want = got
+			continue
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("batch %d, output %d: %q, batch 1 gave %q", batch, i, got[i], want[i])
+			}
+		}
+	}
+}
