@@ -264,8 +264,9 @@ type GenerateOptions struct {
 	// Sampling, when set with a Temperature above 0, draws each token (see Sampling) instead of the argmax;
 	// the executor must then implement LogitsSteps.
 	Sampling *Sampling
-	// Progress, when set, is called after each prompt finishes with the prompts done so far.
-	Progress func(done int, elapsed time.Duration)
+	// Progress, when set, is called when prompts finish, with the prompts done and the new tokens generated so
+	// far (those of unfinished prompts included).
+	Progress func(done, newTokens int, elapsed time.Duration)
 	// Slots is how many sequences decode together at most (continuous batching, see GenerateGreedy);
 	// ≤ 0: all prompts at once.
 	Slots int

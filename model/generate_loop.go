@@ -72,8 +72,8 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 	for k := range slots {
 		free = append(free, int32(k))
 	}
-	waiting, done := 0, 0    // prompts[waiting:] have not started
-	var fresh, running []int // sequences with a next token to judge; sequences to step
+	waiting, done, emitted := 0, 0, 0 // prompts[waiting:] have not started; emitted: new tokens so far
+	var fresh, running []int          // sequences with a next token to judge; sequences to step
 	for {
 		select {
 		case <-opt.Stop:
@@ -105,16 +105,17 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 				free = append(free, slotOf[i])
 			case len(out[i])+1 >= maxNew:
 				out[i] = append(out[i], next[i])
-				done++
+				done, emitted = done+1, emitted+1
 				free = append(free, slotOf[i])
 			default:
 				out[i] = append(out[i], next[i])
+				emitted++
 				running = append(running, i)
 			}
 		}
 		fresh = fresh[:0]
 		if done > before && opt.Progress != nil {
-			opt.Progress(done, time.Since(start))
+			opt.Progress(done, emitted, time.Since(start))
 		}
 		if len(free) > 0 && waiting < len(prompts) {
 			sortSlots(free)

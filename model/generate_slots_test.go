@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 // recordingSteps is DecodeSteps over the CPU generator that records the rows of every step and checks
@@ -86,9 +87,18 @@ func TestGenerateSlotsMatchAlone(t *testing.T) {
 	}
 	for _, slots := range []int{1, 2, 3, 5, 0} {
 		rec := &recordingSteps{cpu: &cpuSteps{g: g}}
-		got, err := GenerateGreedy(rec, prompts, GenerateOptions{MaxNewTokens: maxNew, StopIDs: []int32{stop}, Slots: slots})
+		lastDone, lastTokens := 0, 0
+		got, err := GenerateGreedy(rec, prompts, GenerateOptions{MaxNewTokens: maxNew, StopIDs: []int32{stop}, Slots: slots,
+			Progress: func(done, tokens int, _ time.Duration) { lastDone, lastTokens = done, tokens }})
 		if err != nil {
 			t.Fatalf("%d slots: %v", slots, err)
+		}
+		emitted := 0
+		for _, o := range got {
+			emitted += len(o)
+		}
+		if lastDone != len(prompts) || lastTokens != emitted {
+			t.Errorf("%d slots: last progress %d prompts, %d new tokens; want %d and %d", slots, lastDone, lastTokens, len(prompts), emitted)
 		}
 		for i := range prompts {
 			if !slices.Equal(got[i], alone[i]) {

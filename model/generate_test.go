@@ -115,7 +115,7 @@ func TestGenerateBatchedEqualsGraphGreedy(t *testing.T) {
 	prompts := [][]int32{randomIDs(3, cfg.VocabSize, 1), randomIDs(9, cfg.VocabSize, 2), randomIDs(6, cfg.VocabSize, 3)}
 	const n = 6
 	var progress []int
-	got, err := g.Generate(prompts, GenerateOptions{MaxNewTokens: n, Progress: func(done int, _ time.Duration) { progress = append(progress, done) }})
+	got, err := g.Generate(prompts, GenerateOptions{MaxNewTokens: n, Progress: func(done, _ int, _ time.Duration) { progress = append(progress, done) }})
 	if err != nil {
 		t.Fatal(err)
 	}

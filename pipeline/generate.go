@@ -63,15 +63,16 @@ func (g *generation) prompts(exs []data.Example) (prompts [][]int32, cut int) {
 	return prompts, cut
 }
 
-// generationChunk is how many generation batches of prompts one Generate call decodes (continuous
-// batching within it); Ctrl-C is looked at, and the ranks of a sharded evaluation meet, between chunks.
+// generationChunk is how many generation batches of prompts one Generate call of a sharded evaluation
+// decodes (continuous batching within it); the ranks meet between chunks. One device decodes a whole split in
+// one call, so its slots stay full until the split's last prompts (Ctrl-C is looked at between steps).
 const generationChunk = 8
 
 // split decodes every example's prompt, logging progress with an ETA, and returns the raw outputs (one per
 // example, in the examples' order): the new tokens decoded without special tokens and stripped, as the
 // original did. Prompts are decoded longest first (the largest memory need comes first, and prompts of
-// similar lengths start together), in chunks of generationChunk × g.batch prompts (at most an even share of
-// the ranks'), each one Generate call
+// similar lengths start together), in one Generate call per split on one device, or in chunks of
+// generationChunk × g.batch prompts (at most an even share of the ranks') on several, each call
 // that keeps g.batch sequences decoding at once: when one ends, the next prompt takes its slot
 // (continuous batching). On the CPU a prompt's output does not depend on the prompts beside it; on a GPU
 // the bf16 products of a step may be summed in another order for other rows, which can flip a greedy
@@ -86,8 +87,11 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		slots = DefaultGenerationBatch
 	}
 	rank, world := train.RankOf(g.group)
-	size := min(slots*generationChunk, max(1, (len(prompts)+world-1)/world)) // prompts per chunk
-	order := make([]int, len(prompts))                                       // example indexes, longest prompt first (stable)
+	size := max(1, len(prompts)) // prompts per chunk: one device decodes them all in one call
+	if world > 1 {
+		size = min(slots*generationChunk, max(1, (len(prompts)+world-1)/world))
+	}
+	order := make([]int, len(prompts)) // example indexes, longest prompt first (stable)
 	for i := range order {
 		order[i] = i
 	}
@@ -103,17 +107,12 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		of = fmt.Sprintf(" (rank %d of %d)", rank, world)
 	}
 	newTokens, done := 0, 0
-	// report logs the progress; the new tokens are counted at the end of each chunk, so the rate is given
-	// there only.
-	report := func(done int, rate bool) {
+	// report logs the progress after done prompts and newTokens tokens.
+	report := func(done, newTokens int) {
 		el := time.Since(start)
 		eta := time.Duration(float64(el) / float64(done) * float64(mine-done))
-		r := ""
-		if rate {
-			r = fmt.Sprintf("  %.1f new tok/s", float64(newTokens)/el.Seconds())
-		}
-		fmt.Fprintf(g.log, "generating %s%s: %d/%d prompts%s  elapsed %s  ETA %s\n", split, of, done, mine, r,
-			el.Round(time.Second), eta.Round(time.Second))
+		fmt.Fprintf(g.log, "generating %s%s: %d/%d prompts  %.1f new tok/s  elapsed %s  ETA %s\n", split, of, done, mine,
+			float64(newTokens)/el.Seconds(), el.Round(time.Second), eta.Round(time.Second))
 	}
 	// Round by round: in each, rank r decodes chunk round×world + r (if there is one). Before each round,
 	// and once after the last, the ranks agree whether to stop, so that a rank interrupted inside its chunk
@@ -151,10 +150,10 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 		for k, i := range idx {
 			chunk[k] = prompts[i]
 		}
-		base := done
-		progress := func(n int, _ time.Duration) { // every slots-th prompt of the chunk
+		base, baseTokens := done, newTokens
+		progress := func(n, tokens int, _ time.Duration) { // every slots-th prompt of the chunk
 			if n%slots == 0 && n < len(idx) {
-				report(base+n, false)
+				report(base+n, baseTokens+tokens)
 			}
 		}
 		outs, err := g.gen.Generate(chunk, model.GenerateOptions{MaxNewTokens: g.maxNew, StopIDs: g.stops, Slots: slots,
@@ -171,7 +170,7 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 			newTokens += len(o)
 		}
 		done += len(idx)
-		report(done, true)
+		report(done, newTokens)
 	}
 	if world > 1 {
 		if err := gatherOutputs(g.group, outputs, g.maxNew); err != nil {
