@@ -68,7 +68,7 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 	next := make([]int32, len(prompts))   // each prompt's token not yet judged
 	lens := make([]int32, len(prompts))   // tokens in each prompt's cache
 	slotOf := make([]int32, len(prompts)) // the slot each prompt decodes in
-	free := make([]int32, 0, slots)       // slots without a sequence, lowest first
+	free := make([]int32, 0, slots)       // slots without a sequence
 	for k := range slots {
 		free = append(free, int32(k))
 	}
@@ -118,7 +118,6 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 			opt.Progress(done, emitted, time.Since(start))
 		}
 		if len(free) > 0 && waiting < len(prompts) {
-			sortSlots(free)
 			continue // fill the freed slots before the next step
 		}
 		if len(running) == 0 {
@@ -137,15 +136,6 @@ func GenerateGreedy(s DecodeSteps, prompts [][]int32, opt GenerateOptions) ([][]
 			lens[i]++
 		}
 		fresh, running = running, fresh[:0]
-	}
-}
-
-// sortSlots orders free slots lowest first (a few at a time: insertion sort).
-func sortSlots(v []int32) {
-	for i := 1; i < len(v); i++ {
-		for j := i; j > 0 && v[j] < v[j-1]; j-- {
-			v[j], v[j-1] = v[j-1], v[j]
-		}
 	}
 }
 

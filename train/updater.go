@@ -107,11 +107,7 @@ func (u *Updater) Step(lr float64) (float64, error) {
 	}
 	u.opt.Step++
 	u.stale = true
-	norm, err := u.dev.Step(u.opt, lr, u.maxNorm)
-	if err != nil {
-		return 0, err
-	}
-	return norm, nil
+	return u.dev.Step(u.opt, lr, u.maxNorm)
 }
 
 // Sync brings the host's parameters and optimizer state up to date (a download from the device when
