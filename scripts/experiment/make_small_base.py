@@ -71,9 +71,10 @@ ap.add_argument("--rename-copies", type=int, default=3,
                      "so the base learns to read field names from the schema instead of recalling those of the 18 collections")
 ap.add_argument("--rename-collections", action="store_true",
                 help="the renamed copies also get a fresh collection name and a shuffled field order")
-ap.add_argument("--name-words", choices=("fixed", "vocab"), default="fixed",
-                help="words the renamed copies' names are made of: expdata.NAME_WORDS (78), or every lowercase word "
-                     "of the tokenizer (expdata.vocab_words, 24,390 for Qwen2.5)")
+ap.add_argument("--name-words", choices=("fixed", "vocab", "fields"), default="fixed",
+                help="words the renamed copies' names are made of: expdata.NAME_WORDS (78), every lowercase word "
+                     "of the tokenizer (expdata.vocab_words, 24,390 for Qwen2.5), or the words of the field names in "
+                     "every split of the --data folders (expdata.field_words, as for --spelling-words fields)")
 ap.add_argument("--spelling-reps", type=int, default=0,
                 help="add spelling sequences (expdata.spelling_pairs) in which every word of expdata.vocab_words occurs "
                      "this many times: each word's quoted (JSON) token from its spaced (prompt) token, which a model "
@@ -110,15 +111,14 @@ for d in a.data:
     train_ex += expdata.select(exs, kinds)
 originals = len(train_ex)
 vwords = expdata.vocab_words(tok.get_vocab()) if a.name_words == "vocab" or (a.spelling_reps > 0 and a.spelling_words == "vocab") else []
+fwords = expdata.field_words([os.path.join(d, f) for d in a.data for f in ("train.jsonl", "eval.jsonl", "held_out.jsonl")
+                              if os.path.exists(os.path.join(d, f))])
+name_words = {"vocab": vwords, "fields": fwords}.get(a.name_words, expdata.NAME_WORDS)
 rename_rng = random.Random(a.seed + 1)
-train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections,
-                                             words=vwords if a.name_words == "vocab" else expdata.NAME_WORDS)
+train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections, words=name_words)
                        for _ in range(a.rename_copies) for ex in train_ex[:originals]]
 seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len)
-swords = vwords
-if a.spelling_words == "fields":
-    swords = expdata.field_words([os.path.join(d, f) for d in a.data for f in ("train.jsonl", "eval.jsonl", "held_out.jsonl")
-                                  if os.path.exists(os.path.join(d, f))])
+swords = fwords if a.spelling_words == "fields" else vwords
 spelling = expdata.spelling_pairs(swords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
 spell_seqs, spell_dropped = hfutil.encode_texts(tok, spelling, a.max_len)
 seqs += spell_seqs
@@ -128,7 +128,7 @@ n_compl = sum(sum(x != hfutil.IGNORE for x in s[1][1:]) for s in seqs)
 log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renamed fields (names from %s), + %d spelling sequences "
     "(%d words x %d); %d sequences (%d dropped by --max-len), %d tokens, %d completion tokens; %.1f epochs in %d steps of %d" % (
         originals, seen, len(a.data), ",".join(kinds), len(train_ex) - originals,
-        "%d vocabulary words" % len(vwords) if a.name_words == "vocab" else "%d NAME_WORDS" % len(expdata.NAME_WORDS),
+        "%d %s words" % (len(name_words), a.name_words),
         len(spell_seqs), len(swords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
         a.steps * a.batch / len(seqs), a.steps, a.batch))
 if spelling:
