@@ -10,8 +10,8 @@
 //   - gpu/machine: the GPU machine that executes the model's gorgonia graph (training and evaluation) and
 //     its memory plan.
 //   - gpu (this package): the backends and their registration. backend_cuda.go registers the "cuda" device
-//     at init; train_backend_cuda.go is the training backend (one machine, micro-batches padded to its
-//     shape; as a train.DeviceOptimizer, train_optimizer_cuda.go, it keeps the gradient sum, clipping and
+//     at init; train_backend_cuda.go is the training backend (one machine planned for the largest
+//     micro-batch, each micro-batch run at its own shape; as a train.DeviceOptimizer, train_optimizer_cuda.go, it keeps the gradient sum, clipping and
 //     AdamW on the GPU); decode*.go is the greedy generator (DECODE_NOTES.md);
 //     runtime_api.go (every build) holds Backend, Get and ErrNoCUDA.
 //

@@ -18,9 +18,9 @@ import (
 )
 
 // TrainBackend is train.Backend on the GPU machine: one training graph (model.Build + BuildGrad, LoRA
-// dropout as in p.LoRA) compiled once for a fixed [B, T] shape, every micro-batch padded to it (extra
-// positions and rows masked, labels −100, so loss and gradients are unchanged), the frozen weights on the
-// device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the training loop keeps the
+// dropout as in p.LoRA) compiled once for the largest micro-batch [B, T] (Reserve), every micro-batch run
+// at its own shape [rows, seq] on the same buffers (no padding to T: a short batch costs its own tokens),
+// the frozen weights on the device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the training loop keeps the
 // gradient sums, clipping and AdamW on the device. With the optimizer on the host instead
 // (Run.HostOptimizer), each Loss uploads the LoRA values the host changed and adds the downloaded
 // gradients into the loop's. An evaluation (grads nil) runs the same machine forward only, dropout off.
@@ -145,8 +145,7 @@ func sum(v []int) int {
 	return s
 }
 
-// Loss runs one micro-batch [batch, seq] (train.Backend): padded to the machine's shape, with the current
-// LoRA values; with grads, dropout seeded by dropoutStep and the gradients added into grads.
+// Loss runs one micro-batch [batch, seq] (train.Backend) at that shape, with the current LoRA values; with grads, dropout seeded by dropoutStep and the gradients added into grads.
 func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, grads [][]float32) (float32, error) {
 	if err := b.d.Bind(); err != nil {
 		return 0, err
@@ -198,12 +197,8 @@ func (b *TrainBackend) run(mb model.Batch, batch, seq int, dropoutStep uint64, e
 		b.uploaded = true
 	}
 	t1 := time.Now()
-	padded, err := padBatch(mb, batch, seq, b.B, b.T)
-	if err != nil {
-		return 0, fmt.Errorf("cuda backend: %w", err)
-	}
 	b.g.SetStep(dropoutStep)
-	if err := b.m.RunWith(padded, machine.RunOptions{Seq: seq, Eval: eval}); err != nil {
+	if err := b.m.RunWith(mb, machine.RunOptions{Rows: batch, Seq: seq, Eval: eval}); err != nil {
 		return 0, fmt.Errorf("cuda backend: %w", err)
 	}
 	t2 := time.Now()
@@ -216,46 +211,6 @@ func (b *TrainBackend) run(mb model.Batch, batch, seq int, dropoutStep uint64, e
 	b.Time.Run += t2.Sub(t1)
 	b.Time.Download += time.Since(t2)
 	return lv[0], nil
-}
-
-// padBatch copies a [rows, seq] micro-batch into [B, T]: each row's tokens first, then padding (mask 0,
-// label −100, id 0); rows ≥ rows fully padded. NumItems is kept (a count of the real labels, unchanged).
-func padBatch(mb model.Batch, rows, seq, B, T int) (model.Batch, error) {
-	n := rows * seq
-	if len(mb.IDs) != n || (mb.Labels != nil && len(mb.Labels) != n) || (mb.Mask != nil && len(mb.Mask) != n) ||
-		(mb.Positions != nil && len(mb.Positions) != n) {
-		return model.Batch{}, fmt.Errorf("micro-batch [%d, %d] has %d ids, %d labels, %d mask values, %d positions",
-			rows, seq, len(mb.IDs), len(mb.Labels), len(mb.Mask), len(mb.Positions))
-	}
-	if rows == B && seq == T {
-		return mb, nil
-	}
-	out := model.Batch{IDs: make([]int32, B*T), Labels: make([]int32, B*T), Mask: make([]int32, B*T),
-		NumItems: mb.NumItems} // [B·T] each
-	if mb.Positions != nil {
-		out.Positions = model.PositionsArange(B, T)
-	}
-	for k := range out.Labels {
-		out.Labels[k] = -100
-	}
-	for r := range rows {
-		src, dst := r*seq, r*T
-		copy(out.IDs[dst:dst+seq], mb.IDs[src:src+seq])
-		if mb.Labels != nil {
-			copy(out.Labels[dst:dst+seq], mb.Labels[src:src+seq])
-		}
-		if mb.Mask != nil {
-			copy(out.Mask[dst:dst+seq], mb.Mask[src:src+seq])
-		} else {
-			for k := range seq {
-				out.Mask[dst+k] = 1
-			}
-		}
-		if mb.Positions != nil {
-			copy(out.Positions[dst:dst+seq], mb.Positions[src:src+seq])
-		}
-	}
-	return out, nil
 }
 
 // Close frees the machine, the graph and the device.

@@ -44,54 +44,85 @@ func zeroGrads(p *train.Params) [][]float32 {
 	return g
 }
 
-// TestPadBatchKeepsLoss checks the padding the CUDA backend relies on, on the CPU reference: a
-// micro-batch [2, 40] padded to [3, 64] by padBatch (no dropout) gives the same loss and LoRA gradients as
-// unpadded (tolerance 1e-5 relative: the same float32 sums plus zero terms, up to summation order).
-func TestPadBatchKeepsLoss(t *testing.T) {
+// TestShortBatchesOnLargerMachine checks that the machine runs a micro-batch at its own shape: on a backend
+// reserved for [3, 64], batches [2, 40] (LoRA dropout on, two steps, and an evaluation) and [1, 24] give
+// the losses and LoRA gradients of backends built for exactly those shapes (relative 1e-6: the same kernels
+// on the same shapes; a launch that still used the reserved shape's rows or length would be far off), and
+// a full [3, 64] batch afterwards still matches its own exact machine.
+func TestShortBatchesOnLargerMachine(t *testing.T) {
+	cudatest.Device(t)
 	reg, err := model.Lookup("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{})
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(51, 52))
-	p := train.NewParams(cudatest.RandomLoRA(w, 4, rng))
-	f, _ := train.LookupBackend("cpu")
-	cpu, err := f(w, p)
-	if err != nil {
-		t.Fatal(err)
+	lp := cudatest.RandomLoRA(w, 4, rng)
+	lp.Dropout = 0.05
+	p := train.NewParams(lp)
+	f, ok := train.LookupBackend("cuda")
+	if !ok {
+		t.Fatal("no cuda backend registered")
 	}
-	defer cpu.Close()
-	mb := backendBatch(rng, 2, 40, reg.Config.VocabSize)
-	padded, err := padBatch(mb, 2, 40, 3, 64)
-	if err != nil {
-		t.Fatal(err)
+	open := func(rows, seq int) train.Backend {
+		b, err := f(w, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		if err := b.(train.ShapeReserver).Reserve(rows, seq); err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	g1, g2 := zeroGrads(p), zeroGrads(p)
-	l1, err := cpu.Loss(mb, 2, 40, 0, g1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := cpu.Loss(padded, 3, 64, 0, g2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("loss unpadded %.7f, padded %.7f", l1, l2)
-	if math.Abs(float64(l1-l2)) > 1e-5*math.Abs(float64(l1)) {
-		t.Errorf("loss %g unpadded, %g padded", l1, l2)
-	}
-	for i := range g1 {
-		if e := numtest.RelL2(g2[i], g1[i]); !(e <= 1e-5) {
-			t.Errorf("gradient %d (%s): padded differs by %.3g", i, p.Modules[i/2], e)
+	big := open(3, 64)
+	for _, c := range []struct {
+		rows, seq int
+		steps     []uint64
+	}{{2, 40, []uint64{3, 10}}, {1, 24, []uint64{5}}, {3, 64, []uint64{7}}} {
+		exact := open(c.rows, c.seq)
+		mb := backendBatch(rng, c.rows, c.seq, reg.Config.VocabSize)
+		if c.rows == 1 { // backendBatch pads row 1; give this one a padded tail of its own
+			for k := c.seq - 3; k < c.seq; k++ {
+				mb.Mask[k], mb.Labels[k] = 0, -100
+			}
+		}
+		for _, step := range append(c.steps, 0) {
+			eval := step == 0
+			var gBig, gExact [][]float32
+			if !eval {
+				gBig, gExact = zeroGrads(p), zeroGrads(p)
+			}
+			lb, err := big.Loss(mb, c.rows, c.seq, step, gBig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			le, err := exact.Loss(mb, c.rows, c.seq, step, gExact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for i := range gBig {
+				worst = max(worst, numtest.RelL2(gBig[i], gExact[i]))
+			}
+			t.Logf("[%d, %d] step %d (eval %v): loss %.7f on [3, 64], %.7f exact; worst gradient difference %.3g",
+				c.rows, c.seq, step, eval, lb, le, worst)
+			if e := math.Abs(float64(lb-le)) / math.Abs(float64(le)); !(e <= 1e-6) {
+				t.Errorf("[%d, %d] step %d: loss differs by %.3g relative", c.rows, c.seq, step, e)
+			}
+			if !(worst <= 1e-6) {
+				t.Errorf("[%d, %d] step %d: gradients differ by %.3g relative L2", c.rows, c.seq, step, worst)
+			}
 		}
 	}
 }
 
 // TestTrainBackendMatchesCPU runs the "cuda" train.Backend and the CPU one on the tiny Qwen2 (NF4, LoRA
-// r=4 with dropout 0.05 on every projection) on the same micro-batch [2, 40], which the GPU pads to its
-// [3, 64] machine: training losses and every LoRA gradient at two dropout steps, after an in-place
+// r=4 with dropout 0.05 on every projection) on the same micro-batch [2, 40], which the GPU runs at that
+// shape on its [3, 64] machine: training losses and every LoRA gradient at two dropout steps, after an in-place
 // parameter update (what the loop's AdamW does between windows), and the evaluation loss. Tolerances as
 // TestMachineLossGrads: loss 1e-2 relative, gradients 5e-2 relative L2 (bf16 activations). The test also
 // checks it can tell dropout masks apart: the CPU's gradients at two steps differ by more than that.

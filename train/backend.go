@@ -55,11 +55,10 @@ type Backend interface {
 	Close() error
 }
 
-// ShapeReserver is a Backend that compiles one (batch, seq) shape and pads every micro-batch to it (the
-// CUDA machine). Reserve gives it the largest micro-batch of the run (batch size × the longest sequence
-// rounded up to the bucket) before the first Loss; padding rows and positions are masked with labels −100,
-// so losses and gradients are those of the unpadded micro-batch, and dropout masks follow the unpadded
-// layout (the CPU's).
+// ShapeReserver is a Backend that plans its memory for one (batch, seq) shape (the CUDA machine). Reserve
+// gives it the largest micro-batch of the run (batch size × the longest sequence rounded up to the bucket)
+// before the first Loss; every micro-batch then runs at its own, smaller or equal, shape on those buffers,
+// with the CPU's losses, gradients and dropout masks.
 type ShapeReserver interface {
 	Reserve(batch, seq int) error
 }

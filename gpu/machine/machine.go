@@ -4,7 +4,6 @@ package machine
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -34,7 +33,10 @@ type Machine struct {
 	vecs    map[string]cuda.Buffer // norm weights and biases (bf16) by op name
 	scratch cuda.Buffer            // dequantized NF4 weight, the largest
 	ones    cuda.Buffer            // [N] bf16 ones: the bias broadcast as a K = 1 GEMM
-	N       int                    // rows, B·T
+	N       int                    // rows of the graph's shape, B·T: what the buffers are planned for
+	// rB, rT, rN: this Run's shape [rB, rT] (≤ the graph's [B, T]) and its rows rB·rT. A Run computes on
+	// the leading rN rows of every [N, C] buffer, so a short micro-batch costs its own tokens, not T's.
+	rB, rT, rN int
 
 	f32      []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
 	preset   []bool  // output buffer set by prepare (fused CE outputs, flat LoRA gradients), not planned
@@ -60,7 +62,7 @@ type Machine struct {
 	loraBytes int64 // arena bytes of the LoRA parameters, gradients and optimizer state (Memory)
 
 	fwd []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
-	run RunOptions // this Run's options (the dropout masks' logical length, evaluation)
+	run RunOptions // this Run's options (its shape, evaluation)
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -95,8 +97,9 @@ func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Ma
 func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, keep []*G.Node) (*Machine, error) {
 	var err error
 	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
-		vecs: map[string]cuda.Buffer{}, N: g.Batch * g.Seq, attnNode: map[*model.AttentionOp]int{},
-		ceNode: map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{}}
+		vecs: map[string]cuda.Buffer{}, N: g.Batch * g.Seq, rB: g.Batch, rT: g.Seq, rN: g.Batch * g.Seq,
+		attnNode: map[*model.AttentionOp]int{},
+		ceNode:   map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{}}
 	sorted, err := G.Sort(g.G)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: machine: sorting the graph: %w", err)
@@ -353,7 +356,7 @@ func (m *Machine) vec(name string, v []float32) (cuda.Buffer, error) {
 func (m *Machine) in(i, k int) cuda.Buffer { return m.out[m.args[i][k]] }
 
 func (m *Machine) launch(i int, node *G.Node) error {
-	d, N := m.d, m.N
+	d, N := m.d, m.rN
 	y := m.out[i]
 	switch op := node.Op().(type) {
 	case *model.EmbeddingOp:
@@ -388,18 +391,16 @@ func (m *Machine) launch(i int, node *G.Node) error {
 	case *model.RoPEOp:
 		return ops.RoPE(d, y, m.in(i, 0), m.in(i, 1), N, op.Heads, op.HeadDim, op.Theta, op.Inverse)
 	case *model.AttentionOp:
-		ad := ops.AttnDims{B: m.g.Batch, T: m.g.Seq, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
-			Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
-		return ops.AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), ad)
+		return ops.AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), m.attnDims(op))
 	case *model.AddOp:
-		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(node))
 	case *model.SwiGLUOp:
-		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), m.runSize(node))
 	case *model.DropoutOp:
 		return m.dropout(i, node, op)
 	}
 	if isGorgoniaAdd(node) {
-		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), node.Shape().TotalSize())
+		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(node))
 	}
 	return m.launchBwd(i, node)
 }
@@ -415,6 +416,19 @@ func (m *Machine) dense(w *machineWeight) (cuda.Mat, error) {
 	return cuda.M(m.scratch, w.out, w.in, cuda.BF16T), nil
 }
 
+// runSize is the number of values node holds in this Run: an activation [N, C] of the graph's shape holds
+// [rN, C]; anything else (the loss, a LoRA parameter or its gradient) its full shape.
+func (m *Machine) runSize(node *G.Node) int {
+	s := node.Shape()
+	if len(s) != 2 || s[0] != m.N || node.Op() == nil || m.preset[m.index[node]] {
+		return s.TotalSize()
+	}
+	if op, ok := node.Op().(*model.LoRAGradOp); ok && op.WRT != 'X' {
+		return s.TotalSize()
+	}
+	return m.rN * s[1]
+}
+
 // Output downloads a node's value as float32 (bf16 activations widened; logits are fp32) after Run: the
 // logits, or a node passed to New in keep (other nodes' memory has been reused).
 func (m *Machine) Output(node *G.Node) ([]float32, error) {
@@ -422,7 +436,7 @@ func (m *Machine) Output(node *G.Node) ([]float32, error) {
 	if !ok || m.out[i].Bytes == 0 {
 		return nil, fmt.Errorf("gpu: machine: node %v has no device buffer", node)
 	}
-	n := max(node.Shape().TotalSize(), 1)
+	n := max(m.runSize(node), 1)
 	if m.f32[i] {
 		v := make([]float32, n)
 		return v, cuda.Download(m.d, v, m.out[i])

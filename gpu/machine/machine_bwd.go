@@ -37,12 +37,12 @@ func isSeed(n *G.Node) bool {
 }
 
 func (m *Machine) attnDims(op *model.AttentionOp) ops.AttnDims {
-	return ops.AttnDims{B: m.g.Batch, T: m.g.Seq, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
+	return ops.AttnDims{B: m.rB, T: m.rT, H: op.Heads, KVH: op.KVHeads, D: op.HeadDim,
 		Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
 }
 
 func (m *Machine) ceDims(op *model.LMHeadCrossEntropyOp) ops.CEDims {
-	return ops.CEDims{B: m.g.Batch, T: m.g.Seq, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
+	return ops.CEDims{B: m.rB, T: m.rT, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
 		Chunk: ceChunk}
 }
 
@@ -166,16 +166,17 @@ func (m *Machine) bindView(i int) error {
 
 // launchBwd runs one backward or loss node.
 func (m *Machine) launchBwd(i int, node *G.Node) error {
-	d, N, y := m.d, m.N, m.out[i]
+	d, N, y := m.d, m.rN, m.out[i]
 	switch op := node.Op().(type) {
 	case *model.AttentionGradOp:
 		fwd := m.attnNode[op.Attn]
 		ad := m.attnDims(op.Attn)
-		nq, nkv := int64(N*ad.H*ad.D)*2, int64(N*ad.KVH*ad.D)*2
+		// dq | dk | dv at the offsets of the graph's shape (where its slice nodes read them), each [rN, ·].
+		nq, nkv := int64(m.N*ad.H*ad.D)*2, int64(m.N*ad.KVH*ad.D)*2
 		return ops.AttentionBackward(d, y.Slice(0, nq), y.Slice(nq, nkv), y.Slice(nq+nkv, nkv), m.in(i, 0), m.in(i, 1),
 			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
 	case *model.SwiGLUGradOp:
-		n := node.Shape().TotalSize()
+		n := m.runSize(node)
 		dgate, dup := y, m.tmp
 		if op.WRT == 1 {
 			dgate, dup = m.tmp, y
@@ -245,7 +246,7 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 		return err
 	}
 	h, labels := m.in(ce, 0), m.in(ce, 1)
-	H, T := int64(op.Weight.In), m.g.Seq
+	H, T := int64(op.Weight.In), m.rT
 	if err := m.d.Memset(dh, 0); err != nil {
 		return err
 	}
@@ -265,14 +266,14 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 			return err
 		}
 	}
-	B := m.g.Batch
+	B := m.rB
 	return m.blas.Gemm(false, false, 1, cuda.M(m.cePart, 1, B, cuda.F32T), cuda.M(m.ceOnes, B, 1, cuda.F32T), 0, cuda.M(m.out[ce], 1, 1, cuda.F32T))
 }
 
 // setLossRows finds, for each sequence, the first row that predicts a label (row n predicts labels[n+1]),
 // or −1 when the sequence has none.
 func (m *Machine) setLossRows(labels []int32) {
-	B, T := m.g.Batch, m.g.Seq
+	B, T := m.rB, m.rT
 	m.lossRows = make([]int, B)
 	for b := range B {
 		m.lossRows[b] = -1

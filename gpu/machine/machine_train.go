@@ -13,34 +13,40 @@ import (
 
 // RunOptions change one Run of a machine.
 type RunOptions struct {
-	// Seq is the length of the micro-batch as the CPU would run it (0: the graph's). A batch padded on the
-	// right from [B, Seq] to the graph's [B, T] gives the same loss and gradients, but dropout masks are
-	// drawn by flat index, so they follow the logical [B·Seq, C] layout to stay the CPU's masks.
-	Seq int
+	// Rows and Seq are the batch's shape [Rows, Seq] (0: the graph's B, T); at most the graph's. The Run
+	// computes on that shape only: every kernel and GEMM covers Rows·Seq rows, so a micro-batch shorter
+	// than the graph costs its own tokens. Loss, gradients and dropout masks (drawn by flat index in the
+	// [Rows·Seq, C] layout) are those of the CPU on the same [Rows, Seq] batch.
+	Rows, Seq int
 	// Eval runs only what the graph's output depends on (no backward, no gradients) with dropout off
 	// (model.eval()); the fused lm_head + cross-entropy still writes its unused dh.
 	Eval bool
 }
 
-// Run binds a batch and executes the graph; the outputs stay on the device (Output downloads them).
+// Run binds a batch of the graph's shape and executes the graph; the outputs stay on the device (Output
+// downloads them).
 func (m *Machine) Run(b model.Batch) error { return m.RunWith(b, RunOptions{}) }
 
-// RunWith is Run with options. Dropout masks are seeded by the graph's DropoutState (g.SetStep).
+// RunWith is Run with options, among them a shape smaller than the graph's. Dropout masks are seeded by
+// the graph's DropoutState (g.SetStep).
 func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
-	B, T := m.g.Batch, m.g.Seq
+	if o.Rows == 0 {
+		o.Rows = m.g.Batch
+	}
 	if o.Seq == 0 {
-		o.Seq = T
+		o.Seq = m.g.Seq
 	}
-	if o.Seq < 0 || o.Seq > T {
-		return fmt.Errorf("gpu: machine: logical length %d outside the graph's 1..%d", o.Seq, T)
+	if o.Rows < 0 || o.Rows > m.g.Batch || o.Seq < 0 || o.Seq > m.g.Seq {
+		return fmt.Errorf("gpu: machine: batch [%d, %d] outside the graph's [%d, %d]", o.Rows, o.Seq, m.g.Batch, m.g.Seq)
 	}
-	if len(b.IDs) != m.N {
-		return fmt.Errorf("gpu: machine: batch has %d token ids, the graph takes %d×%d", len(b.IDs), B, T)
+	B, T, N := o.Rows, o.Seq, o.Rows*o.Seq
+	if len(b.IDs) != N {
+		return fmt.Errorf("gpu: machine: batch has %d token ids, its shape [%d, %d] takes %d", len(b.IDs), B, T, N)
 	}
-	m.run = o
+	m.run, m.rB, m.rT, m.rN = o, B, T, N
 	mask, pos := b.Mask, b.Positions
 	if mask == nil {
-		mask = make([]int32, m.N)
+		mask = make([]int32, N)
 		for k := range mask {
 			mask[k] = 1
 		}
@@ -55,8 +61,8 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		if u.node == nil {
 			continue
 		}
-		if len(u.v) != m.N {
-			return fmt.Errorf("gpu: machine: batch has %d values for %s, want %d", len(u.v), u.node.Name(), m.N)
+		if len(u.v) != N {
+			return fmt.Errorf("gpu: machine: batch has %d values for %s, want %d", len(u.v), u.node.Name(), N)
 		}
 		if err := cuda.Upload(m.d, m.out[m.index[u.node]], u.v); err != nil {
 			return fmt.Errorf("gpu: machine: %s: %w", u.node.Name(), err)
@@ -111,10 +117,10 @@ func (m *Machine) markForward() {
 	}
 }
 
-// dropout runs a DropoutOp node (forward, or its backward twin on dy): the CPU's mask over the logical
-// [B·Seq, C] layout; in an evaluation Run a copy.
+// dropout runs a DropoutOp node (forward, or its backward twin on dy): the CPU's mask over the Run's
+// [rB·rT, C] layout; in an evaluation Run a copy.
 func (m *Machine) dropout(i int, node *G.Node, op *model.DropoutOp) error {
-	dims := ops.DropoutDims{B: m.g.Batch, Tp: m.g.Seq, Tl: m.run.Seq, C: node.Shape()[1]}
+	dims := ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: node.Shape()[1]}
 	p := op.P
 	if m.run.Eval {
 		p = 0
@@ -124,7 +130,7 @@ func (m *Machine) dropout(i int, node *G.Node, op *model.DropoutOp) error {
 
 // loraInputGrad runs LoRAGradOp 'X' (LoRA dropout's branch): dxl = s·(dy·B)·A [N, in] bf16.
 func (m *Machine) loraInputGrad(i int, op *model.LoRAGradOp) error {
-	N, r, in, out := m.N, op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
+	N, r, in, out := m.rN, op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
 	dy := cuda.M(m.in(i, 1), N, out, cuda.BF16T)
 	A, Bm := cuda.M(m.in(i, 2), r, in, cuda.BF16T), cuda.M(m.in(i, 3), out, r, cuda.BF16T)
 	dh := cuda.M(m.tmp, N, r, cuda.BF16T)
