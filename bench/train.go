@@ -22,6 +22,7 @@ type TrainOptions struct {
 	LossFrac              float64
 	Warmup, Updates       int  // untimed updates first, then timed ones (the median is reported)
 	HostOptimizer         bool // gradient sums, clipping and AdamW on the host even on a GPU (train.Run.HostOptimizer)
+	Recompute             bool // activation recomputation (gradient checkpointing; train.Recomputer backends)
 	Log                   io.Writer
 }
 
@@ -35,8 +36,9 @@ type TrainResult struct {
 	Seq        int     `json:"seq"`
 	GradAccum  int     `json:"grad_accum"`
 	Rank       int     `json:"rank"`
-	UpdateS    float64 `json:"update_s"`    // median wall time of one update
-	MicroS     float64 `json:"micro_s"`     // median wall time of one micro-batch's forward + backward
+	UpdateS    float64 `json:"update_s"` // median wall time of one update
+	MicroS     float64 `json:"micro_s"`  // median wall time of one micro-batch's forward + backward
+	Recompute  bool    `json:"gradient_checkpointing"`
 	OptimizerS float64 `json:"optimizer_s"` // median of the clip + AdamW part of an update
 	Optimizer  string  `json:"optimizer"`   // where it ran: "device" or "host"
 	TokPerS    float64 `json:"tok_per_s"`   // Batch·Seq·GradAccum / UpdateS
@@ -81,6 +83,15 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 		return nil, fmt.Errorf("bench train: %w", err)
 	}
 	defer backend.Close()
+	if o.Recompute {
+		r, ok := backend.(train.Recomputer)
+		if !ok {
+			return nil, fmt.Errorf("bench train: the %s backend has no activation recomputation", backend.Name())
+		}
+		if err := r.SetRecompute(true); err != nil {
+			return nil, fmt.Errorf("bench train: %w", err)
+		}
+	}
 	if r, ok := backend.(train.ShapeReserver); ok {
 		if err := r.Reserve(o.Batch, o.Seq); err != nil {
 			return nil, fmt.Errorf("bench train: %w", err)
@@ -125,7 +136,7 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 	}
 	up := median(updates)
 	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
-		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)),
+		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)), Recompute: o.Recompute,
 		OptimizerS: round4(median(opts)), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss)}
 	if mr, ok := backend.(train.MemoryReporter); ok {
 		if m, err := mr.Memory(); err == nil {

@@ -25,12 +25,13 @@ import (
 // (Run.HostOptimizer), each Loss uploads the LoRA values the host changed and adds the downloaded
 // gradients into the loop's. An evaluation (grads nil) runs the same machine forward only, dropout off.
 type TrainBackend struct {
-	w    *model.Weights
-	p    *train.Params
-	d    *cuda.Device
-	g    *model.Graph
-	m    *machine.Machine
-	B, T int // the machine's shape
+	w      *model.Weights
+	p      *train.Params
+	d      *cuda.Device
+	g      *model.Graph
+	m      *machine.Machine
+	B, T   int  // the machine's shape
+	recomp bool // activation recomputation (SetRecompute)
 
 	offs     []int         // per Params.Values entry: its offset in the machine's flat LoRA layout
 	flat     []float32     // [n] LoRA values as last uploaded, flat
@@ -82,11 +83,15 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 		g.Close()
 		return err
 	}
-	m, err := machine.New(b.d, g, total) // address space; memory is mapped as the plan needs it
+	// total: address space; memory is mapped as the plan needs it.
+	m, err := machine.NewWithOptions(b.d, g, total, machine.Options{Recompute: b.recomp})
 	if err != nil {
 		g.Close()
-		return fmt.Errorf("cuda backend: machine for micro-batches of %d × %d tokens: %w; "+
-			"lower --batch-size or --max-len (raise --grad-accum to keep the effective batch)", batch, seq, err)
+		hint := "lower --batch-size or --max-len (raise --grad-accum to keep the effective batch)"
+		if !b.recomp {
+			hint += ", or add --gradient-checkpointing"
+		}
+		return fmt.Errorf("cuda backend: machine for micro-batches of %d × %d tokens: %w; %s", batch, seq, err, hint)
 	}
 	index := map[string]int{}
 	for i, mod := range b.p.Modules {
@@ -121,6 +126,16 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 	n := m.LoRAParamCount()
 	b.g, b.m, b.B, b.T, b.offs = g, m, batch, seq, offs
 	b.flat, b.bf, b.gflat = make([]float32, n), make([]uint16, n), make([]float32, n)
+	return nil
+}
+
+// SetRecompute turns activation recomputation (gradient checkpointing) on or off for the machine Reserve
+// builds (train.Recomputer): each layer's activations are computed again in the backward instead of kept.
+func (b *TrainBackend) SetRecompute(on bool) error {
+	if b.m != nil {
+		return fmt.Errorf("cuda backend: recomputation must be chosen before the machine is built")
+	}
+	b.recomp = on
 	return nil
 }
 

@@ -72,6 +72,11 @@ type TrainOptions struct {
 	// and the adapter folder holds the best evaluation's adapter (the checkpoint the last state).
 	EarlyStopping       int
 	EarlyStoppingMetric string
+	// GradientCheckpointing recomputes each layer's activations in the backward instead of keeping them
+	// from the forward (a backend that supports it, train.Recomputer: the GPU machine): less device memory
+	// for longer sequences or larger batches, at the cost of a second forward of every layer. Results are
+	// unchanged.
+	GradientCheckpointing bool
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
 	// WatchInterrupts, when set, is called once, after loading and right before the first update. Closing

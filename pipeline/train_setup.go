@@ -29,6 +29,8 @@ type TrainRecord struct {
 	EffectiveBatchSize  int                 `json:"effective_batch_size"`
 	EvalLosses          []float64           `json:"eval_losses"`
 	FinalTrainLoss      float64             `json:"final_train_loss"`
+	// GradientCheckpointing: activations were recomputed in the backward (TrainOptions.GradientCheckpointing).
+	GradientCheckpointing bool `json:"gradient_checkpointing,omitempty"`
 	// GPUs is the number of data-parallel ranks (absent: one device).
 	GPUs              int              `json:"gpus,omitempty"`
 	LoRATargetModules []string         `json:"lora_target_modules"`
@@ -50,6 +52,7 @@ type trainSetUp struct {
 	model   *Model
 	backend train.Backend
 	run     *train.Run
+	recomp  bool // --gradient-checkpointing, recorded
 }
 
 // setUpTraining reads and tokenizes the splits, loads the model, makes a fresh adapter and the device's
@@ -116,7 +119,8 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	lp.Dropout = float32(opts.Dropout)
 	params := train.NewParams(lp)
 	ready := time.Now()
-	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...))
+	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...),
+		opts.GradientCheckpointing, log)
 	if err != nil {
 		return nil, err
 	}
@@ -137,13 +141,15 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	run := &train.Run{Dir: filepath.Join(opts.OutputDir, runName), Fingerprint: fp, SaveEvery: opts.SaveEvery,
 		PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
 		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log, Group: opts.Group}
-	return &trainSetUp{runName: runName, lock: lock, model: m, backend: backend, run: run}, nil
+	return &trainSetUp{runName: runName, lock: lock, model: m, backend: backend, run: run, recomp: opts.GradientCheckpointing}, nil
 }
 
-// newTrainBackend makes the device's training backend for w and p. A backend that compiles one shape
-// (train.ShapeReserver: the GPU machine) reserves the largest micro-batch of seqs: [batch, the longest
-// sequence rounded up to train.DefaultBucket].
-func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int, seqs []data.Sequence) (train.Backend, error) {
+// newTrainBackend makes the device's training backend for w and p, with activation recomputation when
+// recompute is set and the backend can (train.Recomputer; otherwise a note goes to log). A backend that
+// plans its memory for one shape (train.ShapeReserver: the GPU machine) reserves the largest micro-batch
+// of seqs: [batch, the longest sequence rounded up to train.DefaultBucket].
+func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int, seqs []data.Sequence, recompute bool,
+	log io.Writer) (train.Backend, error) {
 	dev, ok := lookupDevice(device)
 	if !ok || dev.NewBackend == nil {
 		return nil, fmt.Errorf("no %s backend in this binary", device)
@@ -151,6 +157,16 @@ func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int
 	backend, err := dev.NewBackend(w, p)
 	if err != nil {
 		return nil, err
+	}
+	if recompute {
+		if r, ok := backend.(train.Recomputer); ok {
+			if err := r.SetRecompute(true); err != nil {
+				_ = backend.Close()
+				return nil, err
+			}
+		} else {
+			fmt.Fprintf(log, "note: --gradient-checkpointing has no effect on the %s backend, which keeps every activation\n", backend.Name())
+		}
 	}
 	if r, ok := backend.(train.ShapeReserver); ok {
 		longest := 0
@@ -170,7 +186,8 @@ func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int
 func (s *trainSetUp) record(res *train.Result, wall time.Duration) TrainRecord {
 	fp := s.run.Fingerprint
 	return TrainRecord{RunName: s.runName, Model: s.model.Name, ModelSource: s.model.Source, Config: fp,
-		EffectiveBatchSize: fp.BatchSize * fp.GradAccum, LoRATargetModules: s.run.Adapter.Config.Targets,
+		GradientCheckpointing: s.recomp,
+		EffectiveBatchSize:    fp.BatchSize * fp.GradAccum, LoRATargetModules: s.run.Adapter.Config.Targets,
 		Device: s.backend.Name(), Updates: res.Steps, FinalTrainLoss: res.FinalLoss, EvalLosses: res.EvalLosses,
 		BestEvalLoss: res.BestEval, SecondsPerUpdate: res.StepSeconds, WallSeconds: wall.Seconds()}
 }

@@ -63,6 +63,13 @@ type ShapeReserver interface {
 	Reserve(batch, seq int) error
 }
 
+// Recomputer is a Backend that can trade compute for memory (gradient checkpointing): with recomputation
+// on, the forward keeps only each layer's input and the backward computes the layer's activations again.
+// Losses and gradients are unchanged. SetRecompute comes before Reserve.
+type Recomputer interface {
+	SetRecompute(on bool) error
+}
+
 // BackendFactory makes a backend for these weights and trainable parameters (p.LoRA.Dropout is the
 // training dropout). Each Device of the registry (registry.go) has one.
 type BackendFactory func(w *model.Weights, p *Params) (Backend, error)

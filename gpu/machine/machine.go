@@ -61,8 +61,9 @@ type Machine struct {
 
 	loraBytes int64 // arena bytes of the LoRA parameters, gradients and optimizer state (Memory)
 
-	fwd []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
-	run RunOptions // this Run's options (its shape, evaluation)
+	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
+	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
+	run        RunOptions // this Run's options (its shape, evaluation)
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -77,6 +78,20 @@ type machineWeight struct {
 // device memory (weights included). The logits and the nodes in keep stay readable after Run (Output);
 // every other activation's memory is reused once its last reader has run.
 func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Machine, error) {
+	return NewWithOptions(d, g, arenaBytes, Options{Keep: keep})
+}
+
+// Options change how NewWithOptions compiles a graph.
+type Options struct {
+	Keep []*G.Node // nodes whose values stay readable after Run (Output), besides the logits and the loss
+	// Recompute trades compute for memory in a training graph (gradient checkpointing): the forward keeps
+	// only each layer's input (g.Hidden), and each layer's activations that the backward reads are
+	// computed again right before the layer's backward (RecomputeSchedule). Results are unchanged.
+	Recompute bool
+}
+
+// NewWithOptions is New with options.
+func NewWithOptions(d *cuda.Device, g *model.Graph, arenaBytes int64, o Options) (*Machine, error) {
 	blas, err := d.BLAS()
 	if err != nil {
 		return nil, err
@@ -85,7 +100,7 @@ func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Ma
 	if err != nil {
 		return nil, err
 	}
-	m, err := build(d, blas, ar, g, keep)
+	m, err := build(d, blas, ar, g, o)
 	if err != nil {
 		ar.Free() // what the failed build took (weights uploaded before the plan did not fit, say)
 		return nil, err
@@ -94,7 +109,7 @@ func New(d *cuda.Device, g *model.Graph, arenaBytes int64, keep ...*G.Node) (*Ma
 }
 
 // build is New after the arena: it uploads the weights and plans the activations in ar.
-func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, keep []*G.Node) (*Machine, error) {
+func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Options) (*Machine, error) {
 	var err error
 	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
 		vecs: map[string]cuda.Buffer{}, N: g.Batch * g.Seq, rB: g.Batch, rT: g.Seq, rN: g.Batch * g.Seq,
@@ -130,7 +145,7 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, keep
 	for _, l := range g.LoRA {
 		kept[l.GradA], kept[l.GradB] = true, true
 	}
-	for _, k := range keep {
+	for _, k := range o.Keep {
 		kept[k] = true
 	}
 	for i, node := range m.order {
@@ -159,6 +174,12 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, keep
 			bytes[i] = 4 * elems
 		}
 		keepOut[i] = kept[node]
+	}
+	if o.Recompute && g.Loss != nil {
+		if names, bytes, pinned, keepOut, err = m.recompute(names, bytes, pinned, keepOut); err != nil {
+			return nil, err
+		}
+		n = len(m.order)
 	}
 	// Liveness reads: a view's readers read its owner; attention backward also reads the forward's output.
 	reads := make([][]int, n)

@@ -169,7 +169,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 	d, N, y := m.d, m.rN, m.out[i]
 	switch op := node.Op().(type) {
 	case *model.AttentionGradOp:
-		fwd := m.attnNode[op.Attn]
+		fwd := m.deps[i][0] // the forward attention (or its recomputation) whose output and lse it reads
 		ad := m.attnDims(op.Attn)
 		// dq | dk | dv at the offsets of the graph's shape (where its slice nodes read them), each [rN, ·].
 		nq, nkv := int64(m.N*ad.H*ad.D)*2, int64(m.N*ad.KVH*ad.D)*2
