@@ -5,21 +5,22 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
 )
 
-// defaultPrefillRows bounds the rows of one prefill launch sequence (prompts of equal length are prefilled
-// together up to this many tokens), so the activations stay a few hundred MiB at the 7B shape.
+// defaultPrefillRows bounds the rows of one prefill forward (prompts are prefilled together up to this many
+// tokens, padding included), so the activations stay a few hundred MiB at the 7B shape.
 const defaultPrefillRows = 8192
 
 // decoder runs greedy decoding on the device (it implements model.DecodeSteps): per-slot KV caches on the
-// device, prefill through the flash attention forward, batched single-token steps through decode attention
-// (its keys split over several blocks when the rows are few), lm_head on each sequence's last position only,
-// argmax on the device; only token ids cross to the host (and the ids, positions and slots of the next rows
-// back to the device).
+// device, prefill of prompts of any lengths together (right-padded) through the flash attention forward,
+// batched single-token steps through decode attention (its keys split over several blocks when the rows are
+// few), lm_head on each sequence's last position only, argmax on the device; only token ids cross to the
+// host (and the ids, positions and slots of the next rows back to the device).
 type decoder struct {
 	d    *cuda.Device
 	blas *cuda.BLAS
@@ -45,7 +46,7 @@ type decoder struct {
 	part     cuda.Buffer            // decode attention's key slices (ops.DecodeAttentionSplit), or zero
 	cs       cuda.Buffer            // [rows, D/2] (cos, sin) fp32: RoPE table
 	ones     cuda.Buffer            // [rows] bf16 ones: a bias is the K = 1 GEMM ones·biasᵀ
-	meta     cuda.Buffer            // [3·rows] int32: ids | positions | slots of the rows of one forward
+	meta     cuda.Buffer            // [3·rows + seqs] int32: one forward's ids | positions | slots | lm_head's rows
 	logits   cuda.Buffer            // [seqs, V] fp32
 	next     cuda.Buffer            // [seqs] int32
 	outs     map[string]cuda.Buffer // each projection's output buffer by module path (q, k, v → q, k, v; o, down → tmp; ...)
@@ -109,7 +110,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.lse = take(r64*int64(c.NumHeads)*4, "lse")
 	g.cs = take(ops.RoPETableBytes(R, c.HeadDim), "rope table")
 	g.ones = take(r64*2, "ones")
-	g.meta = take(3*r64*4, "ids, positions, slots")
+	g.meta = take((3*r64+int64(seqs))*4, "ids, positions, slots, lm_head rows")
 	g.logits = take(int64(max(seqs, 1))*int64(c.VocabSize)*4, "logits")
 	g.next = take(int64(seqs)*4, "next ids")
 	g.part = cuda.Buffer{}
@@ -188,33 +189,41 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	return ops.F32ToBF16(g.d, y, g.loraY, rows*lin.out)
 }
 
-// forward runs the model definition (model.Forward over devOps) on rows tokens (ids, positions and slots
-// already in meta), appending each row's key and value to its cache; attend computes a layer's attention
-// output (g.attn) from g.q and the caches. lm_head reads n rows of the final hidden states g.h, from row
-// first, ld elements apart, and leaves their logits [n, V] fp32 in g.logits.
-func (g *decoder) forward(rows int, attend func(l int) error, first, n, ld int) error {
-	H := g.w.w.Config.HiddenSize
-	o := &devOps{g: g, rows: rows, attend: attend,
-		head: cuda.Mat{Buf: g.h.Slice(int64(first*H)*2, int64(rows-first)*int64(H)*2), Rows: n, Cols: H, LD: ld, DType: cuda.BF16T}}
+// forward runs the model definition (model.Forward over devOps) on rows tokens (ids, positions, slots and
+// lm_head's rows already in meta), appending each row's key and value to its cache (rows at position −1
+// append nothing); attend computes a layer's attention output (g.attn) from g.q and the caches. lm_head reads
+// the heads rows of the final hidden states listed in meta (prefill), or every row when heads is 0 (steps),
+// and leaves their logits [heads or rows, V] fp32 in g.logits.
+func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
+	o := &devOps{g: g, rows: rows, attend: attend, heads: heads}
 	_, err := model.Forward[cuda.Buffer](o, g.w.w)
 	return err
 }
 
-// upload puts the rows' ids, positions and slots into meta, after checking them.
-func (g *decoder) upload(ids, pos, slots []int32) error {
-	V := int32(g.w.w.Config.VocabSize)
+// upload puts the rows' ids, positions and slots, and the rows lm_head reads (last; nil for every row), into
+// meta, after checking them. With last (prefill), position −1 marks a padding row: no key or value is cached.
+func (g *decoder) upload(ids, pos, slots, last []int32) error {
+	V, lo := int32(g.w.w.Config.VocabSize), int32(0)
+	if last != nil {
+		lo = -1
+	}
 	for r := range ids {
 		switch {
 		case ids[r] < 0 || ids[r] >= V:
 			return fmt.Errorf("gpu: decoder: token id %d outside the vocabulary [0, %d)", ids[r], V)
-		case pos[r] < 0 || int(pos[r]) >= g.dims.Cap:
-			return fmt.Errorf("gpu: decoder: position %d outside the cache [0, %d)", pos[r], g.dims.Cap)
+		case pos[r] < lo || int(pos[r]) >= g.dims.Cap:
+			return fmt.Errorf("gpu: decoder: position %d outside the cache [%d, %d)", pos[r], lo, g.dims.Cap)
 		case slots[r] < 0 || int(slots[r]) >= g.dims.Slots:
 			return fmt.Errorf("gpu: decoder: sequence %d outside [0, %d)", slots[r], g.dims.Slots)
 		}
 	}
-	meta := make([]int32, 0, 3*len(ids))
-	meta = append(append(append(meta, ids...), pos...), slots...)
+	for _, r := range last {
+		if r < 0 || int(r) >= len(ids) || pos[r] < 0 {
+			return fmt.Errorf("gpu: decoder: lm_head row %d is not a token of the %d rows", r, len(ids))
+		}
+	}
+	meta := make([]int32, 0, 3*len(ids)+len(last))
+	meta = append(append(append(append(meta, ids...), pos...), slots...), last...)
 	return cuda.Upload(g.d, g.meta, meta)
 }
 
@@ -243,51 +252,97 @@ func (g *decoder) choose(seqs []int32) ([]int32, error) {
 	return out, nil
 }
 
-// Prefill runs prompts[i] into slot slotOf[i] (model.DecodeSteps), consecutive prompts of equal length
-// together (up to g.rows tokens): positions 0..T−1, flash attention forward over the new keys (causal, no
-// padding), keys and values into each prompt's slot of the caches; then lm_head on each prompt's last
-// position.
-func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
-	if len(slotOf) != len(prompts) {
-		return nil, fmt.Errorf("gpu: decoder: %d slots for %d prompts", len(slotOf), len(prompts))
+// prefillGroup is the prompts of one prefill forward (indices into Prefill's prompts), right-padded to T
+// tokens each, the longest one's length.
+type prefillGroup struct {
+	idx []int
+	T   int
+}
+
+// planPrefill groups prompts of lengths lens into as few forwards of at most rows tokens (padding counted)
+// as a greedy fill allows: longest first (stable among equal lengths), each group padded to its first
+// prompt's length, so the padding is only the length differences of neighbours in that order. A prompt
+// longer than rows gets a group of its own.
+func planPrefill(lens []int, rows int) []prefillGroup {
+	order := make([]int, len(lens))
+	for i := range order {
+		order[i] = i
 	}
+	slices.SortStableFunc(order, func(a, b int) int { return lens[b] - lens[a] })
+	var groups []prefillGroup
+	for k := 0; k < len(order); {
+		T, n := lens[order[k]], 1
+		for k+n < len(order) && (n+1)*T <= rows {
+			n++
+		}
+		groups = append(groups, prefillGroup{idx: order[k : k+n], T: T})
+		k += n
+	}
+	return groups
+}
+
+// Prefill runs prompts[i] into slot slotOf[i] (model.DecodeSteps), prompts of any lengths together
+// (planPrefill: up to g.rows tokens per forward). A group of B prompts is right-padded to its longest, T
+// tokens: prompt b's token t is row b·T + t at position t. Attention is the causal flash forward over [B, T],
+// so a prompt's real rows see only its own earlier rows, never padding (which comes after them); padding rows
+// take token 0 at position −1, which kv_append skips, so only real rows' keys and values enter the caches.
+// lm_head reads each prompt's last real row, b·T + len−1 (gathered, see devOps.LMHead).
+func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
+	if len(slotOf) != len(prompts) || len(prompts) > g.dims.Slots {
+		return nil, fmt.Errorf("gpu: decoder: %d slots for %d prompts (at most %d)", len(slotOf), len(prompts), g.dims.Slots)
+	}
+	lens := make([]int, len(prompts))
 	for i, s := range slotOf {
 		if s < 0 || int(s) >= g.dims.Slots {
 			return nil, fmt.Errorf("gpu: decoder: prompt %d: slot %d outside 0..%d", i, s, g.dims.Slots-1)
 		}
+		if lens[i] = len(prompts[i]); lens[i] == 0 {
+			return nil, fmt.Errorf("gpu: decoder: prompt %d is empty", i)
+		}
 	}
 	c := g.w.w.Config
-	next := make([]int32, 0, len(prompts))
-	for i := 0; i < len(prompts); {
-		T := len(prompts[i])
-		n := 1
-		for i+n < len(prompts) && len(prompts[i+n]) == T && (n+1)*T <= g.rows {
-			n++
-		}
-		rows := n * T
-		ids, pos, slots, seqs := make([]int32, 0, rows), make([]int32, rows), make([]int32, rows), make([]int32, n)
-		for b := 0; b < n; b++ {
-			ids = append(ids, prompts[i+b]...)
-			seqs[b] = slotOf[i+b]
-			for t := 0; t < T; t++ {
-				pos[b*T+t], slots[b*T+t] = int32(t), slotOf[i+b]
+	next := make([]int32, len(prompts))
+	var order []int // the prompts in the order their logits were kept (sampling)
+	for _, grp := range planPrefill(lens, g.rows) {
+		B, T := len(grp.idx), grp.T
+		rows := B * T
+		ids, pos, slots := make([]int32, rows), make([]int32, rows), make([]int32, rows) // [B·T], padding id 0
+		last, seqs := make([]int32, B), make([]int32, B)                                 // [B]
+		for b, i := range grp.idx {
+			seqs[b], last[b] = slotOf[i], int32(b*T+lens[i]-1)
+			for t := range T {
+				r := b*T + t
+				slots[r], pos[r] = slotOf[i], -1
+				if t < lens[i] {
+					ids[r], pos[r] = prompts[i][t], int32(t)
+				}
 			}
 		}
-		if err := g.upload(ids, pos, slots); err != nil {
-			return nil, fmt.Errorf("prompt %d: %w", i, err)
+		what := fmt.Sprintf("gpu: prefill of %d prompts padded to %d tokens (first: prompt %d)", B, T, grp.idx[0])
+		if err := g.upload(ids, pos, slots, last); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		ad := ops.AttnDims{B: n, T: T, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim, Scale: g.dims.Scale}
+		ad := ops.AttnDims{B: B, T: T, H: c.NumHeads, KVH: c.NumKVHeads, D: c.HeadDim, Scale: g.dims.Scale}
 		attend := func(int) error { return ops.AttentionForward(g.d, g.attn, g.lse, g.q, g.k, g.v, cuda.Buffer{}, ad) }
-		// lm_head on row T−1 of each prompt.
-		if err := g.forward(rows, attend, T-1, n, T*c.HiddenSize); err != nil {
-			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
+		if err := g.forward(rows, attend, B); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		got, err := g.choose(seqs)
 		if err != nil {
-			return nil, fmt.Errorf("gpu: prefill of prompts %d..%d: %w", i, i+n-1, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		next = append(next, got...)
-		i += n
+		for b, i := range grp.idx {
+			next[i] = got[b]
+		}
+		order = append(order, grp.idx...)
+	}
+	if g.keep { // choose kept the logits rows [len(prompts), V] in the groups' order: put them in the prompts'
+		V := c.VocabSize
+		kept := make([]float32, len(g.kept))
+		for k, i := range order {
+			copy(kept[i*V:(i+1)*V], g.kept[k*V:(k+1)*V])
+		}
+		g.kept = kept
 	}
 	return next, nil
 }
@@ -298,14 +353,14 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	if rows == 0 || rows > g.rows {
 		return nil, fmt.Errorf("gpu: decoder: step of %d rows (at most %d)", rows, g.rows)
 	}
-	if err := g.upload(ids, pos, seqs); err != nil {
+	if err := g.upload(ids, pos, seqs, nil); err != nil {
 		return nil, err
 	}
 	slots, p := g.meta.Slice(int64(rows)*8, int64(rows)*4), g.meta.Slice(int64(rows)*4, int64(rows)*4)
 	attend := func(l int) error {
 		return ops.DecodeAttentionSplit(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, g.part, rows, g.dims)
 	}
-	if err := g.forward(rows, attend, 0, rows, g.w.w.Config.HiddenSize); err != nil {
+	if err := g.forward(rows, attend, 0); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}
 	got, err := g.choose(seqs)

@@ -18,7 +18,7 @@ type devOps struct {
 	g      *decoder
 	rows   int
 	attend func(l int) error // layer l's attention into g.attn from g.q and the caches
-	head   cuda.Mat          // the rows of g.h that lm_head reads [n, H]
+	heads  int               // lm_head reads the heads rows listed in meta (prefill), or every row if 0 (steps)
 	table  bool              // the RoPE table of this forward's positions is made
 }
 
@@ -26,6 +26,11 @@ type devOps struct {
 func (o *devOps) meta() (ids, pos, slots cuda.Buffer) {
 	r := int64(o.rows) * 4
 	return o.g.meta.Slice(0, r), o.g.meta.Slice(r, r), o.g.meta.Slice(2*r, r)
+}
+
+// headRows returns the rows lm_head reads [heads] int32, uploaded after the slots.
+func (o *devOps) headRows() cuda.Buffer {
+	return o.g.meta.Slice(3*int64(o.rows)*4, int64(o.heads)*4)
 }
 
 // Embed looks the ids up into g.x [rows, H].
@@ -123,11 +128,21 @@ func (o *devOps) SwiGLU(_ string, gate, up cuda.Buffer) (cuda.Buffer, error) {
 // Hidden keeps nothing.
 func (o *devOps) Hidden(cuda.Buffer) {}
 
-// LMHead writes the logits [n, V] fp32 of the head rows into g.logits.
-func (o *devOps) LMHead(_ *model.Frozen, _ cuda.Buffer) (cuda.Buffer, error) {
+// LMHead writes the logits [n, V] fp32 of x's rows [rows, H] into g.logits: every row (n = rows), or the
+// heads rows listed in meta (n = heads), first gathered into g.tmp [heads, H] (free after the last layer's
+// add) by the embedding lookup with x as the table (a row gather, exact).
+func (o *devOps) LMHead(_ *model.Frozen, x cuda.Buffer) (cuda.Buffer, error) {
 	g, c := o.g, o.g.w.w.Config
-	logits := cuda.M(g.logits, o.head.Rows, c.VocabSize, cuda.F32T)
-	if err := g.blas.Linear(o.head, cuda.M(g.w.lmHead, c.VocabSize, c.HiddenSize, cuda.BF16T), 0, logits); err != nil {
+	n := o.rows
+	if o.heads > 0 {
+		n = o.heads
+		if err := ops.EmbeddingForward(g.d, g.tmp, x, o.headRows(), cuda.Buffer{}, n, o.rows, c.HiddenSize); err != nil {
+			return cuda.Buffer{}, fmt.Errorf("lm_head rows: %w", err)
+		}
+		x = g.tmp
+	}
+	X, W := cuda.M(x, n, c.HiddenSize, cuda.BF16T), cuda.M(g.w.lmHead, c.VocabSize, c.HiddenSize, cuda.BF16T)
+	if err := g.blas.Linear(X, W, 0, cuda.M(g.logits, n, c.VocabSize, cuda.F32T)); err != nil {
 		return cuda.Buffer{}, fmt.Errorf("lm_head: %w", err)
 	}
 	return g.logits, nil

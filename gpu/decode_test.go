@@ -3,6 +3,7 @@
 package gpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -29,8 +30,8 @@ func top2(v []float32) (int32, float64) {
 // against model.Generator, for bf16 weights, NF4 dequantized to bf16 at load, NF4 kept at 4 bits (steps and
 // prefills of up to 32 rows through ops.NF4GEMVFused with the bias fused, longer prefills dequantized per use),
 // and NF4 + LoRA merged and applied per use (steps of up to 6 rows in the fused GEMV's epilogue, prefills of 7
-// and more rows dequantized per use), with prompts of different lengths, equal ones consecutive so that some
-// are prefilled together.
+// and more rows dequantized per use), with prompts of different lengths prefilled together (two cases bound
+// the rows of a prefill forward, so their prompts are prefilled in several groups).
 //
 //  1. Teacher forcing on the CPU's tokens: the prefill logits and every step's logits of every sequence
 //     within 2e-2 relative L2 of the CPU's (bf16 weights and activations through two layers, as
@@ -213,6 +214,194 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				t.Logf("free-running, %d slots: %d of %d tokens equal before any near-tie difference", slots, same, n*steps)
 			}
 		})
+	}
+}
+
+// TestPlanPrefill checks the grouping of prompts into prefill forwards: every prompt once, longest first,
+// each group padded to its first prompt's length and within the rows (a longer prompt alone), as few groups
+// as the greedy fill gives.
+func TestPlanPrefill(t *testing.T) {
+	for _, c := range []struct {
+		lens   []int
+		rows   int
+		groups [][]int // prompt indices per group
+	}{
+		{[]int{5, 13, 1, 9, 13, 2, 7}, 40, [][]int{{1, 4, 3}, {6, 0, 5, 2}}},
+		{[]int{5, 13, 1, 9, 13, 2, 7}, 30, [][]int{{1, 4}, {3, 6, 0}, {5, 2}}},
+		{[]int{50, 3, 3}, 40, [][]int{{0}, {1, 2}}},
+		{[]int{4, 4, 4}, 8, [][]int{{0, 1}, {2}}},
+		{nil, 8, nil},
+	} {
+		var got [][]int
+		for _, g := range planPrefill(c.lens, c.rows) {
+			got = append(got, g.idx)
+			longest := 0
+			for _, i := range g.idx {
+				longest = max(longest, c.lens[i])
+			}
+			if g.T != longest || (len(g.idx) > 1 && len(g.idx)*g.T > c.rows) {
+				t.Errorf("lens %v, rows %d: group %v of %d tokens each", c.lens, c.rows, g.idx, g.T)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.groups) {
+			t.Errorf("lens %v, rows %d: groups %v, want %v", c.lens, c.rows, got, c.groups)
+		}
+	}
+}
+
+// TestGPUPrefillMixedLengths prefills prompts of different lengths (1 to 13 tokens, in slots other than their
+// indices) with one Prefill call, in two forwards of at most 40 rows that each mix lengths, and compares each
+// prompt's logits, and those of two steps after (which read the caches the prefill filled), with the same
+// decoder prefilling each prompt alone (the steps fed the same tokens). The two runs differ only where
+// cuBLAS sums a GEMM over more rows in another order: logits within 1e-2 relative L2 (a padding key or
+// value in a cache is off by O(1)), ids equal wherever the top-2 margin exceeds 2× the largest difference.
+// The prefill logits are also compared with the CPU generator's, which catches a wrong lm_head row that
+// prefilling alone would share: within 5e-2 (TestGPUGeneratorTiny holds the bf16 error to 2e-2; another
+// position's logits are off by ~1). PrefillLogits gives the same rows in prompt order.
+func TestGPUPrefillMixedLengths(t *testing.T) {
+	d := cudatest.Device(t)
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := reg.Config.VocabSize
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cudatest.Arena(t, d, 512<<20)
+	blas, err := d.BLAS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dw, err := loadDecodeWeights(d, blas, a, w, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows, steps = 40, 2
+	dec := newDecoder(d, blas, a, dw, rows)
+	rng := rand.New(rand.NewPCG(7, 8))
+	lens := []int{5, 13, 1, 9, 13, 2, 7} // groups (planPrefill): {13, 13, 9}, {7, 5, 2, 1}
+	slotOf := []int32{3, 0, 6, 1, 5, 2, 4}
+	n := len(lens)
+	prompts := make([][]int32, n)
+	for i := range prompts {
+		prompts[i] = make([]int32, lens[i])
+		for j := range prompts[i] {
+			prompts[i][j] = int32(rng.IntN(V))
+		}
+	}
+
+	// run prefills the prompts, each alone or all in one call, then steps them feeding feed[k] (nil: its own
+	// tokens). It returns the logits [k][slot·V] of the prefill (k = 0) and each step, and the tokens [k][prompt].
+	run := func(alone bool, feed [][]int32) ([][]float32, [][]int32) {
+		logits, ids := make([][]float32, steps+1), make([][]int32, steps+1)
+		var cur []float32 // logits[k] of the prefill or step running
+		forwards := 0
+		dec.onLogits = func(seqs []int32, lb cuda.Buffer, m int) error {
+			v := make([]float32, m*V)
+			if err := cuda.Download(d, v, lb); err != nil {
+				return err
+			}
+			for r, s := range seqs {
+				copy(cur[int(s)*V:(int(s)+1)*V], v[r*V:(r+1)*V])
+			}
+			forwards++
+			return nil
+		}
+		defer func() { dec.onLogits = nil }()
+		if err := dec.Begin(n, 13+steps); err != nil {
+			t.Fatal(err)
+		}
+		defer dec.End()
+		if feed == nil {
+			feed = ids
+		}
+		pos := make([]int32, n)
+		for k := 0; k <= steps; k++ {
+			cur = make([]float32, n*V)
+			logits[k] = cur
+			if err := d.Memset(dec.logits, 0xFF); err != nil { // poison: NaN where lm_head writes nothing
+				t.Fatal(err)
+			}
+			var err error
+			switch {
+			case k == 0 && alone:
+				ids[0] = make([]int32, n)
+				for i := range prompts {
+					got, err := dec.Prefill(slotOf[i:i+1], prompts[i:i+1])
+					if err != nil {
+						t.Fatal(err)
+					}
+					ids[0][i] = got[0]
+				}
+			case k == 0:
+				ids[0], err = dec.Prefill(slotOf, prompts)
+				if forwards != 2 {
+					t.Errorf("prefill of lengths %v in %d forwards of ≤ %d rows, want 2", lens, forwards, rows)
+				}
+			default:
+				for i := range pos {
+					pos[i] = int32(lens[i] + k - 1)
+				}
+				ids[k], err = dec.Step(slotOf, feed[k-1], pos)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return logits, ids
+	}
+	want, wantIDs := run(true, nil)
+	got, gotIDs := run(false, wantIDs)
+	cpu, err := model.NewGenerator(w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prompts {
+		_, l, err := cpu.Prefill(p, len(p)+1) // [V]: the next-token logits after p
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := int(slotOf[i])
+		if rel := numtest.RelL2(got[0][s*V:(s+1)*V], l); !(rel <= 5e-2) {
+			t.Errorf("prompt %d (%d tokens): prefill logits relative L2 %.3g from the CPU generator's (tolerance 5e-2)",
+				i, lens[i], rel)
+		}
+	}
+	worst := 0.0
+	for k := range steps + 1 {
+		for i := range n {
+			s := int(slotOf[i])
+			g, w := got[k][s*V:(s+1)*V], want[k][s*V:(s+1)*V]
+			rel := numtest.RelL2(g, f64(w))
+			worst = max(worst, rel)
+			if !(rel <= 1e-2) {
+				t.Errorf("step %d prompt %d (%d tokens): logits relative L2 %.3g from prefilling it alone (tolerance 1e-2)",
+					k, i, lens[i], rel)
+			}
+			if id, margin := top2(w); gotIDs[k][i] != id && margin > 2*numtest.MaxAbs(g, w) {
+				t.Errorf("step %d prompt %d: token %d, alone %d with margin %.4g", k, i, gotIDs[k][i], id, margin)
+			}
+		}
+	}
+	t.Logf("mixed-length prefill vs each prompt alone: worst logits relative L2 %.3g over %d rows (prefill and %d steps)",
+		worst, n*(steps+1), steps)
+
+	// PrefillLogits: the prefill's rows, in prompt order.
+	if err := dec.Begin(n, 13+steps); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := dec.PrefillLogits(slotOf, prompts)
+	dec.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		s := int(slotOf[i])
+		if rel := numtest.RelL2(kept[i*V:(i+1)*V], f64(got[0][s*V:(s+1)*V])); !(rel <= 1e-4) {
+			t.Errorf("PrefillLogits row %d: relative L2 %.3g from prompt %d's prefill logits", i, rel, i)
+		}
 	}
 }
 
