@@ -71,6 +71,15 @@ func denseProjectionBytes(w *model.Weights) int64 {
 func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model.Weights, lora *model.LoRAParams, perUse bool) (*decodeWeights, error) {
 	c := w.Config
 	dw := &decodeWeights{w: w, perUse: perUse, vecs: map[string]cuda.Buffer{}, lins: map[string]*decodeLinear{}}
+	// The embedding table, as bf16 (device copies are found by name).
+	emb, err := ar.Alloc(int64(c.VocabSize)*int64(c.HiddenSize)*2, w.Embed.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := frozenToDense(d, ar, w.Embed, emb); err != nil {
+		return nil, err
+	}
+	dw.vecs[w.Embed.Name] = emb
 	for _, v := range w.Vectors() {
 		b, err := ar.Alloc(int64(len(v.Values))*2, v.Name)
 		if err != nil {
@@ -82,7 +91,6 @@ func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model
 		dw.vecs[v.Name] = b
 	}
 	// lm_head is always dense: it is read whole every step.
-	var err error
 	if dw.lmHead, err = ar.Alloc(int64(c.VocabSize)*int64(c.HiddenSize)*2, "lm_head"); err != nil {
 		return nil, err
 	}
@@ -110,11 +118,17 @@ func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model
 	return dw, d.Sync()
 }
 
-// frozenToDense writes f as bf16 [Out, In] into dst: float32 rounded, NF4 dequantized on the device (its
-// blocks uploaded after dst and released again).
+// frozenToDense writes f as bf16 [Out, In] into dst: float32 rounded, bf16 as is, NF4 dequantized on the
+// device (its blocks uploaded after dst and released again).
 func frozenToDense(d *cuda.Device, ar *cuda.Arena, f *model.Frozen, dst cuda.Buffer) error {
 	if f.F32 != nil {
 		return cuda.UploadBF16(d, dst, f.F32)
+	}
+	if f.BF16 != nil {
+		if len(f.BF16) != f.Out*f.In {
+			return fmt.Errorf("gpu: %s has %d bf16 values, want %d × %d", f.Name, len(f.BF16), f.Out, f.In)
+		}
+		return cuda.Upload(d, dst, f.BF16)
 	}
 	mark := ar.Mark()
 	defer ar.Release(mark)

@@ -34,7 +34,7 @@ func (o *devOps) headRows() cuda.Buffer {
 }
 
 // Embed looks the ids up into g.x [rows, H].
-func (o *devOps) Embed(name string, _ []float32) (cuda.Buffer, error) {
+func (o *devOps) Embed(name string, _ *model.Frozen) (cuda.Buffer, error) {
 	g, c := o.g, o.g.w.w.Config
 	tab, err := g.w.vec(name)
 	if err != nil {

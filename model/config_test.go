@@ -166,7 +166,7 @@ func TestTiedEmbeddings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if &got.LMHead.F32[0] != &got.Embed[0] {
+	if got.LMHead != got.Embed {
 		t.Error("tied lm_head does not share the embedding table")
 	}
 }

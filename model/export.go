@@ -21,7 +21,11 @@ type NamedTensor struct {
 func (w *Weights) FloatTensors() ([]NamedTensor, error) {
 	c := w.Config
 	H, V := c.HiddenSize, c.VocabSize
-	ts := []NamedTensor{{nameEmbed, []int{V, H}, w.Embed}}
+	embed, err := w.Embed.Dense()
+	if err != nil {
+		return nil, err
+	}
+	ts := []NamedTensor{{nameEmbed, []int{V, H}, embed}}
 	for i, l := range w.Layers {
 		prefix := layerPrefix(i)
 		ts = append(ts, NamedTensor{prefix + nameInNorm, []int{H}, l.InputNorm})
@@ -40,10 +44,14 @@ func (w *Weights) FloatTensors() ([]NamedTensor, error) {
 	}
 	ts = append(ts, NamedTensor{nameNorm, []int{H}, w.Norm})
 	if !c.TieWordEmbeddings {
-		if w.LMHead.F32 == nil {
-			return nil, fmt.Errorf("%s has no float32 data", w.LMHead.Name)
+		if w.LMHead.Quant != nil {
+			return nil, fmt.Errorf("%s is quantized: it cannot be exported", w.LMHead.Name)
 		}
-		ts = append(ts, NamedTensor{nameLMHead, []int{V, H}, w.LMHead.F32})
+		head, err := w.LMHead.Dense()
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, NamedTensor{nameLMHead, []int{V, H}, head})
 	}
 	return ts, nil
 }

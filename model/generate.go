@@ -86,10 +86,9 @@ type hostOps struct {
 }
 
 // Embed looks the ids up → [rows, H].
-func (o *hostOps) Embed(_ string, table []float32) ([]float32, error) {
-	c := o.g.cfg
-	x := make([]float32, o.rows*c.HiddenSize) // [rows, H]
-	return x, EmbeddingForward(x, table, o.ids, c.VocabSize, c.HiddenSize)
+func (o *hostOps) Embed(_ string, table *Frozen) ([]float32, error) {
+	x := make([]float32, o.rows*o.g.cfg.HiddenSize) // [rows, H]
+	return x, table.Rows(x, o.ids)
 }
 
 // RMSNorm writes a new [rows, H].

@@ -64,7 +64,7 @@ type builder struct {
 }
 
 // Embed is the embedding lookup of the graph's input ids.
-func (b *builder) Embed(name string, table []float32) (*G.Node, error) {
+func (b *builder) Embed(name string, table *Frozen) (*G.Node, error) {
 	c := b.g.Weights.Config
 	return G.ApplyOp(&EmbeddingOp{Name: name, Table: table, Vocab: c.VocabSize, Hidden: c.HiddenSize}, b.g.IDs) // [N, H]
 }

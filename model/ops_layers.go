@@ -13,8 +13,8 @@ import (
 // Input ids int32 [B, T]; output [B·T, H]. Frozen: no gradient.
 type EmbeddingOp struct {
 	opBase
-	Name          string    // checkpoint name of the table
-	Table         []float32 // [Vocab, Hidden]
+	Name          string  // checkpoint name of the table
+	Table         *Frozen // [Vocab, Hidden], float32 or bf16
 	Vocab, Hidden int
 }
 
@@ -43,7 +43,7 @@ func (op *EmbeddingOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := make([]float32, len(ids)*op.Hidden) // [B·T, H]
-	if err := EmbeddingForward(out, op.Table, ids, op.Vocab, op.Hidden); err != nil {
+	if err := op.Table.Rows(out, ids); err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return dense(out, len(ids), op.Hidden), nil

@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/t2m/t2m/internal/bf16"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -20,14 +21,21 @@ type Quantized interface {
 type Frozen struct {
 	Name    string    // checkpoint tensor name, e.g. model.layers.0.self_attn.q_proj.weight
 	Out, In int       // shape
-	F32     []float32 // [Out, In]; nil when Quant is set
-	Quant   Quantized // NF4 blocks; nil when F32 is set
+	F32     []float32 // [Out, In], or nil: exactly one of F32, BF16 and Quant is set
+	BF16    []uint16  // [Out, In] bfloat16 bits, as a bf16 checkpoint stores the embedding and lm_head (LoadOptions.BF16Tables)
+	Quant   Quantized // NF4 blocks
 }
 
-// Dense returns the float32 matrix [Out, In], dequantizing a quantized weight into a new slice.
+// Dense returns the float32 matrix [Out, In]: F32 itself, or bf16 widened (exactly) or NF4 dequantized into
+// a new slice.
 func (f *Frozen) Dense() ([]float32, error) {
 	if f.F32 != nil {
 		return f.F32, nil
+	}
+	if f.BF16 != nil {
+		w := make([]float32, len(f.BF16)) // [Out, In]
+		bf16.Widen(w, f.BF16)
+		return w, nil
 	}
 	if f.Quant == nil {
 		return nil, fmt.Errorf("weight %s has no data", f.Name)
@@ -37,6 +45,24 @@ func (f *Frozen) Dense() ([]float32, error) {
 		return nil, fmt.Errorf("dequantizing %s: %w", f.Name, err)
 	}
 	return w, nil
+}
+
+// Rows copies the rows ids of the table [Out, In] (an embedding) into out [len(ids), In], widening bf16
+// storage; an id outside [0, Out) is an error naming it.
+func (f *Frozen) Rows(out []float32, ids []int32) error {
+	switch {
+	case f.F32 != nil:
+		return EmbeddingForward(out, f.F32, ids, f.Out, f.In)
+	case f.BF16 != nil:
+		for n, id := range ids {
+			if id < 0 || int(id) >= f.Out {
+				return fmt.Errorf("token id %d at position %d is outside the vocabulary [0, %d)", id, n, f.Out)
+			}
+			bf16.Widen(out[n*f.In:(n+1)*f.In], f.BF16[int(id)*f.In:(int(id)+1)*f.In])
+		}
+		return nil
+	}
+	return fmt.Errorf("table %s has no float32 or bf16 data", f.Name)
 }
 
 // LinearOp is a frozen linear layer with an optional LoRA branch (LinearLoRAForward):

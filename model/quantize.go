@@ -60,7 +60,7 @@ func RandomNF4Weights(cfg Config, seed uint64) (*Weights, error) {
 		}
 		return v
 	}
-	w := &Weights{Config: cfg, Embed: small(V*H, seed, 0.05), Norm: ones()}
+	w := &Weights{Config: cfg, Embed: &Frozen{Name: nameEmbed, Out: V, In: H, F32: small(V*H, seed, 0.05)}, Norm: ones()}
 	for i := range cfg.NumLayers {
 		l := &Layer{InputNorm: ones(), PostNorm: ones()}
 		var projs []*Projection

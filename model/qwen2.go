@@ -14,8 +14,8 @@ import "sync"
 // weight or the module path of an op (model.layers.0.self_attn.q_rope), for graph node names and per-op
 // timing; an executor holding device copies of the weights finds them by these names.
 type Ops[X any] interface {
-	// Embed looks the run's token ids up in table [V, H] → [N, H].
-	Embed(name string, table []float32) (X, error)
+	// Embed looks the run's token ids up in table [V, H] (float32 or bf16) → [N, H].
+	Embed(name string, table *Frozen) (X, error)
 	// RMSNorm is x / rms(x) · weight over rows; x [N, H], weight [H].
 	RMSNorm(name string, weight []float32, x X, eps float32) (X, error)
 	// Linear is x·Wᵀ + bias, plus the adapter's LoRA branch when the executor has one for p.Module.

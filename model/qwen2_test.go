@@ -22,7 +22,7 @@ func TestVectorsAreCheckpointTensors(t *testing.T) {
 		sizes[tn.Name] = len(tn.Data) / 4
 	}
 	vs := w.Vectors()
-	if want := 2 + 2*reg.Config.NumLayers; len(vs) != want {
+	if want := 1 + 2*reg.Config.NumLayers; len(vs) != want {
 		t.Fatalf("%d vectors, want %d", len(vs), want)
 	}
 	for _, v := range vs {

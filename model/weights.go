@@ -48,10 +48,10 @@ func (l *Layer) Projections() []*Projection {
 // Weights is a whole Qwen2 checkpoint.
 type Weights struct {
 	Config Config
-	Embed  []float32 // [V, H]
+	Embed  *Frozen // [V, H], float32 or bf16 (LoadOptions.BF16Tables)
 	Layers []*Layer
 	Norm   []float32 // [H]
-	LMHead *Frozen   // [V, H]; shares Embed's data when the config ties them
+	LMHead *Frozen   // [V, H]; Embed itself when the config ties them
 }
 
 // projSpec is a projection's module name inside a layer, its shape and whether it has a bias.
@@ -85,8 +85,12 @@ type QuantizeFunc func(name string, dt safetensors.DType, raw []byte, shape []in
 // LoadOptions choose how weights are held in memory.
 type LoadOptions struct {
 	// Quantize, when set, quantizes the seven projections of every layer as they are read (QLoRA);
-	// embeddings, norms, biases and lm_head stay float32.
+	// embeddings, norms, biases and lm_head stay float32 (or bf16, with BF16Tables).
 	Quantize QuantizeFunc
+	// BF16Tables keeps the embedding and lm_head as the bfloat16 a checkpoint stores them in (Frozen.BF16:
+	// the same values in half the host memory, no conversion at load) instead of float32. For executors
+	// that upload them (the GPU); the CPU ones widen rows (embedding) or the whole table (lm_head) on use.
+	BF16Tables bool
 	// Log, when set, receives loading progress: the embedding, every few layers with the elapsed time and
 	// an ETA, the lm_head.
 	Log io.Writer
@@ -107,6 +111,32 @@ func (ld *loader) info(name string, shape ...int) (safetensors.TensorInfo, error
 		return info, fmt.Errorf("checkpoint %s: tensor %s has shape %v, the config says %v", ld.file, name, info.Shape, shape)
 	}
 	return info, nil
+}
+
+// table reads a [rows, cols] table (the embedding, lm_head): as float32, or, with keepBF16 and a bf16
+// checkpoint tensor, as its bf16 bits copied out of the mapping.
+func (ld *loader) table(name string, rows, cols int, keepBF16 bool) (*Frozen, error) {
+	info, err := ld.info(name, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	f := &Frozen{Name: name, Out: rows, In: cols}
+	if !keepBF16 || info.DType != safetensors.BF16 {
+		f.F32, err = ld.float32(name, rows, cols)
+		return f, err
+	}
+	raw, err := ld.r.Raw(name)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
+	}
+	f.BF16 = make([]uint16, rows*cols) // [rows, cols]
+	if len(raw) != 2*len(f.BF16) {
+		return nil, fmt.Errorf("checkpoint %s: tensor %s has %d bytes, want %d", ld.file, name, len(raw), 2*len(f.BF16))
+	}
+	for i := range f.BF16 {
+		f.BF16[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8 // little-endian
+	}
+	return f, ld.release(name)
 }
 
 func (ld *loader) float32(name string, shape ...int) ([]float32, error) {
@@ -186,7 +216,7 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 			fmt.Fprintf(opt.Log, "loading: "+format+"  elapsed %s\n", append(a, time.Since(start).Round(100*time.Millisecond))...)
 		}
 	}
-	if w.Embed, err = ld.float32(nameEmbed, V, H); err != nil {
+	if w.Embed, err = ld.table(nameEmbed, V, H, opt.BF16Tables); err != nil {
 		return nil, err
 	}
 	progress("embedding [%d, %d]", V, H)
@@ -221,10 +251,9 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 	}
 	progress("%d layers", cfg.NumLayers)
 	if cfg.TieWordEmbeddings {
-		w.LMHead = &Frozen{Name: nameEmbed, Out: V, In: H, F32: w.Embed}
+		w.LMHead = w.Embed
 	} else {
-		w.LMHead = &Frozen{Name: nameLMHead, Out: V, In: H}
-		if w.LMHead.F32, err = ld.float32(nameLMHead, V, H); err != nil {
+		if w.LMHead, err = ld.table(nameLMHead, V, H, opt.BF16Tables); err != nil {
 			return nil, err
 		}
 		progress("lm_head [%d, %d]", V, H)
@@ -267,7 +296,7 @@ func RandomWeights(cfg Config, seed int64, opt LoadOptions) (*Weights, error) {
 		return v
 	}
 	H, V := cfg.HiddenSize, cfg.VocabSize
-	w := &Weights{Config: cfg, Embed: normal(V*H, 0, 0.5)}
+	w := &Weights{Config: cfg, Embed: &Frozen{Name: nameEmbed, Out: V, In: H, F32: normal(V*H, 0, 0.5)}}
 	for i := range cfg.NumLayers {
 		l := &Layer{InputNorm: normal(H, 1, 0.1), PostNorm: normal(H, 1, 0.1)}
 		var projs []*Projection
@@ -296,7 +325,7 @@ func RandomWeights(cfg Config, seed int64, opt LoadOptions) (*Weights, error) {
 	}
 	w.Norm = normal(H, 1, 0.1)
 	if cfg.TieWordEmbeddings {
-		w.LMHead = &Frozen{Name: nameEmbed, Out: V, In: H, F32: w.Embed}
+		w.LMHead = w.Embed
 	} else {
 		w.LMHead = &Frozen{Name: nameLMHead, Out: V, In: H, F32: normal(V*H, 0, 1/math.Sqrt(float64(H)))}
 	}
@@ -330,7 +359,11 @@ func (w *Weights) Tensors() ([]safetensors.Tensor, error) {
 	f32 := func(name string, v []float32, shape ...int) safetensors.Tensor {
 		return safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: safetensors.F32Bytes(v)}
 	}
-	ts := []safetensors.Tensor{f32(nameEmbed, w.Embed, c.VocabSize, c.HiddenSize), f32(nameNorm, w.Norm, c.HiddenSize)}
+	embed, err := w.Embed.Dense()
+	if err != nil {
+		return nil, err
+	}
+	ts := []safetensors.Tensor{f32(nameEmbed, embed, c.VocabSize, c.HiddenSize), f32(nameNorm, w.Norm, c.HiddenSize)}
 	for i, l := range w.Layers {
 		ts = append(ts, f32(layerPrefix(i)+nameInNorm, l.InputNorm, c.HiddenSize), f32(layerPrefix(i)+namePostNorm, l.PostNorm, c.HiddenSize))
 		for _, p := range l.Projections() {
@@ -360,11 +393,11 @@ type NamedVector struct {
 	Values []float32
 }
 
-// Vectors lists the non-projection weights the model definition passes to Ops.Embed and Ops.RMSNorm, under
-// the names it passes with them: the embedding [V, H], each layer's two norm weights [H] and the final norm
-// [H]. An executor that keeps device copies uploads these and finds them by name.
+// Vectors lists the weights the model definition passes to Ops.RMSNorm, under the names it passes with them:
+// each layer's two norm weights [H] and the final norm [H]. (The embedding table is Embed, a Frozen under its
+// own Name.) An executor that keeps device copies uploads these and finds them by name.
 func (w *Weights) Vectors() []NamedVector {
-	vs := []NamedVector{{nameEmbed, w.Embed}}
+	var vs []NamedVector
 	for i, l := range w.Layers {
 		vs = append(vs, NamedVector{layerPrefix(i) + nameInNorm, l.InputNorm}, NamedVector{layerPrefix(i) + namePostNorm, l.PostNorm})
 	}

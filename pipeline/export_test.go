@@ -117,13 +117,13 @@ func TestExportGGUFStructure(t *testing.T) {
 		}
 		H, V := uint64(c.HiddenSize), uint64(c.VocabSize)
 		l := w.Layers[1]
-		check("token_embd.weight", []uint64{H, V}, mat, w.Embed, tol*2)
+		check("token_embd.weight", []uint64{H, V}, mat, w.Embed.F32, tol*2)
 		check("blk.1.ffn_down.weight", []uint64{uint64(c.IntermediateSize), H}, mat, l.Down.W.F32, tol)
 		check("blk.1.attn_k.bias", []uint64{uint64(c.KVDim())}, gguf.F32, l.K.Bias, 0)
 		check("blk.1.ffn_norm.weight", []uint64{H}, gguf.F32, l.PostNorm, 0)
 		check("output.weight", []uint64{H, V}, mat, w.LMHead.F32, tol)
 		if typ == "bf16" { // the merged weights are bf16 already: written unchanged
-			if v := w.Embed[5]; bf16.ToFloat32(bf16.FromFloat32(v)) != v {
+			if v := w.Embed.F32[5]; bf16.ToFloat32(bf16.FromFloat32(v)) != v {
 				t.Errorf("merged weight %v is not a bf16 value", v)
 			}
 		}

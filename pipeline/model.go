@@ -87,7 +87,9 @@ func LoadModel(opts ModelOptions, cmd string) (*Model, error) {
 	if m.Tok.VocabSize() > cfg.VocabSize {
 		return nil, fmt.Errorf("tokenizer has %d ids but model %s has a vocabulary of %d: they do not belong together", m.Tok.VocabSize(), m.Name, cfg.VocabSize)
 	}
-	lo := model.LoadOptions{Log: opts.Log}
+	// On a GPU the embedding and lm_head stay bf16 on the host when the checkpoint has them so: the GPU
+	// uploads them as they are, and the host holds half the bytes.
+	lo := model.LoadOptions{Log: opts.Log, BF16Tables: m.Device == "cuda"}
 	began := time.Now()
 	how := "unquantized"
 	if m.Quant == "nf4" {

@@ -96,7 +96,7 @@ func TestSmallBaseDirectoryEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if &w.LMHead.F32[0] != &w.Embed[0] {
+	if w.LMHead != w.Embed {
 		t.Error("the tied lm_head is not the embedding table")
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {

@@ -251,6 +251,21 @@ func (m *Machine) uploadBF16(v []float32, what string) (cuda.Buffer, error) {
 	return b, cuda.UploadBF16(m.d, b, v)
 }
 
+// uploadTable copies a float32 or bf16 table (the embedding, lm_head) to a new bf16 buffer [Out, In].
+func (m *Machine) uploadTable(f *model.Frozen) (cuda.Buffer, error) {
+	if f.F32 != nil {
+		return m.uploadBF16(f.F32, f.Name)
+	}
+	if len(f.BF16) != f.Out*f.In {
+		return cuda.Buffer{}, fmt.Errorf("gpu: machine: table %s has %d bf16 values, want %d × %d", f.Name, len(f.BF16), f.Out, f.In)
+	}
+	b, err := m.alloc(int64(len(f.BF16))*2, f.Name)
+	if err != nil {
+		return cuda.Buffer{}, err
+	}
+	return b, cuda.Upload(m.d, b, f.BF16)
+}
+
 func (m *Machine) uploadInput(i int, node *G.Node) error {
 	size := int64(node.Shape().TotalSize())
 	switch node {
@@ -285,9 +300,9 @@ func (m *Machine) weight(f *model.Frozen) (*machineWeight, error) {
 	}
 	w := &machineWeight{out: f.Out, in: f.In}
 	switch {
-	case f.F32 != nil:
+	case f.F32 != nil || f.BF16 != nil:
 		var err error
-		if w.dense, err = m.uploadBF16(f.F32, f.Name); err != nil {
+		if w.dense, err = m.uploadTable(f); err != nil {
 			return nil, err
 		}
 	case f.Quant != nil:
@@ -313,7 +328,9 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 	var err error
 	switch op := node.Op().(type) {
 	case *model.EmbeddingOp:
-		_, err = m.vec(op.Name, op.Table)
+		if _, ok := m.vecs[op.Name]; !ok {
+			m.vecs[op.Name], err = m.uploadTable(op.Table)
+		}
 	case *model.RMSNormOp:
 		_, err = m.vec(op.Name, op.Weight)
 	case *model.LinearOp:

@@ -28,3 +28,10 @@ func FromFloat32(f float32) uint16 {
 func ToFloat32(h uint16) float32 {
 	return math.Float32frombits(uint32(h) << 16)
 }
+
+// Widen writes each bfloat16 of src into dst as float32 (exact); dst is at least as long as src.
+func Widen(dst []float32, src []uint16) {
+	for i, h := range src {
+		dst[i] = ToFloat32(h)
+	}
+}
