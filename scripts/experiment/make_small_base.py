@@ -84,7 +84,7 @@ ap.add_argument("--spelling-words", choices=("vocab", "fields"), default="vocab"
                 help="the words of the spelling sequences: every lowercase word of the tokenizer (expdata.vocab_words), "
                      "or the words of the field names in every split of the --data folders, held_out.jsonl included "
                      "(expdata.field_words: the generator's vocabulary, as a pretrained model knows its words; only the "
-                     "words, never the held-out schemas or queries; not run yet)")
+                     "words, never the held-out schemas or queries)")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
