@@ -24,6 +24,19 @@ type Frozen struct {
 	F32     []float32 // [Out, In], or nil: exactly one of F32, BF16 and Quant is set
 	BF16    []uint16  // [Out, In] bfloat16 bits, as a bf16 checkpoint stores the embedding and lm_head (LoadOptions.BF16Tables)
 	Quant   Quantized // NF4 blocks
+
+	evict func() error // drops BF16's pages when it views a checkpoint's mapping (Evict)
+}
+
+// Evict tells the system that the memory of a table viewed in the checkpoint's mapping (BF16, loaded with
+// LoadOptions.BF16Tables) need not stay resident, typically right after it was uploaded to a GPU: its pages
+// leave the process's resident set and are read again from the file (the page cache) if the table is used
+// later. The values do not change. Nothing happens for data the Frozen holds in its own memory.
+func (f *Frozen) Evict() error {
+	if f == nil || f.evict == nil {
+		return nil
+	}
+	return f.evict()
 }
 
 // Dense returns the float32 matrix [Out, In]: F32 itself, or bf16 widened (exactly) or NF4 dequantized into

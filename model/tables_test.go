@@ -2,9 +2,11 @@ package model
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/t2m/t2m/safetensors"
 )
@@ -122,5 +124,71 @@ func TestBF16Tables(t *testing.T) {
 	}
 	if w.Embed.F32 == nil || w.LMHead.F32 == nil || !slices.Equal(w.Embed.F32, src.Embed.F32) {
 		t.Errorf("a float32 checkpoint's tables were not kept as float32")
+	}
+}
+
+// With BF16Tables, LoadDir's tables view the checkpoint's mapping (no copy: their memory is the mapping's),
+// LoadDir keeps the mapping open for them until Weights.Close, and Evict leaves the values readable (read
+// again from the file). Weights without views have nothing to close.
+func TestBF16TablesViewTheMapping(t *testing.T) {
+	cfg := smallConfig()
+	src, err := RandomWeights(cfg, 33, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeBF16Checkpoint(t, src, false)
+	js, err := cfg.HFConfigJSON("bfloat16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := LoadDir(dir, LoadOptions{BF16Tables: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, dir)
+	raw, err := r.Raw(nameEmbed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]uint16, len(raw)/2)
+	for i := range want {
+		want[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+	}
+	if !w.views || w.mapping == nil {
+		t.Fatal("LoadDir did not keep the checkpoint open for the bf16 tables")
+	}
+	own, err := w.mapping.(safetensors.Reader).Raw(nameEmbed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.Pointer(&own[0]) != unsafe.Pointer(&w.Embed.BF16[0]) {
+		t.Error("the bf16 embedding is a copy, not a view of the mapping")
+	}
+	for _, f := range []*Frozen{w.Embed, w.LMHead} {
+		if f.evict == nil {
+			t.Errorf("%s: no Evict for a view of the mapping", f.Name)
+		}
+		if err := f.Evict(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(w.Embed.BF16, want) {
+		t.Error("the embedding's bf16 values after Evict differ from the checkpoint's")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.mapping != nil {
+		t.Error("Close left the mapping")
+	}
+	plain, err := LoadDir(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.views || plain.mapping != nil || plain.Embed.Evict() != nil || plain.Close() != nil {
+		t.Error("float32 tables hold the mapping")
 	}
 }

@@ -1,12 +1,14 @@
 package model
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"math/rand"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/t2m/t2m/safetensors"
 )
@@ -52,6 +54,21 @@ type Weights struct {
 	Layers []*Layer
 	Norm   []float32 // [H]
 	LMHead *Frozen   // [V, H]; Embed itself when the config ties them
+
+	views   bool      // a table views the reader's mapping (LoadOptions.BF16Tables)
+	mapping io.Closer // the checkpoint LoadDir keeps open for those views (Close)
+}
+
+// Close unmaps the checkpoint that bf16 tables loaded by LoadDir with LoadOptions.BF16Tables are views of;
+// the weights must not be used afterwards. Without Close the mapping lives until the process ends (it takes
+// address space, and memory only for the pages in use). Weights that hold no view have nothing to close.
+func (w *Weights) Close() error {
+	if w == nil || w.mapping == nil {
+		return nil
+	}
+	err := w.mapping.Close()
+	w.mapping = nil
+	return err
 }
 
 // projSpec is a projection's module name inside a layer, its shape and whether it has a bias.
@@ -87,9 +104,12 @@ type LoadOptions struct {
 	// Quantize, when set, quantizes the seven projections of every layer as they are read (QLoRA);
 	// embeddings, norms, biases and lm_head stay float32 (or bf16, with BF16Tables).
 	Quantize QuantizeFunc
-	// BF16Tables keeps the embedding and lm_head as the bfloat16 a checkpoint stores them in (Frozen.BF16:
-	// the same values in half the host memory, no conversion at load) instead of float32. For executors
-	// that upload them (the GPU); the CPU ones widen rows (embedding) or the whole table (lm_head) on use.
+	// BF16Tables keeps the embedding and lm_head as the bfloat16 a checkpoint stores them in (Frozen.BF16)
+	// instead of float32: views into the checkpoint's mapping where the host is little-endian (nothing is
+	// copied or converted at load, and memory is taken only while the pages are in use; Frozen.Evict drops
+	// them after an upload), else copies. The reader must then stay open as long as the weights are used
+	// (LoadDir keeps it; Weights.Close ends it). For executors that upload them (the GPU); the CPU ones
+	// widen rows (embedding) or the whole table (lm_head) on use.
 	BF16Tables bool
 	// Log, when set, receives loading progress: the embedding, every few layers with the elapsed time and
 	// an ETA, the lm_head.
@@ -98,8 +118,9 @@ type LoadOptions struct {
 
 // loader reads tensors by name from a checkpoint, checking shapes; errors name tensor and file.
 type loader struct {
-	r    safetensors.Reader
-	file string
+	r     safetensors.Reader
+	file  string
+	views bool // a table views the mapping: the reader must outlive the weights
 }
 
 func (ld *loader) info(name string, shape ...int) (safetensors.TensorInfo, error) {
@@ -114,7 +135,7 @@ func (ld *loader) info(name string, shape ...int) (safetensors.TensorInfo, error
 }
 
 // table reads a [rows, cols] table (the embedding, lm_head): as float32, or, with keepBF16 and a bf16
-// checkpoint tensor, as its bf16 bits copied out of the mapping.
+// checkpoint tensor, as its bf16 bits: a view of the mapping (viewBF16), else a copy.
 func (ld *loader) table(name string, rows, cols int, keepBF16 bool) (*Frozen, error) {
 	info, err := ld.info(name, rows, cols)
 	if err != nil {
@@ -129,10 +150,17 @@ func (ld *loader) table(name string, rows, cols int, keepBF16 bool) (*Frozen, er
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: tensor %s: %w", ld.file, name, err)
 	}
-	f.BF16 = make([]uint16, rows*cols) // [rows, cols]
-	if len(raw) != 2*len(f.BF16) {
-		return nil, fmt.Errorf("checkpoint %s: tensor %s has %d bytes, want %d", ld.file, name, len(raw), 2*len(f.BF16))
+	if len(raw) != 2*rows*cols {
+		return nil, fmt.Errorf("checkpoint %s: tensor %s has %d bytes, want %d", ld.file, name, len(raw), 2*rows*cols)
 	}
+	if f.BF16 = viewBF16(raw); f.BF16 != nil { // [rows, cols], in the mapping
+		ld.views = true
+		if rel, ok := ld.r.(safetensors.Releaser); ok {
+			f.evict = func() error { return rel.Release(name) }
+		}
+		return f, nil
+	}
+	f.BF16 = make([]uint16, rows*cols) // [rows, cols]
 	for i := range f.BF16 {
 		f.BF16[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8 // little-endian
 	}
@@ -258,6 +286,7 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 		}
 		progress("lm_head [%d, %d]", V, H)
 	}
+	w.views = ld.views
 	return w, nil
 }
 
@@ -272,12 +301,25 @@ func LoadDir(dir string, opt LoadOptions) (*Weights, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint in %s: %w", dir, err)
 	}
-	defer r.Close()
 	w, err := LoadWeights(r, dir, cfg, opt)
 	if err != nil {
+		r.Close()
 		return nil, err
 	}
-	return w, nil
+	if w.views {
+		w.mapping = r // the tables view it
+		return w, nil
+	}
+	return w, r.Close()
+}
+
+// viewBF16 views little-endian bf16 bytes as []uint16 without copying, or returns nil where that would
+// not read the same values (a big-endian host) or is not allowed (an odd address).
+func viewBF16(raw []byte) []uint16 {
+	if len(raw) < 2 || binary.NativeEndian.Uint16([]byte{1, 0}) != 1 || uintptr(unsafe.Pointer(&raw[0]))%2 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&raw[0])), len(raw)/2)
 }
 
 // RandomWeights generates a model from a seed, for the built-in tiny model and tests: projections

@@ -251,7 +251,8 @@ func (m *Machine) uploadBF16(v []float32, what string) (cuda.Buffer, error) {
 	return b, cuda.UploadBF16(m.d, b, v)
 }
 
-// uploadTable copies a float32 or bf16 table (the embedding, lm_head) to a new bf16 buffer [Out, In].
+// uploadTable copies a float32 or bf16 table (the embedding, lm_head) to a new bf16 buffer [Out, In]; a
+// bf16 table viewed in the checkpoint's mapping then leaves host memory (Frozen.Evict).
 func (m *Machine) uploadTable(f *model.Frozen) (cuda.Buffer, error) {
 	if f.F32 != nil {
 		return m.uploadBF16(f.F32, f.Name)
@@ -263,7 +264,13 @@ func (m *Machine) uploadTable(f *model.Frozen) (cuda.Buffer, error) {
 	if err != nil {
 		return cuda.Buffer{}, err
 	}
-	return b, cuda.Upload(m.d, b, f.BF16)
+	if err := cuda.Upload(m.d, b, f.BF16); err != nil {
+		return cuda.Buffer{}, err
+	}
+	if err := f.Evict(); err != nil {
+		return cuda.Buffer{}, fmt.Errorf("gpu: machine: %s: %w", f.Name, err)
+	}
+	return b, nil
 }
 
 func (m *Machine) uploadInput(i int, node *G.Node) error {
