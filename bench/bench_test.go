@@ -3,10 +3,15 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
 )
 
 // The training benchmark runs the CPU backend end to end on the tiny model and prints one JSON line whose
@@ -22,7 +27,7 @@ func TestTrainCPU(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
 		t.Fatalf("output %q: %v", out.String(), err)
 	}
-	if line != *r {
+	if !reflect.DeepEqual(line, *r) {
 		t.Errorf("printed %+v, returned %+v", line, *r)
 	}
 	if r.UpdateS <= 0 || r.MicroS <= 0 || r.MicroS > r.UpdateS {
@@ -65,5 +70,68 @@ func TestGenerateCPU(t *testing.T) {
 	}
 	if _, err := Generate(GenerateOptions{Shape: Shape{Model: "tiny"}, Device: "nope", Batches: []int{1}, Prompt: 4, New: 1, Repeats: 1}, &out); err == nil {
 		t.Error("unknown device accepted")
+	}
+}
+
+// fakeProfiler is the CPU backend with a launch profiler that reports one run of fixed times.
+type fakeProfiler struct {
+	train.Backend
+	on   bool
+	runs int
+}
+
+func (f *fakeProfiler) SetProfile(on bool) { f.on = on }
+
+func (f *fakeProfiler) Loss(b model.Batch, rows, seq int, step uint64, g [][]float32) (float32, error) {
+	if f.on {
+		f.runs++
+	}
+	return f.Backend.Loss(b, rows, seq, step, g)
+}
+
+func (f *fakeProfiler) Profile() (map[string]float64, int) {
+	return map[string]float64{"LinearOp": 1.23456, "AttentionOp": 0.5}, f.runs
+}
+
+// --profile: a backend without a launch profiler is an error naming it; with one, exactly one extra
+// micro-batch runs profiled, its times come back rounded to 0.01 ms and the table goes to the log.
+func TestTrainProfile(t *testing.T) {
+	o := TrainOptions{Shape: Shape{Model: "tiny", Seed: 1}, Device: "cpu", Batch: 2, Seq: 16, GradAccum: 2,
+		Rank: 4, LossFrac: 0.5, Warmup: 0, Updates: 1, Profile: true}
+	if _, err := Train(o, io.Discard); err == nil || !strings.Contains(err.Error(), "cannot time its launches") {
+		t.Errorf("--profile on the CPU backend: %v", err)
+	}
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.RandomNF4Weights(reg.Config, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := model.RandomLoRA(w, 4, 0.01, rand.New(rand.NewPCG(1, 2)).NormFloat64)
+	params := train.NewParams(lp)
+	f, _ := train.LookupBackend("cpu")
+	cpu, err := f(w, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := &fakeProfiler{Backend: cpu}
+	defer fp.Close()
+	upd, err := train.NewUpdater(fp, params, train.NewAdamW(params.Sizes(), 0), 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	o.Log = &log
+	ms, err := profileMicroBatch(fp, upd, trainBatches(o, reg.Config.VocabSize)[0], o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp.runs != 1 || fp.on || !reflect.DeepEqual(ms, map[string]float64{"LinearOp": 1.23, "AttentionOp": 0.5}) {
+		t.Errorf("profiled runs %d (profiler left on: %v), times %v", fp.runs, fp.on, ms)
+	}
+	if !strings.Contains(log.String(), "LinearOp") || strings.Index(log.String(), "LinearOp") > strings.Index(log.String(), "AttentionOp") {
+		t.Errorf("log table not longest first:\n%s", log.String())
 	}
 }

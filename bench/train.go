@@ -3,7 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"sort"
 	"time"
 
 	"github.com/t2m/t2m/lora"
@@ -23,26 +25,31 @@ type TrainOptions struct {
 	Warmup, Updates       int  // untimed updates first, then timed ones (the median is reported)
 	HostOptimizer         bool // gradient sums, clipping and AdamW on the host even on a GPU (train.Run.HostOptimizer)
 	Recompute             bool // activation recomputation (gradient checkpointing; train.Recomputer backends)
-	Log                   io.Writer
+	// Profile adds one micro-batch after the timed updates with each launch timed on the device
+	// (LaunchProfiler backends: the GPU machine), reported by kind of op; the timed updates are not profiled.
+	Profile bool
+	Log     io.Writer
 }
 
 // TrainResult is one configuration's measurement (printed as one JSON line).
 type TrainResult struct {
-	System     string  `json:"system"`
-	Device     string  `json:"gpu"`
-	Model      string  `json:"model"`
-	Layers     int     `json:"layers"`
-	Batch      int     `json:"batch"`
-	Seq        int     `json:"seq"`
-	GradAccum  int     `json:"grad_accum"`
-	Rank       int     `json:"rank"`
-	UpdateS    float64 `json:"update_s"` // median wall time of one update
-	MicroS     float64 `json:"micro_s"`  // median wall time of one micro-batch's forward + backward
-	Recompute  bool    `json:"gradient_checkpointing"`
-	OptimizerS float64 `json:"optimizer_s"` // median of the clip + AdamW part of an update
-	Optimizer  string  `json:"optimizer"`   // where it ran: "device" or "host"
-	TokPerS    float64 `json:"tok_per_s"`   // Batch·Seq·GradAccum / UpdateS
-	Loss       float64 `json:"loss"`        // last update's loss (a sanity value: about ln(vocab) at random weights)
+	System    string  `json:"system"`
+	Device    string  `json:"gpu"`
+	Model     string  `json:"model"`
+	Layers    int     `json:"layers"`
+	Batch     int     `json:"batch"`
+	Seq       int     `json:"seq"`
+	GradAccum int     `json:"grad_accum"`
+	Rank      int     `json:"rank"`
+	UpdateS   float64 `json:"update_s"` // median wall time of one update
+	MicroS    float64 `json:"micro_s"`  // median wall time of one micro-batch's forward + backward
+	Recompute bool    `json:"gradient_checkpointing"`
+	// ProfileMs: device milliseconds of one profiled micro-batch by kind of op (TrainOptions.Profile).
+	ProfileMs  map[string]float64 `json:"profile_ms,omitempty"`
+	OptimizerS float64            `json:"optimizer_s"` // median of the clip + AdamW part of an update
+	Optimizer  string             `json:"optimizer"`   // where it ran: "device" or "host"
+	TokPerS    float64            `json:"tok_per_s"`   // Batch·Seq·GradAccum / UpdateS
+	Loss       float64            `json:"loss"`        // last update's loss (a sanity value: about ln(vocab) at random weights)
 	// GPU memory at the end (a backend that reports it, train.MemoryReporter): what the backend's arena
 	// holds (weights, LoRA + optimizer, the activations' plan) and the whole GPU's use (nvidia-smi's number).
 	ArenaGiB   float64 `json:"arena_gib,omitempty"`
@@ -134,16 +141,64 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 			fmt.Fprintf(o.Log, "bench train: update %d/%d %.3f s, loss %.4f\n", u+1, o.Warmup+o.Updates, time.Since(t0).Seconds(), loss)
 		}
 	}
+	var prof map[string]float64
+	if o.Profile {
+		if prof, err = profileMicroBatch(backend, upd, batches[0], o); err != nil {
+			return nil, err
+		}
+	}
 	up := median(updates)
 	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
 		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)), Recompute: o.Recompute,
-		OptimizerS: round4(median(opts)), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss)}
+		OptimizerS: round4(median(opts)), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss),
+		ProfileMs: prof}
 	if mr, ok := backend.(train.MemoryReporter); ok {
 		if m, err := mr.Memory(); err == nil {
 			r.ArenaGiB, r.GPUUsedGiB = round4(float64(m.ArenaBytes)/(1<<30)), round4(float64(m.DeviceUsedBytes)/(1<<30))
 		}
 	}
 	return r, printJSON(out, r)
+}
+
+// LaunchProfiler is a training backend that can time its device launches by kind of op (the GPU machine).
+type LaunchProfiler interface {
+	SetProfile(on bool)
+	Profile() (ms map[string]float64, runs int)
+}
+
+// profileMicroBatch runs one more micro-batch with the backend's launch profiler on and returns its
+// device milliseconds by kind of op (rounded to 0.01 ms); the profile also goes to o.Log as a table.
+func profileMicroBatch(backend train.Backend, upd *train.Updater, b model.Batch, o TrainOptions) (map[string]float64, error) {
+	p, ok := backend.(LaunchProfiler)
+	if !ok {
+		return nil, fmt.Errorf("bench train: the %s backend cannot time its launches (--profile)", backend.Name())
+	}
+	p.SetProfile(true)
+	defer p.SetProfile(false)
+	if err := upd.Begin(); err != nil {
+		return nil, fmt.Errorf("bench train: profiled micro-batch: %w", err)
+	}
+	if _, err := upd.Loss(b, o.Batch, o.Seq, 0); err != nil {
+		return nil, fmt.Errorf("bench train: profiled micro-batch: %w", err)
+	}
+	ms, runs := p.Profile()
+	if runs != 1 {
+		return nil, fmt.Errorf("bench train: the profiler saw %d runs of the micro-batch, want 1", runs)
+	}
+	out := make(map[string]float64, len(ms))
+	keys := make([]string, 0, len(ms))
+	for k, v := range ms {
+		out[k] = math.Round(v*100) / 100
+		keys = append(keys, k)
+	}
+	if o.Log != nil {
+		sort.Slice(keys, func(i, j int) bool { return ms[keys[i]] > ms[keys[j]] })
+		fmt.Fprintf(o.Log, "bench train: one micro-batch [%d, %d] on the device, by kind of op:\n", o.Batch, o.Seq)
+		for _, k := range keys {
+			fmt.Fprintf(o.Log, "  %-26s %9.2f ms\n", k, ms[k])
+		}
+	}
+	return out, nil
 }
 
 // trainBatches makes GradAccum micro-batches [Batch, Seq] of random ids, labels on the last LossFrac of

@@ -139,6 +139,21 @@ func (b *TrainBackend) SetRecompute(on bool) error {
 	return nil
 }
 
+// SetProfile turns the machine's launch timing on or off (bench.LaunchProfiler); Reserve first.
+func (b *TrainBackend) SetProfile(on bool) {
+	if b.m != nil {
+		b.m.SetProfile(on)
+	}
+}
+
+// Profile is the machine's device milliseconds per profiled micro-batch by kind of op, and their count.
+func (b *TrainBackend) Profile() (map[string]float64, int) {
+	if b.m == nil {
+		return nil, 0
+	}
+	return b.m.Profile()
+}
+
 // Memory reports the machine's device memory by use and the GPU's used memory now (train.MemoryReporter).
 func (b *TrainBackend) Memory() (train.MemoryReport, error) {
 	if b.m == nil {

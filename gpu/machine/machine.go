@@ -63,6 +63,7 @@ type Machine struct {
 
 	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
+	prof       *profiler  // launch timing (SetProfile), or nil
 	run        RunOptions // this Run's options (its shape, evaluation)
 }
 
@@ -455,7 +456,7 @@ func (m *Machine) dense(w *machineWeight) (cuda.Mat, error) {
 	if w.nf4 == nil {
 		return cuda.M(w.dense, w.out, w.in, cuda.BF16T), nil
 	}
-	if err := ops.DequantNF4(m.d, w.nf4, m.scratch); err != nil {
+	if err := m.timed("of which NF4 dequantize", func() error { return ops.DequantNF4(m.d, w.nf4, m.scratch) }); err != nil {
 		return cuda.Mat{}, err
 	}
 	return cuda.M(m.scratch, w.out, w.in, cuda.BF16T), nil

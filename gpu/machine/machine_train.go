@@ -87,11 +87,20 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		} else if isFusedCE(node) && !m.fusedAt[i] {
 			continue
 		}
-		if err := m.launch(i, node); err != nil {
+		var err error
+		if m.prof != nil { // opKind formats a string per launch: only when profiling
+			err = m.timed(opKind(node), func() error { return m.launch(i, node) })
+		} else {
+			err = m.launch(i, node)
+		}
+		if err != nil {
 			return fmt.Errorf("gpu: machine: node %d %s (%v): %w", i, node.Name(), node.Op(), err)
 		}
 	}
-	return m.d.Sync()
+	if err := m.d.Sync(); err != nil {
+		return err
+	}
+	return m.collect()
 }
 
 // markForward marks the nodes the graph's output (the loss, else the logits) depends on.
