@@ -11,6 +11,10 @@
 #   scripts/experiment/run_table.sh 1     # base + baseline + t2m train + t2m eval  -> $OUT/runs_part1.tar.gz
 #   scripts/experiment/run_table.sh 2     # base (remade, same seed) + HF PEFT + score + compare; reads part 1's
 #                                         # runs from .exp/runs_part1.tar.gz (carried) when they are not on disk
+#   scripts/experiment/run_table.sh spread  # base + the spread of the fine-tunes: t2m train + eval with each seed
+#                                         # of T2M_SEEDS (default "42 7 1234"), t2m without quantization (what
+#                                         # the HF side trains: --quantize none, seed 42), HF PEFT with each seed
+#                                         # of HF_SEEDS (default "7"; seed 42 is part 2's row) -> runs_spread.tar.gz
 # Results under $OUT (at most 8 files): table.log (the summary: versions, checks, table, timings),
 # timings.jsonl, base.log, t2m_train.log, t2m.log (baseline/eval/score/compare output), hf_peft.log,
 # comparison.md, runs.tar.gz (or runs_part1.tar.gz: reports, predictions, training configs, metrics,
@@ -20,7 +24,7 @@
 # flags), HF_ARGS (extra hf_peft_finetune.py flags), T2M_TRAIN_ARGS (extra t2m train flags).
 set -uo pipefail
 part=${1:-all}
-case $part in all|1|2) ;; *) echo "usage: $0 [all|1|2]"; exit 2;; esac
+case $part in all|1|2|spread) ;; *) echo "usage: $0 [all|1|2|spread]"; exit 2;; esac
 OUT=${OUT:-/tmp/t2m-exp-out}; W=${EXP_DIR:-/tmp/t2m-exp}; T2M=${T2M:-./bin/t2m-cuda}
 SEEDS=${SEEDS:-"101 102 103 104 105 106 107 108 109 110"}
 DATA=.bench/data; TOK=.bench/tokenizer.json
@@ -104,6 +108,35 @@ part2() {
   cp "$RUNS/comparison.md" "$OUT/comparison.md"
 }
 
+# spread: the fine-tunes again with other seeds, and t2m without quantization, each scored on both splits.
+spread() {
+  local s runs="small_baseline"
+  step t2m_baseline "$LOGS/baseline.log" "$T2M" baseline --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
+    --run-name small_baseline --device cuda --overwrite
+  # shellcheck disable=SC2086
+  for s in ${T2M_SEEDS:-42 7 1234} bf16; do
+    local name=small_t2m_r8_s$s q=() seed=$s
+    if [ "$s" = bf16 ]; then name=small_t2m_r8_bf16; q=(--quantize none); seed=42; fi
+    step "t2m_train_$s" "$LOGS/train_$s.log" "$T2M" train --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
+      --run-name "$name" --device cuda --save-every 0 --seed "$seed" "${q[@]}" || { tail -5 "$LOGS/train_$s.log"; continue; }
+    grep -E "^epoch [0-9]+:" "$LOGS/train_$s.log"
+    step "t2m_eval_$s" "$LOGS/eval_$s.log" "$T2M" eval --model "$BASE" --adapter "$RUNS/$name/adapter" "${q[@]}" \
+      --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda --overwrite
+    runs="$runs,$name"
+  done
+  for s in ${HF_SEEDS:-7}; do
+    step "hf_peft_$s" "$LOGS/hf_$s.log" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" --data "$DATA" \
+      --out "$W/hf_s$s" --seed "$s" || { tail -5 "$LOGS/hf_$s.log"; continue; }
+    grep -E "epoch [0-9]+:" "$LOGS/hf_$s.log"
+    for sp in eval held_out; do
+      step "t2m_score_${sp}_$s" "$LOGS/score_${sp}_$s.log" "$T2M" score --split "$DATA/$sp.jsonl" \
+        --predictions "$W/hf_s$s/${sp}_predictions.jsonl" --run-name "small_hf_peft_r8_s$s" --output-dir "$RUNS" --overwrite
+    done
+    runs="$runs,small_hf_peft_r8_s$s"
+  done
+  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs"
+}
+
 # pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.
 pack() {
   mkdir -p "$W/meta"; cp "$BASE/base_info.json" "$BASE/config.json" "$W/meta/" 2>/dev/null
@@ -133,8 +166,13 @@ case $part in
   all) part1 || rc=1; part2 || rc=1; pack runs.tar.gz ;;
   1) part1 || rc=1; pack runs_part1.tar.gz ;;
   2) part2 || rc=1; pack runs.tar.gz ;;
+  spread) spread || rc=1; pack runs_spread.tar.gz ;;
 esac
 echo
-python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl"
+if [ "$part" = spread ]; then
+  python3 scripts/experiment/table.py "$RUNS" --runs small_baseline --timings "$OUT/timings.jsonl"
+else
+  python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl"
+fi
 echo "== part $part done in $(( $(date +%s) - t_all )) s, exit $rc"
 finish $rc
