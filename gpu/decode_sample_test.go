@@ -7,7 +7,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/t2m/t2m/gpu/cuda/cudatest"
 	"github.com/t2m/t2m/internal/numtest"
 	"github.com/t2m/t2m/model"
 )
@@ -16,26 +15,8 @@ import (
 // give rows whose argmax are Prefill's and Step's tokens, close to the CPU's logits; sampling through
 // GenerateGreedy repeats with its seed, and temperature 0 gives the greedy tokens.
 func TestGPUDecoderLogitsForSampling(t *testing.T) {
-	d := cudatest.Device(t)
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	V := reg.Config.VocabSize
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := cudatest.Arena(t, d, 512<<20)
-	blas, err := d.BLAS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dw, err := loadDecodeWeights(d, blas, a, w, nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := newDecoder(d, blas, a, dw, 0)
+	dec, w := tinyDecoder(t, 0)
+	V := w.Config.VocabSize
 	rng := rand.New(rand.NewPCG(3, 4))
 	prompts := [][]int32{make([]int32, 9), make([]int32, 4)}
 	for _, p := range prompts {

@@ -249,22 +249,15 @@ func TestPlanPrefill(t *testing.T) {
 	}
 }
 
-// TestGPUPrefillMixedLengths prefills prompts of different lengths (1 to 13 tokens, in slots other than their
-// indices) with one Prefill call, in two forwards of at most 40 rows that each mix lengths, and compares each
-// prompt's logits, and those of two steps after (which read the caches the prefill filled), with the same
-// decoder prefilling each prompt alone (the steps fed the same tokens). The two runs differ only where
-// cuBLAS sums a GEMM over more rows in another order: logits within 1e-2 relative L2 (a padding key or
-// value in a cache is off by O(1)), ids equal wherever the top-2 margin exceeds 2× the largest difference.
-// The prefill logits are also compared with the CPU generator's, which catches a wrong lm_head row that
-// prefilling alone would share: within 5e-2 (TestGPUGeneratorTiny holds the bf16 error to 2e-2; another
-// position's logits are off by ~1). PrefillLogits gives the same rows in prompt order.
-func TestGPUPrefillMixedLengths(t *testing.T) {
+// tinyDecoder is a decoder over the tiny Qwen2's random float32 weights (bf16 on the device, no adapter)
+// with prefill forwards of up to rows rows (0: the default), in a 512 MiB arena freed when the test ends.
+func tinyDecoder(t *testing.T, rows int) (*decoder, *model.Weights) {
+	t.Helper()
 	d := cudatest.Device(t)
 	reg, err := model.Lookup("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	V := reg.Config.VocabSize
 	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -278,8 +271,22 @@ func TestGPUPrefillMixedLengths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newDecoder(d, blas, a, dw, rows), w
+}
+
+// TestGPUPrefillMixedLengths prefills prompts of different lengths (1 to 13 tokens, in slots other than their
+// indices) with one Prefill call, in two forwards of at most 40 rows that each mix lengths, and compares each
+// prompt's logits, and those of two steps after (which read the caches the prefill filled), with the same
+// decoder prefilling each prompt alone (the steps fed the same tokens). The two runs differ only where
+// cuBLAS sums a GEMM over more rows in another order: logits within 1e-2 relative L2 (a padding key or
+// value in a cache is off by O(1)), ids equal wherever the top-2 margin exceeds 2× the largest difference.
+// The prefill logits are also compared with the CPU generator's, which catches a wrong lm_head row that
+// prefilling alone would share: within 5e-2 (TestGPUGeneratorTiny holds the bf16 error to 2e-2; another
+// position's logits are off by ~1). PrefillLogits gives the same rows in prompt order.
+func TestGPUPrefillMixedLengths(t *testing.T) {
 	const rows, steps = 40, 2
-	dec := newDecoder(d, blas, a, dw, rows)
+	dec, w := tinyDecoder(t, rows)
+	V := w.Config.VocabSize
 	rng := rand.New(rand.NewPCG(7, 8))
 	lens := []int{5, 13, 1, 9, 13, 2, 7} // groups (planPrefill): {13, 13, 9}, {7, 5, 2, 1}
 	slotOf := []int32{3, 0, 6, 1, 5, 2, 4}
@@ -300,7 +307,7 @@ func TestGPUPrefillMixedLengths(t *testing.T) {
 		forwards := 0
 		dec.onLogits = func(seqs []int32, lb cuda.Buffer, m int) error {
 			v := make([]float32, m*V)
-			if err := cuda.Download(d, v, lb); err != nil {
+			if err := cuda.Download(dec.d, v, lb); err != nil {
 				return err
 			}
 			for r, s := range seqs {
@@ -321,7 +328,7 @@ func TestGPUPrefillMixedLengths(t *testing.T) {
 		for k := 0; k <= steps; k++ {
 			cur = make([]float32, n*V)
 			logits[k] = cur
-			if err := d.Memset(dec.logits, 0xFF); err != nil { // poison: NaN where lm_head writes nothing
+			if err := dec.d.Memset(dec.logits, 0xFF); err != nil { // poison: NaN where lm_head writes nothing
 				t.Fatal(err)
 			}
 			var err error

@@ -20,26 +20,9 @@ import (
 // recomputing with different dropout masks, would be far outside that bound.
 func TestMachineRecompute(t *testing.T) {
 	d := cudatest.Device(t)
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(71, 72))
 	const B, T = 2, 32
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lp := cudatest.RandomLoRA(w, 4, rng)
-	lp.Dropout = 0.05
-	g, err := model.Build(w, lp, B, T, model.ModeLoss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	if err := g.BuildGrad(); err != nil {
-		t.Fatal(err)
-	}
+	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05)
 	g.SetStep(9)
 	plain, err := New(d, g, 2<<30)
 	if err != nil {
@@ -62,7 +45,7 @@ func TestMachineRecompute(t *testing.T) {
 		rows, seq := shape[0], shape[1]
 		ids, labels, mask := make([]int32, rows*seq), make([]int32, rows*seq), make([]int32, rows*seq)
 		for i := range ids {
-			ids[i] = int32(rng.IntN(reg.Config.VocabSize))
+			ids[i] = int32(rng.IntN(cfg.VocabSize))
 			labels[i], mask[i] = ids[i], 1
 			if i%seq < seq/2 {
 				labels[i] = -100

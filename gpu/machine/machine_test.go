@@ -115,14 +115,14 @@ func TestMachineLossGrads(t *testing.T) { machineLossGrads(t, 0) }
 // GPU's masks are the CPU's bit for bit (TestDropoutMatchesCPU), so only bf16 rounding differs.
 func TestMachineDropoutLossGrads(t *testing.T) { machineLossGrads(t, 0.05) }
 
-func machineLossGrads(t *testing.T, dropout float32) {
-	d := cudatest.Device(t)
+// tinyTrainingGraph builds the training graph [B, T] (loss and gorgonia.Grad's backward) of the tiny Qwen2
+// with NF4 weights and LoRA r=4 with the given dropout on every projection, closed when the test ends.
+func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32) (*model.Graph, model.Config) {
+	t.Helper()
 	reg, err := model.Lookup("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(21, 22))
-	const B, T = 2, 32
 	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
 	if err != nil {
 		t.Fatal(err)
@@ -133,14 +133,22 @@ func machineLossGrads(t *testing.T, dropout float32) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
+	t.Cleanup(func() { g.Close() })
 	if err := g.BuildGrad(); err != nil {
 		t.Fatal(err)
 	}
+	return g, reg.Config
+}
+
+func machineLossGrads(t *testing.T, dropout float32) {
+	d := cudatest.Device(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	const B, T = 2, 32
+	g, cfg := tinyTrainingGraph(t, rng, B, T, dropout)
 	g.SetStep(7) // seeds the dropout masks of both executors
 	ids, labels, mask := make([]int32, B*T), make([]int32, B*T), make([]int32, B*T)
 	for i := range ids {
-		ids[i] = int32(rng.IntN(reg.Config.VocabSize))
+		ids[i] = int32(rng.IntN(cfg.VocabSize))
 		labels[i], mask[i] = ids[i], 1
 		if i%T < T/2 { // completion-only loss on the second half
 			labels[i] = -100
