@@ -34,6 +34,11 @@
 //  5. Optimizer (Step, StepSum): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the
 //     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
 //     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.
+//  6. Shapes and memory: the plan is made for the graph's [B, T]; a Run may be any smaller [rows, seq]
+//     (RunOptions), every launch then covering rows·seq rows of the same buffers. With Options.Recompute
+//     (gradient checkpointing), RecomputeSchedule repeats each layer's forward launches that the backward
+//     reads right before the layer's backward, from the layer's input (g.Hidden), so the plan holds one
+//     layer's activations instead of all of them.
 //
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
 // the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
