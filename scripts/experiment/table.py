@@ -2,10 +2,12 @@
 """The three-row table of issue 12 (the original's table: eval and held_out, syntax, operators, fields,
 overall, plus exact match) from the reports of a runs folder, as markdown (stdlib only).
 
-  python3 scripts/experiment/table.py RUNS_DIR [--runs small_baseline,small_t2m_r8,small_hf_peft_r8] [--timings timings.jsonl]
+  python3 scripts/experiment/table.py RUNS_DIR [--runs small_baseline,small_t2m_r8,small_hf_peft_r8] [--timings timings.jsonl] [--by-kind]
 
 Rows whose reports are missing are listed as missing. With --timings (run_table.sh's timings.jsonl) it
-adds the time each step took."""
+adds the time each step took. With --by-kind, a table per split of the syntax and overall passes of every
+run by the intent kind of the gold output (expdata.kind; "other" for a shape no `t2m data` kind makes),
+read from the runs' predictions files, with whether the base was trained on the kind."""
 import argparse
 import json
 import os
@@ -17,6 +19,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("runs_dir")
 ap.add_argument("--runs", default="small_baseline,small_t2m_r8,small_hf_peft_r8")
 ap.add_argument("--timings", default="")
+ap.add_argument("--by-kind", action="store_true", help="syntax and overall passes per intent kind, per split")
 a = ap.parse_args()
 
 
@@ -56,3 +59,35 @@ if a.timings and os.path.exists(a.timings):
     for line in open(a.timings):
         t = json.loads(line)
         print("| %s | %s | %.1f |" % (t["step"], t["exit"], t["seconds"]))
+
+if a.by_kind:
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import expdata
+
+    def kind_of(row):
+        if row["is_negative"]:
+            return "negative"
+        try:
+            return expdata.kind(row["expected"])
+        except ValueError:
+            return "other"
+
+    runs = [r for r in a.runs.split(",") if os.path.exists(os.path.join(a.runs_dir, r, "held_out_predictions.jsonl"))]
+    for split in ("eval", "held_out"):
+        counts = {}  # kind -> [n, then (syntax, overall) per run]
+        for k, run in enumerate(runs):
+            for line in open(os.path.join(a.runs_dir, run, split + "_predictions.jsonl")):
+                row = json.loads(line)
+                c = counts.setdefault(kind_of(row), [0] + [0] * (2 * len(runs)))
+                if k == 0:
+                    c[0] += 1
+                c[1 + 2 * k] += bool(row["syntax"]["passed"])
+                c[2 + 2 * k] += bool(row["passed_all"])
+        print("\n%s by intent kind: syntax / overall passes of %s" % (split, ", ".join(runs)))
+        print("| kind | base kind | N | " + " | ".join(runs) + " |")
+        print("|---|---|---|" + "---|" * len(runs))
+        for kd in sorted(counts):
+            c = counts[kd]
+            cells = ["%d / %d" % (c[1 + 2 * k], c[2 + 2 * k]) for k in range(len(runs))]
+            print("| %s | %s | %d | %s |" % (kd, "yes" if kd in expdata.BASE_KINDS else "no", c[0], " | ".join(cells)))

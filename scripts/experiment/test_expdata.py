@@ -243,6 +243,28 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
+
+class TestTableByKind(unittest.TestCase):
+    def test_by_kind(self):
+        """table.py --by-kind counts each run's syntax and overall passes per intent kind of the gold output."""
+        rows = [({"type": "find", "filter": {"a": "x"}}, False, True, True),  # filter_eq
+                ({"type": "find", "filter": {"a": "x"}}, False, True, False),
+                ({"type": "find", "filter": {}, "projection": {"a": 1}}, False, False, False),  # projection
+                ({"error": "no"}, True, True, False)]  # negative
+        with tempfile.TemporaryDirectory() as d:
+            for run, flip in (("r1", False), ("r2", True)):
+                os.makedirs(os.path.join(d, run))
+                for split in ("eval", "held_out"):
+                    with open(os.path.join(d, run, split + "_predictions.jsonl"), "w") as f:
+                        for exp, neg, syn, ok in rows:
+                            f.write(json.dumps({"expected": exp, "is_negative": neg, "syntax": {"passed": syn != flip},
+                                                "passed_all": ok and not flip}) + "\n")
+            out = subprocess.run([sys.executable, os.path.join(HERE, "table.py"), d, "--runs", "r1,r2", "--by-kind"],
+                                 check=True, capture_output=True, text=True).stdout
+        self.assertIn("| filter_eq | yes | 2 | 2 / 1 | 0 / 0 |", out)
+        self.assertIn("| projection | no | 1 | 0 / 0 | 1 / 0 |", out)
+        self.assertIn("| negative | no | 1 | 1 / 0 | 0 / 0 |", out)
+
 class TestBaseConfig(unittest.TestCase):
     def test_t2m_reads_a_tied_checkpoint(self):
         cfg = expdata.base_config(hidden=16, layers=1, heads=2, kv_heads=1, intermediate=32, vocab=64)
