@@ -172,7 +172,7 @@ echo
 if [ "$part" = spread ]; then
   python3 scripts/experiment/table.py "$RUNS" --runs small_baseline --timings "$OUT/timings.jsonl"
 else
-  python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl"
+  python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl" --by-kind
 fi
 echo "== part $part done in $(( $(date +%s) - t_all )) s, exit $rc"
 finish $rc
