@@ -134,7 +134,7 @@ spread() {
     done
     runs="$runs,small_hf_peft_r8_s$s"
   done
-  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs"
+  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind
 }
 
 # pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.
