@@ -124,6 +124,30 @@ def exact_match(raw, gold):
         return False
 
 
+def shell_completion(ex):
+    """The completion of a `t2m data` example written as a mongosh query instead of t2m's JSON:
+    db.<collection>.find(<filter>[, <projection>])[.sort(<sort>)][.limit(<n>)] or
+    db.<collection>.aggregate(<pipeline>), the JSON inside as data.Completion writes it, then <|im_end|>.
+    A base trained on these knows the queries and reads the schema but not the output format the scorer
+    wants (a JSON object with "type"), as a pretrained model does not: its zero-shot outputs fail syntax
+    until a fine-tune teaches the format. A negative keeps its {"error": ...} object."""
+    out = ex["output"]
+    dump = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
+    coll = ex["schema"]["collection"]
+    if out.get("type") == "aggregate":
+        text = "db.%s.aggregate(%s)" % (coll, dump(out["pipeline"]))
+    elif out.get("type") == "find":
+        args = [dump(out.get("filter", {}))] + ([dump(out["projection"])] if "projection" in out else [])
+        text = "db.%s.find(%s)" % (coll, ", ".join(args))
+        if "sort" in out:
+            text += ".sort(%s)" % dump(out["sort"])
+        if "limit" in out:
+            text += ".limit(%s)" % dump(out["limit"])
+    else:
+        text = dump(out)
+    return text + IM_END
+
+
 def base_config(hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1024, vocab=151936, rope_theta=10000.0,
                 max_positions=1024, tied=True):
     """config.json of the small base, in the classic keys of Qwen2.5's published checkpoints (rope_theta,

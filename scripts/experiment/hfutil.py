@@ -55,11 +55,13 @@ def special_ids(tok):
     return ids[expdata.IM_END], ids[expdata.END_OF_TEXT]
 
 
-def encode_pairs(tok, examples, max_len):
+def encode_pairs(tok, examples, max_len, completion=None):
     """(ids, labels) per example as t2m train makes them: prompt and completion encoded separately, -100 on
     the prompt, cut from the right to max_len; an example whose completion is cut entirely is dropped.
-    Returns the pairs and the number dropped."""
-    return encode_texts(tok, [(expdata.prompt(ex), expdata.completion(ex)) for ex in examples], max_len)
+    completion renders an example's completion (default expdata.completion, t2m's). Returns the pairs and
+    the number dropped."""
+    completion = completion or expdata.completion
+    return encode_texts(tok, [(expdata.prompt(ex), completion(ex)) for ex in examples], max_len)
 
 
 def encode_texts(tok, texts, max_len):

@@ -85,6 +85,10 @@ ap.add_argument("--spelling-words", choices=("vocab", "fields"), default="vocab"
                      "or the words of the field names in every split of the --data folders, held_out.jsonl included "
                      "(expdata.field_words: the generator's vocabulary, as a pretrained model knows its words; only the "
                      "words, never the held-out schemas or queries)")
+ap.add_argument("--output-format", choices=("json", "shell"), default="json",
+                help="how the base's completions are written: t2m's JSON (data.Completion), or as mongosh queries "
+                     "(expdata.shell_completion: db.<collection>.find(...) / .aggregate([...])), so that the base knows "
+                     "the queries but not the output format the scorer wants, as a pretrained model does not")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -117,7 +121,8 @@ name_words = {"vocab": vwords, "fields": fwords}.get(a.name_words, expdata.NAME_
 rename_rng = random.Random(a.seed + 1)
 train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections, words=name_words)
                        for _ in range(a.rename_copies) for ex in train_ex[:originals]]
-seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len)
+render = expdata.shell_completion if a.output_format == "shell" else expdata.completion
+seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len, render)
 swords = fwords if a.spelling_words == "fields" else vwords
 spelling = expdata.spelling_pairs(swords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
 spell_seqs, spell_dropped = hfutil.encode_texts(tok, spelling, a.max_len)
@@ -131,6 +136,8 @@ log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renam
         "%d %s words" % (len(name_words), a.name_words),
         len(spell_seqs), len(swords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
         a.steps * a.batch / len(seqs), a.steps, a.batch))
+if a.output_format == "shell":
+    log("completions as mongosh queries, e.g. %r" % render(train_ex[0])[:200])
 if spelling:
     log("spelling sample: %r -> %r" % (spelling[0][0][-120:], spelling[0][1][:120]))
 
@@ -230,6 +237,8 @@ try:
         outs = hfutil.greedy(model, tok, exs, a.max_len, a.max_new_tokens, a.gen_batch)
         parse = sum(expdata.syntax_ok(o) for o in outs) / max(1, len(outs))
         exact = sum(expdata.exact_match(o, ex["output"]) for o, ex in zip(outs, exs)) / max(1, len(outs))
+        if a.output_format == "shell":  # the base's own format: the rendered gold, text for text
+            exact = sum(o.strip() == render(ex)[:-len(expdata.IM_END)] for o, ex in zip(outs, exs)) / max(1, len(outs))
         checks[name] = {"n": len(outs), "parse_rate": round(parse, 4), "exact_match": round(exact, 4), "seconds": round(time.time() - t0, 1)}
         log("check %s: %d examples, parse rate (syntax layer) %.1f%%, exact match %.1f%% (%.1f s)" % (
             name, len(outs), 100 * parse, 100 * exact, time.time() - t0))
@@ -242,7 +251,7 @@ except Exception as e:  # the checkpoint is written: a failed check must not cos
     log("WARNING: the checks failed (%s); the checkpoint in %s is complete" % (check_error, a.out))
 
 info = {"recipe": {k: v for k, v in vars(a).items() if k not in ("out",)}, "kinds": kinds, "config": config,
-        "train_examples": len(train_ex), "spelling_sequences": len(spell_seqs), "vocab_words": len(vwords), "spelling_words": len(swords), "sequences": len(seqs), "tokens": n_tok, "steps": steps_done,
+        "output_format": a.output_format, "train_examples": len(train_ex), "spelling_sequences": len(spell_seqs), "vocab_words": len(vwords), "spelling_words": len(swords), "sequences": len(seqs), "tokens": n_tok, "steps": steps_done,
         "stopped_early": stopped_early, "train_seconds": round(train_s, 1), "last_loss": last_loss,
         "params_m": round(n_params / 1e6, 2), "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
         "model_safetensors_sha256": sha, "checks": checks, "check_error": check_error, "seconds": round(time.time() - t_start, 1)}

@@ -265,6 +265,29 @@ class TestTableByKind(unittest.TestCase):
         self.assertIn("| projection | no | 1 | 0 / 0 | 1 / 0 |", out)
         self.assertIn("| negative | no | 1 | 1 / 0 | 0 / 0 |", out)
 
+
+class TestShellCompletion(unittest.TestCase):
+    def test_shell_completion(self):
+        """A find, a find with projection, sort and limit, an aggregate and a negative as mongosh text, the
+        JSON inside written as t2m's completion writes it."""
+        schema = {"collection": "posts", "fields": []}
+        cases = [
+            ({"type": "find", "filter": {"topic": "café"}}, 'db.posts.find({"topic": "café"})'),
+            ({"type": "find", "filter": {}, "projection": {"a": 1}, "sort": {"a": -1}, "limit": 5},
+             'db.posts.find({}, {"a": 1}).sort({"a": -1}).limit(5)'),
+            ({"type": "aggregate", "pipeline": [{"$group": {"_id": "$a", "n": {"$sum": 1}}}]},
+             'db.posts.aggregate([{"$group": {"_id": "$a", "n": {"$sum": 1}}}])'),
+            ({"error": "cannot"}, '{"error": "cannot"}'),
+        ]
+        for out, want in cases:
+            ex = {"schema": schema, "output": out}
+            self.assertEqual(expdata.shell_completion(ex), want + expdata.IM_END)
+        # The filter inside is the same text as in t2m's completion.
+        ex = {"schema": schema, "output": cases[0][0]}
+        self.assertIn(json.dumps(cases[0][0]["filter"], ensure_ascii=False), expdata.completion(ex))
+        # And it fails the scorer's syntax layer, as a zero-shot shell answer should.
+        self.assertFalse(expdata.syntax_ok(expdata.shell_completion(ex)[:-len(expdata.IM_END)]))
+
 class TestBaseConfig(unittest.TestCase):
     def test_t2m_reads_a_tied_checkpoint(self):
         cfg = expdata.base_config(hidden=16, layers=1, heads=2, kv_heads=1, intermediate=32, vocab=64)
