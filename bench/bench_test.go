@@ -128,10 +128,22 @@ func TestTrainProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fp.runs != 1 || fp.on || !reflect.DeepEqual(ms, map[string]float64{"LinearOp": 1.23, "AttentionOp": 0.5}) {
+	want := map[string]float64{"LinearOp": 1.23, "AttentionOp": 0.5, "phase: forward": 1.73, "phase: loss": 0, "phase: backward": 0}
+	if fp.runs != 1 || fp.on || !reflect.DeepEqual(ms, want) {
 		t.Errorf("profiled runs %d (profiler left on: %v), times %v", fp.runs, fp.on, ms)
 	}
 	if !strings.Contains(log.String(), "LinearOp") || strings.Index(log.String(), "LinearOp") > strings.Index(log.String(), "AttentionOp") {
 		t.Errorf("log table not longest first:\n%s", log.String())
+	}
+}
+
+// profilePhases puts each kind of op in its phase and leaves the "of which" parts out.
+func TestProfilePhases(t *testing.T) {
+	got := profilePhases(map[string]float64{"LinearOp": 3, "AttentionOp": 1, "of which NF4 dequantize": 2,
+		"LinearGradInputOp": 4, "AttentionGradOp": 2, "LoRAGradOp A": 0.5, "gorgonia +": 0.25, "SliceOp": 0.25,
+		"LMHeadCrossEntropyOp": 1.5})
+	want := map[string]float64{"phase: forward": 4, "phase: loss": 1.5, "phase: backward": 7}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("phases %v, want %v", got, want)
 	}
 }

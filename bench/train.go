@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/t2m/t2m/lora"
@@ -185,11 +186,16 @@ func profileMicroBatch(backend train.Backend, upd *train.Updater, b model.Batch,
 	if runs != 1 {
 		return nil, fmt.Errorf("bench train: the profiler saw %d runs of the micro-batch, want 1", runs)
 	}
-	out := make(map[string]float64, len(ms))
 	keys := make([]string, 0, len(ms))
+	for k := range ms {
+		keys = append(keys, k)
+	}
+	for k, v := range profilePhases(ms) {
+		ms[k] = v
+	}
+	out := make(map[string]float64, len(ms))
 	for k, v := range ms {
 		out[k] = math.Round(v*100) / 100
-		keys = append(keys, k)
 	}
 	if o.Log != nil {
 		sort.Slice(keys, func(i, j int) bool { return ms[keys[i]] > ms[keys[j]] })
@@ -197,8 +203,30 @@ func profileMicroBatch(backend train.Backend, upd *train.Updater, b model.Batch,
 		for _, k := range keys {
 			fmt.Fprintf(o.Log, "  %-26s %9.2f ms\n", k, ms[k])
 		}
+		fmt.Fprintf(o.Log, "  forward %.2f ms, loss (lm_head + cross-entropy) %.2f ms, backward %.2f ms\n",
+			ms["phase: forward"], ms["phase: loss"], ms["phase: backward"])
 	}
 	return out, nil
+}
+
+// profilePhases sums a launch profile by phase of the step: "phase: backward" (the gradient ops, gorgonia's
+// gradient sums and slices), "phase: loss" (the fused lm_head + cross-entropy, which also writes the
+// gradient it starts the backward with) and "phase: forward" (the rest). Kinds "of which ..." are parts of
+// others and not added.
+func profilePhases(ms map[string]float64) map[string]float64 {
+	out := map[string]float64{"phase: forward": 0, "phase: loss": 0, "phase: backward": 0}
+	for k, v := range ms {
+		switch {
+		case strings.HasPrefix(k, "of which"), strings.HasPrefix(k, "phase: "):
+		case strings.Contains(k, "Grad") || k == "gorgonia +" || k == "SliceOp":
+			out["phase: backward"] += v
+		case strings.HasPrefix(k, "LMHeadCrossEntropy"):
+			out["phase: loss"] += v
+		default:
+			out["phase: forward"] += v
+		}
+	}
+	return out
 }
 
 // trainBatches makes GradAccum micro-batches [Batch, Seq] of random ids, labels on the last LossFrac of
