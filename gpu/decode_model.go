@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/t2m/t2m/gpu/cuda"
+	"github.com/t2m/t2m/gpu/machine"
 	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
 )
@@ -118,21 +119,11 @@ func loadDecodeWeights(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *model
 	return dw, d.Sync()
 }
 
-// frozenToDense writes f as bf16 [Out, In] into dst: float32 rounded, bf16 as is (a table viewed in the
-// checkpoint's mapping then leaves host memory, Frozen.Evict), NF4 dequantized on the device (its blocks
-// uploaded after dst and released again).
+// frozenToDense writes f as bf16 [Out, In] into dst: float32 or bf16 as machine.UploadTable writes them, NF4
+// dequantized on the device (its blocks uploaded after dst and released again).
 func frozenToDense(d *cuda.Device, ar *cuda.Arena, f *model.Frozen, dst cuda.Buffer) error {
-	if f.F32 != nil {
-		return cuda.UploadBF16(d, dst, f.F32)
-	}
-	if f.BF16 != nil {
-		if len(f.BF16) != f.Out*f.In {
-			return fmt.Errorf("gpu: %s has %d bf16 values, want %d × %d", f.Name, len(f.BF16), f.Out, f.In)
-		}
-		if err := cuda.Upload(d, dst, f.BF16); err != nil {
-			return err
-		}
-		return f.Evict()
+	if f.Quant == nil {
+		return machine.UploadTable(d, dst, f)
 	}
 	mark := ar.Mark()
 	defer ar.Release(mark)

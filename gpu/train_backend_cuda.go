@@ -20,8 +20,8 @@ import (
 // TrainBackend is train.Backend on the GPU machine: one training graph (model.Build + BuildGrad, LoRA
 // dropout as in p.LoRA) compiled once for the largest micro-batch [B, T] (Reserve), every micro-batch run
 // at its own shape [rows, seq] on the same buffers (no padding to T: a short batch costs its own tokens),
-// the frozen weights on the device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the training loop keeps the
-// gradient sums, clipping and AdamW on the device. With the optimizer on the host instead
+// the frozen weights on the device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the
+// training loop keeps the gradient sums, clipping and AdamW on the device. With the optimizer on the host instead
 // (Run.HostOptimizer), each Loss uploads the LoRA values the host changed and adds the downloaded
 // gradients into the loop's. An evaluation (grads nil) runs the same machine forward only, dropout off.
 type TrainBackend struct {
@@ -139,7 +139,8 @@ func (b *TrainBackend) SetRecompute(on bool) error {
 	return nil
 }
 
-// SetProfile turns the machine's launch timing on or off (bench.LaunchProfiler); Reserve first.
+// SetProfile turns the machine's launch timing on or off (bench.LaunchProfiler). It does nothing before
+// Reserve (then Profile reports no runs).
 func (b *TrainBackend) SetProfile(on bool) {
 	if b.m != nil {
 		b.m.SetProfile(on)
@@ -175,7 +176,8 @@ func sum(v []int) int {
 	return s
 }
 
-// Loss runs one micro-batch [batch, seq] (train.Backend) at that shape, with the current LoRA values; with grads, dropout seeded by dropoutStep and the gradients added into grads.
+// Loss runs one micro-batch [batch, seq] (train.Backend) at that shape, with the current LoRA values; with
+// grads, dropout seeded by dropoutStep and the gradients added into grads.
 func (b *TrainBackend) Loss(mb model.Batch, batch, seq int, dropoutStep uint64, grads [][]float32) (float32, error) {
 	if err := b.d.Bind(); err != nil {
 		return 0, err

@@ -38,11 +38,21 @@ func parallelFor(n int, body func(lo, hi int)) {
 // EmbeddingForward gathers rows of the table: out[n, :] = table[ids[n], :].
 // table [vocab, hidden], ids [n], out [n, hidden]. An id outside [0, vocab) is an error.
 func EmbeddingForward(out, table []float32, ids []int32, vocab, hidden int) error {
+	if err := checkIDs(ids, vocab); err != nil {
+		return err
+	}
+	for n, id := range ids {
+		copy(out[n*hidden:(n+1)*hidden], table[int(id)*hidden:(int(id)+1)*hidden])
+	}
+	return nil
+}
+
+// checkIDs reports the first token id outside [0, vocab), naming its position.
+func checkIDs(ids []int32, vocab int) error {
 	for n, id := range ids {
 		if id < 0 || int(id) >= vocab {
 			return fmt.Errorf("token id %d at position %d is outside the vocabulary [0, %d)", id, n, vocab)
 		}
-		copy(out[n*hidden:(n+1)*hidden], table[int(id)*hidden:(int(id)+1)*hidden])
 	}
 	return nil
 }

@@ -67,10 +67,10 @@ func (f *Frozen) Rows(out []float32, ids []int32) error {
 	case f.F32 != nil:
 		return EmbeddingForward(out, f.F32, ids, f.Out, f.In)
 	case f.BF16 != nil:
+		if err := checkIDs(ids, f.Out); err != nil {
+			return err
+		}
 		for n, id := range ids {
-			if id < 0 || int(id) >= f.Out {
-				return fmt.Errorf("token id %d at position %d is outside the vocabulary [0, %d)", id, n, f.Out)
-			}
 			bf16.Widen(out[n*f.In:(n+1)*f.In], f.BF16[int(id)*f.In:(int(id)+1)*f.In])
 		}
 		return nil

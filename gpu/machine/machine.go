@@ -252,26 +252,35 @@ func (m *Machine) uploadBF16(v []float32, what string) (cuda.Buffer, error) {
 	return b, cuda.UploadBF16(m.d, b, v)
 }
 
-// uploadTable copies a float32 or bf16 table (the embedding, lm_head) to a new bf16 buffer [Out, In]; a
-// bf16 table viewed in the checkpoint's mapping then leaves host memory (Frozen.Evict).
+// uploadTable copies a float32 or bf16 table (the embedding, lm_head) to a new bf16 buffer [Out, In]
+// (UploadTable).
 func (m *Machine) uploadTable(f *model.Frozen) (cuda.Buffer, error) {
-	if f.F32 != nil {
-		return m.uploadBF16(f.F32, f.Name)
-	}
-	if len(f.BF16) != f.Out*f.In {
-		return cuda.Buffer{}, fmt.Errorf("gpu: machine: table %s has %d bf16 values, want %d × %d", f.Name, len(f.BF16), f.Out, f.In)
-	}
-	b, err := m.alloc(int64(len(f.BF16))*2, f.Name)
+	b, err := m.alloc(int64(f.Out)*int64(f.In)*2, f.Name)
 	if err != nil {
 		return cuda.Buffer{}, err
 	}
-	if err := cuda.Upload(m.d, b, f.BF16); err != nil {
-		return cuda.Buffer{}, err
+	return b, UploadTable(m.d, b, f)
+}
+
+// UploadTable writes a float32 or bf16 table f (the embedding, lm_head) into dst as bf16 [Out, In]: float32
+// rounded, bf16 as is; a bf16 table viewed in the checkpoint's mapping then leaves host memory
+// (Frozen.Evict). The training machine and the decoder both upload tables this way.
+func UploadTable(d *cuda.Device, dst cuda.Buffer, f *model.Frozen) error {
+	switch {
+	case f.F32 != nil:
+		return cuda.UploadBF16(d, dst, f.F32)
+	case f.BF16 == nil:
+		return fmt.Errorf("gpu: table %s has no float32 or bf16 data", f.Name)
+	case len(f.BF16) != f.Out*f.In:
+		return fmt.Errorf("gpu: table %s has %d bf16 values, want %d × %d", f.Name, len(f.BF16), f.Out, f.In)
+	}
+	if err := cuda.Upload(d, dst, f.BF16); err != nil {
+		return fmt.Errorf("gpu: table %s: %w", f.Name, err)
 	}
 	if err := f.Evict(); err != nil {
-		return cuda.Buffer{}, fmt.Errorf("gpu: machine: %s: %w", f.Name, err)
+		return fmt.Errorf("gpu: table %s: %w", f.Name, err)
 	}
-	return b, nil
+	return nil
 }
 
 func (m *Machine) uploadInput(i int, node *G.Node) error {
@@ -439,14 +448,14 @@ func (m *Machine) launch(i int, node *G.Node) error {
 	case *model.AttentionOp:
 		return ops.AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), m.attnDims(op))
 	case *model.AddOp:
-		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(node))
+		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))
 	case *model.SwiGLUOp:
-		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), m.runSize(node))
+		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))
 	case *model.DropoutOp:
 		return m.dropout(i, node, op)
 	}
 	if isGorgoniaAdd(node) {
-		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(node))
+		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))
 	}
 	return m.launchBwd(i, node)
 }
@@ -462,11 +471,12 @@ func (m *Machine) dense(w *machineWeight) (cuda.Mat, error) {
 	return cuda.M(m.scratch, w.out, w.in, cuda.BF16T), nil
 }
 
-// runSize is the number of values node holds in this Run: an activation [N, C] of the graph's shape holds
-// [rN, C]; anything else (the loss, a LoRA parameter or its gradient) its full shape.
-func (m *Machine) runSize(node *G.Node) int {
+// runSize is the number of values step i's node holds in this Run: an activation [N, C] of the graph's
+// shape holds [rN, C]; anything else (the loss, a LoRA parameter or its gradient) its full shape.
+func (m *Machine) runSize(i int) int {
+	node := m.order[i]
 	s := node.Shape()
-	if len(s) != 2 || s[0] != m.N || node.Op() == nil || m.preset[m.index[node]] {
+	if len(s) != 2 || s[0] != m.N || node.Op() == nil || m.preset[i] {
 		return s.TotalSize()
 	}
 	if op, ok := node.Op().(*model.LoRAGradOp); ok && op.WRT != 'X' {
@@ -482,7 +492,7 @@ func (m *Machine) Output(node *G.Node) ([]float32, error) {
 	if !ok || m.out[i].Bytes == 0 {
 		return nil, fmt.Errorf("gpu: machine: node %v has no device buffer", node)
 	}
-	n := max(m.runSize(node), 1)
+	n := max(m.runSize(i), 1)
 	if m.f32[i] {
 		v := make([]float32, n)
 		return v, cuda.Download(m.d, v, m.out[i])

@@ -176,7 +176,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		return ops.AttentionBackward(d, y.Slice(0, nq), y.Slice(nq, nkv), y.Slice(nq+nkv, nkv), m.in(i, 0), m.in(i, 1),
 			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
 	case *model.SwiGLUGradOp:
-		n := m.runSize(node)
+		n := m.runSize(i)
 		dgate, dup := y, m.tmp
 		if op.WRT == 1 {
 			dgate, dup = m.tmp, y

@@ -60,6 +60,7 @@ func RecomputeSchedule(args, deps [][]int, bwd []bool, hidden []int) (Schedule, 
 			}
 		}
 	}
+	reads := func(j int) []int { return append(append([]int{}, args[j]...), deps[j]...) }
 	// The layer nodes the backward reads, closed over their inputs inside the same layer.
 	need := make([]bool, n)
 	var stack []int
@@ -67,7 +68,7 @@ func RecomputeSchedule(args, deps [][]int, bwd []bool, hidden []int) (Schedule, 
 		if !bwd[j] {
 			continue
 		}
-		for _, i := range append(append([]int{}, args[j]...), deps[j]...) {
+		for _, i := range reads(j) {
 			if layer[i] >= 0 && !need[i] {
 				need[i] = true
 				stack = append(stack, i)
@@ -102,7 +103,7 @@ func RecomputeSchedule(args, deps [][]int, bwd []bool, hidden []int) (Schedule, 
 	}
 	for j := range n {
 		if bwd[j] {
-			for _, i := range append(append([]int{}, args[j]...), deps[j]...) {
+			for _, i := range reads(j) {
 				if l := layer[i]; l >= 0 && need[i] && !done[l] {
 					done[l] = true
 					for k := range n { // the layer again, in the graph's order, reading the copies
