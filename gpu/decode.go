@@ -3,6 +3,7 @@
 package gpu
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -30,6 +31,10 @@ type decoder struct {
 	// gemvRows, when > 0, lowers the most rows an NF4 projection multiplies straight from its codes
 	// (ops.NF4GEMVRows) rather than dequantized per use (tests cover both paths on a tiny model).
 	gemvRows int
+	// reuseMin is the shortest cached prefix a prefill reuses (0: defaultReuseMin; < 0: never).
+	reuseMin int
+	// prompted and reused count the prompt tokens Prefill was given and those it took from a cache.
+	prompted, reused int
 
 	// Set by begin, released by end.
 	mark     int64
@@ -50,6 +55,9 @@ type decoder struct {
 	logits   cuda.Buffer            // [seqs, V] fp32
 	next     cuda.Buffer            // [seqs] int32
 	outs     map[string]cuda.Buffer // each projection's output buffer by module path (q, k, v → q, k, v; o, down → tmp; ...)
+	cached   [][]int32              // per sequence slot: the tokens whose keys and values its caches hold, from position 0
+	gidx     cuda.Buffer            // [3·rows] int32: the row gathers of a prefill after cached prefixes (prefillSuffixes)
+	wide     [2]cuda.Buffer         // that prefill's attention scratch: q, k, v [B·T, Q+2·KV] and o [B·T, Q] bf16 (gate and up when wide enough)
 
 	// onLogits, when set (tests), sees the logits [n, V] of sequences seqs after each prefill or step.
 	onLogits func(seqs []int32, logits cuda.Buffer, n int) error
@@ -113,6 +121,11 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.meta = take((3*r64+int64(seqs))*4, "ids, positions, slots, lm_head rows")
 	g.logits = take(int64(max(seqs, 1))*int64(c.VocabSize)*4, "logits")
 	g.next = take(int64(seqs)*4, "next ids")
+	g.gidx = take(3*r64*4, "prefix gathers")
+	g.wide = [2]cuda.Buffer{g.gate, g.up}
+	if I < Q+2*KV { // the attention of prefills after cached prefixes runs while gate and up are free
+		g.wide = [2]cuda.Buffer{take(r64*(Q+2*KV)*2, "prefix attention q, k, v"), take(r64*Q*2, "prefix attention o")}
+	}
 	g.part = cuda.Buffer{}
 	if n := g.dims.SplitBytes(seqs); n > 0 {
 		g.part = take(n, "decode attention slices")
@@ -122,7 +135,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 		return fmt.Errorf("gpu: decoder: KV caches for %d sequences of %d tokens: %w; "+
 			"lower --max-len or --max-new-tokens, or set T2M_GPU_WEIGHTS=nf4 to keep the weights at 4 bits", seqs, capacity, err)
 	}
-	g.outs = map[string]cuda.Buffer{}
+	g.outs, g.cached = map[string]cuda.Buffer{}, make([][]int32, seqs)
 	for _, l := range g.w.w.Layers {
 		for p, b := range map[*model.Projection]cuda.Buffer{l.Q: g.q, l.K: g.k, l.V: g.v, l.O: g.tmp, l.Gate: g.gate, l.Up: g.up, l.Down: g.tmp} {
 			g.outs[p.Module] = b
@@ -141,6 +154,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 
 // end releases the caches and activations.
 func (g *decoder) End() {
+	g.cached = nil
 	if g.mark >= 0 {
 		g.ar.Release(g.mark)
 		g.mark = -1
@@ -287,6 +301,11 @@ func planPrefill(lens []int, rows int) []prefillGroup {
 // so a prompt's real rows see only its own earlier rows, never padding (which comes after them); padding rows
 // take token 0 at position −1, which kv_append skips, so only real rows' keys and values enter the caches.
 // lm_head reads each prompt's last real row, b·T + len−1 (gathered, see devOps.LMHead).
+//
+// A prompt that shares at least reuseMin leading tokens with what a cache holds (planReuse: a slot this call
+// does not write, its own, or that of an earlier prompt of this call computed whole) computes only the rest: the shared keys and values are copied into its slot
+// (prefixCopy) and its remaining tokens run as rows that attend to their slot's cache (prefillSuffixes).
+// Evaluation prompts share the system prompt and often a whole schema, so most of their tokens are reused.
 func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
 	if len(slotOf) != len(prompts) || len(prompts) > g.dims.Slots {
 		return nil, fmt.Errorf("gpu: decoder: %d slots for %d prompts (at most %d)", len(slotOf), len(prompts), g.dims.Slots)
@@ -303,7 +322,33 @@ func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
 	c := g.w.w.Config
 	next := make([]int32, len(prompts))
 	var order []int // the prompts in the order their logits were kept (sampling)
-	for _, grp := range planPrefill(lens, g.rows) {
+	plans := make([]reusePlan, len(prompts))
+	for i := range plans {
+		plans[i].donor = -1
+	}
+	if g.reuseMin >= 0 && g.cached != nil {
+		plans = planReuse(g.cached, slotOf, prompts, cmp.Or(g.reuseMin, defaultReuseMin))
+	}
+	var whole, reused []int // prompt indices
+	for i, p := range plans {
+		if p.donor < 0 {
+			whole = append(whole, i)
+			continue
+		}
+		reused = append(reused, i)
+		g.reused += p.keep
+	}
+	for _, n := range lens {
+		g.prompted += n
+	}
+	wholeLens := make([]int, len(whole))
+	for k, i := range whole {
+		wholeLens[k] = lens[i]
+	}
+	for _, grp := range planPrefill(wholeLens, g.rows) {
+		for k, j := range grp.idx {
+			grp.idx[k] = whole[j]
+		}
 		B, T := len(grp.idx), grp.T
 		rows := B * T
 		ids, pos, slots := make([]int32, rows), make([]int32, rows), make([]int32, rows) // [B·T], padding id 0
@@ -336,6 +381,22 @@ func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
 		}
 		order = append(order, grp.idx...)
 	}
+	// The donors now hold what the plans read: leaders were computed above, other slots are untouched.
+	for _, i := range reused {
+		if p := plans[i]; p.donor != slotOf[i] {
+			if err := g.prefixCopy(p.donor, slotOf[i], p.keep); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := g.prefillSuffixes(reused, plans, slotOf, prompts, next, &order); err != nil {
+		return nil, err
+	}
+	if g.cached != nil {
+		for i, s := range slotOf {
+			g.cached[s] = slices.Clone(prompts[i])
+		}
+	}
 	if g.keep { // choose kept the logits rows [len(prompts), V] in the groups' order: put them in the prompts'
 		V := c.VocabSize
 		kept := make([]float32, len(g.kept))
@@ -363,6 +424,7 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	if err := g.forward(rows, attend, 0); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}
+	g.noteStep(seqs, ids, pos)
 	got, err := g.choose(seqs)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)

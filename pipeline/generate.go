@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,8 +70,9 @@ const generationChunk = 8
 
 // split decodes every example's prompt, logging progress with an ETA, and returns the raw outputs (one per
 // example, in the examples' order): the new tokens decoded without special tokens and stripped, as the
-// original did. Prompts are decoded longest first (the largest memory need comes first, and prompts of
-// similar lengths start together), in one Generate call per split on one device, or in chunks of
+// original did. Prompts are decoded in the order of their token ids (lexicographic), so that prompts sharing
+// a prefix (the system prompt, then a collection's schema) are decoded next to one another and a GPU prefill
+// computes that prefix once (gpu: prefix reuse); in one Generate call per split on one device, or in chunks of
 // generationChunk × g.batch prompts (at most an even share of the ranks') on several, each call
 // that keeps g.batch sequences decoding at once: when one ends, the next prompt takes its slot
 // (continuous batching). On the CPU a prompt's output does not depend on the prompts beside it; on a GPU
@@ -91,11 +92,11 @@ func (g *generation) split(exs []data.Example, split string) ([]string, error) {
 	if world > 1 {
 		size = min(slots*generationChunk, max(1, (len(prompts)+world-1)/world))
 	}
-	order := make([]int, len(prompts)) // example indexes, longest prompt first (stable)
+	order := make([]int, len(prompts)) // example indexes, prompts in lexicographic order of their ids (stable)
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return len(prompts[order[a]]) > len(prompts[order[b]]) })
+	slices.SortStableFunc(order, func(a, b int) int { return slices.Compare(prompts[a], prompts[b]) })
 	outputs := make([][]int32, len(exs)) // [example][≤ maxNew] new ids
 	start := time.Now()
 	mine, of := len(order), "" // this rank's prompts

@@ -125,6 +125,20 @@ func Download[T any](d *Device, dst []T, src Buffer) error {
 	return d.Sync()
 }
 
+// Copy copies src to the start of dst on d's stream (device to device, in order with the kernels).
+func (d *Device) Copy(dst, src Buffer) error {
+	if src.Bytes > dst.Bytes {
+		return fmt.Errorf("gpu: copy of %d bytes into a %d-byte buffer", src.Bytes, dst.Bytes)
+	}
+	if src.Bytes == 0 {
+		return nil
+	}
+	if err := cu.MemcpyDtoDAsync(dst.Ptr, src.Ptr, src.Bytes, d.Stream); err != nil {
+		return fmt.Errorf("gpu: device copy of %d bytes: %w", src.Bytes, err)
+	}
+	return nil
+}
+
 // Memset sets every byte of b to v on d's stream.
 func (d *Device) Memset(b Buffer, v byte) error {
 	if err := cu.MemsetD8Async(b.Ptr, v, b.Bytes, d.Stream); err != nil {
