@@ -28,7 +28,8 @@
 //	LoRAGradOp{WRT 'A'|'B'}   LinearLoRABackwardSplit          xl, dy, A, B → dA[r,in] = s·(dy·B)ᵀ·xl | dB[out,r] = s·dyᵀ·(xl·Aᵀ)
 //	LoRAGradOp{WRT 'X'}       LinearLoRABackwardSplit          xl, dy, A, B → dxl[N,in] = s·(dy·B)·A (Split only)
 //	DropoutOp                 DropoutForward                   x[N,in] → x·keep/(1−P); keep_i = DropoutKeep(DropoutSeed(
-//	                                                           State.Step, Name), i, P), splitmix64 counter hash;
+//	                                                           State.Step, Name), i, P): DropoutHash (lowbias32 of a
+//	                                                           per-seed Weyl sequence) ≥ ⌈P·2³²⌉;
 //	                                                           backward = same op (Grad: true) on dy, same mask
 //	RoPEOp                    RoPEForward / RoPEBackward       x[N,heads·D], positions i32[B,T] → same; Heads, HeadDim, Theta,
 //	                                                           Inverse (backward = same op with Inverse flipped)

@@ -165,19 +165,60 @@ func DropoutSeed(step uint64, name string) uint64 {
 	return rng.SplitMix64(step ^ h)
 }
 
-// DropoutKeep reports whether element i survives: u_i = (rng.SplitMix64(seed + i) >> 40) / 2^24 ≥ p,
-// a counter-based draw a GPU thread reproduces from (seed, i) alone.
+// DropoutHash is element i's 32-bit draw under seed: Wellons' lowbias32 integer hash (hash-prospector:
+// x ^= x>>16, x *= 0x7feb352d, x ^= x>>15, x *= 0x846ca68b, x ^= x>>16) of the Weyl sequence
+// x = lo32(i)·m + k mod 2³², whose odd multiplier m = hi32(z) | 1 and offset k = lo32(z) come from
+// z = rng.SplitMix64(seed ⊕ hi32(i)·0x9e3779b97f4a7c15). The per-seed multiplier keeps the masks of two
+// seeds from being index-shifted or index-permuted copies of one stream (what a key added to or xored
+// into the input gives), SplitMix64 makes seeds one apart or one bit apart as unrelated as any two, and
+// hi32(i) in z gives indices past 2³² fresh values. z is the same for every i of a 2³²-aligned range, so
+// a GPU thread computes it once for its 8 elements and each element costs 32-bit integer operations only
+// (one add, two multiplies): kernels/dropout.cu computes it bit for bit (its CUDA copy).
+func DropoutHash(seed uint64, i int) uint32 {
+	m, k := dropoutWeyl(seed, uint64(i)>>32)
+	return lowbias32(uint32(i)*m + k)
+}
+
+// dropoutWeyl is DropoutHash's multiplier m (odd) and offset k for the indices whose high word is hi.
+func dropoutWeyl(seed, hi uint64) (m, k uint32) {
+	z := rng.SplitMix64(seed ^ hi*0x9e3779b97f4a7c15)
+	return uint32(z>>32) | 1, uint32(z)
+}
+
+// lowbias32 is Wellons' 32-bit integer hash (two xorshift-multiply rounds and a final xorshift).
+func lowbias32(x uint32) uint32 {
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	x ^= x >> 16
+	return x
+}
+
+// DropoutThreshold is the smallest draw DropoutKeep keeps at drop probability p ∈ [0, 1): ⌈p·2³²⌉ (exact in
+// float64). An element is kept with probability 1 − ⌈p·2³²⌉/2³², within 2⁻³² of 1 − p; p = 0 keeps all.
+func DropoutThreshold(p float32) uint32 {
+	return uint32(math.Ceil(float64(p) * (1 << 32)))
+}
+
+// DropoutKeep reports whether element i (its flat index) survives dropout with probability p under seed:
+// DropoutHash(seed, i) ≥ DropoutThreshold(p), a counter-based draw a GPU thread reproduces from (seed, i).
 func DropoutKeep(seed uint64, i int, p float32) bool {
-	u := float32(rng.SplitMix64(seed+uint64(i))>>40) / (1 << 24)
-	return u >= p
+	return DropoutHash(seed, i) >= DropoutThreshold(p)
 }
 
 // DropoutForward computes out_i = x_i / (1−p) where DropoutKeep(seed, i, p), else 0 (inverted dropout,
-// as torch.nn.Dropout in training). Its backward is the same function applied to dy. All [n].
+// as torch.nn.Dropout in training), in float32. Its backward is the same function applied to dy. All [n].
 func DropoutForward(out, x []float32, p float32, seed uint64) {
 	scale := 1 / (1 - p)
+	keepFrom := DropoutThreshold(p)
+	hi, m, k := uint64(0), uint32(0), uint32(0)
 	for i, v := range x {
-		if DropoutKeep(seed, i, p) {
+		if h := uint64(i) >> 32; i == 0 || h != hi { // DropoutHash's Weyl sequence, once per high index word
+			hi = h
+			m, k = dropoutWeyl(seed, hi)
+		}
+		if lowbias32(uint32(i)*m+k) >= keepFrom {
 			out[i] = v * scale
 		} else {
 			out[i] = 0

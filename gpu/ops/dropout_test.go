@@ -15,7 +15,8 @@ import (
 // TestDropoutMatchesCPU checks that dropout_bf16 applies model.DropoutForward's exact mask: on random bf16
 // inputs padded from a logical [B·Tl, C] to [B·Tp, C], every real element equals the CPU's x·keep/(1−p)
 // rounded once to bf16, bit for bit (same fp32 product); padded rows are written (poisoned output); the
-// dropped share is near p; p = 0 is an exact copy; and in place (y = x) gives the same result.
+// dropped share is near p; p = 0 is an exact copy; and in place (y = x) gives the same result. Widths from
+// 8 to 18944 columns cover one and several column blocks of the launch grid (128 vectors of 8 each).
 func TestDropoutMatchesCPU(t *testing.T) {
 	d := cudatest.Device(t)
 	a := cudatest.Arena(t, d, 64<<20)
@@ -28,6 +29,8 @@ func TestDropoutMatchesCPU(t *testing.T) {
 		{DropoutDims{B: 2, Tp: 64, Tl: 64, C: 136}, 0.3},
 		{DropoutDims{B: 4, Tp: 128, Tl: 77, C: 896}, 0.05},
 		{DropoutDims{B: 2, Tp: 16, Tl: 9, C: 8}, 0},
+		{DropoutDims{B: 2, Tp: 24, Tl: 19, C: 3584}, 0.5}, // the 7B's width: 4 column blocks, the last half full
+		{DropoutDims{B: 1, Tp: 8, Tl: 8, C: 18944}, 0.05}, // 19 column blocks
 	} {
 		dims, p := c.dims, c.p
 		seed := model.DropoutSeed(rng.Uint64()%1000, "model.layers.0.self_attn.q_proj.lora_dropout")
