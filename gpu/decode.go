@@ -133,7 +133,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	if err != nil {
 		g.End()
 		return fmt.Errorf("gpu: decoder: KV caches for %d sequences of %d tokens: %w; "+
-			"lower --max-len or --max-new-tokens, or set T2M_GPU_WEIGHTS=nf4 to keep the weights at 4 bits", seqs, capacity, err)
+			"lower --generation-batch, --max-len or --max-new-tokens, or unset T2M_GPU_WEIGHTS=bf16 to keep the weights at 4 bits", seqs, capacity, err)
 	}
 	g.outs, g.cached = map[string]cuda.Buffer{}, make([][]int32, seqs)
 	for _, l := range g.w.w.Layers {

@@ -1,9 +1,11 @@
 package gpu
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
-	"os"
 )
 
 // ErrNoCUDA is what a binary built without the t2mcuda tag answers to every GPU request (train.ErrNoCUDA,
@@ -37,9 +39,10 @@ type GeneratorOptions struct {
 	// codes on tensor cores (ops.NF4GEMVFused, the bias and the adapter's x·Aᵀ·Bᵀ·s in the same kernel);
 	// larger forwards (prefill) dequantize each weight before its GEMM. Otherwise (and always when the bf16
 	// copies would not fit) NF4 is dequantized to bf16 once at load and each adapter is merged into its
-	// weight. The device registry's generator (t2m baseline, eval, bench generate) sets it when the
-	// environment has T2M_GPU_WEIGHTS=nf4. It becomes the default once measured at least as fast as the
-	// bf16 copies at batch 1 and 8 (gpu/DECODE_NOTES.md).
+	// weight. The device registry's generator (t2m baseline, eval, bench generate) sets it unless the
+	// environment has T2M_GPU_WEIGHTS=bf16: at the default generation batch (96) NF4 kept decodes the 594
+	// published examples in 18.7 s against 17.6 s with the bf16 copies, in 9.9 GB of GPU memory against
+	// 19.1 (gpu/DECODE_NOTES.md).
 	NF4PerUse bool
 	// PrefillRows bounds the tokens of one prefill (≤ 0: 8192); prompts of equal length are prefilled
 	// together up to it.
@@ -67,7 +70,11 @@ func register(b Backend, f deviceFuncs) {
 		Describe:   b.Describe,
 		NewBackend: f.newTrain,
 		NewGenerator: func(w *model.Weights, lora *model.LoRAParams) (train.Generator, error) {
-			g, err := b.NewGenerator(w, lora, GeneratorOptions{NF4PerUse: os.Getenv("T2M_GPU_WEIGHTS") == "nf4"})
+			perUse, err := weightsFromEnv()
+			if err != nil {
+				return nil, err
+			}
+			g, err := b.NewGenerator(w, lora, GeneratorOptions{NF4PerUse: perUse})
 			if err != nil {
 				return nil, err // a nil gpu.Generator must not become a non-nil train.Generator
 			}
@@ -85,4 +92,17 @@ func Get() (Backend, error) {
 		return nil, ErrNoCUDA
 	}
 	return backend, nil
+}
+
+// weightsFromEnv reads T2M_GPU_WEIGHTS, how the generator holds NF4 weights: "nf4" or unset keeps them at 4
+// bits (GeneratorOptions.NF4PerUse), "bf16" dequantizes them once at load.
+func weightsFromEnv() (nf4 bool, err error) {
+	switch v := os.Getenv("T2M_GPU_WEIGHTS"); v {
+	case "", "nf4":
+		return true, nil
+	case "bf16":
+		return false, nil
+	default:
+		return false, fmt.Errorf("gpu: T2M_GPU_WEIGHTS=%q: want nf4 (the default: weights kept at 4 bits) or bf16 (dequantized once at load)", v)
+	}
 }

@@ -4,20 +4,20 @@
 # exact 7B layout (../shared/bench/make_random_checkpoint.py; random weights never emit a stop token, so
 # every prompt decodes all --max-new-tokens), wall time from the command's start (load included), peak GPU
 # memory (nvidia-smi, polled) and peak host RSS. Run from the repo root with bin/t2m-cuda and .bench/ carried:
-#   scripts/bench/eval_gpu.sh [MAX_NEW_TOKENS...]     (default: 64; WEIGHTS="bf16 nf4" also runs with the
-#                                                      weights kept at 4 bits, T2M_GPU_WEIGHTS=nf4; GEN_BATCH="32 64"
-#                                                      runs each --generation-batch, default the command's)
+#   scripts/bench/eval_gpu.sh [MAX_NEW_TOKENS...]     (default: 64; WEIGHTS="nf4 bf16" runs each T2M_GPU_WEIGHTS,
+#                                                      default nf4, the command's; GEN_BATCH="32 64" runs each
+#                                                      --generation-batch, default the command's)
 set -uo pipefail
 ckpt=${CKPT:-/tmp/q7b}
 [ -d "$ckpt" ] || python3 .bench/make_random_checkpoint.py "$ckpt" --tokenizer .bench/tokenizer.json | tail -1
-for w in ${WEIGHTS:-bf16}; do
+for w in ${WEIGHTS:-nf4}; do
 for gb in ${GEN_BATCH:-0}; do
 for n in "${@:-64}"; do
   (while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0; sleep 0.5; done) >/tmp/eval-mem.txt </dev/null 2>&1 &
   p=$!
   out=$(mktemp -d)
   start=$(date +%s.%N)
-  T2M_GPU_WEIGHTS=$([ "$w" = nf4 ] && echo nf4) /usr/bin/time -f "%M" -o /tmp/eval-rss.txt ./bin/t2m-cuda baseline --model "$ckpt" --data-dir .bench/data --max-new-tokens "$n" \
+  T2M_GPU_WEIGHTS=$w /usr/bin/time -f "%M" -o /tmp/eval-rss.txt ./bin/t2m-cuda baseline --model "$ckpt" --data-dir .bench/data --max-new-tokens "$n" \
     --generation-batch "$gb" --device cuda --output-dir "$out" --run-name b >/tmp/eval.log 2>&1
   rc=$?
   wall=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e-s}')
