@@ -110,7 +110,10 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	rank, loraOut := 1, 1
 	for _, lin := range g.w.lins {
 		if lin.a.Bytes != 0 {
-			rank, loraOut = max(rank, lin.rank), max(loraOut, lin.out)
+			rank = max(rank, lin.rank)
+		}
+		if lin.a.Bytes != 0 && !lin.mergesPerUse() { // only these sum their adapter in fp32 apart (620 MB at 7B)
+			loraOut = max(loraOut, lin.out)
 		}
 	}
 	g.loraH = take(r64*int64(rank)*2, "lora h")
@@ -163,7 +166,8 @@ func (g *decoder) End() {
 
 // linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16. An NF4 weight is multiplied
 // straight from its codes (ops.NF4GEMVFused, bias and LoRA in its epilogue) for up to ops.NF4GEMVRows rows
-// (decode steps), else dequantized into the scratch for ops.Linear's GEMM (prefill).
+// (small decode steps), else dequantized into the scratch for ops.Linear's GEMM (prefill, large steps), with
+// its adapter merged in the same pass (ops.DequantNF4LoRA: the weight the bf16 copies' load-time merge makes).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	X := cuda.M(x, rows, lin.in, cuda.BF16T)
 	if lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows) {
@@ -180,16 +184,23 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 		return nil
 	}
 	l := ops.LinearArgs{X: X, W: cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T), Y: cuda.M(y, rows, lin.out, cuda.BF16T)}
+	merged := lin.mergesPerUse() // the adapter goes into the dequantized weight
 	if lin.nf4 != nil {
-		if err := ops.DequantNF4(g.d, lin.nf4, g.w.scratch); err != nil {
-			return err
+		var err error
+		if merged { // W + s·B·A, as the bf16 copies' merge: one pass
+			err = ops.DequantNF4LoRA(g.d, lin.nf4, lin.a, lin.b, lin.rank, lin.scale, g.w.scratch)
+		} else {
+			err = ops.DequantNF4(g.d, lin.nf4, g.w.scratch)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", lin.name, err)
 		}
 		l.W = cuda.M(g.w.scratch, lin.out, lin.in, cuda.BF16T)
 	}
 	if lin.bias.Bytes != 0 {
 		l.Bias, l.Ones = cuda.M(lin.bias, 1, lin.out, cuda.BF16T), cuda.M(g.ones, rows, 1, cuda.BF16T)
 	}
-	if lin.a.Bytes != 0 { // per-use LoRA: the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
+	if lin.a.Bytes != 0 && !merged { // per-use LoRA: the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
 		l.Y = cuda.M(g.loraY, rows, lin.out, cuda.F32T)
 		l.A, l.B = cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T)
 		l.H, l.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), lin.scale
@@ -197,7 +208,7 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	if err := ops.Linear(g.d, g.blas, l); err != nil {
 		return fmt.Errorf("%s: %w", lin.name, err)
 	}
-	if lin.a.Bytes == 0 {
+	if lin.a.Bytes == 0 || merged {
 		return nil
 	}
 	return ops.F32ToBF16(g.d, y, g.loraY, rows*lin.out)
