@@ -148,6 +148,34 @@ def shell_completion(ex):
     return text + IM_END
 
 
+def bare_completion(ex):
+    """The completion of a `t2m data` example as t2m's JSON without its wrapper key "type": the gold output
+    object minus its "type" entry, the other keys in their order and written as data.Completion writes them
+    (json.dumps, ensure_ascii=False), then <|im_end|>: {"filter": {...}[, "projection": {...}]} for a find,
+    {"pipeline": [...]} for an aggregate. Putting "type" back as the first key gives data.Completion's text
+    exactly (every gold output of t2m data and of the published set has "type" first). A base trained on these
+    knows the queries and the JSON body but not the wrapper the scorer's syntax layer requires (eval.CheckSyntax:
+    "Missing 'type' field"), so its zero-shot outputs fail syntax and a fine-tune has one key to learn, as the
+    original's pretrained model's zero-shot failures were mostly format. A negative ({"error": ...}, no "type")
+    is unchanged."""
+    out = ex["output"]
+    return json.dumps({k: v for k, v in out.items() if k != "type"}, ensure_ascii=False) + IM_END
+
+
+# make_small_base.py --output-format: how the base's completions are written.
+RENDERERS = {"json": completion, "shell": shell_completion, "bare": bare_completion}
+
+
+def own_format_match(raw, ex, output_format):
+    """make_small_base.py's exact match in the base's own format: for "json", the extracted output parses to
+    the gold output (exact_match); for "shell" and "bare", the stripped output is the rendered gold completion
+    without its <|im_end|>, text for text."""
+    if output_format == "json":
+        return exact_match(raw, ex["output"])
+    want = RENDERERS[output_format](ex)
+    return raw.strip() == want[:-len(IM_END)]
+
+
 def base_config(hidden=384, layers=6, heads=6, kv_heads=2, intermediate=1024, vocab=151936, rope_theta=10000.0,
                 max_positions=1024, tied=True):
     """config.json of the small base, in the classic keys of Qwen2.5's published checkpoints (rope_theta,

@@ -26,7 +26,8 @@ and --spelling-reps N adds sequences that ask for each of those words in its quo
 (expdata.spelling_pairs: the two are different tokens, and a model trained from scratch cannot write a word's
 quoted token unless trained to; measured: not learned in 2,000 steps, see README.md). At the end it prints
 greedy samples and, on the first --data folder's eval.jsonl (the same kinds) and on --check (a published
-split, zero-shot), the parse rate (layer 1, syntax) and exact-match rate of its outputs."""
+split, zero-shot), the parse rate (layer 1, syntax) and exact-match rate of its outputs (with --output-format
+shell or bare, exact match in the base's own format: expdata.own_format_match)."""
 import os
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
@@ -85,10 +86,12 @@ ap.add_argument("--spelling-words", choices=("vocab", "fields"), default="vocab"
                      "or the words of the field names in every split of the --data folders, held_out.jsonl included "
                      "(expdata.field_words: the generator's vocabulary, as a pretrained model knows its words; only the "
                      "words, never the held-out schemas or queries)")
-ap.add_argument("--output-format", choices=("json", "shell"), default="json",
-                help="how the base's completions are written: t2m's JSON (data.Completion), or as mongosh queries "
+ap.add_argument("--output-format", choices=tuple(expdata.RENDERERS), default="json",
+                help="how the base's completions are written: t2m's JSON (data.Completion); as mongosh queries "
                      "(expdata.shell_completion: db.<collection>.find(...) / .aggregate([...])), so that the base knows "
-                     "the queries but not the output format the scorer wants, as a pretrained model does not")
+                     "the queries but not the output format the scorer wants, as a pretrained model does not; or bare "
+                     "(expdata.bare_completion: t2m's JSON without its \"type\" key), so that only the wrapper the "
+                     "scorer's syntax layer requires is missing")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -121,7 +124,7 @@ name_words = {"vocab": vwords, "fields": fwords}.get(a.name_words, expdata.NAME_
 rename_rng = random.Random(a.seed + 1)
 train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections, words=name_words)
                        for _ in range(a.rename_copies) for ex in train_ex[:originals]]
-render = expdata.shell_completion if a.output_format == "shell" else expdata.completion
+render = expdata.RENDERERS[a.output_format]
 seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len, render)
 swords = fwords if a.spelling_words == "fields" else vwords
 spelling = expdata.spelling_pairs(swords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
@@ -136,8 +139,9 @@ log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renam
         "%d %s words" % (len(name_words), a.name_words),
         len(spell_seqs), len(swords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
         a.steps * a.batch / len(seqs), a.steps, a.batch))
-if a.output_format == "shell":
-    log("completions as mongosh queries, e.g. %r" % render(train_ex[0])[:200])
+if a.output_format != "json":
+    log("completions as %s, e.g. %r" % ({"shell": "mongosh queries", "bare": "JSON without \"type\""}[a.output_format],
+                                        render(train_ex[0])[:200]))
 if spelling:
     log("spelling sample: %r -> %r" % (spelling[0][0][-120:], spelling[0][1][:120]))
 
@@ -236,9 +240,8 @@ try:
         t0 = time.time()
         outs = hfutil.greedy(model, tok, exs, a.max_len, a.max_new_tokens, a.gen_batch)
         parse = sum(expdata.syntax_ok(o) for o in outs) / max(1, len(outs))
-        exact = sum(expdata.exact_match(o, ex["output"]) for o, ex in zip(outs, exs)) / max(1, len(outs))
-        if a.output_format == "shell":  # the base's own format: the rendered gold, text for text
-            exact = sum(o.strip() == render(ex)[:-len(expdata.IM_END)] for o, ex in zip(outs, exs)) / max(1, len(outs))
+        # In the base's own format: the gold output (json), or the rendered gold text for text (shell, bare).
+        exact = sum(expdata.own_format_match(o, ex, a.output_format) for o, ex in zip(outs, exs)) / max(1, len(outs))
         checks[name] = {"n": len(outs), "parse_rate": round(parse, 4), "exact_match": round(exact, 4), "seconds": round(time.time() - t0, 1)}
         log("check %s: %d examples, parse rate (syntax layer) %.1f%%, exact match %.1f%% (%.1f s)" % (
             name, len(outs), 100 * parse, 100 * exact, time.time() - t0))

@@ -9,6 +9,8 @@ after `make build`:
 - expdata.kind names an intent kind for every example of several `t2m data` seeds, every kind occurs, and
   the base's default kinds are a proper subset;
 - extract_json/syntax_ok follow t2m's extraction and syntax layer on small cases;
+- expdata.bare_completion (--output-format bare) is the JSON completion minus "type" on every published example,
+  "type" put back gives it exactly, and t2m score fails every bare output at the syntax layer;
 - expdata.base_config is read by t2m (`t2m forward` on a tiny tied checkpoint in make_small_base.py's layout)."""
 import json
 import os
@@ -287,6 +289,110 @@ class TestShellCompletion(unittest.TestCase):
         self.assertIn(json.dumps(cases[0][0]["filter"], ensure_ascii=False), expdata.completion(ex))
         # And it fails the scorer's syntax layer, as a zero-shot shell answer should.
         self.assertFalse(expdata.syntax_ok(expdata.shell_completion(ex)[:-len(expdata.IM_END)]))
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class TestBareCompletion(unittest.TestCase):
+    """--output-format bare: the gold JSON without "type", which the scorer's syntax layer requires."""
+
+    @staticmethod
+    def retyped(bare, typ):
+        """A bare completion with "type" put back as the first key, as text."""
+        assert bare.startswith("{")
+        return '{"type": %s, %s' % (json.dumps(typ, ensure_ascii=False), bare[1:])
+
+    def published(self, split):
+        return expdata.read_jsonl(os.path.join(PUBLISHED, split + ".jsonl"))
+
+    def test_bare_is_the_json_completion_without_type(self):
+        """Every published example: the bare completion is the JSON completion's object minus its "type" entry
+        (the other keys, their order and formatting unchanged); "type" put back gives the JSON completion
+        exactly; negatives are unchanged. Checked against t2m prompt's completion on a sample."""
+        rng, shapes = random.Random(2), set()
+        for split in ("train", "eval", "held_out"):
+            path = os.path.join(PUBLISHED, split + ".jsonl")
+            exs = self.published(split)
+            for ex in exs:
+                out, bare, full = ex["output"], expdata.bare_completion(ex), expdata.completion(ex)
+                self.assertTrue(bare.endswith(expdata.IM_END))
+                body = json.loads(bare[:-len(expdata.IM_END)], object_pairs_hook=list)
+                self.assertEqual(body, [(k, v) for k, v in json.loads(full[:-len(expdata.IM_END)], object_pairs_hook=list)
+                                        if k != "type"])
+                if "type" in out:
+                    self.assertEqual(self.retyped(bare, out["type"]), full)
+                    self.assertEqual(json.dumps({"type": out["type"], **json.loads(bare[:-len(expdata.IM_END)])},
+                                                ensure_ascii=False) + expdata.IM_END, full)
+                else:
+                    self.assertEqual(bare, full)
+                shapes.add(tuple(out))
+            for i in sorted(rng.sample(range(len(exs)), 4)):  # the JSON completion is t2m's, byte for byte
+                _, want = t2m_prompt(path, i)
+                bare = expdata.bare_completion(exs[i])
+                out = exs[i]["output"]
+                self.assertEqual((self.retyped(bare, out["type"]) if "type" in out else bare).encode("utf-8"),
+                                 want.encode("utf-8"), "%s:%d" % (path, i))
+        self.assertEqual(shapes, {("type", "filter"), ("type", "filter", "projection"), ("type", "pipeline"), ("error",)})
+
+    def test_examples(self):
+        ex = {"schema": {"collection": "c", "fields": []}}
+        for out, want in [
+            ({"type": "find", "filter": {"topic": "café", "n": {"$gte": 2}}}, '{"filter": {"topic": "café", "n": {"$gte": 2}}}'),
+            ({"type": "find", "filter": {}, "projection": {"b": 1, "a": 1}}, '{"filter": {}, "projection": {"b": 1, "a": 1}}'),
+            ({"type": "aggregate", "pipeline": [{"$group": {"_id": "$a", "n": {"$sum": 1}}}]},
+             '{"pipeline": [{"$group": {"_id": "$a", "n": {"$sum": 1}}}]}'),
+            ({"error": "cannot"}, '{"error": "cannot"}'),
+        ]:
+            self.assertEqual(expdata.bare_completion(dict(ex, output=out)), want + expdata.IM_END)
+
+    def test_scorer_rejects_bare_at_syntax(self):
+        """t2m score on bare outputs (without <|im_end|>, as generation leaves them) for every example of the
+        published eval and held_out splits: every one fails layer 1 with "Missing 'type' field" (overall 0);
+        the same outputs with "type" put back score exactly as the gold outputs do."""
+        with tempfile.TemporaryDirectory() as d:
+            for split in ("eval", "held_out"):
+                path = os.path.join(PUBLISHED, split + ".jsonl")
+                exs = self.published(split)
+                bare = [expdata.bare_completion(ex)[:-len(expdata.IM_END)] for ex in exs]
+                back = [self.retyped(b, ex["output"]["type"]) if "type" in ex["output"] else b for b, ex in zip(bare, exs)]
+                for name, preds in (("bare", bare), ("retyped", back)):
+                    with open(os.path.join(d, name + ".jsonl"), "w", encoding="utf-8") as f:
+                        for p in preds:
+                            f.write(json.dumps({"prediction": p}) + "\n")
+                    t2m("score", "--split", path, "--predictions", os.path.join(d, name + ".jsonl"), "--output-dir", d,
+                        "--run-name", name + "_" + split)
+                t2m("score", "--split", path, "--gold", "--output-dir", d, "--run-name", "gold_" + split)
+                rows = expdata.read_jsonl(os.path.join(d, "bare_" + split, split + "_predictions.jsonl"))
+                self.assertEqual(len(rows), len(exs))
+                for r, b in zip(rows, bare):
+                    self.assertFalse(r["syntax"]["passed"], r)
+                    self.assertEqual(r["syntax"].get("errors"), ["Missing 'type' field"], r)
+                    self.assertFalse(r["passed_all"])
+                    self.assertFalse(expdata.syntax_ok(b), b)
+                rb, rr, rg = (read_json(os.path.join(d, n + "_" + split, split + "_report.json")) for n in ("bare", "retyped", "gold"))
+                self.assertEqual((rb["syntax_passed"], rb["overall_passed"]), (0, 0))
+                self.assertEqual(rb["overall_with_refusals_passed"], rb["negatives"])  # only the unchanged negatives
+                self.assertGreater(rr["non_negative"]["total"], 150)
+                for k in ("syntax_passed", "operators_passed", "fields_passed", "overall_passed", "exact_matches",
+                          "overall_with_refusals_passed", "non_negative"):
+                    self.assertEqual(rr[k], rg[k], k)
+                self.assertEqual(rr["non_negative"]["overall_pass_rate"], 1)
+
+    def test_own_format_match(self):
+        """make_small_base.py's check: each format's rendered gold matches in its own format only."""
+        exs = self.published("eval")
+        for ex in exs:
+            text = {f: r(ex)[:-len(expdata.IM_END)] for f, r in expdata.RENDERERS.items()}
+            for f in expdata.RENDERERS:
+                self.assertTrue(expdata.own_format_match(" " + text[f] + "\n", ex, f), (f, text[f]))
+            if "type" in ex["output"]:
+                self.assertFalse(expdata.own_format_match(text["bare"], ex, "json"))
+                self.assertFalse(expdata.own_format_match(text["json"], ex, "bare"))
+                self.assertFalse(expdata.own_format_match(text["shell"], ex, "bare"))
+                self.assertTrue(expdata.own_format_match(self.retyped(text["bare"], ex["output"]["type"]), ex, "json"))
+
 
 class TestBaseConfig(unittest.TestCase):
     def test_t2m_reads_a_tied_checkpoint(self):
