@@ -314,9 +314,10 @@ func planPrefill(lens []int, rows int) []prefillGroup {
 // lm_head reads each prompt's last real row, b·T + len−1 (gathered, see devOps.LMHead).
 //
 // A prompt that shares at least reuseMin leading tokens with what a cache holds (planReuse: a slot this call
-// does not write, its own, or that of an earlier prompt of this call computed whole) computes only the rest: the shared keys and values are copied into its slot
-// (prefixCopy) and its remaining tokens run as rows that attend to their slot's cache (prefillSuffixes).
-// Evaluation prompts share the system prompt and often a whole schema, so most of their tokens are reused.
+// does not write, its own, or that of an earlier prompt of this call computed whole) computes only the rest:
+// the shared keys and values are copied into its slot (prefixCopy) and its remaining tokens run as rows that
+// attend to their slot's cache (prefillSuffixes). Evaluation prompts share the system prompt and often a
+// whole schema, so most of their tokens are reused.
 func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
 	if len(slotOf) != len(prompts) || len(prompts) > g.dims.Slots {
 		return nil, fmt.Errorf("gpu: decoder: %d slots for %d prompts (at most %d)", len(slotOf), len(prompts), g.dims.Slots)
@@ -333,13 +334,11 @@ func (g *decoder) Prefill(slotOf []int32, prompts [][]int32) ([]int32, error) {
 	c := g.w.w.Config
 	next := make([]int32, len(prompts))
 	var order []int // the prompts in the order their logits were kept (sampling)
-	plans := make([]reusePlan, len(prompts))
-	for i := range plans {
-		plans[i].donor = -1
+	minKeep := cmp.Or(g.reuseMin, defaultReuseMin)
+	if g.reuseMin < 0 {
+		minKeep = math.MaxInt // reuse nothing
 	}
-	if g.reuseMin >= 0 && g.cached != nil {
-		plans = planReuse(g.cached, slotOf, prompts, cmp.Or(g.reuseMin, defaultReuseMin))
-	}
+	plans := planReuse(g.cached, slotOf, prompts, minKeep)
 	var whole, reused []int // prompt indices
 	for i, p := range plans {
 		if p.donor < 0 {
