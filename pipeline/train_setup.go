@@ -139,15 +139,25 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 		padID = int32(id) // Qwen2's pad token
 	}
 	run := &train.Run{Dir: filepath.Join(opts.OutputDir, runName), Fingerprint: fp, SaveEvery: opts.SaveEvery,
-		PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
+		Bucket: bucketFor(backend), PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
 		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log, Group: opts.Group}
 	return &trainSetUp{runName: runName, lock: lock, model: m, backend: backend, run: run, recomp: opts.GradientCheckpointing}, nil
+}
+
+// bucketFor is the multiple micro-batch lengths are padded to on backend: a backend that plans its memory
+// for one shape and runs any smaller one (train.ShapeReserver: the GPU machine) pads to train.ReservedBucket
+// only; the others reuse a graph per length, so lengths repeat at train.DefaultBucket.
+func bucketFor(backend train.Backend) int {
+	if _, ok := backend.(train.ShapeReserver); ok {
+		return train.ReservedBucket
+	}
+	return train.DefaultBucket
 }
 
 // newTrainBackend makes the device's training backend for w and p, with activation recomputation when
 // recompute is set and the backend can (train.Recomputer; otherwise a note goes to log). A backend that
 // plans its memory for one shape (train.ShapeReserver: the GPU machine) reserves the largest micro-batch
-// of seqs: [batch, the longest sequence rounded up to train.DefaultBucket].
+// of seqs: [batch, the longest sequence rounded up to train.ReservedBucket].
 func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int, seqs []data.Sequence, recompute bool,
 	log io.Writer) (train.Backend, error) {
 	dev, ok := lookupDevice(device)
@@ -173,7 +183,7 @@ func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int
 		for _, s := range seqs {
 			longest = max(longest, len(s.IDs))
 		}
-		seq := (longest + train.DefaultBucket - 1) / train.DefaultBucket * train.DefaultBucket
+		seq := (longest + train.ReservedBucket - 1) / train.ReservedBucket * train.ReservedBucket
 		if err := r.Reserve(batch, seq); err != nil {
 			_ = backend.Close()
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/t2m/t2m/data"
@@ -24,6 +25,7 @@ const (
 	DefaultWeightDecay = 0.0      // TrainingArguments.weight_decay
 	DefaultDropout     = 0.05     // LoRA dropout
 	DefaultBucket      = 64       // micro-batch lengths are padded to a multiple of this, so graphs are reused
+	ReservedBucket     = 8        // the same on a backend that runs any shape within one it reserved (ShapeReserver)
 )
 
 // CheckRecipe checks the fingerprint's optimizer and schedule settings, naming the t2m flag of a bad
@@ -114,14 +116,25 @@ type microBatch struct {
 }
 
 // makeBatches groups seqs into micro-batches of size rows, in the order of data.Shuffle(seed) when
-// shuffle is set, each padded to the bucketed length of its longest row.
-func makeBatches(seqs []data.Sequence, size int, seed uint64, shuffle bool, bucket int, pad int32) []microBatch {
+// shuffle is set, each padded to the bucketed length of its longest row. With window > 0 (the sequences of
+// one update: size × grad-accum) each window of that order is sorted longest first (stable) before it is cut
+// into micro-batches: an update sums the same sequences' losses and gradients whichever micro-batch holds
+// them, and rows of like lengths pad less (the published data's first 256 examples: 6.4% of the computed
+// tokens are padding at bucket 8 unsorted, 2.8% sorted).
+func makeBatches(seqs []data.Sequence, size int, seed uint64, shuffle bool, window, bucket int, pad int32) []microBatch {
 	order := make([]int, len(seqs))
 	for i := range order {
 		order[i] = i
 	}
 	if shuffle {
 		order = data.Shuffle(len(seqs), seed)
+	}
+	if window > 0 {
+		for w := 0; w < len(order); w += window {
+			slices.SortStableFunc(order[w:min(w+window, len(order))], func(a, b int) int {
+				return len(seqs[b].IDs) - len(seqs[a].IDs)
+			})
+		}
 	}
 	var out []microBatch
 	for start := 0; start < len(order); start += size {
@@ -289,7 +302,7 @@ func (r *Run) Train() (*Result, error) {
 	}
 training:
 	for st.Epoch < fp.Epochs && !st.EarlyStop.Stopped {
-		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, bucket, r.PadID)
+		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, fp.BatchSize*fp.GradAccum, bucket, r.PadID)
 		for st.Window < windows {
 			t0 := time.Now()
 			win := batches[st.Window*fp.GradAccum : min((st.Window+1)*fp.GradAccum, len(batches))]
@@ -491,7 +504,7 @@ func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, wr
 // micro-batches weighted by their rows; no dropout. It logs its progress with an ETA to r.Log (when set)
 // at each tenth of the micro-batches.
 func (r *Run) EvalLoss(bucket int) (float64, error) {
-	batches := makeBatches(r.EvalSeqs, r.Fingerprint.BatchSize, 0, false, bucket, r.PadID)
+	batches := makeBatches(r.EvalSeqs, r.Fingerprint.BatchSize, 0, false, 0, bucket, r.PadID)
 	var sum float64
 	var rows int
 	start := time.Now()

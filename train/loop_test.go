@@ -170,8 +170,8 @@ func TestAccumulationNormalization(t *testing.T) {
 			r.Params.Values[i][j] += 0.05 * float32(math.Sin(float64(i*31+j)))
 		}
 	}
-	both := makeBatches(seqs, 4, 0, false, 16, 0)[0]
-	parts := makeBatches(seqs, 2, 0, false, 16, 0)
+	both := makeBatches(seqs, 4, 0, false, 0, 16, 0)[0]
+	parts := makeBatches(seqs, 2, 0, false, 0, 16, 0)
 	if parts[0].seq != both.seq || parts[1].seq != both.seq {
 		t.Fatalf("test setup: lengths %d, %d, %d differ", parts[0].seq, parts[1].seq, both.seq)
 	}
