@@ -7,7 +7,6 @@ require (
 	github.com/chewxy/hm v1.0.0
 	github.com/dlclark/regexp2 v1.12.0
 	github.com/urfave/cli/v2 v2.27.7
-	golang.org/x/sys v0.30.0
 	golang.org/x/text v0.44.0
 	gonum.org/v1/plot v0.15.2
 	gopkg.in/yaml.v3 v3.0.1

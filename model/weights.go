@@ -120,8 +120,7 @@ type LoadOptions struct {
 type loader struct {
 	r     safetensors.Reader
 	file  string
-	views bool        // a table views the mapping: the reader must outlive the weights
-	pf    *prefetcher // maps the projections ahead of projection (nil: none)
+	views bool // a table views the mapping: the reader must outlive the weights
 }
 
 func (ld *loader) info(name string, shape ...int) (safetensors.TensorInfo, error) {
@@ -191,8 +190,6 @@ func (ld *loader) release(name string) error {
 }
 
 func (ld *loader) projection(prefix string, s projSpec, q QuantizeFunc) (*Projection, error) {
-	ld.pf.wait()
-	defer ld.pf.released()
 	p := &Projection{Module: prefix + s.module}
 	name := p.Module + ".weight"
 	p.W = &Frozen{Name: name, Out: s.out, In: s.in}
@@ -251,16 +248,6 @@ func LoadWeights(r safetensors.Reader, file string, cfg Config, opt LoadOptions)
 		return nil, err
 	}
 	progress("embedding [%d, %d]", V, H)
-	if opt.Quantize != nil { // each projection is read once, whole, and released: map the next ones meanwhile
-		var names []string
-		for i := range cfg.NumLayers {
-			for _, s := range projSpecs(cfg) {
-				names = append(names, layerPrefix(i)+s.module+".weight")
-			}
-		}
-		ld.pf = startPrefetch(r, names, prefetchAhead)
-		defer ld.pf.close()
-	}
 	layersStart := time.Now()
 	every := max(1, cfg.NumLayers/7)
 	for i := range cfg.NumLayers {

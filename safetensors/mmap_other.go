@@ -18,6 +18,3 @@ func mapFile(f *os.File, size int64) ([]byte, func() error, error) {
 
 // dropPages does nothing where the file was read into memory rather than mapped.
 func dropPages(data []byte, lo, hi int64) error { return nil }
-
-// prefetchPages does nothing where the file was read into memory rather than mapped.
-func prefetchPages(data []byte, lo, hi int64) error { return nil }

@@ -30,16 +30,3 @@ func dropPages(data []byte, lo, hi int64) error {
 	}
 	return nil
 }
-
-// prefetchPages populates the whole pages of data[lo:hi] (populate), so reading them later does not fault.
-func prefetchPages(data []byte, lo, hi int64) error {
-	page := int64(os.Getpagesize())
-	lo, hi = lo/page*page, min((hi+page-1)/page*page, int64(len(data)))
-	if hi <= lo {
-		return nil
-	}
-	if err := populate(data[lo:hi]); err != nil {
-		return fmt.Errorf("safetensors: madvise: %w", err)
-	}
-	return nil
-}

@@ -32,34 +32,3 @@ func (d *Dir) Release(name string) error {
 	}
 	return f.Release(name)
 }
-
-// Prefetcher is a Reader that can map a tensor's pages into the process ahead of use: a loader prefetches the
-// next tensors on another goroutine while it converts this one, so its reads find the pages mapped instead of
-// faulting them in one by one. Prefetched pages count in the resident set until released. File and Dir
-// implement it.
-type Prefetcher interface {
-	Prefetch(name string) error
-}
-
-// Prefetch maps every page of tensor name (from the page cache, reading the file where it is not cached).
-// It does nothing where files are read rather than mapped.
-func (f *File) Prefetch(name string) error {
-	in, ok := f.infos[name]
-	if !ok {
-		return fmt.Errorf("safetensors: %s: no tensor %q", f.path, name)
-	}
-	if f.unmap == nil || f.body == nil {
-		return nil
-	}
-	start := int64(len(f.data)-len(f.body)) + in.Begin
-	return prefetchPages(f.data, start, start+(in.End-in.Begin))
-}
-
-// Prefetch maps the pages of tensor name in its shard (File.Prefetch).
-func (d *Dir) Prefetch(name string) error {
-	f, err := d.FileOf(name)
-	if err != nil {
-		return err
-	}
-	return f.Prefetch(name)
-}
