@@ -46,7 +46,6 @@ type decoder struct {
 	tmp      cuda.Buffer            // [rows, H] bf16: projection outputs added to the residual
 	gate, up cuda.Buffer            // [rows, I] bf16
 	loraH    cuda.Buffer            // [rows, rank] bf16 (LoRA applied per use)
-	loraY    cuda.Buffer            // [rows, largest out] fp32: a per-use LoRA linear's output before its one rounding
 	lse      cuda.Buffer            // [rows·Hq] fp32 (the attention forward's logsumexp, unused here)
 	part     cuda.Buffer            // decode attention's key slices (ops.DecodeAttentionSplit), or zero
 	cs       cuda.Buffer            // [rows, D/2] (cos, sin) fp32: RoPE table
@@ -107,17 +106,13 @@ func (g *decoder) Begin(seqs, capacity int) error {
 	g.q, g.attn = take(r64*Q*2, "q"), take(r64*Q*2, "attn")
 	g.k, g.v = take(r64*KV*2, "k"), take(r64*KV*2, "v")
 	g.gate, g.up = take(r64*I*2, "gate"), take(r64*I*2, "up")
-	rank, loraOut := 1, 1
+	rank := 1
 	for _, lin := range g.w.lins {
 		if lin.a.Bytes != 0 {
 			rank = max(rank, lin.rank)
 		}
-		if lin.a.Bytes != 0 && !lin.mergesPerUse() { // only these sum their adapter in fp32 apart (620 MB at 7B)
-			loraOut = max(loraOut, lin.out)
-		}
 	}
 	g.loraH = take(r64*int64(rank)*2, "lora h")
-	g.loraY = take(r64*int64(loraOut)*4, "lora y")
 	g.lse = take(r64*int64(c.NumHeads)*4, "lse")
 	g.cs = take(ops.RoPETableBytes(R, c.HeadDim), "rope table")
 	g.ones = take(r64*2, "ones")
@@ -166,8 +161,10 @@ func (g *decoder) End() {
 
 // linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16. An NF4 weight is multiplied
 // straight from its codes (ops.NF4GEMVFused, bias and LoRA in its epilogue) for up to ops.NF4GEMVRows rows
-// (small decode steps), else dequantized into the scratch for ops.Linear's GEMM (prefill, large steps), with
-// its adapter merged in the same pass (ops.DequantNF4LoRA: the weight the bf16 copies' load-time merge makes).
+// (small decode steps), else dequantized into the scratch for ops.Linear's GEMM (prefill, large steps). There
+// an adapter kept apart is added as PEFT's unmerged forward adds it: h = x·Aᵀ, then y += s·h·Bᵀ onto the bf16
+// base output (one more GEMM with beta 1). Merging it into the dequantized weight instead (an fp32 rank-r sum
+// per element of every weight, every step) decoded 12% slower at 96 rows (gpu/DECODE_NOTES.md).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	X := cuda.M(x, rows, lin.in, cuda.BF16T)
 	if lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows) {
@@ -184,15 +181,8 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 		return nil
 	}
 	l := ops.LinearArgs{X: X, W: cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T), Y: cuda.M(y, rows, lin.out, cuda.BF16T)}
-	merged := lin.mergesPerUse() // the adapter goes into the dequantized weight
 	if lin.nf4 != nil {
-		var err error
-		if merged { // W + s·B·A, as the bf16 copies' merge: one pass
-			err = ops.DequantNF4LoRA(g.d, lin.nf4, lin.a, lin.b, lin.rank, lin.scale, g.w.scratch)
-		} else {
-			err = ops.DequantNF4(g.d, lin.nf4, g.w.scratch)
-		}
-		if err != nil {
+		if err := ops.DequantNF4(g.d, lin.nf4, g.w.scratch); err != nil {
 			return fmt.Errorf("%s: %w", lin.name, err)
 		}
 		l.W = cuda.M(g.w.scratch, lin.out, lin.in, cuda.BF16T)
@@ -200,18 +190,14 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	if lin.bias.Bytes != 0 {
 		l.Bias, l.Ones = cuda.M(lin.bias, 1, lin.out, cuda.BF16T), cuda.M(g.ones, rows, 1, cuda.BF16T)
 	}
-	if lin.a.Bytes != 0 && !merged { // per-use LoRA: the sum is kept in fp32 and rounded to bf16 once, as the merged weight's
-		l.Y = cuda.M(g.loraY, rows, lin.out, cuda.F32T)
+	if lin.a.Bytes != 0 {
 		l.A, l.B = cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T)
 		l.H, l.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), lin.scale
 	}
 	if err := ops.Linear(g.d, g.blas, l); err != nil {
 		return fmt.Errorf("%s: %w", lin.name, err)
 	}
-	if lin.a.Bytes == 0 || merged {
-		return nil
-	}
-	return ops.F32ToBF16(g.d, y, g.loraY, rows*lin.out)
+	return nil
 }
 
 // forward runs the model definition (model.Forward over devOps) on rows tokens (ids, positions, slots and

@@ -23,11 +23,6 @@ type decodeLinear struct {
 	scale   float32
 }
 
-// mergesPerUse says whether a forward that dequantizes this NF4 weight merges its adapter in the same pass
-// (ops.DequantNF4LoRA, which needs in % 16 == 0); otherwise an adapter applied per use is summed in fp32
-// apart from the weight (the decoder's loraY).
-func (l *decodeLinear) mergesPerUse() bool { return l.nf4 != nil && l.a.Bytes != 0 && l.in%16 == 0 }
-
 // decodeWeights are device copies of a model.Weights' tensors, carved from one arena and found by the names
 // the model definition passes to its ops (model.Weights.Vectors' names, projection module paths). The model's
 // structure stays in model.Weights: the decoder executes model.Forward over it.

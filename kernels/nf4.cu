@@ -65,69 +65,6 @@ extern "C" __global__ void nf4_dequant_bf16(__nv_bfloat16* __restrict__ out,  //
   }
 }
 
-// nf4_dequant_lora_bf16 is nf4_dequant_bf16 with a LoRA adapter merged on the fly: the weight a forward of
-// more rows than the fused GEMV takes multiplies when the adapter is kept apart from the 4-bit weight,
-//   out[o, c] = bf16( bf16(W[o, c]) + s · Σ_k B[o, k] · A[k, c] )
-// with W[o, c] the NF4 value above rounded to bf16 first (the load-time merge starts from that bf16 copy),
-// the products summed in fp32 in k order, s·sum added (no FMA) and rounded once; the load-time merge (cuBLAS
-// W += s·B·A, fp32) sums the same products in its own order. A [r, cols] bf16, B [rows, r] bf16, cols % 16
-// == 0 (so a thread's 16 elements lie in one row), n = rows·cols < 2^32, A 16-byte aligned. Each thread
-// handles 16 consecutive elements; blockDim.x must be 256, grid ceil(n / 4096).
-// CPU twin: quant's (*Weight).Dequantize rounded to bf16, plus the adapter term (gpu/ops test).
-extern "C" __global__ void nf4_dequant_lora_bf16(__nv_bfloat16* __restrict__ out,  // [rows, cols]
-                                                 const uint8_t* __restrict__ codes,  // [n/2]
-                                                 const uint8_t* __restrict__ absmax_q,  // [ceil(n/blocksize)]
-                                                 const float* __restrict__ code2,  // [256] dynamic map
-                                                 const float* __restrict__ absmax2,  // nested absmax
-                                                 float offset, long long n64, long long blocksize64,
-                                                 long long blocksize2_64,
-                                                 const __nv_bfloat16* __restrict__ A,  // [r, cols]
-                                                 const __nv_bfloat16* __restrict__ B,  // [rows, r]
-                                                 long long r64, long long cols64, float s) {
-  __shared__ float levels[16];
-  __shared__ float map[256];
-  const unsigned n = (unsigned)n64, bs = (unsigned)blocksize64, bs2 = (unsigned)blocksize2_64;
-  const unsigned cols = (unsigned)cols64;
-  const int r = (int)r64;
-  const unsigned base = (blockIdx.x * blockDim.x + threadIdx.x) * 16u;
-  uint2 packed = make_uint2(0, 0);
-  if (base < n) packed = __ldg(reinterpret_cast<const uint2*>(codes + base / 2u));
-  map[threadIdx.x] = code2[threadIdx.x];
-  if (threadIdx.x < 16) levels[threadIdx.x] = kNF4Levels[threadIdx.x];
-  __syncthreads();
-  if (base >= n) return;
-  const unsigned o = base / cols, c = base - o * cols;
-  float acc[16];
-#pragma unroll
-  for (int j = 0; j < 16; j++) acc[j] = 0.f;
-  for (int k = 0; k < r; k++) {
-    const float b = __bfloat162float(B[(size_t)o * r + k]);
-    const uint4* ap = reinterpret_cast<const uint4*>(A + (size_t)k * cols + c);
-    const uint4 a2[2] = {__ldg(ap), __ldg(ap + 1)};
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(a2);
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-      const float2 f = __bfloat1622float2(h[j]);
-      acc[2 * j] = __fadd_rn(acc[2 * j], __fmul_rn(b, f.x));
-      acc[2 * j + 1] = __fadd_rn(acc[2 * j + 1], __fmul_rn(b, f.y));
-    }
-  }
-  const unsigned blk = base / bs;
-  const float scale = __fadd_rn(__fmul_rn(map[absmax_q[blk]], absmax2[blk / bs2]), offset);
-  const uint32_t words[2] = {packed.x, packed.y};
-  __align__(16) __nv_bfloat162 vals[8];
-#pragma unroll
-  for (int q = 0; q < 8; q++) {  // code byte q holds elements 2q (high nibble) and 2q + 1
-    const uint32_t byte = (words[q / 4] >> (8 * (q % 4))) & 0xff;
-    const float w0 = __bfloat162float(__float2bfloat16_rn(levels[byte >> 4] * scale));
-    const float w1 = __bfloat162float(__float2bfloat16_rn(levels[byte & 0xf] * scale));
-    vals[q] = __floats2bfloat162_rn(__fadd_rn(w0, __fmul_rn(s, acc[2 * q])), __fadd_rn(w1, __fmul_rn(s, acc[2 * q + 1])));
-  }
-  uint4* dst = reinterpret_cast<uint4*>(out + base);
-  dst[0] = reinterpret_cast<uint4*>(vals)[0];
-  dst[1] = reinterpret_cast<uint4*>(vals)[1];
-}
-
 // splitmix64 is the hash behind every random fill; its CPU twin is rng.SplitMix64 (internal/rng).
 __device__ __forceinline__ unsigned long long splitmix64(unsigned long long x) {
   x += 0x9E3779B97F4A7C15ull;

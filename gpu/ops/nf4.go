@@ -95,32 +95,6 @@ func DequantNF4On(d *cuda.Device, s cu.Stream, w *NF4Weight, out cuda.Buffer) er
 		int64(w.BlockSize), int64(w.BlockSize2))
 }
 
-// DequantNF4LoRA writes W + s·B·A as bf16 into out ([Rows, Cols]) on d's stream: w dequantized and rounded
-// to bf16, then the adapter's term (a [rank, Cols], b [Rows, rank] bf16) added in fp32 and rounded once —
-// what the load-time merge of an adapter into the bf16 copy computes, for a forward that multiplies a 4-bit
-// weight whose adapter is kept apart. Cols must be a multiple of 16. Kernel: nf4_dequant_lora_bf16.
-func DequantNF4LoRA(d *cuda.Device, w *NF4Weight, a, b cuda.Buffer, rank int, scale float32, out cuda.Buffer) error {
-	n := int64(w.Rows) * int64(w.Cols)
-	switch {
-	case n >= 1<<32:
-		return fmt.Errorf("gpu: NF4+LoRA dequant of [%d, %d]: the kernel indexes in 32 bits (split the weight)", w.Rows, w.Cols)
-	case w.Cols%16 != 0 || rank <= 0:
-		return fmt.Errorf("gpu: NF4+LoRA dequant of [%d, %d] rank %d: needs columns in multiples of 16 and a positive rank", w.Rows, w.Cols, rank)
-	}
-	if err := kernArgs("NF4+LoRA dequant", "out", out, 2*n, "lora_A", a, int64(rank)*int64(w.Cols)*2,
-		"lora_B", b, int64(w.Rows)*int64(rank)*2); err != nil {
-		return err
-	}
-	k, err := d.Kernel("nf4", "nf4_dequant_lora_bf16")
-	if err != nil {
-		return err
-	}
-	const threads, perThread = 256, 16
-	blocks := int((n + threads*perThread - 1) / (threads * perThread))
-	return d.Launch(k, D1(blocks), D1(threads), 0, out, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset, n,
-		int64(w.BlockSize), int64(w.BlockSize2), a, b, int64(rank), int64(w.Cols), scale)
-}
-
 // FillRandomU8 fills b with the bytes cuda.RandomU8CPU(b.Bytes, seed) gives, on d's stream.
 func FillRandomU8(d *cuda.Device, b cuda.Buffer, seed uint64) error {
 	k, err := d.Kernel("nf4", "fill_random_u8")
