@@ -61,10 +61,57 @@ type Machine struct {
 
 	loraBytes int64 // arena bytes of the LoRA parameters, gradients and optimizer state (Memory)
 
+	mids map[*model.LinearOp]*loraMid // each LoRA linear's rank-r intermediates
+
 	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
 	prof       *profiler  // launch timing (SetProfile), or nil
 	run        RunOptions // this Run's options (its shape, evaluation)
+}
+
+// loraMid holds one LoRA linear's rank-r intermediates of a Run, each [N, r] bf16: h = xl·Aᵀ, written by
+// the forward (ops.Linear) and read again by dB = s·dyᵀ·h, and g = dy·B, computed by the first backward
+// launch that needs it and read by the others (dA = s·gᵀ·xl, and dxl = s·g·A or the merged dx += s·g·A).
+// Each was computed again per reader before: two skinny GEMMs that read a whole [N, in] or [N, out]
+// activation, per LoRA linear and micro-batch.
+type loraMid struct {
+	h, g   cuda.Buffer
+	gReady bool // g holds this Run's dy·B (cleared by the forward, which a recomputation repeats)
+}
+
+// mid is op's loraMid, allocated on first use.
+func (m *Machine) mid(op *model.LinearOp) (*loraMid, error) {
+	if x, ok := m.mids[op]; ok {
+		return x, nil
+	}
+	if m.mids == nil {
+		m.mids = map[*model.LinearOp]*loraMid{}
+	}
+	n := int64(m.N*op.Rank) * 2
+	h, err := m.alloc(n, op.Name+" lora h")
+	if err != nil {
+		return nil, err
+	}
+	g, err := m.alloc(n, op.Name+" lora dy·B")
+	if err != nil {
+		return nil, err
+	}
+	x := &loraMid{h: h, g: g}
+	m.mids[op] = x
+	return x, nil
+}
+
+// loraG is op's g = dy·B [rN, r] for this Run: computed once (dy [rN, out], B [out, r] bf16), then reused.
+func (m *Machine) loraG(op *model.LinearOp, dy, B cuda.Mat) (cuda.Mat, error) {
+	x := m.mids[op]
+	g := cuda.M(x.g, m.rN, op.Rank, cuda.BF16T)
+	if !x.gReady {
+		if err := m.blas.Gemm(false, false, 1, dy, B, 0, g); err != nil {
+			return g, fmt.Errorf("lora dy·B: %w", err)
+		}
+		x.gReady = true
+	}
+	return g, nil
 }
 
 // machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
@@ -369,7 +416,7 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 			}
 		}
 		if op.Rank > 0 {
-			m.needTmp(int64(m.N*op.Rank) * 2) // h = x·Aᵀ, used within the launch
+			_, err = m.mid(op)
 		}
 	case *model.LMHeadOp:
 		m.f32[i] = true // fp32 logits
@@ -430,7 +477,9 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		}
 		if op.Rank > 0 { // with Split (LoRA dropout) the branch reads the fourth input
 			l.A, l.B = cuda.M(m.in(i, 1), op.Rank, w.in, cuda.BF16T), cuda.M(m.in(i, 2), w.out, op.Rank, cuda.BF16T)
-			l.H, l.Scale = cuda.M(m.tmp, N, op.Rank, cuda.BF16T), op.Scaling
+			x := m.mids[op]
+			x.gReady = false
+			l.H, l.Scale = cuda.M(x.h, N, op.Rank, cuda.BF16T), op.Scaling
 			if op.Split {
 				l.XL = cuda.M(m.in(i, 3), N, w.in, cuda.BF16T)
 			}

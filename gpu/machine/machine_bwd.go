@@ -70,10 +70,12 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 		_, err = m.vec(op.Norm.Name, op.Norm.Weight)
 	case *model.LinearGradInputOp:
 		if _, err = m.weight(op.Lin.Weight); err == nil && op.Arity() == 3 {
-			m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dh = s·dy·B
+			_, err = m.mid(op.Lin) // g = dy·B
 		}
 	case *model.LoRAGradOp:
-		m.needTmp(int64(m.N*op.Lin.Rank) * 2) // dy·B or xl·Aᵀ
+		if _, err := m.mid(op.Lin); err != nil { // g = dy·B, h = xl·Aᵀ
+			return err
+		}
 		if op.WRT == 'X' {
 			return nil // dxl [N, in]: a bf16 activation like dx
 		}
@@ -197,11 +199,11 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		}
 		if op.Arity() == 3 { // + s·(dy·B)·A
 			r := op.Lin.Rank
-			dh := cuda.M(m.tmp, N, r, cuda.BF16T)
-			if err := m.blas.Gemm(false, false, op.Lin.Scaling, dy, cuda.M(m.in(i, 2), w.out, r, cuda.BF16T), 0, dh); err != nil {
+			g, err := m.loraG(op.Lin, dy, cuda.M(m.in(i, 2), w.out, r, cuda.BF16T))
+			if err != nil {
 				return err
 			}
-			return m.blas.Gemm(false, false, 1, dh, cuda.M(m.in(i, 1), r, w.in, cuda.BF16T), 1, dx)
+			return m.blas.Gemm(false, false, op.Lin.Scaling, g, cuda.M(m.in(i, 1), r, w.in, cuda.BF16T), 1, dx)
 		}
 		return nil
 	case *model.LoRAGradOp:
@@ -210,18 +212,16 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		}
 		r, in, out := op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
 		xl, dy := cuda.M(m.in(i, 0), N, in, cuda.BF16T), cuda.M(m.in(i, 1), N, out, cuda.BF16T)
-		A, Bm := cuda.M(m.in(i, 2), r, in, cuda.BF16T), cuda.M(m.in(i, 3), out, r, cuda.BF16T)
-		tmp := cuda.M(m.tmp, N, r, cuda.BF16T)
+		Bm := cuda.M(m.in(i, 3), out, r, cuda.BF16T)
 		if op.WRT == 'A' { // dA = s·(dy·B)ᵀ·xl
-			if err := m.blas.Gemm(false, false, 1, dy, Bm, 0, tmp); err != nil {
+			g, err := m.loraG(op.Lin, dy, Bm)
+			if err != nil {
 				return err
 			}
-			return m.blas.LinearGradWeight(tmp, xl, op.Lin.Scaling, 0, cuda.M(y, r, in, cuda.F32T))
+			return m.blas.LinearGradWeight(g, xl, op.Lin.Scaling, 0, cuda.M(y, r, in, cuda.F32T))
 		}
-		if err := m.blas.Linear(xl, A, 0, tmp); err != nil { // dB = s·dyᵀ·(xl·Aᵀ)
-			return err
-		}
-		return m.blas.LinearGradWeight(dy, tmp, op.Lin.Scaling, 0, cuda.M(y, out, r, cuda.F32T))
+		h := cuda.M(m.mids[op.Lin].h, N, r, cuda.BF16T) // dB = s·dyᵀ·(xl·Aᵀ), h from the forward
+		return m.blas.LinearGradWeight(dy, h, op.Lin.Scaling, 0, cuda.M(y, out, r, cuda.F32T))
 	case *model.LMHeadCrossEntropyOp:
 		return m.fusedCE(op)
 	case *model.LMHeadCrossEntropyGradOp:

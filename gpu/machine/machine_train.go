@@ -142,11 +142,11 @@ func (m *Machine) loraInputGrad(i int, op *model.LoRAGradOp) error {
 	N, r, in, out := m.rN, op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
 	dy := cuda.M(m.in(i, 1), N, out, cuda.BF16T)
 	A, Bm := cuda.M(m.in(i, 2), r, in, cuda.BF16T), cuda.M(m.in(i, 3), out, r, cuda.BF16T)
-	dh := cuda.M(m.tmp, N, r, cuda.BF16T)
-	if err := m.blas.Gemm(false, false, op.Lin.Scaling, dy, Bm, 0, dh); err != nil {
+	g, err := m.loraG(op.Lin, dy, Bm)
+	if err != nil {
 		return err
 	}
-	return m.blas.Gemm(false, false, 1, dh, A, 0, cuda.M(m.out[i], N, in, cuda.BF16T))
+	return m.blas.Gemm(false, false, op.Lin.Scaling, g, A, 0, cuda.M(m.out[i], N, in, cuda.BF16T))
 }
 
 // LoRAParamCount is the number of trainable LoRA values of a training machine (0 without one).
