@@ -63,10 +63,90 @@ type Machine struct {
 
 	mids map[*model.LinearOp]*loraMid // each LoRA linear's rank-r intermediates
 
+	// ropeCS is the (cos, sin) table [N, D/2] of this Run's positions (ops.RoPETable), made by the first RoPE
+	// launch of a Run and read by every layer's (ops.RoPEApply); ropeFor says for which positions node,
+	// theta and head size, nil until made in this Run.
+	ropeCS  cuda.Buffer
+	ropeFor *ropeKey
+
+	// SwiGLU's backward is two nodes (dgate, dup) over the same inputs; its kernel makes both. The first of a
+	// pair to run writes its sibling's gradient into tmp, and the sibling (swigluCopy) copies it from there
+	// instead of running the kernel again (tmp has no other user, and no other SwiGLU backward runs between).
+	swigluSeen map[string]*G.Node
+	swigluCopy map[*G.Node]bool
+
+	// A LoRA dropout's backward whose only reader is a gradient sum runs inside that sum (ops.DropoutAdd):
+	// dropAdd maps the sum to it, and dropSkip marks the dropout node, which then has no buffer of its own.
+	dropAdd  map[*G.Node]dropoutAdd
+	dropSkip map[*G.Node]bool
+
 	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
 	prof       *profiler  // launch timing (SetProfile), or nil
 	run        RunOptions // this Run's options (its shape, evaluation)
+}
+
+// dropoutAdd is a gradient sum y = other + dropout(x) run as one launch: drop is the dropout node, other the
+// sum's input position of the other term, and dep the position in the sum's deps of x (the dropout's input,
+// which the sum reads instead of the dropout's output).
+type dropoutAdd struct {
+	drop       *G.Node
+	other, dep int
+}
+
+// fuseDropoutAdds finds the gradient sums (gorgonia adds) with a LoRA dropout's backward as one term that
+// nothing else reads and that is not kept: each is run by the sum as one launch, which reads the dropout's
+// input instead (a liveness dependency), and the dropout node gets no buffer (pinned). That saves writing
+// and reading the dropped gradient, [N, C] bf16 per LoRA linear with dropout.
+func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
+	readers := make([]int, len(m.order))
+	for _, args := range m.args {
+		for _, a := range args {
+			readers[a]++
+		}
+	}
+	for i, node := range m.order {
+		if !isGorgoniaAdd(node) || len(m.args[i]) != 2 || m.args[i][0] == m.args[i][1] || m.alias[i] != i {
+			continue
+		}
+		for k, j := range m.args[i] {
+			op, ok := m.order[j].Op().(*model.DropoutOp)
+			if !ok || !op.Grad || readers[j] != 1 || keep[j] || pinned[j] || m.alias[j] != j {
+				continue
+			}
+			if m.dropAdd == nil {
+				m.dropAdd, m.dropSkip = map[*G.Node]dropoutAdd{}, map[*G.Node]bool{}
+			}
+			m.dropAdd[node] = dropoutAdd{drop: m.order[j], other: 1 - k, dep: len(m.deps[i])}
+			m.deps[i] = append(m.deps[i], m.args[j][0])
+			m.dropSkip[m.order[j]], pinned[j] = true, true
+			break
+		}
+	}
+}
+
+// ropeKey is what a RoPE table depends on: the positions node, the base and the head size.
+type ropeKey struct {
+	pos     int
+	theta   float32
+	headDim int
+}
+
+// rope rotates x into y (RoPEOp i): from the Run's table when the head size allows it (a bandwidth-bound
+// kernel, the decoder's), else with the per-element kernel that computes its own angles.
+func (m *Machine) rope(i int, op *model.RoPEOp) error {
+	x, pos, y := m.in(i, 0), m.in(i, 1), m.out[i]
+	if op.HeadDim%16 != 0 {
+		return ops.RoPE(m.d, y, x, pos, m.rN, op.Heads, op.HeadDim, op.Theta, op.Inverse)
+	}
+	key := ropeKey{pos: m.args[i][1], theta: op.Theta, headDim: op.HeadDim}
+	if m.ropeFor == nil || *m.ropeFor != key {
+		if err := ops.RoPETable(m.d, m.ropeCS, pos, m.rN, op.HeadDim, op.Theta); err != nil {
+			return err
+		}
+		m.ropeFor = &key
+	}
+	return ops.RoPEApply(m.d, y, x, m.ropeCS, m.rN, op.Heads, op.HeadDim, op.Inverse)
 }
 
 // loraMid holds one LoRA linear's rank-r intermediates of a Run, each [N, r] bf16: h = xl·Aᵀ, written by
@@ -223,6 +303,7 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Op
 		}
 		keepOut[i] = kept[node]
 	}
+	m.fuseDropoutAdds(pinned, keepOut)
 	if o.Recompute && g.Loss != nil {
 		if names, bytes, pinned, keepOut, err = m.recompute(names, bytes, pinned, keepOut); err != nil {
 			return nil, err
@@ -423,7 +504,11 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 		_, err = m.weight(op.Weight)
 	case *model.AttentionOp:
 		m.extra[i], err = m.alloc(int64(m.g.Batch*op.Heads*m.g.Seq)*4, op.Name+" lse")
-	case *model.RoPEOp, *model.AddOp, *model.SwiGLUOp:
+	case *model.RoPEOp:
+		if need := ops.RoPETableBytes(m.N, op.HeadDim); op.HeadDim%16 == 0 && need > m.ropeCS.Bytes {
+			m.ropeCS, err = m.alloc(need, "rope table")
+		}
+	case *model.AddOp, *model.SwiGLUOp:
 	case *model.DropoutOp:
 		if c := node.Shape(); len(c) != 2 || c[1]%8 != 0 {
 			return fmt.Errorf("gpu: machine: %s: dropout input %v, want [N, C] with C a multiple of 8", node.Name(), c)
@@ -493,7 +578,7 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		}
 		return m.blas.Linear(cuda.M(m.in(i, 0), N, w.in, cuda.BF16T), W, 0, cuda.M(y, N, w.out, cuda.F32T))
 	case *model.RoPEOp:
-		return ops.RoPE(d, y, m.in(i, 0), m.in(i, 1), N, op.Heads, op.HeadDim, op.Theta, op.Inverse)
+		return m.rope(i, op)
 	case *model.AttentionOp:
 		return ops.AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), m.attnDims(op))
 	case *model.AddOp:
@@ -501,9 +586,17 @@ func (m *Machine) launch(i int, node *G.Node) error {
 	case *model.SwiGLUOp:
 		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))
 	case *model.DropoutOp:
+		if m.dropSkip[node] { // run inside the gradient sum that reads it (fuseDropoutAdds)
+			return nil
+		}
 		return m.dropout(i, node, op)
 	}
 	if isGorgoniaAdd(node) {
+		if f, ok := m.dropAdd[node]; ok { // y = other + dropout(x)
+			op := f.drop.Op().(*model.DropoutOp)
+			dims := ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: f.drop.Shape()[1]}
+			return ops.DropoutAdd(d, y, m.in(i, f.other), m.out[m.deps[i][f.dep]], dims, op.P, op.Seed())
+		}
 		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))
 	}
 	return m.launchBwd(i, node)

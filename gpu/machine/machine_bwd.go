@@ -66,6 +66,15 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 		m.alias[i] = m.alias[m.args[i][0]]
 	case *model.SwiGLUGradOp:
 		m.needTmp(int64(node.Shape().TotalSize()) * 2) // the gradient the node does not return
+		if m.swigluSeen == nil {
+			m.swigluSeen, m.swigluCopy = map[string]*G.Node{}, map[*G.Node]bool{}
+		}
+		key := fmt.Sprint(m.args[i])
+		if first, ok := m.swigluSeen[key]; ok && first.Op().(*model.SwiGLUGradOp).WRT != op.WRT {
+			m.swigluCopy[node] = true // prepared (and run) after its sibling
+		} else {
+			m.swigluSeen[key] = node
+		}
 	case *model.RMSNormGradOp:
 		_, err = m.vec(op.Norm.Name, op.Norm.Weight)
 	case *model.LinearGradInputOp:
@@ -179,6 +188,9 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
 	case *model.SwiGLUGradOp:
 		n := m.runSize(i)
+		if m.swigluCopy[node] { // its sibling computed it into tmp
+			return d.Copy(y.Slice(0, int64(n)*2), m.tmp.Slice(0, int64(n)*2))
+		}
 		dgate, dup := y, m.tmp
 		if op.WRT == 1 {
 			dgate, dup = m.tmp, y

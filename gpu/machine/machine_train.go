@@ -44,6 +44,7 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		return fmt.Errorf("gpu: machine: batch has %d token ids, its shape [%d, %d] takes %d", len(b.IDs), B, T, N)
 	}
 	m.run, m.rB, m.rT, m.rN = o, B, T, N
+	m.ropeFor = nil // this Run's positions
 	mask, pos := b.Mask, b.Positions
 	if mask == nil {
 		mask = make([]int32, N)

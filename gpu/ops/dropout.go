@@ -22,29 +22,58 @@ type DropoutDims struct {
 // y, x [B·Tp, C] bf16, C % 8 == 0; y may be x. Grid (Tp, ⌈C/8/128⌉, B), block 128 (no index division in
 // the kernel): ⌈C/8/128⌉ and B must fit the grid's y and z (65535), Tp its x.
 func Dropout(d *cuda.Device, y, x cuda.Buffer, dims DropoutDims, p float32, seed uint64) error {
-	if dims.B <= 0 || dims.Tp <= 0 || dims.Tl <= 0 || dims.Tl > dims.Tp || dims.C <= 0 || dims.C%8 != 0 {
-		return fmt.Errorf("gpu: dropout: shape %+v: need positive sizes, Tl ≤ Tp and C a multiple of 8", dims)
-	}
-	const threads, gridYZ = 128, 65535
-	c8 := dims.C / 8
-	colBlocks := (c8 + threads - 1) / threads
-	if dims.B > gridYZ || colBlocks > gridYZ || dims.Tp > math.MaxInt32 {
-		return fmt.Errorf("gpu: dropout: shape %+v: B ≤ %d, C ≤ %d and Tp < 2³¹ (the grid's limits)", dims, gridYZ,
-			8*threads*gridYZ)
-	}
-	if !(p >= 0 && p < 1) {
-		return fmt.Errorf("gpu: dropout: drop probability %g must be in [0, 1)", p)
-	}
-	rows := dims.B * dims.Tp
-	s := int64(rows) * int64(dims.C) * 2
-	if err := kernArgs("dropout", "y", y, s, "x", x, s); err != nil {
+	grid, c8, scale, err := dropoutLaunch(dims, p, "y", y, "x", x)
+	if err != nil {
 		return err
 	}
 	k, err := d.Kernel("dropout", "dropout_bf16")
 	if err != nil {
 		return err
 	}
+	return d.Launch(k, grid, D1(dropoutThreads), 0, y, x, c8, dims.Tp, dims.Tl, seed, p, scale)
+}
+
+// DropoutAdd launches dropout_add_bf16: y = a + Dropout(x), each rounded to bf16 as Dropout and AddBF16
+// write them, in one pass (the backward of LoRA dropout summed into its input's other gradient, without the
+// dropped gradient's own buffer). y, a, x [B·Tp, C] bf16; y may be a or x.
+func DropoutAdd(d *cuda.Device, y, a, x cuda.Buffer, dims DropoutDims, p float32, seed uint64) error {
+	grid, c8, scale, err := dropoutLaunch(dims, p, "y", y, "x", x, "a", a)
+	if err != nil {
+		return err
+	}
+	k, err := d.Kernel("dropout", "dropout_add_bf16")
+	if err != nil {
+		return err
+	}
+	return d.Launch(k, grid, D1(dropoutThreads), 0, y, a, x, c8, dims.Tp, dims.Tl, seed, p, scale)
+}
+
+const dropoutThreads = 128
+
+// dropoutLaunch checks a dropout launch (dims, p, and each named buffer holding [B·Tp, C] bf16) and gives its
+// grid, C/8 and the scale 1/(1−p).
+func dropoutLaunch(dims DropoutDims, p float32, bufs ...any) (cuda.Dim3, int, float32, error) {
+	const gridYZ = 65535
+	if dims.B <= 0 || dims.Tp <= 0 || dims.Tl <= 0 || dims.Tl > dims.Tp || dims.C <= 0 || dims.C%8 != 0 {
+		return cuda.Dim3{}, 0, 0, fmt.Errorf("gpu: dropout: shape %+v: need positive sizes, Tl ≤ Tp and C a multiple of 8", dims)
+	}
+	c8 := dims.C / 8
+	colBlocks := (c8 + dropoutThreads - 1) / dropoutThreads
+	if dims.B > gridYZ || colBlocks > gridYZ || dims.Tp > math.MaxInt32 {
+		return cuda.Dim3{}, 0, 0, fmt.Errorf("gpu: dropout: shape %+v: B ≤ %d, C ≤ %d and Tp < 2³¹ (the grid's limits)", dims,
+			gridYZ, 8*dropoutThreads*gridYZ)
+	}
+	if !(p >= 0 && p < 1) {
+		return cuda.Dim3{}, 0, 0, fmt.Errorf("gpu: dropout: drop probability %g must be in [0, 1)", p)
+	}
+	s := int64(dims.B*dims.Tp) * int64(dims.C) * 2
+	var args []any
+	for k := 0; k < len(bufs); k += 2 {
+		args = append(args, bufs[k], bufs[k+1], s)
+	}
+	if err := kernArgs("dropout", args...); err != nil {
+		return cuda.Dim3{}, 0, 0, err
+	}
 	scale := 1 / (1 - p) // as model.DropoutForward computes it, in float32
-	grid := cuda.Dim3{X: dims.Tp, Y: colBlocks, Z: dims.B}
-	return d.Launch(k, grid, D1(threads), 0, y, x, c8, dims.Tp, dims.Tl, seed, p, scale)
+	return cuda.Dim3{X: dims.Tp, Y: colBlocks, Z: dims.B}, c8, scale, nil
 }

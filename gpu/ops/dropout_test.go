@@ -117,3 +117,83 @@ func TestDropoutMatchesCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestDropoutAddMatchesSeparate checks dropout_add_bf16 against the two kernels it fuses: a + Dropout(x) by
+// DropoutAdd equals AddBF16(a, Dropout(x)) bit for bit, on padded shapes and widths of one and several
+// column blocks, with p > 0 and p = 0, and in place (y = a).
+func TestDropoutAddMatchesSeparate(t *testing.T) {
+	d := cudatest.Device(t)
+	ar := cudatest.Arena(t, d, 64<<20)
+	rng := rand.New(rand.NewPCG(43, 44))
+	for _, c := range []struct {
+		dims DropoutDims
+		p    float32
+	}{
+		{DropoutDims{B: 3, Tp: 40, Tl: 29, C: 64}, 0.05},
+		{DropoutDims{B: 2, Tp: 24, Tl: 19, C: 3584}, 0.5},
+		{DropoutDims{B: 1, Tp: 8, Tl: 8, C: 18944}, 0.05},
+		{DropoutDims{B: 2, Tp: 16, Tl: 9, C: 8}, 0},
+	} {
+		dims, p := c.dims, c.p
+		seed := model.DropoutSeed(rng.Uint64()%1000, "model.layers.1.mlp.up_proj.lora_dropout")
+		n := dims.B * dims.Tp * dims.C
+		ha, hx := make([]uint16, n), make([]uint16, n)
+		for i := range ha {
+			ha[i] = cuda.BF16(float32(rng.NormFloat64()))
+			hx[i] = cuda.BF16(float32(rng.NormFloat64()) * 0.37)
+		}
+		buf := func(what string, v []uint16) cuda.Buffer {
+			b, err := ar.Alloc(int64(n)*2, what)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != nil {
+				if err := cuda.Upload(d, b, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return b
+		}
+		a, x, dx, want, got := buf("a", ha), buf("x", hx), buf("dropout(x)", nil), buf("want", nil), buf("got", nil)
+		if err := Dropout(d, dx, x, dims, p, seed); err != nil {
+			t.Fatal(err)
+		}
+		if err := AddBF16(d, want, a, dx, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := DropoutAdd(d, got, a, x, dims, p, seed); err != nil {
+			t.Fatal(err)
+		}
+		inPlace := buf("a, in place", ha)
+		if err := DropoutAdd(d, inPlace, inPlace, x, dims, p, seed); err != nil {
+			t.Fatal(err)
+		}
+		w, g, gi := make([]uint16, n), make([]uint16, n), make([]uint16, n)
+		for _, dl := range []struct {
+			dst []uint16
+			src cuda.Buffer
+		}{{w, want}, {g, got}, {gi, inPlace}} {
+			if err := cuda.Download(d, dl.dst, dl.src); err != nil {
+				t.Fatal(err)
+			}
+		}
+		diff, diffIn, changed := 0, 0, 0
+		for i := range w {
+			if g[i] != w[i] {
+				diff++
+			}
+			if gi[i] != w[i] {
+				diffIn++
+			}
+			if w[i] != ha[i] {
+				changed++
+			}
+		}
+		if diff != 0 || diffIn != 0 {
+			t.Errorf("%+v p %g: %d of %d values differ from AddBF16(a, Dropout(x)), %d in place", dims, p, diff, n, diffIn)
+		}
+		if changed < n/4 {
+			t.Errorf("%+v p %g: only %d of %d values differ from a: the test does not exercise the add", dims, p, changed, n)
+		}
+	}
+}
