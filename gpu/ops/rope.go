@@ -11,7 +11,8 @@ import (
 // RoPE launches rope_bf16: rotary embeddings in HF's rotate_half layout on every head of every row, fp32
 // angles a = pos·θ^(−2i/D). backward=false is model.RoPEForward (y = RoPE_a(x)), backward=true is
 // model.RoPEBackward (the rotation by −a, applied to dy). y, x [rows, heads·headDim] bf16 (y may be x, in
-// place); positions [rows] int32.
+// place); positions [rows] int32. The training machine and the decoder use the table path (RoPETable,
+// RoPEApply) when headDim % 16 == 0; this kernel is their fallback for other head sizes.
 func RoPE(d *cuda.Device, y, x, positions cuda.Buffer, rows, heads, headDim int, theta float32, backward bool) error {
 	if headDim%2 != 0 || rows <= 0 || heads <= 0 {
 		return fmt.Errorf("gpu: rope: rows %d, heads %d, headDim %d: need positive sizes and an even headDim",
