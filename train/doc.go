@@ -7,9 +7,11 @@
 // written atomically.
 //
 // The model runs behind Backend: Loss(micro-batch, shape, dropout step, grads) returns the loss and adds
-// the LoRA gradients, keeping whatever it compiles per (batch, seq) shape; micro-batches are padded to a
-// multiple of Run.Bucket so shapes repeat. The CPU backend builds model.Build/BuildGrad graphs, keeps
-// the three most recently used per kind, and runs them with gorgonia's TapeMachine.
+// the LoRA gradients, keeping whatever it compiles per (batch, seq) shape; each update's sequences are
+// sorted longest first before they are cut into micro-batches (the update sums the same sequences; rows of
+// like length pad less), and micro-batches are padded to a multiple of Run.Bucket so shapes repeat. The CPU
+// backend builds model.Build/BuildGrad graphs, keeps the three most recently used per kind, and runs them
+// with gorgonia's TapeMachine.
 //
 // Signal during training: with Run.EvalEvery, Run.Evaluate (a hook the pipeline provides, which generates
 // and scores: this package does neither) is called every EvalEvery updates with the live LoRA values; its
@@ -29,7 +31,8 @@
 // The pipelines (package pipeline) consult the registry; `t2m train --device auto` picks "cuda" when it
 // is registered and usable.
 //
-// Determinism: epoch e shuffles with data.Shuffle(seed+e); the dropout masks of micro-batch k of update s
+// Determinism: epoch e shuffles with data.Shuffle(seed+e), each update's window then sorted by length
+// (stable); the dropout masks of micro-batch k of update s
 // are seeded with s·GradAccum+k; so a checkpoint needs no RNG state beyond the seed, and a resumed run is
 // bitwise the uninterrupted one (TestResumeIsExact).
 //

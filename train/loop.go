@@ -202,7 +202,7 @@ func (r *Run) Train() (*Result, error) {
 	opt := NewAdamW(r.Params.Sizes(), fp.WeightDecay)
 	ckptDir := filepath.Join(r.Dir, "checkpoint")
 	adapterDir := filepath.Join(r.Dir, "adapter")
-	st := State{Fingerprint: fp, RNG: fmt.Sprintf("shuffle: PCG(seed+epoch) with seed %d; dropout: counter-based on the micro-batch index", fp.Seed)}
+	st := State{Fingerprint: fp, RNG: fmt.Sprintf("shuffle: PCG(seed+epoch) with seed %d, each update's sequences sorted longest first; dropout: counter-based on the micro-batch index", fp.Seed)}
 	if r.earlyStopping() {
 		st.EarlyStop = EarlyStopState{EvalEvery: r.EvalEvery, Patience: r.EarlyStopping, Metric: r.EarlyStoppingMetric}
 	}
