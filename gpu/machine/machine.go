@@ -54,8 +54,8 @@ type Machine struct {
 	ceOnes   cuda.Buffer                         // [B] fp32 ones (their sum as a product)
 
 	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
-	// tmp is one scratch for values that live only inside one node's launch (LoRA hiddens, SwiGLU's
-	// other gradient), as large as the largest need.
+	// tmp is one scratch as large as the largest need: SwiGLU's other gradient, made by the first node of
+	// a pair and copied by the second (swigluCopy).
 	tmp      cuda.Buffer
 	tmpBytes int64
 
@@ -72,7 +72,7 @@ type Machine struct {
 	// SwiGLU's backward is two nodes (dgate, dup) over the same inputs; its kernel makes both. The first of a
 	// pair to run writes its sibling's gradient into tmp, and the sibling (swigluCopy) copies it from there
 	// instead of running the kernel again (tmp has no other user, and no other SwiGLU backward runs between).
-	swigluSeen map[string]*G.Node
+	swigluSeen map[[3]int]*G.Node // the first SwiGLU backward over each (dh, gate, up)
 	swigluCopy map[*G.Node]bool
 
 	// A LoRA dropout's backward whose only reader is a gradient sum runs inside that sum (ops.DropoutAdd):

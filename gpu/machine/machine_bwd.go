@@ -67,9 +67,9 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 	case *model.SwiGLUGradOp:
 		m.needTmp(int64(node.Shape().TotalSize()) * 2) // the gradient the node does not return
 		if m.swigluSeen == nil {
-			m.swigluSeen, m.swigluCopy = map[string]*G.Node{}, map[*G.Node]bool{}
+			m.swigluSeen, m.swigluCopy = map[[3]int]*G.Node{}, map[*G.Node]bool{}
 		}
-		key := fmt.Sprint(m.args[i])
+		key := [3]int(m.args[i])
 		if first, ok := m.swigluSeen[key]; ok && first.Op().(*model.SwiGLUGradOp).WRT != op.WRT {
 			m.swigluCopy[node] = true // prepared (and run) after its sibling
 		} else {
