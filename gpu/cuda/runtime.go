@@ -32,6 +32,12 @@ type Device struct {
 	blas    *BLAS
 
 	allocated, peak int64 // bytes from Alloc, now and at most
+
+	// stager holds the pinned buffers large uploads go through (Upload), made on first use; stageErr is
+	// why it could not be made (those uploads then go straight from pageable memory).
+	stageMu  sync.Mutex
+	stager   *Stager
+	stageErr error
 }
 
 // Kernel is one __global__ function of an embedded PTX module.
@@ -114,6 +120,9 @@ func (d *Device) Context() cu.CUContext { return d.ctx }
 func (d *Device) Close() error {
 	if d.blas != nil {
 		d.blas.close()
+	}
+	if d.stager != nil {
+		_ = d.stager.Close()
 	}
 	for _, m := range d.modules {
 		_ = m.Unload()

@@ -94,8 +94,34 @@ func (d *Device) MemInfo() (free, total int64, err error) {
 // GiB converts a byte count to gibibytes (for messages and benchmark metrics).
 func GiB(b int64) float64 { return float64(b) / (1 << 30) }
 
+// stagedMin is the smallest upload that goes through the device's pinned buffers (Stager, stageChunk bytes
+// each, made on first use) rather than straight from pageable memory.
+const (
+	stagedMin  = 8 << 20
+	stageChunk = 64 << 20
+)
+
+// stagerFor is the device's Stager, locked (the caller unlocks d.stageMu), for a copy of n bytes, or nil when
+// the copy is too small to be worth it or no Stager could be made.
+func (d *Device) stagerFor(n int64) *Stager {
+	if n < stagedMin {
+		return nil
+	}
+	d.stageMu.Lock()
+	if d.stager == nil && d.stageErr == nil {
+		d.stager, d.stageErr = d.NewStager(stageChunk)
+	}
+	if d.stager == nil {
+		d.stageMu.Unlock()
+		return nil
+	}
+	return d.stager
+}
+
 // Upload copies src to the start of dst in order on d's stream, and waits for it. src must be its own
 // allocation or part of one without Go pointers (cgo's pointer check refuses a field of a struct with slices).
+// From stagedMin bytes on it goes through the device's pinned buffers (Stager), unless they could not be
+// allocated; so does Download.
 func Upload[T any](d *Device, dst Buffer, src []T) error {
 	n := int64(len(src)) * int64(unsafe.Sizeof(*new(T)))
 	if n > dst.Bytes {
@@ -103,6 +129,10 @@ func Upload[T any](d *Device, dst Buffer, src []T) error {
 	}
 	if n == 0 {
 		return nil
+	}
+	if st := d.stagerFor(n); st != nil {
+		defer d.stageMu.Unlock()
+		return st.Upload(dst, unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), n))
 	}
 	if err := cu.MemcpyHtoDAsync(dst.Ptr, unsafe.Pointer(&src[0]), n, d.Stream); err != nil {
 		return fmt.Errorf("gpu: upload of %d bytes: %w", n, err)
@@ -118,6 +148,10 @@ func Download[T any](d *Device, dst []T, src Buffer) error {
 	}
 	if n == 0 {
 		return nil
+	}
+	if st := d.stagerFor(n); st != nil {
+		defer d.stageMu.Unlock()
+		return st.Download(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), n), src)
 	}
 	if err := cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), src.Ptr, n, d.Stream); err != nil {
 		return fmt.Errorf("gpu: download of %d bytes: %w", n, err)
