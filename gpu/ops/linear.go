@@ -24,8 +24,11 @@ type LinearArgs struct {
 	Y     cuda.Mat // [N, out], bf16 or fp32 (an fp32 sum rounded once by the caller)
 }
 
-// Linear computes l.Y = x·Wᵀ + bias + s·(xl·Aᵀ)·Bᵀ in that order: the bias first (y = ones·biasᵀ), then the
-// base product accumulated into y, then the LoRA branch h = xl·Aᵀ and y += s·h·Bᵀ.
+// Linear computes l.Y = x·Wᵀ + bias + s·(xl·Aᵀ)·Bᵀ, the small terms first: the bias (y = ones·biasᵀ), then the
+// LoRA branch h = xl·Aᵀ and y = s·h·Bᵀ (+ y with a bias), then the base product accumulated into y by the
+// big GEMM's epilogue (beta = 1). Adding the LoRA term last instead read and wrote all of y [N, out] once more
+// in a skinny GEMM; now that GEMM only writes y (or, after a bias, reads it once), and y is rounded once on the
+// sum of the base product and the small terms.
 func Linear(d *cuda.Device, b *cuda.BLAS, l LinearArgs) error {
 	beta := float32(0)
 	if l.Bias.Buf.Bytes != 0 {
@@ -34,25 +37,21 @@ func Linear(d *cuda.Device, b *cuda.BLAS, l LinearArgs) error {
 		}
 		beta = 1
 	}
-	if l.NF4 != nil {
-		if err := NF4GEMV(d, l.X, l.Y, l.NF4, beta); err != nil {
-			return err
+	if l.A.Buf.Bytes != 0 {
+		xl := l.XL
+		if xl.Buf.Bytes == 0 {
+			xl = l.X
 		}
-	} else if err := b.Linear(l.X, l.W, beta, l.Y); err != nil {
-		return err
+		if err := b.Linear(xl, l.A, 0, l.H); err != nil {
+			return fmt.Errorf("lora_A: %w", err)
+		}
+		if err := b.Gemm(false, true, l.Scale, l.H, l.B, beta, l.Y); err != nil {
+			return fmt.Errorf("lora_B: %w", err)
+		}
+		beta = 1
 	}
-	if l.A.Buf.Bytes == 0 {
-		return nil
+	if l.NF4 != nil {
+		return NF4GEMV(d, l.X, l.Y, l.NF4, beta)
 	}
-	xl := l.XL
-	if xl.Buf.Bytes == 0 {
-		xl = l.X
-	}
-	if err := b.Linear(xl, l.A, 0, l.H); err != nil {
-		return fmt.Errorf("lora_A: %w", err)
-	}
-	if err := b.Gemm(false, true, l.Scale, l.H, l.B, 1, l.Y); err != nil {
-		return fmt.Errorf("lora_B: %w", err)
-	}
-	return nil
+	return b.Linear(l.X, l.W, beta, l.Y)
 }
