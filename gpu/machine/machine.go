@@ -76,7 +76,8 @@ type Machine struct {
 	swigluCopy map[*G.Node]bool
 
 	// A LoRA dropout's backward whose only reader is a gradient sum runs inside that sum (ops.DropoutAdd):
-	// dropAdd maps the sum to it, and dropSkip marks the dropout node, which then has no buffer of its own.
+	// dropAdd maps the sum to it, and dropSkip marks the dropout node, which then has no buffer of its own,
+	// and the LoRA input gradient it drops when only it reads that (ops.LoRADropoutAdd computes it).
 	dropAdd  map[*G.Node]dropoutAdd
 	dropSkip map[*G.Node]bool
 
@@ -88,16 +89,22 @@ type Machine struct {
 
 // dropoutAdd is a gradient sum y = other + dropout(x) run as one launch: drop is the dropout node, other the
 // sum's input position of the other term, and dep the position in the sum's deps of x (the dropout's input,
-// which the sum reads instead of the dropout's output).
+// which the sum reads instead of the dropout's output). When x is a LoRA branch's input gradient
+// (LoRAGradOp 'X', dxl = s·(dy·B)·A) that only the dropout reads, lora is that op and x is never written:
+// the launch computes dxl itself (ops.LoRADropoutAdd), and dep is the position of dy, followed by A and B.
 type dropoutAdd struct {
 	drop       *G.Node
 	other, dep int
+	lora       *model.LoRAGradOp
 }
 
 // fuseDropoutAdds finds the gradient sums (gorgonia adds) with a LoRA dropout's backward as one term that
 // nothing else reads and that is not kept: each is run by the sum as one launch, which reads the dropout's
 // input instead (a liveness dependency), and the dropout node gets no buffer (pinned). That saves writing
-// and reading the dropped gradient, [N, C] bf16 per LoRA linear with dropout.
+// and reading the dropped gradient, [N, C] bf16 per LoRA linear with dropout. When the dropout's input is
+// the LoRA branch's input gradient s·(dy·B)·A and only the dropout reads it, the sum computes it too (from
+// dy, A and B, its new dependencies) and that node gets no buffer or launch either: another [N, C] written
+// and read, and a rank-K GEMM, saved per LoRA linear.
 func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
 	readers := make([]int, len(m.order))
 	for _, args := range m.args {
@@ -117,8 +124,17 @@ func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
 			if m.dropAdd == nil {
 				m.dropAdd, m.dropSkip = map[*G.Node]dropoutAdd{}, map[*G.Node]bool{}
 			}
-			m.dropAdd[node] = dropoutAdd{drop: m.order[j], other: 1 - k, dep: len(m.deps[i])}
-			m.deps[i] = append(m.deps[i], m.args[j][0])
+			f := dropoutAdd{drop: m.order[j], other: 1 - k, dep: len(m.deps[i])}
+			x := m.args[j][0]
+			if lx, ok := m.order[x].Op().(*model.LoRAGradOp); ok && lx.WRT == 'X' && readers[x] == 1 && !keep[x] &&
+				!pinned[x] && m.alias[x] == x {
+				f.lora = lx // dy, A, B: LoRAGradOp's inputs 1, 2, 3
+				m.deps[i] = append(m.deps[i], m.args[x][1], m.args[x][2], m.args[x][3])
+				m.dropSkip[m.order[x]], pinned[x] = true, true
+			} else {
+				m.deps[i] = append(m.deps[i], x)
+			}
+			m.dropAdd[node] = f
 			m.dropSkip[m.order[j]], pinned[j] = true, true
 			break
 		}
@@ -595,6 +611,9 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		if f, ok := m.dropAdd[node]; ok { // y = other + dropout(x)
 			op := f.drop.Op().(*model.DropoutOp)
 			dims := ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: f.drop.Shape()[1]}
+			if f.lora != nil { // x = s·(dy·B)·A, never written
+				return m.loraDropoutAdd(i, f, dims, op)
+			}
 			return ops.DropoutAdd(d, y, m.in(i, f.other), m.out[m.deps[i][f.dep]], dims, op.P, op.Seed())
 		}
 		return ops.AddBF16(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))

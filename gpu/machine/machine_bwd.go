@@ -206,20 +206,24 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 			return err
 		}
 		dy, dx := cuda.M(m.in(i, 0), N, w.out, cuda.BF16T), cuda.M(y, N, w.in, cuda.BF16T)
-		if err := m.blas.LinearGradInput(dy, W, 1, 0, dx); err != nil {
-			return err
-		}
-		if op.Arity() == 3 { // + s·(dy·B)·A
+		beta := float32(0)
+		if op.Arity() == 3 { // dx = s·(dy·B)·A first, then the base product adds onto it (as ops.Linear does)
 			r := op.Lin.Rank
 			g, err := m.loraG(op.Lin, dy, cuda.M(m.in(i, 2), w.out, r, cuda.BF16T))
 			if err != nil {
 				return err
 			}
-			return m.blas.Gemm(false, false, op.Lin.Scaling, g, cuda.M(m.in(i, 1), r, w.in, cuda.BF16T), 1, dx)
+			if err := m.blas.Gemm(false, false, op.Lin.Scaling, g, cuda.M(m.in(i, 1), r, w.in, cuda.BF16T), 0, dx); err != nil {
+				return err
+			}
+			beta = 1
 		}
-		return nil
+		return m.blas.LinearGradInput(dy, W, 1, beta, dx)
 	case *model.LoRAGradOp:
 		if op.WRT == 'X' {
+			if m.dropSkip[node] { // computed inside the gradient sum that reads its dropout (loraDropoutAdd)
+				return nil
+			}
 			return m.loraInputGrad(i, op)
 		}
 		r, in, out := op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out

@@ -22,7 +22,7 @@ func TestMachineRecompute(t *testing.T) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(71, 72))
 	const B, T = 2, 32
-	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05)
+	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05, 4)
 	g.SetStep(9)
 	plain, err := New(d, g, 2<<30)
 	if err != nil {

@@ -108,16 +108,25 @@ func TestMachineLogits(t *testing.T) {
 // every LoRA gradient. Tolerances, fixed before the first run: loss 1e-2 relative (bf16 activations), each
 // gradient tensor 5e-2 relative L2 (bf16 activations and bf16 gradients through every backward op of two
 // layers, fp32 only in the LoRA GEMMs' accumulation and outputs).
-func TestMachineLossGrads(t *testing.T) { machineLossGrads(t, 0) }
+func TestMachineLossGrads(t *testing.T) { machineLossGrads(t, 0, 4) }
 
 // TestMachineDropoutLossGrads is TestMachineLossGrads on a graph with LoRA dropout 0.05 (DropoutOp and
 // LoRAGradOp 'X' on every projection), both executors at the same dropout step, same tolerances: the
 // GPU's masks are the CPU's bit for bit (TestDropoutMatchesCPU), so only bf16 rounding differs.
-func TestMachineDropoutLossGrads(t *testing.T) { machineLossGrads(t, 0.05) }
+func TestMachineDropoutLossGrads(t *testing.T) { machineLossGrads(t, 0.05, 4) }
+
+// TestMachineRank8DropoutLossGrads is TestMachineDropoutLossGrads with LoRA rank 8 and 16, the ranks whose
+// dropped input gradient summed into its input's gradient (ops.LoRADropoutAdd) has its own kernels; rank 4
+// above runs the generic one.
+func TestMachineRank8DropoutLossGrads(t *testing.T) {
+	for _, r := range []int{8, 16} {
+		t.Run(fmt.Sprint("r", r), func(t *testing.T) { machineLossGrads(t, 0.05, r) })
+	}
+}
 
 // tinyTrainingGraph builds the training graph [B, T] (loss and gorgonia.Grad's backward) of the tiny Qwen2
-// with NF4 weights and LoRA r=4 with the given dropout on every projection, closed when the test ends.
-func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32) (*model.Graph, model.Config) {
+// with NF4 weights and LoRA of the given rank and dropout on every projection, closed when the test ends.
+func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32, rank int) (*model.Graph, model.Config) {
 	t.Helper()
 	reg, err := model.Lookup("tiny")
 	if err != nil {
@@ -127,7 +136,7 @@ func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := cudatest.RandomLoRA(w, 4, rng)
+	lp := cudatest.RandomLoRA(w, rank, rng)
 	lp.Dropout = dropout
 	g, err := model.Build(w, lp, B, T, model.ModeLoss)
 	if err != nil {
@@ -140,11 +149,11 @@ func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32) 
 	return g, reg.Config
 }
 
-func machineLossGrads(t *testing.T, dropout float32) {
+func machineLossGrads(t *testing.T, dropout float32, rank int) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(21, 22))
 	const B, T = 2, 32
-	g, cfg := tinyTrainingGraph(t, rng, B, T, dropout)
+	g, cfg := tinyTrainingGraph(t, rng, B, T, dropout, rank)
 	g.SetStep(7) // seeds the dropout masks of both executors
 	ids, labels, mask := make([]int32, B*T), make([]int32, B*T), make([]int32, B*T)
 	for i := range ids {

@@ -48,6 +48,44 @@ func DropoutAdd(d *cuda.Device, y, a, x cuda.Buffer, dims DropoutDims, p float32
 	return d.Launch(k, grid, D1(dropoutThreads), 0, y, a, x, c8, dims.Tp, dims.Tl, seed, p, scale)
 }
 
+// LoRADropoutAdd launches lora_dropout_add_bf16: y = a + Dropout(dxl) with dxl = bf16(scaling·g·A), the
+// LoRA branch's input gradient under LoRA dropout summed into its input's other gradient, without a buffer
+// for dxl (CPU twins: model's LoRAGradOp 'X', DropoutOp's backward and the gradient sum). dxl is the sum over
+// r = 0..R−1 in order, scaled once and rounded once, as a GEMM with alpha = scaling writes it; the dropout
+// and the sum are rounded as DropoutAdd rounds them. y, a [B·Tp, C] bf16 (y may be a); g = dy·B [B·Tp, R]
+// bf16; A [R, C] bf16 (lora_A). Ranks 8 and 16 have their own kernels (A's columns in registers); any
+// other rank runs the generic one.
+func LoRADropoutAdd(d *cuda.Device, y, a, g, A cuda.Buffer, R int, dims DropoutDims, p, scaling float32,
+	seed uint64) error {
+	grid, c8, scale, err := dropoutLaunch(dims, p, "y", y, "a", a)
+	if err != nil {
+		return err
+	}
+	if R <= 0 {
+		return fmt.Errorf("gpu: LoRA dropout add: rank %d", R)
+	}
+	if err := kernArgs("LoRA dropout add", "g", g, int64(dims.B*dims.Tp)*int64(R)*2, "A", A,
+		int64(R)*int64(dims.C)*2); err != nil {
+		return err
+	}
+	grid.X = (dims.Tp + loraDropoutRows - 1) / loraDropoutRows
+	if R == 8 || R == 16 { // A's columns held in registers, the rows' loads issued together
+		k, err := d.Kernel("dropout", fmt.Sprintf("lora_dropout_add_bf16_r%d", R))
+		if err != nil {
+			return err
+		}
+		return d.Launch(k, grid, D1(dropoutThreads), 0, y, a, g, A, c8, dims.Tp, dims.Tl, seed, p, scale, scaling)
+	}
+	k, err := d.Kernel("dropout", "lora_dropout_add_bf16")
+	if err != nil {
+		return err
+	}
+	return d.Launch(k, grid, D1(dropoutThreads), 0, y, a, g, A, c8, dims.Tp, dims.Tl, seed, p, scale, scaling, R)
+}
+
+// loraDropoutRows is LDA_ROWS of kernels/dropout.cu: the rows one thread of lora_dropout_add_bf16 handles.
+const loraDropoutRows = 8
+
 const dropoutThreads = 128
 
 // dropoutLaunch checks a dropout launch (dims, p, and each named buffer holding [B·Tp, C] bf16) and gives its

@@ -197,3 +197,103 @@ func TestDropoutAddMatchesSeparate(t *testing.T) {
 		}
 	}
 }
+
+// TestLoRADropoutAddMatchesReference checks lora_dropout_add_bf16 bit for bit against DropoutAdd of the LoRA
+// input gradient computed on the host: dxl = bf16(s · Σ_r g[n,r]·A[r,c]) summed over r in order in fp32 (each
+// product of bf16 values is exact, so the sum is the kernel's), then uploaded as DropoutAdd's x. Ranks 1 to 16,
+// padded and unpadded rows (the kernel walks 8 rows per thread, so a Tp that is not a multiple of 8 covers its
+// last partial tile), widths of one and several column blocks, and y = a in place.
+func TestLoRADropoutAddMatchesReference(t *testing.T) {
+	d := cudatest.Device(t)
+	ar := cudatest.Arena(t, d, 64<<20)
+	rng := rand.New(rand.NewPCG(45, 46))
+	for _, c := range []struct {
+		dims DropoutDims
+		r    int
+		p, s float32
+	}{
+		{DropoutDims{B: 3, Tp: 29, Tl: 23, C: 64}, 8, 0.05, 2},
+		{DropoutDims{B: 2, Tp: 24, Tl: 19, C: 3584}, 16, 0.5, 0.5},
+		{DropoutDims{B: 1, Tp: 8, Tl: 8, C: 1040}, 1, 0.05, 2},
+		{DropoutDims{B: 2, Tp: 13, Tl: 13, C: 8}, 4, 0, 1},
+		{DropoutDims{B: 2, Tp: 16, Tl: 11, C: 3584}, 8, 0.05, 2},
+	} {
+		dims, R := c.dims, c.r
+		seed := model.DropoutSeed(rng.Uint64()%1000, "model.layers.0.self_attn.q_proj.lora_dropout")
+		rows := dims.B * dims.Tp
+		n := rows * dims.C
+		ha, hg, hA := make([]uint16, n), make([]uint16, rows*R), make([]uint16, R*dims.C)
+		for i := range ha {
+			ha[i] = cuda.BF16(float32(rng.NormFloat64()))
+		}
+		for i := range hg {
+			hg[i] = cuda.BF16(float32(rng.NormFloat64()) * 0.3)
+		}
+		for i := range hA {
+			hA[i] = cuda.BF16(float32(rng.NormFloat64()) * 0.2)
+		}
+		hx := make([]uint16, n) // dxl [rows, C]
+		for row := range rows {
+			for col := range dims.C {
+				var acc float32
+				for r := range R {
+					acc += cuda.F32(hg[row*R+r]) * cuda.F32(hA[r*dims.C+col])
+				}
+				hx[row*dims.C+col] = cuda.BF16(acc * c.s)
+			}
+		}
+		buf := func(what string, v []uint16) cuda.Buffer {
+			b, err := ar.Alloc(int64(max(len(v), n))*2, what)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cuda.Upload(d, b, v); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		a, x, g, A := buf("a", ha), buf("dxl", hx), buf("g", hg), buf("A", hA)
+		want, got, inPlace := buf("want", make([]uint16, n)), buf("got", make([]uint16, n)), buf("a, in place", ha)
+		if err := DropoutAdd(d, want, a, x, dims, c.p, seed); err != nil {
+			t.Fatal(err)
+		}
+		if err := LoRADropoutAdd(d, got, a, g, A, R, dims, c.p, c.s, seed); err != nil {
+			t.Fatal(err)
+		}
+		if err := LoRADropoutAdd(d, inPlace, inPlace, g, A, R, dims, c.p, c.s, seed); err != nil {
+			t.Fatal(err)
+		}
+		w, gv, gi := make([]uint16, n), make([]uint16, n), make([]uint16, n)
+		for _, dl := range []struct {
+			dst []uint16
+			src cuda.Buffer
+		}{{w, want}, {gv, got}, {gi, inPlace}} {
+			if err := cuda.Download(d, dl.dst, dl.src.Slice(0, int64(n)*2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		diff, diffIn, changed := 0, 0, 0
+		for i := range w {
+			if gv[i] != w[i] {
+				if diff < 3 {
+					t.Logf("%+v r %d: element %d: got %g, want %g", dims, R, i, cuda.F32(gv[i]), cuda.F32(w[i]))
+				}
+				diff++
+			}
+			if gi[i] != w[i] {
+				diffIn++
+			}
+			if w[i] != ha[i] {
+				changed++
+			}
+		}
+		if diff != 0 || diffIn != 0 {
+			t.Errorf("%+v r %d p %g: %d of %d values differ from DropoutAdd(a, dxl), %d in place", dims, R, c.p, diff,
+				n, diffIn)
+		}
+		if changed < n/4 {
+			t.Errorf("%+v r %d: only %d of %d values differ from a: the test does not exercise the LoRA term", dims, R,
+				changed, n)
+		}
+	}
+}
