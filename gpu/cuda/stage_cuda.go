@@ -48,18 +48,7 @@ func (s *Stager) Upload(dst Buffer, src []byte) error {
 		return fmt.Errorf("gpu: staged upload of %d bytes into a %d-byte buffer", len(src), dst.Bytes)
 	}
 	s.dst = dst
-	slots := make([][]byte, len(s.bufs))
-	for i, h := range s.bufs {
-		slots[i] = h.Bytes
-	}
-	err := stage(src, slots, s.workers, s)
-	if serr := s.d.Sync(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("gpu: staged upload of %d bytes: %w", len(src), err)
-	}
-	return nil
+	return s.copyVia("upload", len(src), func(slots [][]byte) error { return stage(src, slots, s.workers, s) })
 }
 
 // Download copies the start of src into dst and waits for the copy.
@@ -68,16 +57,22 @@ func (s *Stager) Download(dst []byte, src Buffer) error {
 		return fmt.Errorf("gpu: staged download of %d bytes from a %d-byte buffer", len(dst), src.Bytes)
 	}
 	s.src = src
+	return s.copyVia("download", len(dst), func(slots [][]byte) error { return unstage(dst, slots, s.workers, s) })
+}
+
+// copyVia runs a staged copy of n bytes (stage or unstage over the pinned buffers' bytes) and waits for the
+// device, whether or not the copy failed part way.
+func (s *Stager) copyVia(what string, n int, run func(slots [][]byte) error) error {
 	slots := make([][]byte, len(s.bufs))
 	for i, h := range s.bufs {
 		slots[i] = h.Bytes
 	}
-	err := unstage(dst, slots, s.workers, s)
+	err := run(slots)
 	if serr := s.d.Sync(); err == nil {
 		err = serr
 	}
 	if err != nil {
-		return fmt.Errorf("gpu: staged download of %d bytes: %w", len(dst), err)
+		return fmt.Errorf("gpu: staged %s of %d bytes: %w", what, n, err)
 	}
 	return nil
 }

@@ -168,27 +168,7 @@ func TestDropoutAddMatchesSeparate(t *testing.T) {
 		if err := DropoutAdd(d, inPlace, inPlace, x, dims, p, seed); err != nil {
 			t.Fatal(err)
 		}
-		w, g, gi := make([]uint16, n), make([]uint16, n), make([]uint16, n)
-		for _, dl := range []struct {
-			dst []uint16
-			src cuda.Buffer
-		}{{w, want}, {g, got}, {gi, inPlace}} {
-			if err := cuda.Download(d, dl.dst, dl.src); err != nil {
-				t.Fatal(err)
-			}
-		}
-		diff, diffIn, changed := 0, 0, 0
-		for i := range w {
-			if g[i] != w[i] {
-				diff++
-			}
-			if gi[i] != w[i] {
-				diffIn++
-			}
-			if w[i] != ha[i] {
-				changed++
-			}
-		}
+		diff, diffIn, changed := compareSums(t, d, n, want, got, inPlace, ha, nil)
 		if diff != 0 || diffIn != 0 {
 			t.Errorf("%+v p %g: %d of %d values differ from AddBF16(a, Dropout(x)), %d in place", dims, p, diff, n, diffIn)
 		}
@@ -263,30 +243,9 @@ func TestLoRADropoutAddMatchesReference(t *testing.T) {
 		if err := LoRADropoutAdd(d, inPlace, inPlace, g, A, R, dims, c.p, c.s, seed); err != nil {
 			t.Fatal(err)
 		}
-		w, gv, gi := make([]uint16, n), make([]uint16, n), make([]uint16, n)
-		for _, dl := range []struct {
-			dst []uint16
-			src cuda.Buffer
-		}{{w, want}, {gv, got}, {gi, inPlace}} {
-			if err := cuda.Download(d, dl.dst, dl.src.Slice(0, int64(n)*2)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		diff, diffIn, changed := 0, 0, 0
-		for i := range w {
-			if gv[i] != w[i] {
-				if diff < 3 {
-					t.Logf("%+v r %d: element %d: got %g, want %g", dims, R, i, cuda.F32(gv[i]), cuda.F32(w[i]))
-				}
-				diff++
-			}
-			if gi[i] != w[i] {
-				diffIn++
-			}
-			if w[i] != ha[i] {
-				changed++
-			}
-		}
+		diff, diffIn, changed := compareSums(t, d, n, want, got, inPlace, ha, func(i int, got, want uint16) {
+			t.Logf("%+v r %d: element %d: got %g, want %g", dims, R, i, cuda.F32(got), cuda.F32(want))
+		})
 		if diff != 0 || diffIn != 0 {
 			t.Errorf("%+v r %d p %g: %d of %d values differ from DropoutAdd(a, dxl), %d in place", dims, R, c.p, diff,
 				n, diffIn)
@@ -296,4 +255,36 @@ func TestLoRADropoutAddMatchesReference(t *testing.T) {
 				changed, n)
 		}
 	}
+}
+
+// compareSums downloads the first n bf16 values of want, got and inPlace (a fused sum computed into its own
+// buffer and into a), and counts the values of got and of inPlace that differ from want, and those of want
+// that differ from a (how much the sum changed a). logDiff, when set, sees got's first three differences.
+func compareSums(t *testing.T, d *cuda.Device, n int, want, got, inPlace cuda.Buffer, a []uint16,
+	logDiff func(i int, got, want uint16)) (diff, diffIn, changed int) {
+	t.Helper()
+	w, g, gi := make([]uint16, n), make([]uint16, n), make([]uint16, n)
+	for _, dl := range []struct {
+		dst []uint16
+		src cuda.Buffer
+	}{{w, want}, {g, got}, {gi, inPlace}} {
+		if err := cuda.Download(d, dl.dst, dl.src.Slice(0, int64(n)*2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range w {
+		if g[i] != w[i] {
+			if logDiff != nil && diff < 3 {
+				logDiff(i, g[i], w[i])
+			}
+			diff++
+		}
+		if gi[i] != w[i] {
+			diffIn++
+		}
+		if w[i] != a[i] {
+			changed++
+		}
+	}
+	return diff, diffIn, changed
 }
