@@ -138,36 +138,6 @@ func (m *Machine) dropout(i int, node *G.Node, op *model.DropoutOp) error {
 	return ops.Dropout(m.d, m.out[i], m.in(i, 0), dims, p, op.Seed())
 }
 
-// loraDropoutAdd runs the gradient sum i = other + dropout(s·(dy·B)·A) of f (a LoRA branch's input gradient
-// that only its dropout reads, fused by fuseDropoutAdds) as one launch, g = dy·B computed once per Run.
-func (m *Machine) loraDropoutAdd(i int, f dropoutAdd, dims ops.DropoutDims, op *model.DropoutOp) error {
-	lin := f.lora.Lin
-	N, r, in, out := m.rN, lin.Rank, lin.Weight.In, lin.Weight.Out
-	dep := m.deps[i][f.dep:]
-	dy, A, Bm := cuda.M(m.out[dep[0]], N, out, cuda.BF16T), m.out[dep[1]], cuda.M(m.out[dep[2]], out, r, cuda.BF16T)
-	g, err := m.loraG(lin, dy, Bm)
-	if err != nil {
-		return err
-	}
-	if in != dims.C {
-		return fmt.Errorf("gpu: machine: %s: LoRA input gradient of %d columns under a dropout of %d", lin.Name, in,
-			dims.C)
-	}
-	return ops.LoRADropoutAdd(m.d, m.out[i], m.in(i, f.other), g.Buf, A, r, dims, op.P, lin.Scaling, op.Seed())
-}
-
-// loraInputGrad runs LoRAGradOp 'X' (LoRA dropout's branch): dxl = s·(dy·B)·A [N, in] bf16.
-func (m *Machine) loraInputGrad(i int, op *model.LoRAGradOp) error {
-	N, r, in, out := m.rN, op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
-	dy := cuda.M(m.in(i, 1), N, out, cuda.BF16T)
-	A, Bm := cuda.M(m.in(i, 2), r, in, cuda.BF16T), cuda.M(m.in(i, 3), out, r, cuda.BF16T)
-	g, err := m.loraG(op.Lin, dy, Bm)
-	if err != nil {
-		return err
-	}
-	return m.blas.Gemm(false, false, op.Lin.Scaling, g, A, 0, cuda.M(m.out[i], N, in, cuda.BF16T))
-}
-
 // LoRAParamCount is the number of trainable LoRA values of a training machine (0 without one).
 func (m *Machine) LoRAParamCount() int {
 	if m.opt == nil {
