@@ -29,8 +29,13 @@
 //  4. Execute (Run): for each node in order one launcher (kernel or cuBLAS) on the device's stream. NF4
 //     linears dequantize into one shared scratch right before their GEMM, in the forward and again in
 //     the backward. The lm_head + cross-entropy is one fused launch that writes the loss and dh, run at
-//     whichever of the loss node and its gradient node comes first. q/k/v biases are a K = 1 GEMM
-//     (ones·biasᵀ) before the GEMM with beta = 1. gorgonia's own "+" nodes (gradient sums) are AddBF16.
+//     whichever of the loss node and its gradient node comes first. A LoRA linear writes its small terms
+//     first (q/k/v biases as a K = 1 GEMM ones·biasᵀ, then s·(xl·Aᵀ)·Bᵀ) and the base GEMM adds onto them
+//     with beta = 1 (ops.Linear). gorgonia's own "+" nodes (gradient sums) are AddBF16; where one term is a
+//     LoRA dropout's backward that only the sum reads, the sum runs it (ops.DropoutAdd), and where that
+//     dropout's input is the LoRA branch's input gradient s·(dy·B)·A read by nothing else, the sum computes
+//     that too (ops.LoRADropoutAdd), so neither is written (machine_fuse.go). RoPE takes one (cos, sin)
+//     table per Run; each LoRA linear keeps h = xl·Aᵀ from its forward and computes g = dy·B once.
 //  5. Optimizer (Step, StepSum): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the
 //     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
 //     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.
@@ -41,7 +46,8 @@
 //     layer's activations instead of all of them.
 //
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
-// the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU), TestMachineStep
+// the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU; with LoRA dropout, and
+// at ranks 8 and 16, whose fused sums have their own kernels), TestMachineStep
 // (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the tiny
 // Qwen2 of model/testdata/qwen2_tiny against its HF transformers/PEFT references: hidden states, logits,
 // loss, gradients), and the planner's tests (plan_test.go, every build).
