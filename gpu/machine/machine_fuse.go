@@ -32,7 +32,7 @@ type dropoutAdd struct {
 // and reading the dropped gradient, [N, C] bf16 per LoRA linear with dropout. When the dropout's input is
 // the LoRA branch's input gradient s·(dy·B)·A and only the dropout reads it, the sum computes it too (from
 // dy, A and B, its new dependencies) and that node gets no buffer or launch either: another [N, C] written
-// and read, and a rank-K GEMM, saved per LoRA linear.
+// and read, and a rank-r GEMM, saved per LoRA linear.
 func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
 	readers := make([]int, len(m.order))
 	for _, args := range m.args {
