@@ -162,9 +162,10 @@ func (g *decoder) End() {
 // linear is y = x·Wᵀ + b (+ s·(x·Aᵀ)·Bᵀ). x [rows, in], y [rows, out] bf16. An NF4 weight is multiplied
 // straight from its codes (ops.NF4GEMVFused, bias and LoRA in its epilogue) for up to ops.NF4GEMVRows rows
 // (small decode steps), else dequantized into the scratch for ops.Linear's GEMM (prefill, large steps). There
-// an adapter kept apart is added as PEFT's unmerged forward adds it: h = x·Aᵀ, then y += s·h·Bᵀ onto the bf16
-// base output (one more GEMM with beta 1). Merging it into the dequantized weight instead (an fp32 rank-r sum
-// per element of every weight, every step) decoded 12% slower at 96 rows (gpu/DECODE_NOTES.md).
+// an adapter kept apart is added as PEFT's unmerged forward adds it, s·(x·Aᵀ)·Bᵀ beside the base product
+// (ops.Linear writes it first and the base GEMM adds onto it with beta 1). Merging it into the dequantized
+// weight instead (an fp32 rank-r sum per element of every weight, every step) decoded 12% slower at 96 rows
+// (gpu/DECODE_NOTES.md).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	X := cuda.M(x, rows, lin.in, cuda.BF16T)
 	if lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows) {

@@ -38,7 +38,7 @@ type GeneratorOptions struct {
 	// weight memory. Decode steps of up to ops.NF4GEMVMaxRows sequences multiply straight from the codes on
 	// tensor cores (ops.NF4GEMVFused, the bias and the adapter's x·Aᵀ·Bᵀ·s in the same kernel); larger
 	// forwards (prefill, large steps) dequantize each weight before its GEMM and add the adapter's s·(x·Aᵀ)·Bᵀ
-	// onto its bf16 output, as PEFT's unmerged forward does. Otherwise NF4 is dequantized to bf16 once at load
+	// to its product (ops.Linear), as PEFT's unmerged forward does. Otherwise NF4 is dequantized to bf16 once at load
 	// and each adapter is merged into its weight; NewGenerator keeps NF4 anyway when those copies would not
 	// fit. The device registry's generator (t2m baseline, eval, bench generate) sets it unless the
 	// environment has T2M_GPU_WEIGHTS=bf16: at the default generation batch (96) NF4 kept decodes the 594

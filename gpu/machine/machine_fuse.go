@@ -32,7 +32,8 @@ type dropoutAdd struct {
 // and reading the dropped gradient, [N, C] bf16 per LoRA linear with dropout. When the dropout's input is
 // the LoRA branch's input gradient s·(dy·B)·A and only the dropout reads it, the sum computes it too (from
 // dy, A and B, its new dependencies) and that node gets no buffer or launch either: another [N, C] written
-// and read, and a rank-r GEMM, saved per LoRA linear.
+// and read, and a rank-r GEMM, saved per LoRA linear (where lora_A is as wide as the dropout, as it always
+// is in a model graph; the check keeps the kernel from reading A at the wrong width otherwise).
 func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
 	readers := make([]int, len(m.order))
 	for _, args := range m.args {
@@ -55,7 +56,7 @@ func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
 			f := dropoutAdd{drop: m.order[j], other: 1 - k, dep: len(m.deps[i])}
 			x := m.args[j][0]
 			if lx, ok := m.order[x].Op().(*model.LoRAGradOp); ok && lx.WRT == 'X' && readers[x] == 1 && !keep[x] &&
-				!pinned[x] && m.alias[x] == x {
+				!pinned[x] && m.alias[x] == x && lx.Lin.Weight.In == m.order[j].Shape()[1] {
 				f.lora = lx // dy, A, B: LoRAGradOp's inputs 1, 2, 3
 				m.deps[i] = append(m.deps[i], m.args[x][1], m.args[x][2], m.args[x][3])
 				m.dropSkip[m.order[x]], pinned[x] = true, true
@@ -142,16 +143,12 @@ func (m *Machine) loraG(op *model.LinearOp, dy, B cuda.Mat) (cuda.Mat, error) {
 // that only its dropout reads, fused by fuseDropoutAdds) as one launch, g = dy·B computed once per Run.
 func (m *Machine) loraDropoutAdd(i int, f dropoutAdd, dims ops.DropoutDims, op *model.DropoutOp) error {
 	lin := f.lora.Lin
-	N, r, in, out := m.rN, lin.Rank, lin.Weight.In, lin.Weight.Out
+	N, r, out := m.rN, lin.Rank, lin.Weight.Out
 	dep := m.deps[i][f.dep:]
 	dy, A, Bm := cuda.M(m.out[dep[0]], N, out, cuda.BF16T), m.out[dep[1]], cuda.M(m.out[dep[2]], out, r, cuda.BF16T)
 	g, err := m.loraG(lin, dy, Bm)
 	if err != nil {
 		return err
-	}
-	if in != dims.C {
-		return fmt.Errorf("gpu: machine: %s: LoRA input gradient of %d columns under a dropout of %d", lin.Name, in,
-			dims.C)
 	}
 	return ops.LoRADropoutAdd(m.d, m.out[i], m.in(i, f.other), g.Buf, A, r, dims, op.P, lin.Scaling, op.Seed())
 }
