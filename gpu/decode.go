@@ -35,6 +35,8 @@ type decoder struct {
 	reuseMin int
 	// prompted and reused count the prompt tokens Prefill was given and those it took from a cache.
 	prompted, reused int
+	// steps holds each step size's forward as a CUDA graph (decode_graph.go); nil when graphs are off.
+	steps *stepGraphs
 
 	// Set by begin, released by end.
 	mark     int64
@@ -71,7 +73,11 @@ func newDecoder(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *decodeWeight
 	if prefillRows <= 0 {
 		prefillRows = defaultPrefillRows
 	}
-	return &decoder{d: d, blas: blas, ar: ar, w: w, rows: prefillRows, mark: -1}
+	g := &decoder{d: d, blas: blas, ar: ar, w: w, rows: prefillRows, mark: -1}
+	if decodeGraphs() {
+		g.steps = &stepGraphs{}
+	}
+	return g
 }
 
 // begin allocates the caches ([L] × K and V [seqs, capacity, KVH·D]) and the activations.
@@ -152,6 +158,7 @@ func (g *decoder) Begin(seqs, capacity int) error {
 
 // end releases the caches and activations.
 func (g *decoder) End() {
+	g.steps.reset() // their buffers go with the caches
 	g.cached = nil
 	if g.mark >= 0 {
 		g.ar.Release(g.mark)
@@ -418,7 +425,7 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	attend := func(l int) error {
 		return ops.DecodeAttentionSplit(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, g.part, rows, g.dims)
 	}
-	if err := g.forward(rows, attend, 0); err != nil {
+	if err := g.steps.run(g.d, rows, func() error { return g.forward(rows, attend, 0) }); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}
 	g.noteStep(seqs, ids, pos)

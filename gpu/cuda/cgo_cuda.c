@@ -108,3 +108,23 @@ int t2m_cublas_gemm_batched(void* h, int opA, int opB, int m, int n, int k, floa
                       sb, &beta, (void*)C, ctype, ldc, sc, batch, T2M_CUBLAS_COMPUTE_32F,
                       T2M_CUBLAS_GEMM_DEFAULT);
 }
+
+// CUDA graphs (stream capture; cuda.h maps the names to their _v2 entry points, which cgo cannot call by
+// macro): begin capturing s in relaxed mode, end it into g, instantiate, launch, destroy.
+int t2m_graph_begin(CUstream s) { return (int)cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_RELAXED); }
+
+int t2m_graph_end(CUstream s, CUgraph* g) { return (int)cuStreamEndCapture(s, g); }
+
+int t2m_graph_instantiate(CUgraphExec* e, CUgraph g) { return (int)cuGraphInstantiateWithFlags(e, g, 0); }
+
+int t2m_graph_launch(CUgraphExec e, CUstream s) { return (int)cuGraphLaunch(e, s); }
+
+int t2m_graph_destroy(CUgraphExec e, CUgraph g) {
+  CUresult r = CUDA_SUCCESS;
+  if (e != NULL) r = cuGraphExecDestroy(e);
+  if (g != NULL) {
+    CUresult r2 = cuGraphDestroy(g);
+    if (r == CUDA_SUCCESS) r = r2;
+  }
+  return (int)r;
+}
