@@ -64,12 +64,16 @@ func TestGenerateCPU(t *testing.T) {
 		if err := dec.Decode(&r); err != nil {
 			t.Fatalf("line %d: %v", i+1, err)
 		}
-		if r != rs[i] || r.Batch != b || r.New != 5 || r.NewTokPS <= 0 {
+		if !reflect.DeepEqual(r, rs[i]) || r.Batch != b || r.New != 5 || r.NewTokPS <= 0 || r.StepProfileMs != nil {
 			t.Errorf("line %d: %+v (returned %+v)", i+1, r, rs[i])
 		}
 	}
 	if _, err := Generate(GenerateOptions{Shape: Shape{Model: "tiny"}, Device: "nope", Batches: []int{1}, Prompt: 4, New: 1, Repeats: 1}, &out); err == nil {
 		t.Error("unknown device accepted")
+	}
+	_, err = Generate(GenerateOptions{Shape: Shape{Model: "tiny"}, Device: "cpu", Batches: []int{1}, Prompt: 4, New: 2, Repeats: 1, Profile: true}, &out)
+	if err == nil || !strings.Contains(err.Error(), "--profile needs --device cuda") {
+		t.Errorf("--profile on the CPU generator: %v, want an error naming --device cuda", err)
 	}
 }
 

@@ -3,7 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"sort"
 	"time"
 
 	"github.com/t2m/t2m/model"
@@ -21,7 +23,10 @@ type GenerateOptions struct {
 	// LoRARank, when > 0, gives every projection a random adapter of that rank (as `t2m eval` of a trained
 	// checkpoint has).
 	LoRARank int
-	Log      io.Writer
+	// Profile adds one generation per batch size after the timed ones with each op of the decode steps
+	// timed on the device (LaunchProfiler generators: the GPU's), reported per step by kind of op.
+	Profile bool
+	Log     io.Writer
 }
 
 // GenerateResult is one batch size's measurement (printed as one JSON line).
@@ -37,6 +42,8 @@ type GenerateResult struct {
 	NewTokPS float64 `json:"new_tok_per_s"` // Batch·New / S
 	Holds    string  `json:"weights"`       // how the generator holds the weights
 	LoadS    float64 `json:"load_s"`        // making the generator (upload, dequantization)
+	// StepProfileMs: device milliseconds of one decode step by kind of op (GenerateOptions.Profile).
+	StepProfileMs map[string]float64 `json:"step_profile_ms,omitempty"`
 }
 
 // Generate times greedy generation on the device's generator (the one `t2m eval` makes for that device)
@@ -69,6 +76,10 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 	defer gen.Close()
 	load := time.Since(t0)
 	holds := gen.Describe()
+	prof, canProfile := gen.(LaunchProfiler)
+	if o.Profile && !canProfile {
+		return nil, fmt.Errorf("bench generate: the %s generator cannot time its steps (--profile needs --device cuda)", o.Device)
+	}
 	if rank > 0 {
 		holds += fmt.Sprintf(" (random LoRA of rank %d on every projection)", rank)
 	}
@@ -105,10 +116,51 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 		r := GenerateResult{System: "t2m-generate-" + o.Device, Device: desc, Model: o.Model, Layers: w.Config.NumLayers,
 			Batch: b, Prompt: o.Prompt, New: o.New, S: round4(s), NewTokPS: round1(float64(b*o.New) / s), Holds: holds,
 			LoadS: seconds(load)}
+		if o.Profile {
+			if r.StepProfileMs, err = profileSteps(gen, prof, prompts, o); err != nil {
+				return nil, err
+			}
+		}
 		if err := printJSON(out, r); err != nil {
 			return nil, err
 		}
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// profileSteps runs one more generation of prompts with the generator's step profiler on and returns a
+// decode step's device milliseconds by kind of op (rounded to 0.001 ms); the profile also goes to o.Log as a
+// table.
+func profileSteps(gen interface {
+	Generate([][]int32, model.GenerateOptions) ([][]int32, error)
+}, p LaunchProfiler, prompts [][]int32, o GenerateOptions) (map[string]float64, error) {
+	p.SetProfile(true)
+	defer p.SetProfile(false)
+	if _, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: o.New}); err != nil {
+		return nil, fmt.Errorf("bench generate: profiled batch %d: %w", len(prompts), err)
+	}
+	ms, steps := p.Profile()
+	if steps != o.New-1 {
+		return nil, fmt.Errorf("bench generate: the profiler saw %d steps, want %d", steps, o.New-1)
+	}
+	keys := make([]string, 0, len(ms))
+	out := make(map[string]float64, len(ms))
+	sum := 0.0
+	for k, v := range ms {
+		keys = append(keys, k)
+		out[k] = math.Round(v*1000) / 1000
+		if k != "step span" {
+			sum += v
+		}
+	}
+	if o.Log != nil {
+		sort.Slice(keys, func(i, j int) bool { return ms[keys[i]] > ms[keys[j]] })
+		fmt.Fprintf(o.Log, "bench generate: one decode step of %d rows on the device, by kind of op (%d steps):\n", len(prompts), steps)
+		for _, k := range keys {
+			fmt.Fprintf(o.Log, "  %-12s %8.3f ms\n", k, ms[k])
+		}
+		fmt.Fprintf(o.Log, "  ops %.3f ms of a %.3f ms span (the rest: gaps between launches, profiled eagerly)\n", sum, ms["step span"])
+	}
+	return out, nil
 }

@@ -37,6 +37,8 @@ type decoder struct {
 	prompted, reused int
 	// steps holds each step size's forward as a CUDA graph (decode_graph.go); nil when graphs are off.
 	steps *stepGraphs
+	// prof, when set (gpuGenerator.SetProfile), times each op of the decode steps; steps then run eagerly.
+	prof *decodeProfile
 
 	// Set by begin, released by end.
 	mark     int64
@@ -214,8 +216,11 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 // the heads rows of the final hidden states listed in meta (prefill), or every row when heads is 0 (steps),
 // and leaves their logits [heads or rows, V] fp32 in g.logits.
 func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
-	o := &devOps{g: g, rows: rows, attend: attend, heads: heads}
-	_, err := model.Forward[cuda.Buffer](o, g.w.w)
+	var o model.Ops[cuda.Buffer] = &devOps{g: g, rows: rows, attend: attend, heads: heads}
+	if g.prof != nil && heads == 0 {
+		o = &timedOps{inner: o, d: g.d, p: g.prof}
+	}
+	_, err := model.Forward(o, g.w.w)
 	return err
 }
 
@@ -425,7 +430,14 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	attend := func(l int) error {
 		return ops.DecodeAttentionSplit(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, g.part, rows, g.dims)
 	}
-	if err := g.steps.run(g.d, rows, func() error { return g.forward(rows, attend, 0) }); err != nil {
+	if g.prof != nil {
+		if err := g.forward(rows, attend, 0); err != nil {
+			return nil, fmt.Errorf("gpu: decode step: %w", err)
+		}
+		if err := g.prof.collect(); err != nil {
+			return nil, fmt.Errorf("gpu: decode step profile: %w", err)
+		}
+	} else if err := g.steps.run(g.d, rows, func() error { return g.forward(rows, attend, 0) }); err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}
 	g.noteStep(seqs, ids, pos)

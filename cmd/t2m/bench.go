@@ -89,6 +89,7 @@ func benchCommand() *cli.Command {
 					&cli.StringFlag{Name: "anchor", Usage: "then run this anchor script (../shared/bench/hf_generate_anchor.py) with the same batches, prompt and new tokens, and print its lines and the ratios"},
 					&cli.BoolFlag{Name: "anchor-compile", Usage: "with --anchor: run it a second time with --compile (static cache, compiled decoding step; compiles for minutes)"},
 					&cli.StringFlag{Name: "python", Value: "python3", Usage: "the interpreter of --anchor"},
+					&cli.BoolFlag{Name: "profile", Usage: "after each batch size's timed generations, time one more with every op of the decode steps timed on the GPU (step_profile_ms in the JSON, a table on stderr)"},
 				),
 				Action: func(c *cli.Context) error {
 					var batches []int
@@ -104,7 +105,7 @@ func benchCommand() *cli.Command {
 					}
 					res, err := bench.Generate(bench.GenerateOptions{Shape: shape(c), Device: c.String("device"), Batches: batches,
 						Prompt: c.Int("prompt"), New: c.Int("new"), Repeats: c.Int("repeats"), LoRARank: c.Int("lora-rank"),
-						Log: c.App.ErrWriter}, c.App.Writer)
+						Profile: c.Bool("profile"), Log: c.App.ErrWriter}, c.App.Writer)
 					if err != nil || c.String("anchor") == "" {
 						return err
 					}

@@ -224,6 +224,11 @@ func (d *Device) Record() (*Event, error) {
 func (e *Event) Millis(end *Event) (float64, error) {
 	defer cu.DestroyEvent(&e.ev)
 	defer cu.DestroyEvent(&end.ev)
+	return e.Span(end)
+}
+
+// Span waits for end and returns the milliseconds between e and end; both events stay.
+func (e *Event) Span(end *Event) (float64, error) {
 	if err := end.ev.Synchronize(); err != nil {
 		return 0, fmt.Errorf("gpu: waiting for an event: %w", err)
 	}
