@@ -41,14 +41,23 @@ def _is_date(v):
     return isinstance(v, dict) and list(v) == ["$date"]
 
 
+def _date_range(f):
+    """f is a filter on one field by dates ({"$gte": {"$date": ...}} and/or "$lt"/"$lte")."""
+    if len(f) != 1:
+        return False
+    (v,) = f.values()
+    return isinstance(v, dict) and bool(v) and all(_is_date(x) for x in v.values()) and set(v) <= {"$gte", "$lt", "$lte"}
+
+
 def kind(output):
-    """The intent kind that produced a `t2m data` gold output, told from its shape (see data/synth*.go).
-    Raises ValueError for a shape no kind makes."""
+    """The intent kind that produced a `t2m data` gold output, of either style (`--style t2m`, data/synth*.go;
+    `--style published`, data/published*.go: its time ranges project the measure and the date, and its
+    existence filters add "$ne": null), told from its shape. Raises ValueError for a shape no kind makes."""
     if "error" in output:
         return "negative"
     if output.get("type") == "find":
         if "projection" in output:
-            return "projection"
+            return "time_range" if _date_range(output["filter"]) else "projection"
         f = output["filter"]
         if "$or" in f:
             return "or_filter"
@@ -66,9 +75,9 @@ def kind(output):
                     return "text_search"
                 if ops in (["$in"], ["$nin"]):
                     return "enum_in"
-                if ops == ["$exists"]:
+                if ops == ["$exists"] or (ops == ["$exists", "$ne"] and v["$ne"] is None):
                     return "exists"
-                if all(_is_date(x) for x in v.values()) and set(ops) <= {"$gte", "$lt"}:
+                if _date_range(f):
                     return "time_range"
                 if len(ops) == 1 and ops[0] in ("$gt", "$gte", "$lt", "$lte") and isinstance(v[ops[0]], (int, float)):
                     return "filter_cmp"
@@ -162,8 +171,19 @@ def bare_completion(ex):
     return json.dumps({k: v for k, v in out.items() if k != "type"}, ensure_ascii=False) + IM_END
 
 
+def mixed_completion(ex):
+    """The completion of a `t2m data` example with finds (and negatives) in t2m's JSON (data.Completion) and
+    aggregations as mongosh queries (shell_completion: db.<collection>.aggregate([...])). A base trained on these
+    knows the queries of both types and the JSON format, but writes every aggregation in the wrong one, as a
+    pretrained model answers some requests in mongosh: its zero-shot outputs fail syntax on those, and a
+    fine-tune has to move the aggregations to the format it already writes for finds."""
+    if ex["output"].get("type") == "aggregate":
+        return shell_completion(ex)
+    return completion(ex)
+
+
 # make_small_base.py --output-format: how the base's completions are written.
-RENDERERS = {"json": completion, "shell": shell_completion, "bare": bare_completion}
+RENDERERS = {"json": completion, "shell": shell_completion, "bare": bare_completion, "mixed": mixed_completion}
 
 
 def own_format_match(raw, ex, output_format):

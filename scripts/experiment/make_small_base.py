@@ -91,7 +91,8 @@ ap.add_argument("--output-format", choices=tuple(expdata.RENDERERS), default="js
                      "(expdata.shell_completion: db.<collection>.find(...) / .aggregate([...])), so that the base knows "
                      "the queries but not the output format the scorer wants, as a pretrained model does not; or bare "
                      "(expdata.bare_completion: t2m's JSON without its \"type\" key), so that only the wrapper the "
-                     "scorer's syntax layer requires is missing")
+                     "scorer's syntax layer requires is missing; or mixed (expdata.mixed_completion: finds in t2m's JSON, "
+                     "aggregations as mongosh), so that the base writes one type of query in the wrong format")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -140,7 +141,8 @@ log("data: %d of %d examples of %d folders have kinds %s, + %d copies with renam
         len(spell_seqs), len(swords) if a.spelling_reps > 0 else 0, a.spelling_reps, len(seqs), dropped, n_tok, n_compl,
         a.steps * a.batch / len(seqs), a.steps, a.batch))
 if a.output_format != "json":
-    log("completions as %s, e.g. %r" % ({"shell": "mongosh queries", "bare": "JSON without \"type\""}[a.output_format],
+    log("completions as %s, e.g. %r" % ({"shell": "mongosh queries", "bare": "JSON without \"type\"",
+                                         "mixed": "JSON finds and mongosh aggregations"}[a.output_format],
                                         render(train_ex[0])[:200]))
 if spelling:
     log("spelling sample: %r -> %r" % (spelling[0][0][-120:], spelling[0][1][:120]))

@@ -20,7 +20,8 @@
 # comparison.md, runs.tar.gz (or runs_part1.tar.gz: reports, predictions, training configs, metrics,
 # adapters, base_info.json, hf_metrics.json; no checkpoints, no base weights).
 # Environment: OUT (default /tmp/t2m-exp-out), EXP_DIR (work folder, default /tmp/t2m-exp), T2M (default
-# ./bin/t2m-cuda), SEEDS (t2m data seeds of the base's training data), BASE_ARGS (extra make_small_base.py
+# ./bin/t2m-cuda), SEEDS (t2m data seeds of the base's training data), DATA_STYLE (their t2m data --style:
+# t2m, the default, or published), BASE_ARGS (extra make_small_base.py
 # flags), HF_ARGS (extra hf_peft_finetune.py flags), T2M_TRAIN_ARGS (extra t2m train flags).
 set -uo pipefail
 part=${1:-all}
@@ -59,7 +60,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import sys, torch, transformers, peft, tokenizers; print("python", sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__, "tokenizers", tokenizers.__version__)'
 
 make_base() {
-  for s in $SEEDS; do "$T2M" data --seed "$s" --out "$W/synth/$s" >/dev/null || return 1; done
+  for s in $SEEDS; do "$T2M" data --style "${DATA_STYLE:-t2m}" --seed "$s" --out "$W/synth/$s" >/dev/null || return 1; done
   local dirs=(); for s in $SEEDS; do dirs+=("$W/synth/$s"); done
   # shellcheck disable=SC2086
   python3 scripts/experiment/make_small_base.py --data "${dirs[@]}" --tokenizer "$TOK" --out "$BASE" \

@@ -12,6 +12,7 @@ after `make build`:
 - expdata.bare_completion (--output-format bare) is the JSON completion minus "type" on every published example,
   "type" put back gives it exactly, and t2m score fails every bare output at the syntax layer;
 - expdata.base_config is read by t2m (`t2m forward` on a tiny tied checkpoint in make_small_base.py's layout)."""
+import collections
 import json
 import os
 import random
@@ -49,12 +50,12 @@ class Data:
     tmp = None
 
     @classmethod
-    def seed(cls, s):
+    def seed(cls, s, style="t2m"):
         if cls.tmp is None:
             cls.tmp = tempfile.mkdtemp(prefix="t2m-expdata-")
-        d = os.path.join(cls.tmp, str(s))
+        d = os.path.join(cls.tmp, "%s-%s" % (style, s))
         if not os.path.isdir(d):
-            t2m("data", "--seed", str(s), "--out", d)
+            t2m("data", "--style", style, "--seed", str(s), "--out", d)
         return d
 
 
@@ -93,6 +94,32 @@ class TestKinds(unittest.TestCase):
                     self.assertEqual(k == "negative", ex["is_negative"], ex)
                     seen.add(k)
             self.assertEqual(seen, set(expdata.KINDS), "seed %d" % s)
+
+    def test_published_style_kinds(self):
+        """Every example of `t2m data --style published` and of the published set has a kind, the kinds are
+        the published generator's 12, and its time ranges (which project the measure and the date) and
+        existence filters ({"$exists": true, "$ne": null}) are told apart from projections and the rest."""
+        want = {"filter_eq", "enum_in", "exists", "projection", "time_range", "count", "top_n", "group_agg",
+                "filtered_group", "multi_group", "date_bucket", "negative"}
+        for d in (Data.seed(101, "published"), PUBLISHED):
+            seen = collections.Counter()
+            for split in ("train", "eval", "held_out"):
+                for ex in expdata.read_jsonl(os.path.join(d, split + ".jsonl")):
+                    k = expdata.kind(ex["output"])
+                    self.assertEqual(k == "negative", ex["is_negative"], ex)
+                    seen[k] += 1
+            self.assertEqual(set(seen), want, d)
+        date = {"$date": "2024-01-01T00:00:00Z"}
+        cases = [({"type": "find", "filter": {"t": {"$gte": date, "$lte": date}}, "projection": {"m": 1, "t": 1}}, "time_range"),
+                 ({"type": "find", "filter": {"t": {"$gte": date, "$lt": date}}}, "time_range"),
+                 ({"type": "find", "filter": {"c": "v"}, "projection": {"m": 1}}, "projection"),
+                 ({"type": "find", "filter": {"t": {"$gte": 5}}, "projection": {"m": 1}}, "projection"),
+                 ({"type": "find", "filter": {"a": {"$exists": True, "$ne": None}}}, "exists"),
+                 ({"type": "find", "filter": {"a": {"$exists": True}}}, "exists")]
+        for out, k in cases:
+            self.assertEqual(expdata.kind(out), k, out)
+        with self.assertRaises(ValueError):
+            expdata.kind({"type": "find", "filter": {"a": {"$exists": True, "$ne": 0}}})
 
     def test_select(self):
         exs = expdata.read_jsonl(os.path.join(Data.seed(1), "train.jsonl"))
@@ -289,6 +316,27 @@ class TestShellCompletion(unittest.TestCase):
         self.assertIn(json.dumps(cases[0][0]["filter"], ensure_ascii=False), expdata.completion(ex))
         # And it fails the scorer's syntax layer, as a zero-shot shell answer should.
         self.assertFalse(expdata.syntax_ok(expdata.shell_completion(ex)[:-len(expdata.IM_END)]))
+
+class TestMixedCompletion(unittest.TestCase):
+    """--output-format mixed: finds and negatives in t2m's JSON, aggregations as mongosh."""
+
+    def test_mixed(self):
+        exs = expdata.read_jsonl(os.path.join(PUBLISHED, "eval.jsonl"))
+        types = collections.Counter()
+        for ex in exs:
+            typ = ex["output"].get("type", "error")
+            types[typ] += 1
+            got = expdata.mixed_completion(ex)
+            if typ == "aggregate":
+                self.assertEqual(got, expdata.shell_completion(ex))
+                self.assertTrue(got.startswith("db.%s.aggregate([" % ex["schema"]["collection"]), got)
+                self.assertFalse(expdata.syntax_ok(got[:-len(expdata.IM_END)]))
+            else:
+                self.assertEqual(got, expdata.completion(ex))
+            self.assertTrue(expdata.own_format_match(got[:-len(expdata.IM_END)], ex, "mixed"))
+        self.assertGreater(types["find"], 0)
+        self.assertGreater(types["aggregate"], 0)
+
 
 def read_json(path):
     with open(path, encoding="utf-8") as f:
