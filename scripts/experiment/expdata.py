@@ -7,6 +7,7 @@ json.dumps(output, ensure_ascii=False) + "<|im_end|>". test_expdata.py checks bo
 import json
 import os
 import sys
+import zlib
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 
@@ -171,14 +172,19 @@ def bare_completion(ex):
     return json.dumps({k: v for k, v in out.items() if k != "type"}, ensure_ascii=False) + IM_END
 
 
-def mixed_completion(ex):
+def mixed_completion(ex, json_frac=0.0):
     """The completion of a `t2m data` example with finds (and negatives) in t2m's JSON (data.Completion) and
-    aggregations as mongosh queries (shell_completion: db.<collection>.aggregate([...])). A base trained on these
-    knows the queries of both types and the JSON format, but writes every aggregation in the wrong one, as a
-    pretrained model answers some requests in mongosh: its zero-shot outputs fail syntax on those, and a
-    fine-tune has to move the aggregations to the format it already writes for finds."""
+    aggregations as mongosh queries (shell_completion: db.<collection>.aggregate([...])), except a json_frac
+    share of the aggregations, which keep t2m's JSON (chosen by a hash of the collection and intent, so an
+    example is always written the same way). A base trained on these knows the queries of both types and the
+    JSON format; with json_frac 0 it writes every aggregation in the wrong format, and with a small json_frac it
+    also knows the JSON aggregations but prefers mongosh for them, as a pretrained model answers some requests
+    in mongosh though it can write the JSON: its zero-shot outputs fail syntax on those, and a fine-tune has to
+    move the aggregations to the format it already writes for finds."""
     if ex["output"].get("type") == "aggregate":
-        return shell_completion(ex)
+        key = (ex["schema"]["collection"] + "\x00" + ex["intent"]).encode("utf-8")
+        if zlib.crc32(key) / 2**32 >= json_frac:
+            return shell_completion(ex)
     return completion(ex)
 
 
@@ -186,13 +192,13 @@ def mixed_completion(ex):
 RENDERERS = {"json": completion, "shell": shell_completion, "bare": bare_completion, "mixed": mixed_completion}
 
 
-def own_format_match(raw, ex, output_format):
+def own_format_match(raw, ex, output_format, render=None):
     """make_small_base.py's exact match in the base's own format: for "json", the extracted output parses to
     the gold output (exact_match); for "shell" and "bare", the stripped output is the rendered gold completion
     without its <|im_end|>, text for text."""
     if output_format == "json":
         return exact_match(raw, ex["output"])
-    want = RENDERERS[output_format](ex)
+    want = (render or RENDERERS[output_format])(ex)
     return raw.strip() == want[:-len(IM_END)]
 
 

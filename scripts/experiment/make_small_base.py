@@ -32,6 +32,7 @@ import os
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -93,6 +94,8 @@ ap.add_argument("--output-format", choices=tuple(expdata.RENDERERS), default="js
                      "(expdata.bare_completion: t2m's JSON without its \"type\" key), so that only the wrapper the "
                      "scorer's syntax layer requires is missing; or mixed (expdata.mixed_completion: finds in t2m's JSON, "
                      "aggregations as mongosh), so that the base writes one type of query in the wrong format")
+ap.add_argument("--mixed-json-frac", type=float, default=0.0,
+                help="with --output-format mixed: the share of aggregations written in t2m's JSON anyway")
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
 ap.add_argument("--warmup", type=int, default=100)
@@ -126,6 +129,8 @@ rename_rng = random.Random(a.seed + 1)
 train_ex = train_ex + [expdata.rename_fields(ex, rename_rng, a.rename_collections, words=name_words)
                        for _ in range(a.rename_copies) for ex in train_ex[:originals]]
 render = expdata.RENDERERS[a.output_format]
+if a.output_format == "mixed":
+    render = functools.partial(expdata.mixed_completion, json_frac=a.mixed_json_frac)
 seqs, dropped = hfutil.encode_pairs(tok, train_ex, a.max_len, render)
 swords = fwords if a.spelling_words == "fields" else vwords
 spelling = expdata.spelling_pairs(swords, random.Random(a.seed + 2), a.spelling_reps, a.spelling_per_seq) if a.spelling_reps > 0 else []
@@ -243,7 +248,7 @@ try:
         outs = hfutil.greedy(model, tok, exs, a.max_len, a.max_new_tokens, a.gen_batch)
         parse = sum(expdata.syntax_ok(o) for o in outs) / max(1, len(outs))
         # In the base's own format: the gold output (json), or the rendered gold text for text (shell, bare).
-        exact = sum(expdata.own_format_match(o, ex, a.output_format) for o, ex in zip(outs, exs)) / max(1, len(outs))
+        exact = sum(expdata.own_format_match(o, ex, a.output_format, render) for o, ex in zip(outs, exs)) / max(1, len(outs))
         checks[name] = {"n": len(outs), "parse_rate": round(parse, 4), "exact_match": round(exact, 4), "seconds": round(time.time() - t0, 1)}
         log("check %s: %d examples, parse rate (syntax layer) %.1f%%, exact match %.1f%% (%.1f s)" % (
             name, len(outs), 100 * parse, 100 * exact, time.time() - t0))

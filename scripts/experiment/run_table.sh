@@ -135,7 +135,7 @@ spread() {
     done
     runs="$runs,small_hf_peft_r8_s$s"
   done
-  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind
+  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --base-info "$BASE/base_info.json"
 }
 
 # pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.
@@ -173,7 +173,7 @@ echo
 if [ "$part" = spread ]; then
   python3 scripts/experiment/table.py "$RUNS" --runs small_baseline --timings "$OUT/timings.jsonl"
 else
-  python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl" --by-kind
+  python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl" --by-kind --base-info "$BASE/base_info.json"
 fi
 echo "== part $part done in $(( $(date +%s) - t_all )) s, exit $rc"
 finish $rc

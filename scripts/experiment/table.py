@@ -20,6 +20,8 @@ ap.add_argument("runs_dir")
 ap.add_argument("--runs", default="small_baseline,small_t2m_r8,small_hf_peft_r8")
 ap.add_argument("--timings", default="")
 ap.add_argument("--by-kind", action="store_true", help="syntax and overall passes per intent kind, per split")
+ap.add_argument("--base-info", default="", help="the base's base_info.json: its kinds mark the \"base kind\" column "
+                "(default: expdata.BASE_KINDS)")
 a = ap.parse_args()
 
 
@@ -73,6 +75,9 @@ if a.by_kind:
         except ValueError:
             return "other"
 
+    base_kinds = set(expdata.BASE_KINDS)
+    if a.base_info and os.path.exists(a.base_info):
+        base_kinds = set(json.load(open(a.base_info))["kinds"])
     runs = [r for r in a.runs.split(",") if os.path.exists(os.path.join(a.runs_dir, r, "held_out_predictions.jsonl"))]
     for split in ("eval", "held_out"):
         counts = {}  # kind -> [n, then (syntax, overall) per run]
@@ -90,4 +95,4 @@ if a.by_kind:
         for kd in sorted(counts):
             c = counts[kd]
             cells = ["%d / %d" % (c[1 + 2 * k], c[2 + 2 * k]) for k in range(len(runs))]
-            print("| %s | %s | %d | %s |" % (kd, "yes" if kd in expdata.BASE_KINDS else "no", c[0], " | ".join(cells)))
+            print("| %s | %s | %d | %s |" % (kd, "yes" if kd in base_kinds else "no", c[0], " | ".join(cells)))

@@ -337,6 +337,24 @@ class TestMixedCompletion(unittest.TestCase):
         self.assertGreater(types["find"], 0)
         self.assertGreater(types["aggregate"], 0)
 
+    def test_mixed_json_frac(self):
+        """With json_frac, about that share of the aggregations keep t2m's JSON, always the same ones, and a
+        larger share keeps a superset of them; finds are JSON whatever the share."""
+        exs = [ex for s in ("train", "eval") for ex in expdata.read_jsonl(os.path.join(PUBLISHED, s + ".jsonl"))]
+        aggs = [ex for ex in exs if ex["output"].get("type") == "aggregate"]
+        kept = {}
+        for frac in (0.0, 0.25, 0.5, 1.0):
+            kept[frac] = {i for i, ex in enumerate(aggs) if expdata.mixed_completion(ex, frac) == expdata.completion(ex)}
+            self.assertEqual(kept[frac], {i for i, ex in enumerate(aggs) if expdata.mixed_completion(ex, frac) == expdata.completion(ex)})
+            self.assertAlmostEqual(len(kept[frac]) / len(aggs), frac, delta=0.05)
+            for ex in exs:
+                if ex["output"].get("type") != "aggregate":
+                    self.assertEqual(expdata.mixed_completion(ex, frac), expdata.completion(ex))
+        self.assertTrue(kept[0.25] <= kept[0.5] <= kept[1.0])
+        render = lambda ex: expdata.mixed_completion(ex, 0.5)  # noqa: E731
+        for ex in aggs[:20]:
+            self.assertTrue(expdata.own_format_match(render(ex)[:-len(expdata.IM_END)], ex, "mixed", render))
+
 
 def read_json(path):
     with open(path, encoding="utf-8") as f:
