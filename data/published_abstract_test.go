@@ -11,25 +11,14 @@ import (
 	"testing"
 )
 
-// publishedDir finds the published data set, shared/data/text-to-mongo in the test's directory or
-// one above it (CI checks ../shared out beside the repository); the test is skipped without it.
+// publishedDir is the published data set, ../shared beside the repository as CI checks it out (sharedData,
+// as TestReadSharedSplits reads it); without it the test fails rather than skip.
 func publishedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(sharedData, "train.jsonl")); err != nil {
+		t.Fatalf("published data set: %v (check ../shared out beside the repository)", err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "data", "text-to-mongo")
-		if _, err := os.Stat(filepath.Join(p, "train.jsonl")); err == nil {
-			return p
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Skip("published data set not found: no shared/data/text-to-mongo in the test's directory or above it (check ../shared out beside the repository)")
-		}
-		dir = up
-	}
+	return sharedData
 }
 
 func readPublished(t testing.TB, split string) []Example {
