@@ -175,6 +175,22 @@ model.save_pretrained(os.path.join(a.out, "adapter"))
 log("trained %d updates in %.1f s; adapter of epoch %d (eval_loss %.4f) in %s" % (step, train_s, best_epoch, best, os.path.join(a.out, "adapter")))
 
 model.eval()
+# How far the fine-tune moved the output format: the gold first token's probability on eval, by query type,
+# with the adapter off (the base) and on. A diagnostic: a failure is logged and the run goes on.
+first_token = {}
+try:
+    types = [ex["output"].get("type", "error") for ex in eval_ex]
+    with model.disable_adapter():
+        first_token["base"] = hfutil.first_token_stats(model, tok, eval_ex, a.max_len)
+    first_token["adapter"] = hfutil.first_token_stats(model, tok, eval_ex, a.max_len)
+    for typ in sorted(set(types)):
+        row = []
+        for side in ("base", "adapter"):
+            st = [x for x, t in zip(first_token[side], types) if t == typ]
+            row.append("%s mean p %.3f, argmax %d of %d" % (side, sum(p for p, _ in st) / len(st), sum(m for _, m in st), len(st)))
+        log("first token of the gold completion, eval %s: %s" % (typ, "; ".join(row)))
+except Exception as e:  # noqa: BLE001
+    log("WARNING: first-token statistics failed: %r" % (e,))
 gen_s = {}
 for name, exs in (("eval", eval_ex), ("held_out", held_ex)):
     t0 = time.time()
@@ -194,5 +210,6 @@ summary = {"system": "hf-peft-bf16-lora", "gpu": torch.cuda.get_device_name(), "
            "generation_seconds": gen_s, "total_seconds": round(time.time() - t_start, 1),
            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
 with open(os.path.join(a.out, "hf_metrics.json"), "w") as f:
-    json.dump(dict(summary, updates_log=metrics), f, indent=1)
+    json.dump(dict(summary, updates_log=metrics,
+                   first_token={k: [round(p, 4) for p, _ in v] for k, v in first_token.items()}), f, indent=1)
 print(json.dumps(summary), flush=True)

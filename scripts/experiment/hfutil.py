@@ -99,6 +99,22 @@ def completion_loss_sum(decoder, lm_head, ids, labels):
 
 
 @torch.no_grad()
+def first_token_stats(model, tok, examples, max_len):
+    """Per example, (probability, is_argmax) of the first token of its gold completion in t2m's JSON
+    (expdata.completion, encoded apart from the prompt as t2m train encodes it) right after its prompt (first
+    max_len tokens): how strongly the model picks the output format the scorer wants. One prompt per forward,
+    so positions need no padding."""
+    prompts = [e.ids[:max_len] for e in tok.encode_batch([expdata.prompt(ex) for ex in examples], add_special_tokens=False)]
+    firsts = [e.ids[0] for e in tok.encode_batch([expdata.completion(ex) for ex in examples], add_special_tokens=False)]
+    device = next(model.parameters()).device
+    out = []
+    for p, t in zip(prompts, firsts):
+        probs = model(input_ids=torch.tensor([p], device=device)).logits[0, -1].float().softmax(-1)
+        out.append((probs[t].item(), int(probs.argmax()) == t))
+    return out
+
+
+@torch.no_grad()
 def greedy(model, tok, examples, max_len, max_new_tokens, batch, log=None):
     """Greedy outputs for examples, as t2m baseline/eval make them: the prompt's first max_len tokens,
     up to max_new_tokens new tokens, stopping at <|im_end|> or <|endoftext|>; the text decoded without

@@ -98,7 +98,7 @@ part2() {
   # shellcheck disable=SC2086
   step hf_peft "$OUT/hf_peft.log" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" --data "$DATA" \
     --out "$HF" ${HF_ARGS:-} || { tail -30 "$OUT/hf_peft.log"; return 1; }
-  grep -E "(data:|LoRA|training:|epoch [0-9]+:|trained|generated)" "$OUT/hf_peft.log"; tail -1 "$OUT/hf_peft.log"
+  grep -E "(data:|LoRA|training:|epoch [0-9]+:|trained|first token|generated|WARNING)" "$OUT/hf_peft.log"; tail -1 "$OUT/hf_peft.log"
   for s in eval held_out; do
     step "t2m_score_$s" "$LOGS/score_$s.log" "$T2M" score --split "$DATA/$s.jsonl" \
       --predictions "$HF/${s}_predictions.jsonl" --run-name small_hf_peft_r8 --output-dir "$RUNS" --overwrite
