@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/t2m/t2m/model"
@@ -88,4 +90,24 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintln(w, string(b))
 	return err
+}
+
+// roundedProfile is a profile (milliseconds by kind) rounded to prec decimals, as the JSON lines carry it.
+func roundedProfile(ms map[string]float64, prec int) map[string]float64 {
+	f := math.Pow(10, float64(prec))
+	out := make(map[string]float64, len(ms))
+	for k, v := range ms {
+		out[k] = math.Round(v*f) / f
+	}
+	return out
+}
+
+// writeProfile writes the kinds keys of a profile to w, the slowest first, one line each: the kind padded to
+// width, its milliseconds with prec decimals.
+func writeProfile(w io.Writer, ms map[string]float64, keys []string, width, prec int) {
+	keys = slices.Clone(keys)
+	sort.SliceStable(keys, func(i, j int) bool { return ms[keys[i]] > ms[keys[j]] })
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-*s %9.*f ms\n", width, k, prec, ms[k])
+	}
 }

@@ -3,12 +3,11 @@ package bench
 import (
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
-	"sort"
 	"time"
 
 	"github.com/t2m/t2m/model"
+	"github.com/t2m/t2m/train"
 )
 
 // GenerateOptions configure the generation benchmark, the anchor's workload: Batches prompts of Prompt random
@@ -132,9 +131,7 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 // profileSteps runs one more generation of prompts with the generator's step profiler on and returns a
 // decode step's device milliseconds by kind of op (rounded to 0.001 ms); the profile also goes to o.Log as a
 // table.
-func profileSteps(gen interface {
-	Generate([][]int32, model.GenerateOptions) ([][]int32, error)
-}, p LaunchProfiler, prompts [][]int32, o GenerateOptions) (map[string]float64, error) {
+func profileSteps(gen train.Generator, p LaunchProfiler, prompts [][]int32, o GenerateOptions) (map[string]float64, error) {
 	p.SetProfile(true)
 	defer p.SetProfile(false)
 	if _, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: o.New}); err != nil {
@@ -144,23 +141,17 @@ func profileSteps(gen interface {
 	if steps != o.New-1 {
 		return nil, fmt.Errorf("bench generate: the profiler saw %d steps, want %d", steps, o.New-1)
 	}
-	keys := make([]string, 0, len(ms))
-	out := make(map[string]float64, len(ms))
-	sum := 0.0
-	for k, v := range ms {
-		keys = append(keys, k)
-		out[k] = math.Round(v*1000) / 1000
-		if k != "step span" {
-			sum += v
-		}
-	}
 	if o.Log != nil {
-		sort.Slice(keys, func(i, j int) bool { return ms[keys[i]] > ms[keys[j]] })
-		fmt.Fprintf(o.Log, "bench generate: one decode step of %d rows on the device, by kind of op (%d steps):\n", len(prompts), steps)
-		for _, k := range keys {
-			fmt.Fprintf(o.Log, "  %-12s %8.3f ms\n", k, ms[k])
+		var keys []string
+		sum := 0.0
+		for k, v := range ms {
+			if k != "step span" {
+				keys, sum = append(keys, k), sum+v
+			}
 		}
+		fmt.Fprintf(o.Log, "bench generate: one decode step of %d rows on the device, by kind of op (%d steps):\n", len(prompts), steps)
+		writeProfile(o.Log, ms, keys, 12, 3)
 		fmt.Fprintf(o.Log, "  ops %.3f ms of a %.3f ms span (the rest: gaps between launches, profiled eagerly)\n", sum, ms["step span"])
 	}
-	return out, nil
+	return roundedProfile(ms, 3), nil
 }

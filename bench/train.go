@@ -3,9 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"time"
 
@@ -193,16 +191,10 @@ func profileMicroBatch(backend train.Backend, upd *train.Updater, b model.Batch,
 	for k, v := range profilePhases(ms) {
 		ms[k] = v
 	}
-	out := make(map[string]float64, len(ms))
-	for k, v := range ms {
-		out[k] = math.Round(v*100) / 100
-	}
+	out := roundedProfile(ms, 2)
 	if o.Log != nil {
-		sort.Slice(keys, func(i, j int) bool { return ms[keys[i]] > ms[keys[j]] })
 		fmt.Fprintf(o.Log, "bench train: one micro-batch [%d, %d] on the device, by kind of op:\n", o.Batch, o.Seq)
-		for _, k := range keys {
-			fmt.Fprintf(o.Log, "  %-26s %9.2f ms\n", k, ms[k])
-		}
+		writeProfile(o.Log, ms, keys, 26, 2)
 		fmt.Fprintf(o.Log, "  forward %.2f ms, loss (lm_head + cross-entropy) %.2f ms, backward %.2f ms\n",
 			ms["phase: forward"], ms["phase: loss"], ms["phase: backward"])
 	}

@@ -216,11 +216,14 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 // the heads rows of the final hidden states listed in meta (prefill), or every row when heads is 0 (steps),
 // and leaves their logits [heads or rows, V] fp32 in g.logits.
 func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
-	var o model.Ops[cuda.Buffer] = &devOps{g: g, rows: rows, attend: attend, heads: heads}
-	if g.prof != nil && heads == 0 {
-		o = &timedOps{inner: o, d: g.d, p: g.prof}
+	o := &devOps{g: g, rows: rows, attend: attend, heads: heads}
+	if g.prof != nil && heads == 0 { // a profiled step: each op between two events
+		if _, err := model.Forward[cuda.Buffer](&timedOps{inner: o, d: g.d, p: g.prof}, g.w.w); err != nil {
+			return err
+		}
+		return g.prof.collect()
 	}
-	_, err := model.Forward(o, g.w.w)
+	_, err := model.Forward[cuda.Buffer](o, g.w.w)
 	return err
 }
 
@@ -430,14 +433,14 @@ func (g *decoder) Step(seqs, ids, pos []int32) ([]int32, error) {
 	attend := func(l int) error {
 		return ops.DecodeAttentionSplit(g.d, g.attn, g.q, g.kc[l], g.vc[l], slots, p, g.part, rows, g.dims)
 	}
-	if g.prof != nil {
-		if err := g.forward(rows, attend, 0); err != nil {
-			return nil, fmt.Errorf("gpu: decode step: %w", err)
-		}
-		if err := g.prof.collect(); err != nil {
-			return nil, fmt.Errorf("gpu: decode step profile: %w", err)
-		}
-	} else if err := g.steps.run(g.d, rows, func() error { return g.forward(rows, attend, 0) }); err != nil {
+	run := func() error { return g.forward(rows, attend, 0) }
+	var err error
+	if g.prof != nil { // events cannot be timed inside a graph: profiled steps run eagerly
+		err = run()
+	} else {
+		err = g.steps.run(g.d, rows, run)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("gpu: decode step: %w", err)
 	}
 	g.noteStep(seqs, ids, pos)
