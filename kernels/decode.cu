@@ -314,3 +314,173 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_merge_bf16(
         }
     o[(r * H + h) * 128 + tid] = __float2bfloat16(L > 0.f ? acc / L : 0.f);
 }
+
+// ---- Decode attention by GQA group: decode_attention_gqa_d128_bf16 ----
+//
+// One block per (KV head g, row r, key slice s) computes all G = H / KVH query heads of the group, so each
+// key and value row is read once for the group instead of once per query head (7 times for Qwen2-7B). The
+// block walks its keys in chunks of GQA_C with an online softmax (running max and sum per head), so shared
+// memory does not grow with the cache. Each warp takes GQA_U consecutive keys of a chunk, loading their K and V
+// rows (lane: 4 dims, 8 bytes) together; a key's G dot products are reduced over the warp in one pass
+// (gqa_reduce8); warp h < G updates head h's max and sum; every warp rescales and adds its keys' p·v; the
+// warps' partial outputs are added in warp order at the end.
+
+#define GQA_MAXG 8
+#define GQA_NW 8
+#define GQA_U 8
+#define GQA_C (GQA_NW * GQA_U)
+
+// gqa_reduce8 sums v[h] (h < 8) over the warp; lane L gets the sum for h = (L >> 2) & 7. Three exchange
+// steps halve the values each lane holds (4, 2, 1), two more finish the sum: 9 shuffles for 8 sums.
+__device__ __forceinline__ float gqa_reduce8(const float* v, int lane) {
+    const unsigned full = 0xffffffffu;
+    float w4[4], w2[2];
+    const bool b16 = lane & 16, b8 = lane & 8, b4 = lane & 4;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {  // keep heads 0..3 (lanes 0..15) or 4..7 (lanes 16..31)
+        const float send = b16 ? v[i] : v[i + 4], keep = b16 ? v[i + 4] : v[i];
+        w4[i] = keep + __shfl_xor_sync(full, send, 16);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const float send = b8 ? w4[i] : w4[i + 2], keep = b8 ? w4[i + 2] : w4[i];
+        w2[i] = keep + __shfl_xor_sync(full, send, 8);
+    }
+    const float send = b4 ? w2[0] : w2[1], keep = b4 ? w2[1] : w2[0];
+    float w1 = keep + __shfl_xor_sync(full, send, 4);
+    w1 += __shfl_xor_sync(full, w1, 2);
+    return w1 + __shfl_xor_sync(full, w1, 1);
+}
+
+// decode_attention_gqa_d128_bf16: decode attention (as decode_attention_bf16: fp32 scores and softmax) for
+// D = 128 and G = H / KVH ≤ 8, block (g, r, s) over key slice s of S = gridDim.z (keys [s·n, min((s+1)·n, T)),
+// n = ceil(T / S), T = pos[r] + 1). With S = 1 it writes o [rows, H·128] bf16; with S > 1 it writes each
+// head's record part[r, h, s] [130] fp32 (unnormalized output, max score, sum; −inf and 0 for an empty
+// slice) for decode_attention_merge_bf16. q [rows, H·128] bf16; kc, vc [Slots, cap, KVH·128] bf16; slots,
+// pos [rows] int32. grid (KVH, rows, S), block 256.
+extern "C" __global__ void __launch_bounds__(256, 2) decode_attention_gqa_d128_bf16(
+    __nv_bfloat16* __restrict__ o, float* __restrict__ part, const __nv_bfloat16* __restrict__ q,
+    const __nv_bfloat16* __restrict__ kc, const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots,
+    const int* __restrict__ pos, long long H, long long KVH, long long cap, float scale) {
+    __shared__ float sc[GQA_MAXG][GQA_C];          // a chunk's scores, then their exponentials
+    __shared__ float corr[GQA_MAXG], ml[2][GQA_MAXG];  // per head: rescale of this chunk; final max, sum
+    __shared__ float red[GQA_NW][GQA_MAXG][128];   // the warps' partial outputs
+    const int G = (int)(H / KVH);
+    const long long g = blockIdx.x, r = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+    const long long kvd = KVH * 128;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const long long T = min((long long)pos[r] + 1, cap);
+    const long long n = T > 0 ? (T + S - 1) / S : 0;
+    const long long j0 = s * n, nk = max(min(j0 + n, T) - j0, 0LL);  // keys j0 .. j0 + nk − 1
+    if (nk == 0) {  // an empty slice (or no keys at all)
+        for (int e = tid; e < G * 128; e += blockDim.x) {
+            const long long h = g * G + e / 128;
+            if (S == 1)
+                o[(r * H + h) * 128 + e % 128] = __float2bfloat16(0.f);
+            else {
+                float* dst = part + ((r * H + h) * S + s) * 130;
+                dst[e % 128] = 0.f;
+                if (e % 128 == 0) {
+                    dst[128] = -INFINITY;
+                    dst[129] = 0.f;
+                }
+            }
+        }
+        return;
+    }
+    float qv[GQA_MAXG][4], acc[GQA_MAXG][4];
+#pragma unroll
+    for (int h = 0; h < GQA_MAXG; h++) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) qv[h][i] = acc[h][i] = 0.f;
+        if (h < G) dec_bf16x4(q + r * H * 128 + (g * G + h) * 128 + lane * 4, qv[h]);
+    }
+    float m = -INFINITY, l = 0.f;  // head `warp`'s running max and sum (warps < G)
+    const __nv_bfloat16* kb = kc + ((long long)slots[r] * cap + j0) * kvd + g * 128 + lane * 4;
+    const __nv_bfloat16* vb = vc + ((long long)slots[r] * cap + j0) * kvd + g * 128 + lane * 4;
+    for (long long c0 = 0; c0 < nk; c0 += GQA_C) {
+        const long long k0 = c0 + warp * GQA_U;  // this warp's keys k0 .. k0 + GQA_U − 1 of the slice
+        const int nc = (int)min((long long)GQA_C, nk - c0);  // keys in this chunk
+        uint2 kraw[GQA_U], vraw[GQA_U];  // kept packed until used: registers bound the blocks per SM
+#pragma unroll
+        for (int u = 0; u < GQA_U; u++)
+            if (k0 + u < nk) {
+                kraw[u] = *reinterpret_cast<const uint2*>(kb + (k0 + u) * kvd);
+                vraw[u] = *reinterpret_cast<const uint2*>(vb + (k0 + u) * kvd);
+            }
+#pragma unroll
+        for (int u = 0; u < GQA_U; u++) {
+            if (k0 + u >= nk) break;  // the same for the whole warp
+            float kv[4], dot[GQA_MAXG];
+            dec_bf16x4(reinterpret_cast<const __nv_bfloat16*>(&kraw[u]), kv);
+#pragma unroll
+            for (int h = 0; h < GQA_MAXG; h++)
+                dot[h] = qv[h][0] * kv[0] + qv[h][1] * kv[1] + qv[h][2] * kv[2] + qv[h][3] * kv[3];
+            const float d = gqa_reduce8(dot, lane);
+            const int h = (lane >> 2) & 7;
+            if ((lane & 3) == 0 && h < G) sc[h][warp * GQA_U + u] = d * scale;
+        }
+        __syncthreads();  // the chunk's scores
+        if (warp < G) {   // warp h: head h's online softmax over the chunk
+            const float s0 = lane < nc ? sc[warp][lane] : -INFINITY;
+            const float s1 = lane + 32 < nc ? sc[warp][lane + 32] : -INFINITY;
+            const float mn = fmaxf(m, dec_warp_max(fmaxf(s0, s1)));
+            const float e0 = lane < nc ? expf(s0 - mn) : 0.f, e1 = lane + 32 < nc ? expf(s1 - mn) : 0.f;
+            if (lane < nc) sc[warp][lane] = e0;
+            if (lane + 32 < nc) sc[warp][lane + 32] = e1;
+            const float c = expf(m - mn);  // 0 on the first chunk (m = −inf)
+            l = l * c + dec_warp_sum(e0 + e1);
+            m = mn;
+            if (lane == 0) corr[warp] = c;
+        }
+        __syncthreads();  // the exponentials and the rescales
+#pragma unroll
+        for (int h = 0; h < GQA_MAXG; h++) {
+            if (h >= G) break;
+            const float c = corr[h];
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[h][i] *= c;
+        }
+#pragma unroll
+        for (int u = 0; u < GQA_U; u++) {
+            if (k0 + u >= nk) break;
+            float vv[4];
+            dec_bf16x4(reinterpret_cast<const __nv_bfloat16*>(&vraw[u]), vv);
+#pragma unroll
+            for (int h = 0; h < GQA_MAXG; h++) {
+                if (h >= G) break;
+                const float p = sc[h][warp * GQA_U + u];
+#pragma unroll
+                for (int i = 0; i < 4; i++) acc[h][i] += p * vv[i];
+            }
+        }
+        __syncthreads();  // sc and corr are rewritten by the next chunk
+    }
+    if (warp < G && lane == 0) {
+        ml[0][warp] = m;
+        ml[1][warp] = l;
+    }
+#pragma unroll
+    for (int h = 0; h < GQA_MAXG; h++)
+        if (h < G)
+#pragma unroll
+            for (int i = 0; i < 4; i++) red[warp][h][lane * 4 + i] = acc[h][i];
+    __syncthreads();
+    for (int e = tid; e < G * 128; e += blockDim.x) {
+        const int hh = e / 128, dd = e % 128;
+        float t = 0.f;
+#pragma unroll
+        for (int w = 0; w < GQA_NW; w++) t += red[w][hh][dd];
+        const long long h = g * G + hh;
+        if (S == 1)
+            o[(r * H + h) * 128 + dd] = __float2bfloat16(t / ml[1][hh]);
+        else {
+            float* dst = part + ((r * H + h) * S + s) * 130;
+            dst[dd] = t;
+            if (dd == 0) {
+                dst[128] = ml[0][hh];
+                dst[129] = ml[1][hh];
+            }
+        }
+    }
+}

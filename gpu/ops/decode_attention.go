@@ -49,6 +49,16 @@ var decodeAttnD128 = true
 
 func (c DecodeDims) d128() bool { return decodeAttnD128 && c.D == 128 }
 
+// decodeAttnGQA selects decode_attention_gqa_d128_bf16 in DecodeAttentionSplit where it applies (D = 128, at
+// most gqaMaxGroup query heads per KV head): one block per KV head reads each key and value row once for its
+// whole group. Tests turn it off to check the per-head kernels.
+var decodeAttnGQA = true
+
+// gqaMaxGroup is the most query heads per KV head decode_attention_gqa_d128_bf16 takes (GQA_MAXG).
+const gqaMaxGroup = 8
+
+func (c DecodeDims) gqa() bool { return decodeAttnGQA && c.d128() && c.H/c.KVH <= gqaMaxGroup }
+
 // DecodeAttention launches decode_attention_bf16, or decode_attention_d128_bf16 for D = 128 (CPU twin: the last query row of model.AttentionForward,
 // as model.Generator.Step computes it): row r is the newest token, at position pos[r], of sequence slots[r],
 // whose cache already holds its key and value (KVAppend first); it attends to keys 0..pos[r] of that
@@ -95,15 +105,22 @@ const decodeSMs = 132
 // decodePartFloats is one slice's record in the split's scratch: its output [128], max score and sum.
 const decodePartFloats = 130
 
-// Splits is the number of key slices DecodeAttentionSplit cuts each row's keys into for rows rows: 1 (one
-// block per row and head) when rows·H blocks fill the GPU twice or D ≠ 128, else enough slices for that, at
-// most one per 32 cached tokens and 32 in all.
+// decodeFillBlocks is the number of blocks a decode attention launch should have: twice decodeSMs. Tests
+// set it to 0 to check the kernels unsplit where they would split.
+var decodeFillBlocks = 2 * decodeSMs
+
+// Splits is the number of key slices DecodeAttentionSplit cuts each row's keys into for rows rows: 1 when
+// the unsplit launch (rows·KVH blocks with the GQA kernel, else rows·H) fills the GPU twice or D ≠ 128, else
+// enough slices for that, at most one per 32 cached tokens and 32 in all.
 func (c DecodeDims) Splits(rows int) int {
 	blocks := rows * c.H
-	if !c.d128() || blocks >= 2*decodeSMs {
+	if c.gqa() {
+		blocks = rows * c.KVH
+	}
+	if !c.d128() || blocks >= decodeFillBlocks {
 		return 1
 	}
-	return max(1, min((2*decodeSMs+blocks-1)/blocks, c.Cap/32, 32))
+	return max(1, min((decodeFillBlocks+blocks-1)/blocks, c.Cap/32, 32))
 }
 
 // SplitBytes is the scratch DecodeAttentionSplit needs for steps of up to maxRows rows ([rows, H, S, 130]
@@ -121,24 +138,43 @@ func (c DecodeDims) SplitBytes(maxRows int) int64 {
 }
 
 // DecodeAttentionSplit is DecodeAttention with each row's keys cut into c.Splits(rows) slices, one block
-// each (flash decoding), for steps whose rows·H blocks would leave most of the GPU idle: the slices' partial
+// each (flash decoding), for steps whose blocks would leave most of the GPU idle: the slices' partial
 // outputs, maxima and sums go to part (at least c.SplitBytes(rows) bytes), and decode_attention_merge_bf16
-// combines them into o. With one slice it is DecodeAttention (part unused).
-// Kernels: decode_attention_split_d128_bf16, decode_attention_merge_bf16 (kernels/decode.cu); CPU twin as
-// DecodeAttention's.
+// combines them into o. Where the GQA kernel applies (c.gqa()) it runs one block per KV head and slice, else
+// one per query head and slice; with one slice and no GQA kernel it is DecodeAttention (part unused).
+// Kernels: decode_attention_gqa_d128_bf16 or decode_attention_split_d128_bf16, then
+// decode_attention_merge_bf16 (kernels/decode.cu); CPU twin as DecodeAttention's.
 func DecodeAttentionSplit(d *cuda.Device, o, q, kc, vc, slots, pos, part cuda.Buffer, rows int, c DecodeDims) error {
 	if err := c.Check("decode attention"); err != nil {
 		return err
 	}
 	S := c.Splits(rows)
-	if S == 1 || rows <= 0 {
+	if rows <= 0 || (S == 1 && !c.gqa()) {
 		return DecodeAttention(d, o, q, kc, vc, slots, pos, rows, c)
 	}
 	qb := int64(rows) * int64(c.H*c.D) * 2
+	partBytes := int64(rows) * int64(c.H) * int64(S) * decodePartFloats * 4
+	if S == 1 {
+		partBytes = 0
+	}
 	if err := kernArgs("decode attention", "o", o, qb, "q", q, qb, "k cache", kc, c.CacheBytes(),
 		"v cache", vc, c.CacheBytes(), "slots", slots, int64(rows)*4, "pos", pos, int64(rows)*4,
-		"slices", part, int64(rows)*int64(c.H)*int64(S)*decodePartFloats*4); err != nil {
+		"slices", part, partBytes); err != nil {
 		return err
+	}
+	if c.gqa() {
+		kern, err := d.Kernel("decode", "decode_attention_gqa_d128_bf16")
+		if err != nil {
+			return err
+		}
+		if err := d.Launch(kern, cuda.Dim3{X: c.KVH, Y: rows, Z: S}, D1(256), 0, o, part, q, kc, vc, slots, pos,
+			c.H, c.KVH, c.Cap, c.Scale); err != nil {
+			return err
+		}
+		if S == 1 {
+			return nil
+		}
+		return decodeAttentionMerge(d, o, part, rows, S, c)
 	}
 	smem := ((c.Cap+S-1)/S + 8*128 + 32) * 4
 	if smem > 227<<10 {
@@ -158,6 +194,11 @@ func DecodeAttentionSplit(d *cuda.Device, o, q, kc, vc, slots, pos, part cuda.Bu
 		c.Cap, c.Scale); err != nil {
 		return err
 	}
+	return decodeAttentionMerge(d, o, part, rows, S, c)
+}
+
+// decodeAttentionMerge launches decode_attention_merge_bf16: o from the S slices' records in part.
+func decodeAttentionMerge(d *cuda.Device, o, part cuda.Buffer, rows, S int, c DecodeDims) error {
 	merge, err := d.Kernel("decode", "decode_attention_merge_bf16")
 	if err != nil {
 		return err

@@ -16,7 +16,9 @@ import (
 // of each row against its cache, compared with the last query row of model.AttentionForward run on that
 // sequence's keys 0..pos (other query rows random). The longest cache needs more than 48 KB of shared memory. Tolerance tolBF16: bf16 inputs, fp32 math, one bf16
 // rounding of the output. For D = 128 also with the keys split over several blocks (DecodeAttentionSplit: 4
-// slices of 28 heads × 3 rows, 13 of 7 × 3, the row at position 0 leaving all slices but the first empty).
+// slices of 28 heads × 3 rows, 13 of 7 × 3, the row at position 0 leaving all slices but the first empty),
+// and with the GQA kernel (one block per KV head: 9 slices of 4 × 3, 32 of 1 × 3; and unsplit, where the
+// 12400-token cache takes 194 chunks of its online softmax).
 func TestKVAppendDecodeAttentionParity(t *testing.T) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -57,24 +59,34 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 			}
 			dq := ktBF16(t, d, a, q)
 			type variant struct {
-				name        string
-				d128, split bool
+				name                   string
+				d128, split, gqa, fill bool // fill: split only where the blocks do not fill the GPU
 			}
-			variants := []variant{{"generic kernel", false, false}}
+			variants := []variant{{"generic kernel", false, false, false, true}}
 			if c.D == 128 {
-				variants = append(variants, variant{"d128 kernel", true, false}, variant{"keys split", true, true})
+				variants = append(variants, variant{"d128 kernel", true, false, false, true},
+					variant{"keys split", true, true, false, true},
+					variant{"GQA kernel, keys split", true, true, true, true},
+					variant{"GQA kernel, one slice", true, true, true, false})
 			}
-			defer func(v bool) { decodeAttnD128 = v }(decodeAttnD128)
+			defer func(v, g bool, f int) { decodeAttnD128, decodeAttnGQA, decodeFillBlocks = v, g, f }(
+				decodeAttnD128, decodeAttnGQA, decodeFillBlocks)
 			var outs [][]float32
 			for _, v := range variants { // the generic kernel, and the D = 128 ones where they apply
-				decodeAttnD128 = v.d128
+				decodeAttnD128, decodeAttnGQA, decodeFillBlocks = v.d128, v.gqa, 2*decodeSMs
+				if !v.fill {
+					decodeFillBlocks = 0
+				}
 				o := ktPoison(t, d, a, int64(rows*c.H*c.D)*2)
 				var err error
 				if v.split {
-					if dims.Splits(rows) < 2 {
+					switch s := dims.Splits(rows); {
+					case v.fill && s < 2:
 						t.Fatalf("%d rows of %d heads are not split", rows, c.H)
+					case !v.fill && s != 1:
+						t.Fatalf("%d rows of %d heads are split in %d with decodeFillBlocks 0", rows, c.H, s)
 					}
-					part := ktPoison(t, d, a, dims.SplitBytes(rows))
+					part := ktPoison(t, d, a, max(dims.SplitBytes(rows), 8))
 					err = DecodeAttentionSplit(d, o, dq, dkc, dvc, ds, dp, part, rows, dims)
 				} else {
 					err = DecodeAttention(d, o, dq, dkc, dvc, ds, dp, rows, dims)
