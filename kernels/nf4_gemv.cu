@@ -1,9 +1,11 @@
 // nf4_gemv.cu: matrix products of a few rows straight from NF4 double-quantized weights (bitsandbytes layout),
 // for decoding without a bf16 copy of the weight: nf4_gemv (one warp per output, any in a multiple of 8, up to
-// 8 rows) and nf4_gemv_mma_n8/n16/n32 (tensor cores, in a multiple of 32, up to 8/16/32 rows). All compute
+// 8 rows), nf4_gemv_mma_n8/n16/n32 (tensor cores, in a multiple of 32, up to 8/16/32 rows) and
+// nf4_gemv_lv_n16/n32 (tensor cores, the absmax factored out; in a multiple of 64). All compute
 //   y[r, o] = Σ_i x[r, i] · W[o, i] + bias[o] + lora_scale · Σ_k h[r, k] · lora_b[o, k] + beta · y[r, o]
 // with each W value rounded to bf16 exactly as nf4_dequant_bf16 writes it (so the operands are those of
-// dequantizing then running the GEMM), fp32 products and sums, one rounding of y when it is bf16. bias
+// dequantizing then running the GEMM; the lv kernels round the level instead, see there), fp32 products and
+// sums, one rounding of y when it is bf16. bias
 // (bf16 [out]) and the LoRA term (h bf16 [rows, rank], ldh apart; lora_b bf16 [out, rank]) are optional: a null
 // pointer, or rank 0, leaves them out.
 //
@@ -125,8 +127,9 @@ extern "C" __global__ void nf4_gemv(void* __restrict__ y, const __nv_bfloat16* _
 // which fill A's slots {2t, 2t+1} (code byte 2s) and {2t+8, 2t+9} (byte 2s+1) and B's slots of the same
 // numbers (x words 2s, 2s+1). 32 inputs share one absmax (blocksize a multiple of 32, in a multiple of 32),
 // whose double-quantized scale is decoded once per thread and chunk. The 8 warps of a block split the
-// chunks (two at a time, their loads issued together), and their partial tiles are added in shared memory
-// in warp order (the result does not depend on timing). Codes must be 16-byte aligned, x's rows (ldx) too;
+// chunks (two at a time, their loads issued together: the first pair's before the block's tables are built,
+// each next pair's before the current pair's products, double-buffered in registers), and their partial
+// tiles are added in shared memory in warp order (the result does not depend on timing). Codes must be 16-byte aligned, x's rows (ldx) too;
 // the block sizes are powers of two, passed as their log2 (bs_shift, bs2_shift); out · in < 2^32.
 // grid ceil(out / 16), block 256.
 #define NF4_MMA_WARPS 8
@@ -157,6 +160,34 @@ __device__ __forceinline__ void nf4_word4(unsigned w, float sc, unsigned tbl, un
   }
 }
 
+// nf4_mma_load issues the code loads of chunks c0 .. c0 + NF4_MMA_U − 1 (those that exist; others are zero)
+// and of their absmax bytes and second-level scales, whose scales are formed once the shared map is ready.
+struct nf4_mma_chunk {
+  uint4 qa[NF4_MMA_U], qb[NF4_MMA_U];
+  unsigned aq[NF4_MMA_U], bq[NF4_MMA_U];  // absmax codes
+  float a2[NF4_MMA_U], b2[NF4_MMA_U];     // second-level scales
+};
+
+__device__ __forceinline__ void nf4_mma_load(nf4_mma_chunk& k, int c0, int nch, int in, int t, const uint8_t* ca,
+                                             const uint8_t* cb, unsigned ea, unsigned eb, unsigned bsh, unsigned bs2h,
+                                             const uint8_t* __restrict__ absmax_q, const float* __restrict__ absmax2) {
+#pragma unroll
+  for (int u = 0; u < NF4_MMA_U; u++) {
+    k.qa[u] = k.qb[u] = make_uint4(0, 0, 0, 0);
+    k.aq[u] = k.bq[u] = 0;
+    k.a2[u] = k.b2[u] = 0.f;
+    if (c0 + u < nch && (c0 + u) * 128 + 32 * t < in) {
+      k.qa[u] = __ldg(reinterpret_cast<const uint4*>(ca + (c0 + u) * 64));
+      k.qb[u] = __ldg(reinterpret_cast<const uint4*>(cb + (c0 + u) * 64));
+      const unsigned ba = (ea + 128u * (c0 + u)) >> bsh, bb = (eb + 128u * (c0 + u)) >> bsh;
+      k.aq[u] = __ldg(absmax_q + ba);
+      k.bq[u] = __ldg(absmax_q + bb);
+      k.a2[u] = __ldg(absmax2 + (ba >> bs2h));
+      k.b2[u] = __ldg(absmax2 + (bb >> bs2h));
+    }
+  }
+}
+
 template <int NT>
 __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
                                              const uint8_t* __restrict__ codes, const uint8_t* __restrict__ absmax_q,
@@ -171,11 +202,6 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   __shared__ float map[256];
   __shared__ float lvs[128];  // the 16 levels at its first multiple of 256 bytes (see nf4_word4)
   __shared__ float red[NF4_MMA_WARPS][NT * 4][32];
-  const unsigned tbl = ((unsigned)__cvta_generic_to_shared(lvs) + 255u) & ~255u;
-  map[threadIdx.x] = code2[threadIdx.x];
-  if (threadIdx.x < 16) asm volatile("st.shared.f32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "f"(kGemvLevels[threadIdx.x])
-                                    : "memory");
-  __syncthreads();
   // Element indices in 32 bits (out · in < 2^32, the launcher checks): 64-bit division is slow.
   const int rows = (int)rows64, out = (int)out64, in = (int)in64;
   const unsigned bsh = (unsigned)bs_shift, bs2h = (unsigned)bs2_shift;
@@ -186,6 +212,16 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   const unsigned ea = (unsigned)oa * (unsigned)in + 32u * t, eb = (unsigned)ob * (unsigned)in + 32u * t;
   const uint8_t* ca = codes + ea / 2u;
   const uint8_t* cb = codes + eb / 2u;
+  const int nch = (in + 127) / 128;
+  const int stride = NF4_MMA_WARPS * NF4_MMA_U;
+  // The first chunks' loads go out before the tables are built: their latency overlaps the prologue's.
+  nf4_mma_chunk cur;
+  nf4_mma_load(cur, warp * NF4_MMA_U, nch, in, t, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+  const unsigned tbl = ((unsigned)__cvta_generic_to_shared(lvs) + 255u) & ~255u;
+  map[threadIdx.x] = code2[threadIdx.x];
+  if (threadIdx.x < 16) asm volatile("st.shared.f32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "f"(kGemvLevels[threadIdx.x])
+                                    : "memory");
+  __syncthreads();
   const __nv_bfloat16* xr[NT];
 #pragma unroll
   for (int j = 0; j < NT; j++) xr[j] = x + (long long)min(8 * j + g, rows - 1) * ldx + 32 * t;
@@ -194,38 +230,29 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   for (int j = 0; j < NT; j++)
 #pragma unroll
     for (int i = 0; i < 4; i++) acc[j][i] = 0.f;
-  const int nch = (in + 127) / 128;
-  for (int c0 = warp * NF4_MMA_U; c0 < nch; c0 += NF4_MMA_WARPS * NF4_MMA_U) {
-    uint4 qa[NF4_MMA_U], qb[NF4_MMA_U];
+  for (int c0 = warp * NF4_MMA_U; c0 < nch; c0 += stride) {
+    nf4_mma_chunk nxt;
+    if (c0 + stride < nch)
+      nf4_mma_load(nxt, c0 + stride, nch, in, t, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
     float sa[NF4_MMA_U], sb[NF4_MMA_U];
-    bool ok[NF4_MMA_U];  // this thread's inputs exist (in the last chunk, only those below in do)
 #pragma unroll
     for (int u = 0; u < NF4_MMA_U; u++) {
-      ok[u] = c0 + u < nch && (c0 + u) * 128 + 32 * t < in;
-      qa[u] = qb[u] = make_uint4(0, 0, 0, 0);
-      if (ok[u]) {
-        qa[u] = __ldg(reinterpret_cast<const uint4*>(ca + (c0 + u) * 64));
-        qb[u] = __ldg(reinterpret_cast<const uint4*>(cb + (c0 + u) * 64));
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < NF4_MMA_U; u++) {
-      sa[u] = sb[u] = 0.f;
-      if (ok[u]) {
-        const unsigned ba = (ea + 128u * (c0 + u)) >> bsh, bb = (eb + 128u * (c0 + u)) >> bsh;
-        // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
-        sa[u] = __fadd_rn(__fmul_rn(map[__ldg(absmax_q + ba)], __ldg(absmax2 + (ba >> bs2h))), offset);
-        sb[u] = __fadd_rn(__fmul_rn(map[__ldg(absmax_q + bb)], __ldg(absmax2 + (bb >> bs2h))), offset);
-      }
+      // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
+      // A missing chunk has codes 0 and second-level scale 0: its scale is the offset, its A values ±0·offset.
+      const bool ok = c0 + u < nch && (c0 + u) * 128 + 32 * t < in;
+      sa[u] = ok ? __fadd_rn(__fmul_rn(map[cur.aq[u]], cur.a2[u]), offset) : 0.f;
+      sb[u] = ok ? __fadd_rn(__fmul_rn(map[cur.bq[u]], cur.b2[u]), offset) : 0.f;
     }
 #pragma unroll
     for (int u = 0; u < NF4_MMA_U; u++) {
       if (c0 + u >= nch) break;  // the same for the whole warp: mma.sync needs every lane
-      const unsigned wa[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w}, wb[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
+      const bool ok = (c0 + u) * 128 + 32 * t < in;
+      const unsigned wa[4] = {cur.qa[u].x, cur.qa[u].y, cur.qa[u].z, cur.qa[u].w};
+      const unsigned wb[4] = {cur.qb[u].x, cur.qb[u].y, cur.qb[u].z, cur.qb[u].w};
       // A lane past in reads its row's first inputs, times A = ±0 (its codes and scale are 0).
       const uint4* xc[NT];
 #pragma unroll
-      for (int j = 0; j < NT; j++) xc[j] = reinterpret_cast<const uint4*>(xr[j] + (ok[u] ? (c0 + u) * 128 : 0));
+      for (int j = 0; j < NT; j++) xc[j] = reinterpret_cast<const uint4*>(xr[j] + (ok ? (c0 + u) * 128 : 0));
 #pragma unroll
       for (int m = 0; m < 4; m++) {  // code word m: inputs 32t + 8m .. +7, mmas s = 2m and 2m + 1
         unsigned ra[4], rb[4];
@@ -241,6 +268,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
         }
       }
     }
+    cur = nxt;
   }
 #pragma unroll
   for (int j = 0; j < NT; j++)
@@ -260,7 +288,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   }
 }
 
-#define NF4_GEMV_MMA(NAME, NT)                                                                                      \
+#define NF4_GEMV_MMA(NAME, NT)                                                                                        \
   extern "C" __global__ void __launch_bounds__(256) NAME(                                                           \
       void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                 \
       const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,     \
@@ -268,7 +296,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
       long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,             \
       const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,         \
       long long ldh, long long rank) {                                                                              \
-    nf4_gemv_mma<NT>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,      \
+    nf4_gemv_mma<NT>(y, x,     codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,      \
                      bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                                \
   }
 
@@ -278,3 +306,183 @@ NF4_GEMV_MMA(nf4_gemv_mma_n8, 1)
 NF4_GEMV_MMA(nf4_gemv_mma_n16, 2)
 // nf4_gemv_mma_n32: rows ≤ 32.
 NF4_GEMV_MMA(nf4_gemv_mma_n32, 4)
+
+// ---- Factored tensor-core GEMV: nf4_gemv_lv_n16 / _n32 ----
+//
+// y = x·Wᵀ (+ the epilogue terms above) with each weight taken as bf16(level) · absmax: the level rounded to
+// bf16 and the block's fp32 absmax applied to the mma's fp32 output instead of to each weight, so a weight
+// costs one table lookup per two instead of a lookup, a multiply and a rounding each. Its weights are as
+// close to the NF4 values level · absmax as nf4_dequant_bf16's bf16(level · absmax) (both within 2^-9
+// relative), rounded at another point. CPU twin: x · (bf16(level[c]) · absmax)ᵀ summed in fp32.
+//
+// mma.sync m16n8k16 with W as the 16-row A operand (16 outputs per block) and x as the B operand (NT tiles
+// of 8 rows). Work comes in groups of 64 inputs of one absmax block (in and the block size multiples of 64):
+// thread (g, t) (g = lane / 4, t = lane % 4) loads the 8 code bytes of outputs g and g + 8 over inputs
+// 16t .. 16t + 15 of the group and the 32 bytes of x over the same inputs; mma s (s = 0..3) takes inputs
+// 16t + 4s .. +3 into A's slots {2t, 2t+1} (code byte 2s, its two levels from a 256-entry bf16-pair table)
+// and {2t+8, 2t+9} (byte 2s + 1), B's slots of the same numbers (x words 2s, 2s+1 of the 8 it holds). All 16
+// inputs of the four mmas share one absmax per output, applied once per group: acc += absmax · (Σ of the
+// four mmas). The 8 warps of a block split the groups (U at a time, their loads issued together, the first
+// ones before the table is built), and their partial tiles are added in shared memory in warp order.
+// Codes 8-byte aligned, x's rows (ldx) 16-byte aligned; block sizes powers of two passed as log2; out · in
+// < 2^32. grid ceil(out / 16), block 256.
+
+template <int U>
+struct nf4_lv_groups {
+  uint2 qa[U], qb[U];      // code bytes of outputs g and g + 8
+  unsigned aq[U], bq[U];  // absmax codes
+  float a2[U], b2[U];     // second-level scales
+};
+
+// nf4_lv_load issues the loads of groups c0 .. c0 + U − 1 (those below ngr; others are left zero).
+template <int U>
+__device__ __forceinline__ void nf4_lv_load(nf4_lv_groups<U>& k, int c0, int ngr, const uint8_t* ca, const uint8_t* cb,
+                                            unsigned ea, unsigned eb, unsigned bsh, unsigned bs2h,
+                                            const uint8_t* __restrict__ absmax_q, const float* __restrict__ absmax2) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    k.qa[u] = k.qb[u] = make_uint2(0, 0);
+    k.aq[u] = k.bq[u] = 0;
+    k.a2[u] = k.b2[u] = 0.f;
+    if (c0 + u < ngr) {
+      k.qa[u] = __ldg(reinterpret_cast<const uint2*>(ca + (c0 + u) * 32));
+      k.qb[u] = __ldg(reinterpret_cast<const uint2*>(cb + (c0 + u) * 32));
+      const unsigned ba = (ea + 64u * (c0 + u)) >> bsh, bb = (eb + 64u * (c0 + u)) >> bsh;
+      k.aq[u] = __ldg(absmax_q + ba);
+      k.bq[u] = __ldg(absmax_q + bb);
+      k.a2[u] = __ldg(absmax2 + (ba >> bs2h));
+      k.b2[u] = __ldg(absmax2 + (bb >> bs2h));
+    }
+  }
+}
+
+// nf4_lv_pair is the bf16 pair of levels of code byte k of w (high nibble, the even input, in the low half),
+// from the table at shared address tbl, a multiple of 1024: the entry's address is one shift and one
+// and-or away from w.
+__device__ __forceinline__ unsigned nf4_lv_pair(unsigned w, int k, unsigned tbl) {
+  const unsigned off = k == 0 ? (w << 2) & 0x3fcu : (w >> (8 * k - 2)) & 0x3fcu;
+  unsigned r;
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(r) : "r"(off | tbl));
+  return r;
+}
+
+template <int NT, int U>
+__device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
+                                            const uint8_t* __restrict__ codes, const uint8_t* __restrict__ absmax_q,
+                                            const float* __restrict__ code2, const float* __restrict__ absmax2,
+                                            float offset, float beta, long long rows64, long long out64,
+                                            long long in64, long long ldx, long long ldy, long long bs_shift,
+                                            long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,
+                                            const __nv_bfloat16* __restrict__ lora_h,
+                                            const __nv_bfloat16* __restrict__ lora_b, float lora_scale, long long ldh,
+                                            long long rank) {
+  __shared__ float map[256];
+  __shared__ unsigned pairs[512];  // bf16 pairs of levels by code byte, at its first multiple of 1024 bytes
+  __shared__ float red[NF4_MMA_WARPS][NT * 4][32];
+  const int rows = (int)rows64, out = (int)out64, in = (int)in64;
+  const unsigned bsh = (unsigned)bs_shift, bs2h = (unsigned)bs2_shift;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int o0 = blockIdx.x * 16;
+  // Outputs past the end read the last row (their results are not stored); likewise x rows past rows.
+  const int oa = min(o0 + g, out - 1), ob = min(o0 + g + 8, out - 1);
+  const unsigned ea = (unsigned)oa * (unsigned)in + 16u * t, eb = (unsigned)ob * (unsigned)in + 16u * t;
+  const uint8_t* ca = codes + ea / 2u;
+  const uint8_t* cb = codes + eb / 2u;
+  const int ngr = in / 64, stride = NF4_MMA_WARPS * U;
+  nf4_lv_groups<U> cur;
+  nf4_lv_load(cur, warp * U, ngr, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+  map[threadIdx.x] = code2[threadIdx.x];
+  const unsigned tbl = ((unsigned)__cvta_generic_to_shared(pairs) + 1023u) & ~1023u;
+  {
+    const __nv_bfloat162 p = __floats2bfloat162_rn(kGemvLevels[threadIdx.x >> 4], kGemvLevels[threadIdx.x & 15]);
+    asm volatile("st.shared.u32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "r"(*reinterpret_cast<const unsigned*>(&p))
+                 : "memory");
+  }
+  __syncthreads();
+  // x over this thread's inputs of group warp · U, then moved along group by group.
+  const uint4* xp[NT];
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+    xp[j] = reinterpret_cast<const uint4*>(x + (long long)min(8 * j + g, rows - 1) * ldx + 16 * t +
+                                           64 * warp * U);
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) acc[j][i] = 0.f;
+  for (int c0 = warp * U; c0 < ngr; c0 += stride) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      if (c0 + u >= ngr) break;  // the same for the whole warp: mma.sync needs every lane
+      // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
+      const float sa = __fadd_rn(__fmul_rn(map[cur.aq[u]], cur.a2[u]), offset);
+      const float sb = __fadd_rn(__fmul_rn(map[cur.bq[u]], cur.b2[u]), offset);
+      uint4 xv[NT][2];
+#pragma unroll
+      for (int j = 0; j < NT; j++) {
+        xv[j][0] = __ldg(xp[j] + 8 * u);
+        xv[j][1] = __ldg(xp[j] + 8 * u + 1);
+      }
+      float part[NT][4];
+#pragma unroll
+      for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) part[j][i] = 0.f;
+#pragma unroll
+      for (int s = 0; s < 4; s++) {  // code bytes 2s, 2s + 1: inputs 16t + 4s .. +3
+        const unsigned wa = s < 2 ? cur.qa[u].x : cur.qa[u].y, wb = s < 2 ? cur.qb[u].x : cur.qb[u].y;
+        const int k0 = 2 * (s & 1);
+        const unsigned a0 = nf4_lv_pair(wa, k0, tbl), a1 = nf4_lv_pair(wb, k0, tbl);
+        const unsigned a2 = nf4_lv_pair(wa, k0 + 1, tbl), a3 = nf4_lv_pair(wb, k0 + 1, tbl);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          const uint4 v = xv[j][s >> 1];
+          const unsigned b0 = (s & 1) ? v.z : v.x, b1 = (s & 1) ? v.w : v.y;
+          nf4_mma16816(part[j], a0, a1, a2, a3, b0, b1);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NT; j++) {  // accumulators 0, 1: output g; 2, 3: output g + 8
+        acc[j][0] = fmaf(sa, part[j][0], acc[j][0]);
+        acc[j][1] = fmaf(sa, part[j][1], acc[j][1]);
+        acc[j][2] = fmaf(sb, part[j][2], acc[j][2]);
+        acc[j][3] = fmaf(sb, part[j][3], acc[j][3]);
+      }
+    }
+    if (c0 + stride < ngr) nf4_lv_load(cur, c0 + stride, ngr, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+#pragma unroll
+    for (int j = 0; j < NT; j++) xp[j] += 8 * stride;
+  }
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) red[warp][j * 4 + i][lane] = acc[j][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < NT * 4 * 32; e += blockDim.x) {
+    const int ji = e >> 5, ln = e & 31;
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < NF4_MMA_WARPS; w++) v += red[w][ji][ln];
+    const int i = ji & 3, j = ji >> 2;
+    const int o = o0 + (ln >> 2) + 8 * (i >> 1), r = 8 * j + 2 * (ln & 3) + (i & 1);
+    if (o < out && r < rows)
+      nf4_store(y, r * ldy + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta, y_f32);
+  }
+}
+
+#define NF4_GEMV_LV(NAME, NT, U, MINB)                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, MINB) NAME(                                                          \
+      void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                \
+      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,    \
+      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,         \
+      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,            \
+      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,        \
+      long long ldh, long long rank) {                                                                             \
+    nf4_gemv_lv<NT, U>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,      \
+                    bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                               \
+  }
+
+// nf4_gemv_lv_n16: rows ≤ 16; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
+NF4_GEMV_LV(nf4_gemv_lv_n16, 2, 4, 3)
+// nf4_gemv_lv_n32: rows ≤ 32.
+NF4_GEMV_LV(nf4_gemv_lv_n32, 4, 4, 2)

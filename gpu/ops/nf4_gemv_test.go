@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/quant"
 )
 
 // TestNF4GEMVParity compares NF4GEMVFused with its CPU twin (quant's Dequantize rounded to bf16, then x·Wᵀ in
@@ -18,17 +20,20 @@ import (
 // output nf4_gemv, 1..8 rows); [64, 3584], [37, 96] and [40, 18944] through the tensor-core kernels (1..32
 // rows: each of n8, n16 and n32, rows not a multiple of 8; 37 outputs not a multiple of the 16 per block; 96
 // inputs not a multiple of the 128 per chunk, so the last chunk is partial; 18944 = the 7B's intermediate
-// size, 148 chunks over the 8 warps of a block). fp32 output: the sums differ only in order (1e-5 of the
-// row's magnitude); bf16: one rounding more.
+// size, 148 chunks over the 8 warps of a block); [37, 192] with three 64-input groups for fewer than the 8
+// warps. From 9 rows on, where in is a multiple of 64, also the factored kernels (nf4_gemv_lv_*) against
+// their twin (bf16(level) · absmax as the weight), which must give other fp32 outputs than the exact ones.
+// fp32 output: the sums differ only in order (1e-5 of the row's magnitude); bf16: one rounding more.
 func TestNF4GEMVParity(t *testing.T) {
 	d := cudatest.Device(t)
+	defer func(f bool) { nf4GEMVFactored = f }(nf4GEMVFactored)
 	rng := rand.New(rand.NewPCG(11, 12))
 	const rank, scale = 4, float32(2)
 	for _, s := range []struct {
 		out, in int
 		rows    []int
 	}{{37, 200, []int{1, 3, 8}}, {64, 3584, []int{1, 3, 8, 9, 16, 17, 32}}, {37, 96, []int{1, 5, 16, 32}},
-		{40, 18944, []int{2, 13, 27}}} {
+		{40, 18944, []int{2, 13, 27}}, {37, 192, []int{1, 8, 11, 32}}} {
 		out, in := s.out, s.in
 		q := quantRandom(t, rng, out, in)
 		h, err := NF4HostFromQuant(q)
@@ -47,6 +52,7 @@ func TestNF4GEMVParity(t *testing.T) {
 		for i, v := range deq {
 			deq[i] = cuda.F32(cuda.BF16(v))
 		}
+		deqLV := factoredWeights(q)               // [out, in] the factored kernels' weights
 		bias := ktRand(rng, out, -1, 1)           // [out]
 		loraB := ktRand(rng, out*rank, -0.5, 0.5) // [out, rank]
 		biasBuf, bBuf := ktBF16(t, d, a, bias), ktBF16(t, d, a, loraB)
@@ -55,88 +61,111 @@ func TestNF4GEMVParity(t *testing.T) {
 			hs := ktRand(rng, rows*rank, -0.5, 0.5)            // [rows, rank] LoRA x·Aᵀ
 			y0 := ktRand(rng, rows*out, -1, 1)                 // what y holds before (beta = 1)
 			xb, hb := ktBF16(t, d, a, xs), ktBF16(t, d, a, hs) // ktRand's values are bf16 already
-			// The product and its magnitude, shared by the variants.
-			prod, mag := make([]float64, rows*out), make([]float64, rows*out)
-			for r := range rows {
-				for o := range out {
-					for i := range in {
-						p := float64(xs[r*in+i]) * float64(deq[o*in+i])
-						prod[r*out+o] += p
-						mag[r*out+o] += math.Abs(p)
+			// The products and their magnitudes with either weights, shared by the variants.
+			prodOf := func(w []float32) (prod, mag []float64) {
+				prod, mag = make([]float64, rows*out), make([]float64, rows*out)
+				for r := range rows {
+					for o := range out {
+						for i := range in {
+							p := float64(xs[r*in+i]) * float64(w[o*in+i])
+							prod[r*out+o] += p
+							mag[r*out+o] += math.Abs(p)
+						}
 					}
 				}
+				return prod, mag
 			}
-			for _, f32 := range []bool{true, false} {
-				for _, beta := range []float32{0, 1} {
-					for extra := range 3 { // 0: bare, 1: bias, 2: bias and LoRA
-						name := fmt.Sprintf("[%d, %d] rows %d f32 %v beta %g extra %d", out, in, rows, f32, beta, extra)
-						mark := a.Mark()
-						dt, size := cuda.BF16T, int64(2)
-						if f32 {
-							dt, size = cuda.F32T, 4
-						}
-						yb, _ := a.Alloc(int64(rows*out)*size, "y")
-						if f32 {
-							err = cuda.Upload(d, yb, y0)
-						} else {
-							err = cuda.Upload(d, yb, cuda.RoundedBF16(y0))
-						}
-						if err != nil {
-							t.Fatal(err)
-						}
-						args := NF4GEMVArgs{X: cuda.M(xb, rows, in, cuda.BF16T), W: w, Y: cuda.M(yb, rows, out, dt), Beta: beta}
-						if extra >= 1 {
-							args.Bias = biasBuf
-						}
-						if extra == 2 {
-							args.H, args.B = cuda.M(hb, rows, rank, cuda.BF16T), cuda.M(bBuf, out, rank, cuda.BF16T)
-							args.Scale = scale
-						}
-						if err := NF4GEMVFused(d, args); err != nil {
-							t.Fatalf("%s: %v", name, err)
-						}
-						got := make([]float32, rows*out)
-						if f32 {
-							err = cuda.Download(d, got, yb)
-						} else {
-							gb := make([]uint16, rows*out)
-							err = cuda.Download(d, gb, yb)
-							for i, v := range gb {
-								got[i] = cuda.F32(v)
+			prodExact, magExact := prodOf(deq)
+			prodLV, magLV := prodOf(deqLV)
+			variants := []bool{false} // factored?
+			if in%64 == 0 && rows > 8 {
+				variants = append(variants, true)
+			}
+			exact := map[string][]float32{} // the exact kernels' outputs by case
+			for _, factored := range variants {
+				nf4GEMVFactored = factored
+				prod, mag := prodExact, magExact
+				if factored {
+					prod, mag = prodLV, magLV
+				}
+				for _, f32 := range []bool{true, false} {
+					for _, beta := range []float32{0, 1} {
+						for extra := range 3 { // 0: bare, 1: bias, 2: bias and LoRA
+							key := fmt.Sprintf("[%d, %d] rows %d f32 %v beta %g extra %d", out, in, rows, f32, beta, extra)
+							name := fmt.Sprintf("%s factored %v", key, factored)
+							mark := a.Mark()
+							dt, size := cuda.BF16T, int64(2)
+							if f32 {
+								dt, size = cuda.F32T, 4
 							}
-						}
-						if err != nil {
-							t.Fatal(err)
-						}
-						for r := range rows {
-							for o := range out {
-								want, m := prod[r*out+o], mag[r*out+o]
-								if extra >= 1 {
-									want += float64(bias[o])
-									m += math.Abs(float64(bias[o]))
+							yb, _ := a.Alloc(int64(rows*out)*size, "y")
+							if f32 {
+								err = cuda.Upload(d, yb, y0)
+							} else {
+								err = cuda.Upload(d, yb, cuda.RoundedBF16(y0))
+							}
+							if err != nil {
+								t.Fatal(err)
+							}
+							args := NF4GEMVArgs{X: cuda.M(xb, rows, in, cuda.BF16T), W: w, Y: cuda.M(yb, rows, out, dt), Beta: beta}
+							if extra >= 1 {
+								args.Bias = biasBuf
+							}
+							if extra == 2 {
+								args.H, args.B = cuda.M(hb, rows, rank, cuda.BF16T), cuda.M(bBuf, out, rank, cuda.BF16T)
+								args.Scale = scale
+							}
+							if err := NF4GEMVFused(d, args); err != nil {
+								t.Fatalf("%s: %v", name, err)
+							}
+							got := make([]float32, rows*out)
+							if f32 {
+								err = cuda.Download(d, got, yb)
+							} else {
+								gb := make([]uint16, rows*out)
+								err = cuda.Download(d, gb, yb)
+								for i, v := range gb {
+									got[i] = cuda.F32(v)
 								}
-								if extra == 2 {
-									var l, lm float64
-									for k := range rank {
-										l += float64(hs[r*rank+k]) * float64(loraB[o*rank+k])
-										lm += math.Abs(float64(hs[r*rank+k]) * float64(loraB[o*rank+k]))
+							}
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !factored {
+								exact[key] = got
+							} else if f32 && slices.Equal(got, exact[key]) { // the factored kernel did not run
+								t.Fatalf("%s: the same outputs as the exact kernel", name)
+							}
+							for r := range rows {
+								for o := range out {
+									want, m := prod[r*out+o], mag[r*out+o]
+									if extra >= 1 {
+										want += float64(bias[o])
+										m += math.Abs(float64(bias[o]))
 									}
-									want += float64(scale) * l
-									m += float64(scale) * lm
-								}
-								prev := float64(y0[r*out+o]) // y0 is bf16-exact: the same in both outputs
-								want += float64(beta) * prev
-								m += math.Abs(float64(beta) * prev)
-								tol := 1e-5 * m
-								if !f32 {
-									tol += math.Abs(want) / 256
-								}
-								if e := math.Abs(float64(got[r*out+o]) - want); !(e <= tol) {
-									t.Fatalf("%s: y[%d, %d] = %g, want %g (tolerance %g)", name, r, o, got[r*out+o], want, tol)
+									if extra == 2 {
+										var l, lm float64
+										for k := range rank {
+											l += float64(hs[r*rank+k]) * float64(loraB[o*rank+k])
+											lm += math.Abs(float64(hs[r*rank+k]) * float64(loraB[o*rank+k]))
+										}
+										want += float64(scale) * l
+										m += float64(scale) * lm
+									}
+									prev := float64(y0[r*out+o]) // y0 is bf16-exact: the same in both outputs
+									want += float64(beta) * prev
+									m += math.Abs(float64(beta) * prev)
+									tol := 1e-5 * m
+									if !f32 {
+										tol += math.Abs(want) / 256
+									}
+									if e := math.Abs(float64(got[r*out+o]) - want); !(e <= tol) {
+										t.Fatalf("%s: y[%d, %d] = %g, want %g (tolerance %g)", name, r, o, got[r*out+o], want, tol)
+									}
 								}
 							}
+							a.Release(mark)
 						}
-						a.Release(mark)
 					}
 				}
 			}
@@ -150,4 +179,19 @@ func TestNF4GEMVParity(t *testing.T) {
 	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 256, BlockSize: 64, BlockSize2: 256}, 0); err == nil {
 		t.Error("33 rows accepted")
 	}
+}
+
+// factoredWeights is the CPU twin of the factored kernels' weights: bf16(level) · the block's absmax, in
+// float32, [out, in].
+func factoredWeights(q *quant.Weight) []float32 {
+	abs := q.BlockAbsmax()
+	w := make([]float32, q.NumElements())
+	for e := range w {
+		c := q.Codes[e/2] >> 4
+		if e%2 == 1 {
+			c = q.Codes[e/2] & 0x0f
+		}
+		w[e] = cuda.F32(cuda.BF16(quant.NF4[c])) * abs[e/q.BlockSize]
+	}
+	return w
 }
