@@ -42,8 +42,8 @@ type GeneratorOptions struct {
 	// and each adapter is merged into its weight; NewGenerator keeps NF4 anyway when those copies would not
 	// fit. The device registry's generator (t2m baseline, eval, bench generate) sets it unless the
 	// environment has T2M_GPU_WEIGHTS=bf16: at the default generation batch (96) NF4 kept decodes the 594
-	// published examples in 18.7 s against 17.6 s with the bf16 copies, in 9.9 GB of GPU memory against
-	// 19.1 (gpu/DECODE_NOTES.md).
+	// published examples in 14.7 s in 9.9 GB of GPU memory on an H200 (the bf16 copies took 17.6 s and 19.1 GB
+	// when NF4 kept took 18.7 s; scripts/bench/NOTES.md, gpu/DECODE_NOTES.md).
 	NF4PerUse bool
 	// PrefillRows bounds the tokens of one prefill (≤ 0: 8192); prompts of equal length are prefilled
 	// together up to it.
