@@ -188,6 +188,34 @@ __device__ __forceinline__ void nf4_mma_load(nf4_mma_chunk& k, int c0, int nch, 
   }
 }
 
+// nf4_tile_store adds the block's 8 warps' tiles (acc [NT][4] of each lane) in warp order through red and
+// stores y (+ the epilogue terms, + beta · y) for outputs o0 .. o0 + 15: accumulator i of tile j in lane ln is
+// output o0 + g + 8·(i / 2), row 8j + 2t + i % 2 (g = ln / 4, t = ln % 4). Ends the tensor-core kernels.
+template <int NT>
+__device__ __forceinline__ void nf4_tile_store(float (*red)[NT * 4][32], const float (&acc)[NT][4], void* y, int o0,
+                                               int rows, int out, long long ldy, float beta, long long y_f32,
+                                               const __nv_bfloat16* __restrict__ bias,
+                                               const __nv_bfloat16* __restrict__ lora_h,
+                                               const __nv_bfloat16* __restrict__ lora_b, float lora_scale,
+                                               long long ldh, long long rank) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) red[warp][j * 4 + i][lane] = acc[j][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < NT * 4 * 32; e += blockDim.x) {
+    const int ji = e >> 5, ln = e & 31;
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < NF4_MMA_WARPS; w++) v += red[w][ji][ln];
+    const int i = ji & 3, j = ji >> 2;
+    const int o = o0 + (ln >> 2) + 8 * (i >> 1), r = 8 * j + 2 * (ln & 3) + (i & 1);
+    if (o < out && r < rows)
+      nf4_store(y, r * ldy + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta, y_f32);
+  }
+}
+
 template <int NT>
 __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
                                              const uint8_t* __restrict__ codes, const uint8_t* __restrict__ absmax_q,
@@ -270,22 +298,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
     }
     cur = nxt;
   }
-#pragma unroll
-  for (int j = 0; j < NT; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) red[warp][j * 4 + i][lane] = acc[j][i];
-  __syncthreads();
-  for (int e = threadIdx.x; e < NT * 4 * 32; e += blockDim.x) {
-    const int ji = e >> 5, ln = e & 31;
-    float v = 0.f;
-#pragma unroll
-    for (int w = 0; w < NF4_MMA_WARPS; w++) v += red[w][ji][ln];
-    // Accumulator i of tile j in lane ln: output g + 8·(i / 2), row 8j + 2t + i % 2 (t, g of lane ln).
-    const int i = ji & 3, j = ji >> 2;
-    const int o = o0 + (ln >> 2) + 8 * (i >> 1), r = 8 * j + 2 * (ln & 3) + (i & 1);
-    if (o < out && r < rows)
-      nf4_store(y, r * ldy + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta, y_f32);
-  }
+  nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
 #define NF4_GEMV_MMA(NAME, NT)                                                                                        \
@@ -453,21 +466,7 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
 #pragma unroll
     for (int j = 0; j < NT; j++) xp[j] += 8 * stride;
   }
-#pragma unroll
-  for (int j = 0; j < NT; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) red[warp][j * 4 + i][lane] = acc[j][i];
-  __syncthreads();
-  for (int e = threadIdx.x; e < NT * 4 * 32; e += blockDim.x) {
-    const int ji = e >> 5, ln = e & 31;
-    float v = 0.f;
-#pragma unroll
-    for (int w = 0; w < NF4_MMA_WARPS; w++) v += red[w][ji][ln];
-    const int i = ji & 3, j = ji >> 2;
-    const int o = o0 + (ln >> 2) + 8 * (i >> 1), r = 8 * j + 2 * (ln & 3) + (i & 1);
-    if (o < out && r < rows)
-      nf4_store(y, r * ldy + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta, y_f32);
-  }
+  nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
 #define NF4_GEMV_LV(NAME, NT, U, MINB)                                                                             \
