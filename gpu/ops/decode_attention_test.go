@@ -77,6 +77,9 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 				if !v.fill {
 					decodeFillBlocks = 0
 				}
+				if dims.gqa() != v.gqa { // else the GQA variants would pass on the per-head kernels
+					t.Fatalf("%s: the GQA kernel applies: %v", v.name, dims.gqa())
+				}
 				o := ktPoison(t, d, a, int64(rows*c.H*c.D)*2)
 				var err error
 				if v.split {
