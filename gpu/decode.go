@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 
+	"gorgonia.org/cu"
+
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
 	"github.com/t2m/t2m/model"
@@ -39,6 +41,9 @@ type decoder struct {
 	steps *stepGraphs
 	// prof, when set (gpuGenerator.SetProfile), times each op of the decode steps; steps then run eagerly.
 	prof *decodeProfile
+	// ov holds the side streams of projections that run beside the one before them (decode_overlap.go);
+	// made by the first forward that uses them.
+	ov *overlap
 
 	// Set by begin, released by end.
 	mark     int64
@@ -176,8 +181,20 @@ func (g *decoder) End() {
 // weight instead (an fp32 rank-r sum per element of every weight, every step) decoded 12% slower at 96 rows
 // (gpu/DECODE_NOTES.md).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
+	return g.linearOn(g.d.Stream, lin, x, y, rows)
+}
+
+// gemv reports whether linear multiplies lin straight from its NF4 codes for rows rows (one kernel on one
+// stream, no shared scratch: what may run on a side stream).
+func (g *decoder) gemv(lin *decodeLinear, rows int) bool {
+	return lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows)
+}
+
+// linearOn is linear with the NF4 GEMV on stream s; everything else runs on the main stream (s must be it
+// unless g.gemv(lin, rows) and lin has no adapter kept apart).
+func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 	X := cuda.M(x, rows, lin.in, cuda.BF16T)
-	if lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows) {
+	if g.gemv(lin, rows) {
 		a := ops.NF4GEMVArgs{X: X, W: lin.nf4, Y: cuda.M(y, rows, lin.out, cuda.BF16T), Bias: lin.bias}
 		if lin.a.Bytes != 0 { // h = x·Aᵀ (bf16, as ops.Linear's), then s·h·Bᵀ summed in fp32 with x·Wᵀ + b
 			a.H, a.B, a.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T), lin.scale
@@ -185,7 +202,7 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 				return fmt.Errorf("%s: lora_A: %w", lin.name, err)
 			}
 		}
-		if err := ops.NF4GEMVFused(g.d, a); err != nil {
+		if err := ops.NF4GEMVFusedOn(g.d, s, a); err != nil {
 			return fmt.Errorf("%s: %w", lin.name, err)
 		}
 		return nil
@@ -217,14 +234,29 @@ func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
 // and leaves their logits [heads or rows, V] fp32 in g.logits.
 func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
 	o := &devOps{g: g, rows: rows, attend: attend, heads: heads}
-	if g.prof != nil && heads == 0 { // a profiled step: each op between two events
+	if g.prof != nil && heads == 0 { // a profiled step: each op between two events, all on the main stream
 		if _, err := model.Forward[cuda.Buffer](&timedOps{inner: o, d: g.d, p: g.prof}, g.w.w); err != nil {
 			return err
 		}
 		return g.prof.collect()
 	}
-	_, err := model.Forward[cuda.Buffer](o, g.w.w)
-	return err
+	if decodeOverlap() {
+		if g.ov == nil {
+			ov, err := newOverlap(g.d)
+			if err != nil {
+				return err
+			}
+			g.ov = ov
+		}
+		o.ov, o.fs.pending = g.ov, map[cuda.Buffer]int{}
+	}
+	if _, err := model.Forward[cuda.Buffer](o, g.w.w); err != nil {
+		return err
+	}
+	if o.ov != nil {
+		return o.fs.joinAll(g.d, o.ov)
+	}
+	return nil
 }
 
 // upload puts the rows' ids, positions and slots, and the rows lm_head reads (last; nil for every row), into

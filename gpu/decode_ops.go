@@ -20,6 +20,20 @@ type devOps struct {
 	attend func(l int) error // layer l's attention into g.attn from g.q and the caches
 	heads  int               // lm_head reads the heads rows listed in meta (prefill), or every row if 0 (steps)
 	table  bool              // the RoPE table of this forward's positions is made
+	ov     *overlap          // side streams for projections beside the previous one on the same input, or nil
+	fs     forkState         // this forward's use of them
+}
+
+// sync prepares an op other than Linear on the main stream: it ends the current group of projections, and the
+// main stream waits for every side stream (the op may read their outputs or rewrite their input). The first
+// such op comes after all of a group's projections were launched (RoPE after q, k, v; SwiGLU after gate, up),
+// so they still overlap.
+func (o *devOps) sync() error {
+	if o.ov == nil {
+		return nil
+	}
+	o.fs.input = cuda.Buffer{}
+	return o.fs.joinAll(o.g.d, o.ov)
 }
 
 // meta returns the rows' ids, positions and slots [rows] int32 (uploaded by decoder.upload).
@@ -36,6 +50,9 @@ func (o *devOps) headRows() cuda.Buffer {
 // Embed looks the ids up into g.x [rows, H].
 func (o *devOps) Embed(name string, _ *model.Frozen) (cuda.Buffer, error) {
 	g, c := o.g, o.g.w.w.Config
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	tab, err := g.w.vec(name)
 	if err != nil {
 		return cuda.Buffer{}, err
@@ -50,6 +67,9 @@ func (o *devOps) Embed(name string, _ *model.Frozen) (cuda.Buffer, error) {
 // RMSNorm writes g.h [rows, H].
 func (o *devOps) RMSNorm(name string, _ []float32, x cuda.Buffer, eps float32) (cuda.Buffer, error) {
 	g := o.g
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	w, err := g.w.vec(name)
 	if err != nil {
 		return cuda.Buffer{}, err
@@ -71,15 +91,43 @@ func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error)
 	if !ok {
 		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: no output buffer for %s", p.Module)
 	}
-	if err := g.linear(lin, x, y, o.rows); err != nil {
-		return cuda.Buffer{}, err
+	if o.ov == nil {
+		return y, g.linear(lin, x, y, o.rows)
 	}
-	return y, nil
+	// A projection of the current group's input runs on a free side stream when it is one NF4 GEMV without an
+	// adapter kept apart (those use the shared scratch, h buffer and cuBLAS handle of the main stream).
+	if x == o.fs.input && o.fs.used < overlapStreams && g.gemv(lin, o.rows) && lin.a.Bytes == 0 {
+		i := o.fs.used
+		o.fs.used++
+		s := o.ov.side[i]
+		if err := o.ov.fork.Wait(s); err != nil {
+			return cuda.Buffer{}, err
+		}
+		if err := g.linearOn(s, lin, x, y, o.rows); err != nil {
+			return cuda.Buffer{}, err
+		}
+		o.fs.pending[y] = i
+		o.ov.runs++
+		return y, o.ov.done[i].Record(s)
+	}
+	if x != o.fs.input { // the main stream never writes a buffer a side stream still reads or writes: sync joined
+		if err := o.fs.joinAll(g.d, o.ov); err != nil {
+			return cuda.Buffer{}, err
+		}
+		if err := o.ov.fork.Record(g.d.Stream); err != nil { // the side streams of its later projections start here
+			return cuda.Buffer{}, err
+		}
+		o.fs.input, o.fs.used = x, 0
+	}
+	return y, g.linear(lin, x, y, o.rows)
 }
 
 // RoPE rotates x in place with the table of this forward's positions (made by the first call).
 func (o *devOps) RoPE(_ string, x cuda.Buffer, heads, headDim int, theta float32) (cuda.Buffer, error) {
 	g := o.g
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	if !o.table {
 		_, pos, _ := o.meta()
 		if err := ops.RoPETable(g.d, g.cs, pos, o.rows, headDim, theta); err != nil {
@@ -99,6 +147,9 @@ func (o *devOps) Attention(_ string, layer int, q, k, v cuda.Buffer) (cuda.Buffe
 	if q != g.q {
 		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: attention reads q from its own buffer")
 	}
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	_, pos, slots := o.meta()
 	if err := ops.KVAppend(g.d, g.kc[layer], g.vc[layer], k, v, slots, pos, o.rows, g.dims); err != nil {
 		return cuda.Buffer{}, err
@@ -111,6 +162,9 @@ func (o *devOps) Attention(_ string, layer int, q, k, v cuda.Buffer) (cuda.Buffe
 
 // Add adds y into x [rows, H].
 func (o *devOps) Add(_ string, x, y cuda.Buffer) (cuda.Buffer, error) {
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	if err := ops.AddBF16(o.g.d, x, x, y, o.rows*o.g.w.w.Config.HiddenSize); err != nil {
 		return cuda.Buffer{}, err
 	}
@@ -119,6 +173,9 @@ func (o *devOps) Add(_ string, x, y cuda.Buffer) (cuda.Buffer, error) {
 
 // SwiGLU writes silu(gate)·up into gate [rows, I].
 func (o *devOps) SwiGLU(_ string, gate, up cuda.Buffer) (cuda.Buffer, error) {
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	if err := ops.SwiGLUForward(o.g.d, gate, gate, up, o.rows*o.g.w.w.Config.IntermediateSize); err != nil {
 		return cuda.Buffer{}, err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/bits"
 
+	"gorgonia.org/cu"
+
 	"github.com/t2m/t2m/gpu/cuda"
 )
 
@@ -78,6 +80,11 @@ func NF4GEMV(d *cuda.Device, x, y cuda.Mat, w *NF4Weight, beta float32) error {
 // nf4_gemv (kernels/nf4_gemv.cu). CPU twins: quant's (*Weight).Dequantize rounded to bf16, then x·Wᵀ
 // (+ bias + s·h·Bᵀ); for the lv kernels, bf16(level) · BlockAbsmax in place of the dequantized weight.
 func NF4GEMVFused(d *cuda.Device, a NF4GEMVArgs) error {
+	return NF4GEMVFusedOn(d, d.Stream, a)
+}
+
+// NF4GEMVFusedOn is NF4GEMVFused on stream s.
+func NF4GEMVFusedOn(d *cuda.Device, s cu.Stream, a NF4GEMVArgs) error {
 	x, y, w := a.X, a.Y, a.W
 	maxRows := NF4GEMVRows(w)
 	switch {
@@ -126,7 +133,7 @@ func NF4GEMVFused(d *cuda.Device, a NF4GEMVArgs) error {
 		if err != nil {
 			return err
 		}
-		return d.Launch(k, D1((w.Rows+7)/8), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset,
+		return d.LaunchOn(s, k, D1((w.Rows+7)/8), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset,
 			a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()),
 			int64(w.BlockSize), int64(w.BlockSize2), f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
 	}
@@ -145,7 +152,7 @@ func NF4GEMVFused(d *cuda.Device, a NF4GEMVArgs) error {
 	if err != nil {
 		return err
 	}
-	return d.Launch(k, D1((w.Rows+15)/16), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset,
+	return d.LaunchOn(s, k, D1((w.Rows+15)/16), D1(256), 0, y.Buf, x.Buf, w.Codes, w.Absmax, w.Code2, w.Absmax2, w.Offset,
 		a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()),
 		int64(bits.TrailingZeros(uint(w.BlockSize))), int64(bits.TrailingZeros(uint(w.BlockSize2))), f32, a.Bias,
 		a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
