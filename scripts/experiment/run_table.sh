@@ -15,6 +15,11 @@
 #                                         # of T2M_SEEDS (default "42 7 1234"), t2m without quantization (what
 #                                         # the HF side trains: --quantize none, seed 42), HF PEFT with each seed
 #                                         # of HF_SEEDS (default "7"; seed 42 is part 2's row) -> runs_spread.tar.gz
+#   scripts/experiment/run_table.sh lr    # base + baseline + the fine-tunes at other peak learning rates: t2m
+#                                         # train + eval at each of T2M_LRS (default "2e-4 2e-3 2e-3:bf16"; :bf16
+#                                         # is --quantize none), HF PEFT at each of HF_LRS (default "2e-4 2e-3", in
+#                                         # the background beside t2m), each step cut at STEP_TIMEOUT seconds
+#                                         # (default 240) -> runs_lr.tar.gz
 # Results under $OUT (at most 8 files): table.log (the summary: versions, checks, table, timings),
 # timings.jsonl, base.log, t2m_train.log, t2m.log (baseline/eval/score/compare output), hf_peft.log,
 # comparison.md, runs.tar.gz (or runs_part1.tar.gz: reports, predictions, training configs, metrics,
@@ -25,7 +30,7 @@
 # flags), HF_ARGS (extra hf_peft_finetune.py flags), T2M_TRAIN_ARGS (extra t2m train flags).
 set -uo pipefail
 part=${1:-all}
-case $part in all|1|2|spread) ;; *) echo "usage: $0 [all|1|2|spread]"; exit 2;; esac
+case $part in all|1|2|spread|lr) ;; *) echo "usage: $0 [all|1|2|spread|lr]"; exit 2;; esac
 OUT=${OUT:-/tmp/t2m-exp-out}; W=${EXP_DIR:-/tmp/t2m-exp}; T2M=${T2M:-./bin/t2m-cuda}
 SEEDS=${SEEDS:-"101 102 103 104 105 106 107 108 109 110"}
 DATA=.bench/data; TOK=.bench/tokenizer.json
@@ -138,6 +143,48 @@ spread() {
   echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --base-info "$BASE/base_info.json"
 }
 
+# lr: the same fine-tunes at other peak learning rates (everything else the seed's defaults), each scored on
+# both splits: is the recipe's 2e-4, tuned for a 7B, what keeps a small base from learning the task? The HF PEFT
+# fine-tunes run in the background beside the t2m ones (the small base leaves most of the GPU idle), so the
+# steps' seconds overlap.
+lr_sweep() {
+  local lr runs="small_baseline" to=${STEP_TIMEOUT:-240} pids=()
+  step t2m_baseline "$LOGS/baseline.log" "$T2M" baseline --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
+    --run-name small_baseline --device cuda --overwrite
+  report_lines "$LOGS/baseline.log"
+  for lr in ${HF_LRS:-2e-4 2e-3}; do
+    step "hf_peft_lr$lr" "$LOGS/hf_lr$lr.log" timeout "$to" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" \
+      --data "$DATA" --out "$W/hf_lr$lr" --lr "$lr" >"$LOGS/hf_lr$lr.step" 2>&1 &
+    pids+=($!)
+  done
+  # T2M_LRS entries are LR or LR:bf16 (the same without quantization, what the HF side trains).
+  for lr in ${T2M_LRS:-2e-4 2e-3 2e-3:bf16}; do
+    local name=small_t2m_r8_lr${lr%:bf16} q=()
+    if [ "${lr#*:}" = bf16 ]; then name=${name}_bf16; q=(--quantize none); fi
+    step "t2m_train_${name#small_t2m_r8_}" "$LOGS/train_$name.log" timeout "$to" "$T2M" train --model "$BASE" \
+      --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda --save-every 0 --lr "${lr%:bf16}" "${q[@]}" ||
+      { tail -5 "$LOGS/train_$name.log"; continue; }
+    grep -E "^epoch [0-9]+:" "$LOGS/train_$name.log"
+    step "t2m_eval_${name#small_t2m_r8_}" "$LOGS/eval_$name.log" timeout "$to" "$T2M" eval --model "$BASE" \
+      --adapter "$RUNS/$name/adapter" "${q[@]}" --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda \
+      --overwrite || continue
+    report_lines "$LOGS/eval_$name.log"
+    runs="$runs,$name"
+  done
+  [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+  for lr in ${HF_LRS:-2e-4 2e-3}; do
+    cat "$LOGS/hf_lr$lr.step"
+    grep -E "epoch [0-9]+:|first token" "$LOGS/hf_lr$lr.log"
+    [ -f "$W/hf_lr$lr/held_out_predictions.jsonl" ] || { tail -5 "$LOGS/hf_lr$lr.log"; continue; }
+    for sp in eval held_out; do
+      step "t2m_score_${sp}_lr$lr" "$LOGS/score_${sp}_lr$lr.log" "$T2M" score --split "$DATA/$sp.jsonl" \
+        --predictions "$W/hf_lr$lr/${sp}_predictions.jsonl" --run-name "small_hf_peft_r8_lr$lr" --output-dir "$RUNS" --overwrite
+    done
+    runs="$runs,small_hf_peft_r8_lr$lr"
+  done
+  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --base-info "$BASE/base_info.json"
+}
+
 # pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.
 pack() {
   mkdir -p "$W/meta"; cp "$BASE/base_info.json" "$BASE/config.json" "$W/meta/" 2>/dev/null
@@ -168,9 +215,10 @@ case $part in
   1) part1 || rc=1; pack runs_part1.tar.gz ;;
   2) part2 || rc=1; pack runs.tar.gz ;;
   spread) spread || rc=1; pack runs_spread.tar.gz ;;
+  lr) lr_sweep || rc=1; pack runs_lr.tar.gz ;;
 esac
 echo
-if [ "$part" = spread ]; then
+if [ "$part" = spread ] || [ "$part" = lr ]; then
   python3 scripts/experiment/table.py "$RUNS" --runs small_baseline --timings "$OUT/timings.jsonl"
 else
   python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl" --by-kind --base-info "$BASE/base_info.json"
