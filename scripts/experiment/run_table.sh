@@ -15,11 +15,13 @@
 #                                         # of T2M_SEEDS (default "42 7 1234"), t2m without quantization (what
 #                                         # the HF side trains: --quantize none, seed 42), HF PEFT with each seed
 #                                         # of HF_SEEDS (default "7"; seed 42 is part 2's row) -> runs_spread.tar.gz
-#   scripts/experiment/run_table.sh lr    # base + baseline + the fine-tunes at other peak learning rates: t2m
-#                                         # train + eval at each of T2M_LRS (default "2e-4 2e-3 2e-3:bf16"; :bf16
-#                                         # is --quantize none), HF PEFT at each of HF_LRS (default "2e-4 2e-3", in
-#                                         # the background beside t2m), each step cut at STEP_TIMEOUT seconds
-#                                         # (default 240) -> runs_lr.tar.gz
+#   scripts/experiment/run_table.sh lr    # base + baseline + the fine-tunes at other peak learning rates, with
+#                                         # each seed of LR_SEEDS (default "42"): t2m train + eval at each of
+#                                         # T2M_LRS (default "2e-4 2e-3 2e-3:bf16"; :bf16 is --quantize none), HF
+#                                         # PEFT at each of HF_LRS (default "2e-4 2e-3", in the background beside
+#                                         # t2m) scored by t2m score, and t2m eval with each HF adapter; each step
+#                                         # cut at STEP_TIMEOUT seconds (default 400); T2M_TRAIN_ARGS and HF_ARGS
+#                                         # are added -> runs_lr.tar.gz
 # Results under $OUT (at most 8 files): table.log (the summary: versions, checks, table, timings),
 # timings.jsonl, base.log, t2m_train.log, t2m.log (baseline/eval/score/compare output), hf_peft.log,
 # comparison.md, runs.tar.gz (or runs_part1.tar.gz: reports, predictions, training configs, metrics,
@@ -143,46 +145,62 @@ spread() {
   echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --base-info "$BASE/base_info.json"
 }
 
-# lr: the same fine-tunes at other peak learning rates (everything else the seed's defaults), each scored on
-# both splits: is the recipe's 2e-4, tuned for a 7B, what keeps a small base from learning the task? The HF PEFT
-# fine-tunes run in the background beside the t2m ones (the small base leaves most of the GPU idle), so the
-# steps' seconds overlap.
+# lr: the same fine-tunes at other peak learning rates (everything else the seed's defaults), with each seed of
+# LR_SEEDS (default "42"), each scored on both splits: is the recipe's 2e-4, tuned for a 7B, what keeps a small
+# base from learning the task, and how far apart do t2m and HF PEFT land over seeds? t2m eval also generates
+# with each HF PEFT adapter (bf16, as HF does), which tells t2m's generation and scoring apart from its
+# training. The HF PEFT fine-tunes run in the background beside the t2m ones (the small base leaves most of the
+# GPU idle), so the steps' seconds overlap.
 lr_sweep() {
-  local lr runs="small_baseline" to=${STEP_TIMEOUT:-240} pids=()
+  local lr s name q runs="small_baseline" to=${STEP_TIMEOUT:-400} pids=() seeds=${LR_SEEDS:-42}
   step t2m_baseline "$LOGS/baseline.log" "$T2M" baseline --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
     --run-name small_baseline --device cuda --overwrite
   report_lines "$LOGS/baseline.log"
-  for lr in ${HF_LRS:-2e-4 2e-3}; do
-    step "hf_peft_lr$lr" "$LOGS/hf_lr$lr.log" timeout "$to" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" \
-      --data "$DATA" --out "$W/hf_lr$lr" --lr "$lr" >"$LOGS/hf_lr$lr.step" 2>&1 &
-    pids+=($!)
+  for s in $seeds; do
+    for lr in ${HF_LRS:-2e-4 2e-3}; do
+      step "hf_peft_lr${lr}_s$s" "$LOGS/hf_lr${lr}_s$s.log" timeout "$to" python3 scripts/experiment/hf_peft_finetune.py \
+        --base "$BASE" --data "$DATA" --out "$W/hf_lr${lr}_s$s" --lr "$lr" --seed "$s" ${HF_ARGS:-} \
+        >"$LOGS/hf_lr${lr}_s$s.step" 2>&1 &
+      pids+=($!)
+    done
   done
   # T2M_LRS entries are LR or LR:bf16 (the same without quantization, what the HF side trains).
-  for lr in ${T2M_LRS:-2e-4 2e-3 2e-3:bf16}; do
-    local name=small_t2m_r8_lr${lr%:bf16} q=()
-    if [ "${lr#*:}" = bf16 ]; then name=${name}_bf16; q=(--quantize none); fi
-    step "t2m_train_${name#small_t2m_r8_}" "$LOGS/train_$name.log" timeout "$to" "$T2M" train --model "$BASE" \
-      --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda --save-every 0 --lr "${lr%:bf16}" "${q[@]}" ||
-      { tail -5 "$LOGS/train_$name.log"; continue; }
-    grep -E "^epoch [0-9]+:" "$LOGS/train_$name.log"
-    step "t2m_eval_${name#small_t2m_r8_}" "$LOGS/eval_$name.log" timeout "$to" "$T2M" eval --model "$BASE" \
-      --adapter "$RUNS/$name/adapter" "${q[@]}" --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda \
-      --overwrite || continue
-    report_lines "$LOGS/eval_$name.log"
-    runs="$runs,$name"
+  for s in $seeds; do
+    for lr in ${T2M_LRS:-2e-4 2e-3 2e-3:bf16}; do
+      name=small_t2m_r8_lr${lr%:bf16}; q=()
+      if [ "${lr#*:}" = bf16 ]; then name=${name}_bf16; q=(--quantize none); fi
+      name=${name}_s$s
+      step "t2m_train_${name#small_t2m_r8_}" "$LOGS/train_$name.log" timeout "$to" "$T2M" train --model "$BASE" \
+        --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda --save-every 0 --lr "${lr%:bf16}" \
+        --seed "$s" "${q[@]}" ${T2M_TRAIN_ARGS:-} || { tail -5 "$LOGS/train_$name.log"; continue; }
+      grep -E "^epoch [0-9]+:" "$LOGS/train_$name.log"
+      step "t2m_eval_${name#small_t2m_r8_}" "$LOGS/eval_$name.log" timeout "$to" "$T2M" eval --model "$BASE" \
+        --adapter "$RUNS/$name/adapter" "${q[@]}" --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" \
+        --device cuda --overwrite || continue
+      report_lines "$LOGS/eval_$name.log"
+      runs="$runs,$name"
+    done
   done
   [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
-  for lr in ${HF_LRS:-2e-4 2e-3}; do
-    cat "$LOGS/hf_lr$lr.step"
-    grep -E "epoch [0-9]+:|first token" "$LOGS/hf_lr$lr.log"
-    [ -f "$W/hf_lr$lr/held_out_predictions.jsonl" ] || { tail -5 "$LOGS/hf_lr$lr.log"; continue; }
-    for sp in eval held_out; do
-      step "t2m_score_${sp}_lr$lr" "$LOGS/score_${sp}_lr$lr.log" "$T2M" score --split "$DATA/$sp.jsonl" \
-        --predictions "$W/hf_lr$lr/${sp}_predictions.jsonl" --run-name "small_hf_peft_r8_lr$lr" --output-dir "$RUNS" --overwrite
+  for s in $seeds; do
+    for lr in ${HF_LRS:-2e-4 2e-3}; do
+      local hf=$W/hf_lr${lr}_s$s
+      cat "$LOGS/hf_lr${lr}_s$s.step"
+      grep -E "epoch [0-9]+:|first token" "$LOGS/hf_lr${lr}_s$s.log"
+      [ -f "$hf/held_out_predictions.jsonl" ] || { tail -5 "$LOGS/hf_lr${lr}_s$s.log"; continue; }
+      for sp in eval held_out; do
+        step "t2m_score_${sp}_lr${lr}_s$s" "$LOGS/score_${sp}_lr${lr}_s$s.log" "$T2M" score --split "$DATA/$sp.jsonl" \
+          --predictions "$hf/${sp}_predictions.jsonl" --run-name "small_hf_peft_r8_lr${lr}_s$s" --output-dir "$RUNS" --overwrite
+      done
+      runs="$runs,small_hf_peft_r8_lr${lr}_s$s"
+      name=small_t2m_eval_of_hf_lr${lr}_s$s
+      step "t2m_eval_of_hf_lr${lr}_s$s" "$LOGS/eval_$name.log" "$T2M" eval --model "$BASE" --adapter "$hf/adapter" \
+        --quantize none --data-dir "$DATA" --output-dir "$RUNS" --run-name "$name" --device cuda --overwrite || continue
+      python3 scripts/experiment/same_outputs.py "$RUNS/$name" "$hf"
+      runs="$runs,$name"
     done
-    runs="$runs,small_hf_peft_r8_lr$lr"
   done
-  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --base-info "$BASE/base_info.json"
+  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --seed-means --base-info "$BASE/base_info.json"
 }
 
 # pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.

@@ -20,6 +20,8 @@ ap.add_argument("runs_dir")
 ap.add_argument("--runs", default="small_baseline,small_t2m_r8,small_hf_peft_r8")
 ap.add_argument("--timings", default="")
 ap.add_argument("--by-kind", action="store_true", help="syntax and overall passes per intent kind, per split")
+ap.add_argument("--seed-means", action="store_true", help="runs named NAME_s<seed> grouped by NAME: overall pass "
+                "rate's mean and range over the seeds, per split, and t2m minus HF PEFT per learning rate")
 ap.add_argument("--base-info", default="", help="the base's base_info.json: its kinds mark the \"base kind\" column "
                 "(default: expdata.BASE_KINDS)")
 a = ap.parse_args()
@@ -55,6 +57,34 @@ if "small_baseline" in held:
     for run in ("small_t2m_r8", "small_hf_peft_r8"):
         if run in held:
             print("held_out overall, %s minus zero-shot: %+.1f points" % (run, 100 * (held[run] - held["small_baseline"])))
+
+if a.seed_means:
+    import re
+    groups = {}  # NAME -> {split: [overall per seed]}
+    for run in a.runs.split(","):
+        m = re.fullmatch(r"(.+)_s(\d+)", run)
+        if not m:
+            continue
+        for split in ("eval", "held_out"):
+            path = os.path.join(a.runs_dir, run, split + "_report.json")
+            if os.path.exists(path):
+                g = groups.setdefault(m.group(1), {"eval": [], "held_out": []})
+                g[split].append(100 * json.load(open(path))["overall_pass_rate"])
+
+    def mean(v):
+        return sum(v) / len(v)
+
+    print("\n| Runs over seeds | Seeds | eval overall, mean (range) | held_out overall, mean (range) |")
+    print("|---|---|---|---|")
+    for name, g in groups.items():
+        cells = ["%.1f%% (%.1f–%.1f)" % (mean(g[s]), min(g[s]), max(g[s])) if g[s] else "—" for s in ("eval", "held_out")]
+        print("| %s | %d | %s | %s |" % (name, len(g["held_out"]), cells[0], cells[1]))
+    for name, g in groups.items():
+        m = re.fullmatch(r"small_t2m_r8_lr([^_]+)(_bf16)?", name)
+        hf = groups.get("small_hf_peft_r8_lr%s" % m.group(1)) if m else None
+        if hf and g["held_out"] and hf["held_out"]:
+            print("held_out overall mean, %s minus HF PEFT at the same lr: %+.1f points (eval %+.1f)" % (
+                name, mean(g["held_out"]) - mean(hf["held_out"]), mean(g["eval"]) - mean(hf["eval"])))
 
 if a.timings and os.path.exists(a.timings):
     print("\n| Step | Exit | Seconds |\n|---|---|---|")
