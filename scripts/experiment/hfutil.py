@@ -12,14 +12,16 @@ import expdata
 IGNORE = -100
 
 
-def start(seed):
+def start(seed, strict=False):
     """Seeds Python's and torch's generators, asks torch for deterministic algorithms, and returns a log
-    function that prefixes the seconds since this call."""
+    function that prefixes the seconds since this call. strict: an op with no deterministic algorithm raises
+    instead of warning, and cuDNN's attention backward (which SDPA picks on the H200 and which is
+    nondeterministic by default, torch's warning says) takes its deterministic algorithm."""
     t0 = time.time()
     random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True, warn_only=not strict)
     torch.backends.cudnn.benchmark = False
 
     def log(*xs):
