@@ -253,12 +253,19 @@ func TestPlanPrefill(t *testing.T) {
 // with prefill forwards of up to rows rows (0: the default), in a 512 MiB arena freed when the test ends.
 func tinyDecoder(t *testing.T, rows int) (*decoder, *model.Weights) {
 	t.Helper()
+	return tinyDecoderWith(t, rows, model.LoadOptions{}, false)
+}
+
+// tinyDecoderWith is tinyDecoder with the random weights made under opts (e.g. quantized to NF4) and, when
+// keepNF4, NF4 projections kept at 4 bits on the device (multiplied by the fused GEMV).
+func tinyDecoderWith(t *testing.T, rows int, opts model.LoadOptions, keepNF4 bool) (*decoder, *model.Weights) {
+	t.Helper()
 	d := cudatest.Device(t)
 	reg, err := model.Lookup("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{})
+	w, err := model.RandomWeights(reg.Config, reg.Seed, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +274,7 @@ func tinyDecoder(t *testing.T, rows int) (*decoder, *model.Weights) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dw, err := loadDecodeWeights(d, blas, a, w, nil, false)
+	dw, err := loadDecodeWeights(d, blas, a, w, nil, keepNF4)
 	if err != nil {
 		t.Fatal(err)
 	}
