@@ -18,7 +18,10 @@ window shorter, as t2m counts them.
 
 Not the same as t2m (on purpose or unavoidably): the order of the examples (Python's seeded shuffle, not t2m's
 PCG), the LoRA initial values and dropout masks (torch's RNG), bf16 base weights instead of NF4, padding to
-the longest row of each micro-batch (t2m pads to a multiple of 64; no effect on the loss).
+the longest row of each micro-batch (t2m pads to a multiple of 64; no effect on the loss), and the LoRA
+branch's arithmetic: PEFT computes lora_B(lora_A(x)) in fp32, t2m's GPU training from bf16 operands (fp32
+masters). --lora-bf16-ops runs the training forward under torch.autocast(bfloat16), so the fp32 adapter's
+products take bf16 operands as t2m's do (an experiment on that difference; generation is unchanged).
 
 Generation: greedy, the prompt's first 512 tokens, up to 256 new tokens, stop at <|im_end|> or <|endoftext|>,
 decoded without special tokens and stripped — t2m eval's rules. Writes OUT/eval_predictions.jsonl and
@@ -28,6 +31,7 @@ import os
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -64,6 +68,8 @@ ap.add_argument("--gen-batch", type=int, default=64)
 ap.add_argument("--seed", type=int, default=42)
 ap.add_argument("--limit", type=int, default=0, help="first N examples of each split (quick runs; 0: all)")
 ap.add_argument("--log-every", type=int, default=10)
+ap.add_argument("--lora-bf16-ops", action="store_true",
+                help="training forward under torch.autocast(bfloat16): the adapter's products from bf16 operands, as t2m's GPU training")
 a = ap.parse_args()
 t_start = time.time()
 log = hfutil.start(a.seed)
@@ -113,8 +119,9 @@ def lr_lambda(k):
 
 
 sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
-log("training: %d micro-batches of %d, %d updates per epoch × %d epochs = %d updates (warmup %d, cosine, peak lr %g)" % (
-    n_batches, a.batch_size, windows, a.epochs, total, warmup, a.lr))
+log("training: %d micro-batches of %d, %d updates per epoch × %d epochs = %d updates (warmup %d, cosine, peak lr %g)%s" % (
+    n_batches, a.batch_size, windows, a.epochs, total, warmup, a.lr,
+    ", forward under autocast(bfloat16)" if a.lora_bf16_ops else ""))
 
 
 def eval_loss():
@@ -145,7 +152,8 @@ for epoch in range(a.epochs):
         n_items = sum(int((lab[:, 1:] != hfutil.IGNORE).sum()) for _, lab in win)
         loss = 0.0
         for ids, lab in win:
-            ls, _ = hfutil.completion_loss_sum(decoder, lm_head, ids, lab)
+            with torch.autocast("cuda", dtype=torch.bfloat16) if a.lora_bf16_ops else contextlib.nullcontext():
+                ls, _ = hfutil.completion_loss_sum(decoder, lm_head, ids, lab)
             (ls / n_items).backward()
             loss += ls.item() / n_items
         gn = torch.nn.utils.clip_grad_norm_(params, a.max_grad_norm).item()

@@ -18,7 +18,8 @@
 #   scripts/experiment/run_table.sh lr    # base + baseline + the fine-tunes at other peak learning rates, with
 #                                         # each seed of LR_SEEDS (default "42"): t2m train + eval at each of
 #                                         # T2M_LRS (default "2e-4 2e-3 2e-3:bf16"; :bf16 is --quantize none), HF
-#                                         # PEFT at each of HF_LRS (default "2e-4 2e-3", in the background beside
+#                                         # PEFT at each of HF_LRS (default "2e-4 2e-3"; :bf16ops is
+#                                         # --lora-bf16-ops), in the background beside
 #                                         # t2m) scored by t2m score, and t2m eval with each HF adapter; each step
 #                                         # cut at STEP_TIMEOUT seconds (default 400); T2M_TRAIN_ARGS and HF_ARGS
 #                                         # are added -> runs_lr.tar.gz
@@ -156,11 +157,15 @@ lr_sweep() {
   step t2m_baseline "$LOGS/baseline.log" "$T2M" baseline --model "$BASE" --data-dir "$DATA" --output-dir "$RUNS" \
     --run-name small_baseline --device cuda --overwrite
   report_lines "$LOGS/baseline.log"
+  # HF_LRS entries are LR or LR:bf16ops (hf_peft_finetune.py --lora-bf16-ops: the adapter's products from bf16
+  # operands, as t2m's GPU training).
   for s in $seeds; do
     for lr in ${HF_LRS:-2e-4 2e-3}; do
-      step "hf_peft_lr${lr}_s$s" "$LOGS/hf_lr${lr}_s$s.log" timeout "$to" python3 scripts/experiment/hf_peft_finetune.py \
-        --base "$BASE" --data "$DATA" --out "$W/hf_lr${lr}_s$s" --lr "$lr" --seed "$s" ${HF_ARGS:-} \
-        >"$LOGS/hf_lr${lr}_s$s.step" 2>&1 &
+      local tag=${lr/:/_} x=()
+      [ "${lr#*:}" = bf16ops ] && x=(--lora-bf16-ops)
+      step "hf_peft_lr${tag}_s$s" "$LOGS/hf_lr${tag}_s$s.log" timeout "$to" python3 scripts/experiment/hf_peft_finetune.py \
+        --base "$BASE" --data "$DATA" --out "$W/hf_lr${tag}_s$s" --lr "${lr%:bf16ops}" --seed "$s" "${x[@]}" ${HF_ARGS:-} \
+        >"$LOGS/hf_lr${tag}_s$s.step" 2>&1 &
       pids+=($!)
     done
   done
@@ -184,6 +189,7 @@ lr_sweep() {
   [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
   for s in $seeds; do
     for lr in ${HF_LRS:-2e-4 2e-3}; do
+      lr=${lr/:/_}
       local hf=$W/hf_lr${lr}_s$s
       cat "$LOGS/hf_lr${lr}_s$s.step"
       grep -E "epoch [0-9]+:|first token" "$LOGS/hf_lr${lr}_s$s.log"
