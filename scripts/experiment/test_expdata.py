@@ -295,6 +295,50 @@ class TestTableByKind(unittest.TestCase):
         self.assertIn("| negative | no | 1 | 1 / 0 | 0 / 0 |", out)
 
 
+class TestTableSeedMeans(unittest.TestCase):
+    def test_seed_means(self):
+        """table.py --seed-means groups runs named NAME_s<seed> by NAME: overall mean and range per split, and
+        t2m minus HF PEFT at the same learning rate (NF4 and bf16 groups against the HF group)."""
+        overall = {"small_t2m_r8_lr2e-3_s1": (0.70, 0.50), "small_t2m_r8_lr2e-3_s2": (0.72, 0.60),
+                   "small_t2m_r8_lr2e-3_bf16_s1": (0.71, 0.61), "small_hf_peft_r8_lr2e-3_s1": (0.74, 0.62),
+                   "small_hf_peft_r8_lr2e-3_s2": (0.74, 0.64), "small_baseline": (0.2, 0.1)}
+        with tempfile.TemporaryDirectory() as d:
+            for run, rates in overall.items():
+                os.makedirs(os.path.join(d, run))
+                for split, r in zip(("eval", "held_out"), rates):
+                    with open(os.path.join(d, run, split + "_report.json"), "w") as f:
+                        json.dump({"total": 10, "syntax_pass_rate": 1, "operator_pass_rate": 1, "field_pass_rate": 1,
+                                   "overall_pass_rate": r, "exact_match_rate": 0}, f)
+            out = subprocess.run([sys.executable, os.path.join(HERE, "table.py"), d, "--runs", ",".join(overall),
+                                  "--seed-means"], check=True, capture_output=True, text=True).stdout
+        self.assertIn("| small_t2m_r8_lr2e-3 | 2 | 71.0% (70.0–72.0) | 55.0% (50.0–60.0) |", out)
+        self.assertIn("| small_hf_peft_r8_lr2e-3 | 2 | 74.0% (74.0–74.0) | 63.0% (62.0–64.0) |", out)
+        self.assertIn("small_t2m_r8_lr2e-3 minus HF PEFT at the same lr: -8.0 points (eval -3.0)", out)
+        self.assertIn("small_t2m_r8_lr2e-3_bf16 minus HF PEFT at the same lr: -2.0 points (eval -3.0)", out)
+        self.assertNotIn("| small_baseline | 1 |", out)  # no seed suffix: not grouped
+
+
+class TestSameOutputs(unittest.TestCase):
+    def test_counts(self):
+        """same_outputs.py counts the raw outputs a t2m run (raw_output) shares with an HF generation
+        (prediction), per split, ignoring surrounding whitespace, and refuses files of different lengths."""
+        with tempfile.TemporaryDirectory() as d:
+            t, h = os.path.join(d, "t2m"), os.path.join(d, "hf")
+            os.makedirs(t), os.makedirs(h)
+            for split, a, b in (("eval", ["x", "y ", "z"], ["x", " y", "w"]), ("held_out", ["p"], ["q"])):
+                with open(os.path.join(t, split + "_predictions.jsonl"), "w") as f:
+                    f.writelines(json.dumps({"raw_output": v}) + "\n" for v in a)
+                with open(os.path.join(h, split + "_predictions.jsonl"), "w") as f:
+                    f.writelines(json.dumps({"prediction": v}) + "\n" for v in b)
+            cmd = [sys.executable, os.path.join(HERE, "same_outputs.py"), t, h]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            self.assertIn("eval: 2 of 3 raw outputs identical", out)
+            self.assertIn("held_out: 0 of 1 raw outputs identical", out)
+            with open(os.path.join(h, "held_out_predictions.jsonl"), "a") as f:
+                f.write(json.dumps({"prediction": "r"}) + "\n")
+            self.assertNotEqual(subprocess.run(cmd, capture_output=True).returncode, 0)
+
+
 class TestShellCompletion(unittest.TestCase):
     def test_shell_completion(self):
         """A find, a find with projection, sort and limit, an aggregate and a negative as mongosh text, the
