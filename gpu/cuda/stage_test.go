@@ -8,38 +8,61 @@ import (
 	"testing"
 )
 
-// asyncSink is a DMA engine that reads a buffer late: a send is only queued, and its bytes are taken from the
-// buffer when wait(slot) or flush runs, so a buffer refilled before its send was waited for delivers the new
-// bytes to the old place.
-type asyncSink struct {
+// lateDMA is a DMA engine that copies late, in either direction: a send (buffer slot → dev) or a recv (dev →
+// buffer slot) is only queued, and its bytes move when wait(slot) or flush runs. So a buffer refilled before its
+// send was waited for delivers the new bytes to the old place, and bytes copied out of a buffer before its recv
+// was waited for are stale.
+type lateDMA struct {
 	slots   [][]byte
-	dst     []byte
-	pending map[int][2]int64 // slot → (off, n) of its queued send
-	sends   int
-	failAt  int // the send that fails (0: none)
+	dev     []byte
+	pending map[int]lateCopy
+	calls   int
+	failAt  int // the call that fails (0: none)
 }
 
-func (s *asyncSink) send(slot int, off int64, n int) error {
-	s.sends++
-	if s.sends == s.failAt {
-		return errors.New("send refused")
+// lateCopy is a queued copy of n bytes at dev offset off; recv: into the buffer.
+type lateCopy struct {
+	off  int64
+	n    int
+	recv bool
+}
+
+func newLateDMA(slots [][]byte, dev []byte) *lateDMA {
+	return &lateDMA{slots: slots, dev: dev, pending: map[int]lateCopy{}}
+}
+
+func (s *lateDMA) queue(slot int, c lateCopy) error {
+	s.calls++
+	if s.calls == s.failAt {
+		return errors.New("copy refused")
 	}
 	if _, busy := s.pending[slot]; busy {
-		return fmt.Errorf("slot %d sent again before its copy was waited for", slot)
+		return fmt.Errorf("slot %d reused before its copy was waited for", slot)
 	}
-	s.pending[slot] = [2]int64{off, int64(n)}
+	s.pending[slot] = c
 	return nil
 }
 
-func (s *asyncSink) wait(slot int) error {
-	if p, ok := s.pending[slot]; ok {
-		copy(s.dst[p[0]:p[0]+p[1]], s.slots[slot][:p[1]])
+func (s *lateDMA) send(slot int, off int64, n int) error {
+	return s.queue(slot, lateCopy{off, n, false})
+}
+func (s *lateDMA) recv(slot int, off int64, n int) error {
+	return s.queue(slot, lateCopy{off, n, true})
+}
+
+func (s *lateDMA) wait(slot int) error {
+	if c, ok := s.pending[slot]; ok {
+		if c.recv {
+			copy(s.slots[slot][:c.n], s.dev[c.off:c.off+int64(c.n)])
+		} else {
+			copy(s.dev[c.off:c.off+int64(c.n)], s.slots[slot][:c.n])
+		}
 		delete(s.pending, slot)
 	}
 	return nil
 }
 
-func (s *asyncSink) flush() {
+func (s *lateDMA) flush() {
 	for slot := range s.slots {
 		_ = s.wait(slot)
 	}
@@ -62,22 +85,23 @@ func TestStageThroughReusedBuffers(t *testing.T) {
 		for i := range slots {
 			slots[i] = make([]byte, chunk)
 		}
-		sink := &asyncSink{slots: slots, dst: make([]byte, c.n), pending: map[int][2]int64{}}
+		sink := newLateDMA(slots, make([]byte, c.n))
 		if err := stage(src, slots, c.workers, sink); err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
 		sink.flush()
-		if !bytes.Equal(sink.dst, src) {
+		if !bytes.Equal(sink.dev, src) {
 			t.Errorf("%+v: the destination differs from the source", c)
 		}
-		if want := (c.n + chunk - 1) / chunk; sink.sends != want {
-			t.Errorf("%+v: %d sends, want %d", c, sink.sends, want)
+		if want := (c.n + chunk - 1) / chunk; sink.calls != want {
+			t.Errorf("%+v: %d sends, want %d", c, sink.calls, want)
 		}
 	}
 	slots := [][]byte{make([]byte, 16), make([]byte, 16)}
-	sink := &asyncSink{slots: slots, dst: make([]byte, 100), pending: map[int][2]int64{}, failAt: 3}
-	if err := stage(make([]byte, 100), slots, 1, sink); err == nil || sink.sends != 3 {
-		t.Errorf("a failed third send: err %v after %d sends", err, sink.sends)
+	sink := newLateDMA(slots, make([]byte, 100))
+	sink.failAt = 3
+	if err := stage(make([]byte, 100), slots, 1, sink); err == nil || sink.calls != 3 {
+		t.Errorf("a failed third send: err %v after %d sends", err, sink.calls)
 	}
 }
 
@@ -98,32 +122,6 @@ func TestParallelCopy(t *testing.T) {
 	}
 }
 
-// asyncSource is a DMA engine that writes a buffer late: a recv is only queued, and the buffer is written when
-// wait(slot) runs, so bytes copied out of a buffer before its recv was waited for are stale.
-type asyncSource struct {
-	slots   [][]byte
-	src     []byte
-	pending map[int][2]int64
-	recvs   int
-}
-
-func (s *asyncSource) recv(slot int, off int64, n int) error {
-	s.recvs++
-	if _, busy := s.pending[slot]; busy {
-		return fmt.Errorf("slot %d received into again before its copy was waited for", slot)
-	}
-	s.pending[slot] = [2]int64{off, int64(n)}
-	return nil
-}
-
-func (s *asyncSource) wait(slot int) error {
-	if p, ok := s.pending[slot]; ok {
-		copy(s.slots[slot][:p[1]], s.src[p[0]:p[0]+p[1]])
-		delete(s.pending, slot)
-	}
-	return nil
-}
-
 // unstage delivers every byte of the source into dst through two (or three) reused buffers written late, for
 // sizes around the buffer size.
 func TestUnstageThroughReusedBuffers(t *testing.T) {
@@ -140,7 +138,7 @@ func TestUnstageThroughReusedBuffers(t *testing.T) {
 		for i := range slots {
 			slots[i] = make([]byte, chunk)
 		}
-		source := &asyncSource{slots: slots, src: src, pending: map[int][2]int64{}}
+		source := newLateDMA(slots, src)
 		dst := make([]byte, c.n)
 		if err := unstage(dst, slots, c.workers, source); err != nil {
 			t.Fatalf("%+v: %v", c, err)
@@ -148,8 +146,8 @@ func TestUnstageThroughReusedBuffers(t *testing.T) {
 		if !bytes.Equal(dst, src) {
 			t.Errorf("%+v: dst differs from the source", c)
 		}
-		if want := (c.n + chunk - 1) / chunk; source.recvs != want || len(source.pending) != 0 {
-			t.Errorf("%+v: %d recvs (want %d), %d left pending", c, source.recvs, want, len(source.pending))
+		if want := (c.n + chunk - 1) / chunk; source.calls != want || len(source.pending) != 0 {
+			t.Errorf("%+v: %d recvs (want %d), %d left pending", c, source.calls, want, len(source.pending))
 		}
 	}
 }
