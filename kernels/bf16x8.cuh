@@ -22,3 +22,13 @@ __device__ __forceinline__ uint4 bf16x8_pack(const float* f) {
     for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
     return u;
 }
+
+// bf16x8_add returns a + b element by element: fp32 sums, each rounded once to bf16.
+__device__ __forceinline__ uint4 bf16x8_add(uint4 a, uint4 b) {
+    float fa[8], fb[8];
+    bf16x8_unpack(a, fa);
+    bf16x8_unpack(b, fb);
+#pragma unroll
+    for (int i = 0; i < 8; i++) fa[i] += fb[i];
+    return bf16x8_pack(fa);
+}

@@ -11,7 +11,7 @@
 // dividing: the kernel is meant to be bound by memory bandwidth (read x, write y), not by integer throughput
 // (its predecessor drew each element with a splitmix64 and divided 64-bit indices: sm_90 SASS of 448
 // instructions, its 64-bit division routine included, against 192 now, for the same 8 elements a thread).
-#include <cuda_bf16.h>
+#include "bf16x8.cuh"
 
 // splitmix64 is rng.SplitMix64 (internal/rng), bit for bit.
 __device__ __forceinline__ unsigned long long splitmix64(unsigned long long z) {
@@ -80,16 +80,7 @@ extern "C" __global__ void __launch_bounds__(128) dropout_add_bf16(
     if (v >= c8) return;
     const unsigned int t = blockIdx.x, b = blockIdx.z;
     const unsigned long long i = ((unsigned long long)b * tp + t) * c8 + v;
-    uint4 ud = dropout8(x[i], v, t, b, c8, tl, seed, p, scale), ua = a[i], uy;
-    const __nv_bfloat162* hd = reinterpret_cast<const __nv_bfloat162*>(&ud);
-    const __nv_bfloat162* ha = reinterpret_cast<const __nv_bfloat162*>(&ua);
-    __nv_bfloat162* hy = reinterpret_cast<__nv_bfloat162*>(&uy);
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        const float2 fa = __bfloat1622float2(ha[k]), fd = __bfloat1622float2(hd[k]);
-        hy[k] = __floats2bfloat162_rn(fa.x + fd.x, fa.y + fd.y);
-    }
-    y[i] = uy;
+    y[i] = bf16x8_add(a[i], dropout8(x[i], v, t, b, c8, tl, seed, p, scale));
 }
 
 // lora_dropout_add_bf16 is the backward of a LoRA branch's input with dropout, summed into the input's other
@@ -107,20 +98,11 @@ extern "C" __global__ void __launch_bounds__(128) dropout_add_bf16(
 __device__ __forceinline__ uint4 lda_finish(const float* acc, uint4 ua, unsigned int v, unsigned int t,
                                             unsigned int b, unsigned int c8, unsigned int tl,
                                             unsigned long long seed, float p, float scale, float s) {
-    uint4 ux, uy;
+    uint4 ux;
     __nv_bfloat162* hx = reinterpret_cast<__nv_bfloat162*>(&ux);
 #pragma unroll
     for (int k = 0; k < 4; k++) hx[k] = __floats2bfloat162_rn(acc[2 * k] * s, acc[2 * k + 1] * s);
-    uint4 ud = dropout8(ux, v, t, b, c8, tl, seed, p, scale);
-    const __nv_bfloat162* hd = reinterpret_cast<const __nv_bfloat162*>(&ud);
-    const __nv_bfloat162* hs = reinterpret_cast<const __nv_bfloat162*>(&ua);
-    __nv_bfloat162* hy = reinterpret_cast<__nv_bfloat162*>(&uy);
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        const float2 fa = __bfloat1622float2(hs[k]), fd = __bfloat1622float2(hd[k]);
-        hy[k] = __floats2bfloat162_rn(fa.x + fd.x, fa.y + fd.y);
-    }
-    return uy;
+    return bf16x8_add(ua, dropout8(ux, v, t, b, c8, tl, seed, p, scale));
 }
 
 // lda_fma adds gv * (the 8 bf16 of ua) to acc.
