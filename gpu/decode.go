@@ -41,9 +41,10 @@ type decoder struct {
 	steps *stepGraphs
 	// prof, when set (gpuGenerator.SetProfile), times each op of the decode steps; steps then run eagerly.
 	prof *decodeProfile
-	// ov holds the side streams of projections that run beside the one before them (decode_overlap.go);
-	// made by the first forward that uses them.
-	ov *overlap
+	// overlap says whether projections that share their input run on side streams (decodeOverlap, read once);
+	// ov holds those streams (decode_overlap.go), made by the first forward that uses them.
+	overlap bool
+	ov      *overlap
 
 	// Set by begin, released by end.
 	mark     int64
@@ -84,6 +85,7 @@ func newDecoder(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *decodeWeight
 	if decodeGraphs() {
 		g.steps = &stepGraphs{}
 	}
+	g.overlap = decodeOverlap()
 	return g
 }
 
@@ -240,7 +242,7 @@ func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
 		}
 		return g.prof.collect()
 	}
-	if decodeOverlap() {
+	if g.overlap {
 		if g.ov == nil {
 			ov, err := newOverlap(g.d)
 			if err != nil {
