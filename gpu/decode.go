@@ -45,6 +45,10 @@ type decoder struct {
 	// ov holds those streams (decode_overlap.go), made by the first forward that uses them.
 	overlap bool
 	ov      *overlap
+	// fuseAdd says whether residual adds are done by the projection's GEMV (decodeFuseAdd, read once);
+	// fusedAdds counts them (devOps.Add; tests).
+	fuseAdd   bool
+	fusedAdds int
 
 	// Set by begin, released by end.
 	mark     int64
@@ -85,7 +89,7 @@ func newDecoder(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *decodeWeight
 	if decodeGraphs() {
 		g.steps = &stepGraphs{}
 	}
-	g.overlap = decodeOverlap()
+	g.overlap, g.fuseAdd = decodeOverlap(), decodeFuseAdd()
 	return g
 }
 
@@ -183,7 +187,7 @@ func (g *decoder) End() {
 // weight instead (an fp32 rank-r sum per element of every weight, every step) decoded 12% slower at 96 rows
 // (gpu/DECODE_NOTES.md).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
-	return g.linearOn(g.d.Stream, lin, x, y, rows)
+	return g.linearOn(g.d.Stream, lin, x, y, rows, 0)
 }
 
 // gemv reports whether linear multiplies lin straight from its NF4 codes for rows rows (one kernel on one
@@ -192,12 +196,13 @@ func (g *decoder) gemv(lin *decodeLinear, rows int) bool {
 	return lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows)
 }
 
-// linearOn is linear with the NF4 GEMV on stream s; everything else runs on the main stream (s must be it
-// unless g.gemv(lin, rows) and lin has no adapter kept apart).
-func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, rows int) error {
+// linearOn is linear with the NF4 GEMV on stream s, adding beta·y (beta 0 or, for the NF4 GEMV only, 1);
+// everything else runs on the main stream (s must be it unless g.gemv(lin, rows) and lin has no adapter kept
+// apart).
+func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, rows int, beta float32) error {
 	X := cuda.M(x, rows, lin.in, cuda.BF16T)
 	if g.gemv(lin, rows) {
-		a := ops.NF4GEMVArgs{X: X, W: lin.nf4, Y: cuda.M(y, rows, lin.out, cuda.BF16T), Bias: lin.bias}
+		a := ops.NF4GEMVArgs{X: X, W: lin.nf4, Y: cuda.M(y, rows, lin.out, cuda.BF16T), Bias: lin.bias, Beta: beta}
 		if lin.a.Bytes != 0 { // h = x·Aᵀ (bf16, as ops.Linear's), then s·h·Bᵀ summed in fp32 with x·Wᵀ + b
 			a.H, a.B, a.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T), lin.scale
 			if err := g.blas.Linear(X, cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), 0, a.H); err != nil {
@@ -208,6 +213,9 @@ func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, row
 			return fmt.Errorf("%s: %w", lin.name, err)
 		}
 		return nil
+	}
+	if beta != 0 {
+		return fmt.Errorf("gpu: decoder: %s: beta %g outside the NF4 GEMV", lin.name, beta)
 	}
 	l := ops.LinearArgs{X: X, W: cuda.M(lin.dense, lin.out, lin.in, cuda.BF16T), Y: cuda.M(y, rows, lin.out, cuda.BF16T)}
 	if lin.nf4 != nil {
@@ -252,7 +260,11 @@ func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
 		}
 		o.ov, o.fs.pending = g.ov, map[cuda.Buffer]int{}
 	}
+	o.fuse = g.fuseAdd
 	if _, err := model.Forward[cuda.Buffer](o, g.w.w); err != nil {
+		return err
+	}
+	if err := o.flush(); err != nil {
 		return err
 	}
 	if o.ov != nil {

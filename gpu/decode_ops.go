@@ -22,13 +22,45 @@ type devOps struct {
 	table  bool              // the RoPE table of this forward's positions is made
 	ov     *overlap          // side streams for projections beside the previous one on the same input, or nil
 	fs     forkState         // this forward's use of them
+	fuse   bool              // main-stream NF4 GEMVs wait for the next op, to add into the residual (decodeFuseAdd)
+	pend   *deferred         // the projection waiting, or nil
 }
 
-// sync prepares an op other than Linear on the main stream: it ends the current group of projections, and the
-// main stream waits for every side stream (the op may read their outputs or rewrite their input). The first
+// deferred is a projection whose launch waits for the next op: when that op adds the projection's output into
+// the residual stream (o_proj and down_proj), the GEMV adds into the residual itself (beta 1: one launch and one
+// rounding instead of a GEMV, an add and two roundings); before any other op it runs as it would have.
+type deferred struct {
+	lin  *decodeLinear
+	x, y cuda.Buffer
+}
+
+// flush launches the deferred projection, if any, as it was asked for.
+func (o *devOps) flush() error {
+	p := o.pend
+	if p == nil {
+		return nil
+	}
+	o.pend = nil
+	return o.g.linear(p.lin, p.x, p.y, o.rows)
+}
+
+// launch runs lin on the main stream, or defers it when o.fuse and it is one NF4 GEMV (see deferred).
+func (o *devOps) launch(lin *decodeLinear, x, y cuda.Buffer) error {
+	if o.fuse && o.g.gemv(lin, o.rows) {
+		o.pend = &deferred{lin: lin, x: x, y: y}
+		return nil
+	}
+	return o.g.linear(lin, x, y, o.rows)
+}
+
+// sync prepares an op other than Linear on the main stream: it launches a deferred projection, ends the
+// current group of projections, and the main stream waits for every side stream (the op may read their outputs or rewrite their input). The first
 // such op comes after all of a group's projections were launched (RoPE after q, k, v; SwiGLU after gate, up),
 // so they still overlap.
 func (o *devOps) sync() error {
+	if err := o.flush(); err != nil {
+		return err
+	}
 	if o.ov == nil {
 		return nil
 	}
@@ -91,8 +123,11 @@ func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error)
 	if !ok {
 		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: no output buffer for %s", p.Module)
 	}
+	if err := o.flush(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	if o.ov == nil {
-		return y, g.linear(lin, x, y, o.rows)
+		return y, o.launch(lin, x, y)
 	}
 	// A projection of the current group's input runs on a free side stream when it is one NF4 GEMV without an
 	// adapter kept apart (those use the shared scratch, h buffer and cuBLAS handle of the main stream).
@@ -103,7 +138,7 @@ func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error)
 		if err := o.ov.fork.Wait(s); err != nil {
 			return cuda.Buffer{}, err
 		}
-		if err := g.linearOn(s, lin, x, y, o.rows); err != nil {
+		if err := g.linearOn(s, lin, x, y, o.rows, 0); err != nil {
 			return cuda.Buffer{}, err
 		}
 		o.fs.pending[y] = i
@@ -119,7 +154,7 @@ func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error)
 		}
 		o.fs.input, o.fs.used = x, 0
 	}
-	return y, g.linear(lin, x, y, o.rows)
+	return y, o.launch(lin, x, y)
 }
 
 // RoPE rotates x in place with the table of this forward's positions (made by the first call).
@@ -160,8 +195,16 @@ func (o *devOps) Attention(_ string, layer int, q, k, v cuda.Buffer) (cuda.Buffe
 	return g.attn, nil
 }
 
-// Add adds y into x [rows, H].
+// Add adds y into x [rows, H]: when y is the deferred projection's output, that GEMV adds into x instead.
 func (o *devOps) Add(_ string, x, y cuda.Buffer) (cuda.Buffer, error) {
+	if p := o.pend; p != nil && p.y == y {
+		o.pend = nil
+		if err := o.sync(); err != nil {
+			return cuda.Buffer{}, err
+		}
+		o.g.fusedAdds++
+		return x, o.g.linearOn(o.g.d.Stream, p.lin, p.x, x, o.rows, 1)
+	}
 	if err := o.sync(); err != nil {
 		return cuda.Buffer{}, err
 	}
@@ -189,6 +232,9 @@ func (o *devOps) Hidden(cuda.Buffer) {}
 // heads rows listed in meta (n = heads), first gathered into g.tmp [heads, H] (free after the last layer's
 // add) by the embedding lookup with x as the table (a row gather, exact).
 func (o *devOps) LMHead(_ *model.Frozen, x cuda.Buffer) (cuda.Buffer, error) {
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
 	g, c := o.g, o.g.w.w.Config
 	n := o.rows
 	if o.heads > 0 {
