@@ -53,8 +53,10 @@ cuda-deps:
 	./scripts/install-cuda-deps.sh
 
 # build-cuda makes the GPU binary; it needs cuda.h and libcuda.so here, and only libcuda.so.1 where it runs.
+# It also makes bin/nf4base (pure Go), which scripts/experiment/run_table.sh's qbase mode runs there.
 build-cuda:
 	CGO_ENABLED=1 $(GO) build -buildvcs=auto -tags t2mcuda -o $(BIN)/t2m-cuda ./cmd/t2m
+	$(GO) build -o $(BIN)/nf4base ./scripts/experiment/nf4base
 
 # kernels compiles each kernels/X.cu to kernels/X.ptx (sm_80 PTX, JIT-compiled by the driver on newer
 # cards); the first line of the PTX records the SHA-256 of the source followed by each header it includes

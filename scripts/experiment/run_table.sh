@@ -23,6 +23,11 @@
 #                                         # t2m) scored by t2m score, and t2m eval with each HF adapter; each step
 #                                         # cut at STEP_TIMEOUT seconds (default 400); T2M_TRAIN_ARGS and HF_ARGS
 #                                         # are added -> runs_lr.tar.gz
+#   scripts/experiment/run_table.sh qbase # base + HF PEFT on the base's NF4 round trip (bin/nf4base: the seven
+#                                         # projections through t2m's NF4 quantizer and back, as t2m's QLoRA
+#                                         # training multiplies by them) at each of HF_LRS (default "2e-3") with
+#                                         # each seed of LR_SEEDS: tells what NF4 costs apart from what t2m's
+#                                         # training does -> runs_qbase.tar.gz
 # Results under $OUT (at most 8 files): table.log (the summary: versions, checks, table, timings),
 # timings.jsonl, base.log, t2m_train.log, t2m.log (baseline/eval/score/compare output), hf_peft.log,
 # comparison.md, runs.tar.gz (or runs_part1.tar.gz: reports, predictions, training configs, metrics,
@@ -33,7 +38,7 @@
 # flags), HF_ARGS (extra hf_peft_finetune.py flags), T2M_TRAIN_ARGS (extra t2m train flags).
 set -uo pipefail
 part=${1:-all}
-case $part in all|1|2|spread|lr) ;; *) echo "usage: $0 [all|1|2|spread|lr]"; exit 2;; esac
+case $part in all|1|2|spread|lr|qbase) ;; *) echo "usage: $0 [all|1|2|spread|lr|qbase]"; exit 2;; esac
 OUT=${OUT:-/tmp/t2m-exp-out}; W=${EXP_DIR:-/tmp/t2m-exp}; T2M=${T2M:-./bin/t2m-cuda}
 SEEDS=${SEEDS:-"101 102 103 104 105 106 107 108 109 110"}
 DATA=.bench/data; TOK=.bench/tokenizer.json
@@ -209,6 +214,39 @@ lr_sweep() {
   echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --seed-means --base-info "$BASE/base_info.json"
 }
 
+# qbase: HF PEFT over the NF4 round trip of the base (bin/nf4base), each run scored on both splits. With the
+# lr mode's rows on the same base (same seeds), it splits t2m QLoRA's distance to HF PEFT on the bf16 base into
+# what the NF4 weights cost (HF on the round trip vs HF on the base) and what is left to t2m's training.
+qbase() {
+  local lr s runs="" to=${STEP_TIMEOUT:-400} pids=() seeds=${LR_SEEDS:-42} nb=$W/t2m-small-base-nf4
+  step nf4base - "${NF4BASE:-./bin/nf4base}" --in "$BASE" --out "$nb" || return 1
+  sha256sum "$nb/model.safetensors"
+  for s in $seeds; do
+    for lr in ${HF_LRS:-2e-3}; do
+      step "hf_peft_nf4base_lr${lr}_s$s" "$LOGS/hf_nf4base_lr${lr}_s$s.log" timeout "$to" python3 \
+        scripts/experiment/hf_peft_finetune.py --base "$nb" --data "$DATA" --out "$W/hf_nf4base_lr${lr}_s$s" \
+        --lr "$lr" --seed "$s" ${HF_ARGS:-} >"$LOGS/hf_nf4base_lr${lr}_s$s.step" 2>&1 &
+      pids+=($!)
+    done
+  done
+  [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+  for s in $seeds; do
+    for lr in ${HF_LRS:-2e-3}; do
+      local hf=$W/hf_nf4base_lr${lr}_s$s name=small_hf_peft_r8_nf4base_lr${lr}_s$s
+      cat "$LOGS/hf_nf4base_lr${lr}_s$s.step"
+      grep -E "epoch [0-9]+:" "$LOGS/hf_nf4base_lr${lr}_s$s.log"
+      [ -f "$hf/held_out_predictions.jsonl" ] || { tail -5 "$LOGS/hf_nf4base_lr${lr}_s$s.log"; continue; }
+      for sp in eval held_out; do
+        step "t2m_score_${sp}_nf4base_lr${lr}_s$s" "$LOGS/score_${sp}_nf4base_lr${lr}_s$s.log" "$T2M" score \
+          --split "$DATA/$sp.jsonl" --predictions "$hf/${sp}_predictions.jsonl" --run-name "$name" --output-dir "$RUNS" --overwrite
+      done
+      runs="${runs:+$runs,}$name"
+    done
+  done
+  [ -n "$runs" ] || return 1
+  echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --seed-means
+}
+
 # pack NAME: the run folders (no checkpoints), base_info.json, config.json and HF's metrics and adapter.
 pack() {
   mkdir -p "$W/meta"; cp "$BASE/base_info.json" "$BASE/config.json" "$W/meta/" 2>/dev/null
@@ -240,9 +278,10 @@ case $part in
   2) part2 || rc=1; pack runs.tar.gz ;;
   spread) spread || rc=1; pack runs_spread.tar.gz ;;
   lr) lr_sweep || rc=1; pack runs_lr.tar.gz ;;
+  qbase) qbase || rc=1; pack runs_qbase.tar.gz ;;
 esac
 echo
-if [ "$part" = spread ] || [ "$part" = lr ]; then
+if [ "$part" = spread ] || [ "$part" = lr ] || [ "$part" = qbase ]; then
   python3 scripts/experiment/table.py "$RUNS" --runs small_baseline --timings "$OUT/timings.jsonl"
 else
   python3 scripts/experiment/table.py "$RUNS" --timings "$OUT/timings.jsonl" --by-kind --base-info "$BASE/base_info.json"
