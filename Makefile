@@ -16,9 +16,12 @@ vet:
 
 # test installs the CUDA headers first (idempotent; a no-op once there) so `go vet -tags t2mcuda` compiles the
 # GPU code on any machine, GPU or not.
-test: cuda-deps fmt vet kernels-check
+test: cuda-deps fmt vet kernels-check build
 	$(GO) vet -tags t2mcuda ./...
 	$(GO) test -count=1 ./...
+	@# The experiment's Python parts (stdlib only) against bin/t2m: prompts, kinds, table.py, run_table.sh's modes.
+	@command -v python3 >/dev/null || { echo "make test: python3 is needed for scripts/experiment/test_expdata.py (apt-get install python3)"; exit 1; }
+	python3 scripts/experiment/test_expdata.py
 	@# The t2mcuda build's tests too where libcuda.so.1 loads (CI has Debian's): without a GPU they check the
 	@# no-GPU error path and skip the rest.
 	@if ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then CGO_ENABLED=1 $(GO) test -count=1 -tags t2mcuda ./gpu/...; \

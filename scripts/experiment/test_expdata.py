@@ -11,7 +11,10 @@ after `make build`:
 - extract_json/syntax_ok follow t2m's extraction and syntax layer on small cases;
 - expdata.bare_completion (--output-format bare) is the JSON completion minus "type" on every published example,
   "type" put back gives it exactly, and t2m score fails every bare output at the syntax layer;
-- expdata.base_config is read by t2m (`t2m forward` on a tiny tied checkpoint in make_small_base.py's layout)."""
+- expdata.base_config is read by t2m (`t2m forward` on a tiny tied checkpoint in make_small_base.py's layout);
+- table.py's --by-kind and --seed-means, same_outputs.py, and run_table.sh's lr and qbase modes with stand-ins
+  for t2m, the torch scripts and nf4base (which runs they make, with which flags, and their tables).
+`make test` runs it."""
 import collections
 import json
 import os
@@ -338,6 +341,113 @@ class TestSameOutputs(unittest.TestCase):
                 f.write(json.dumps({"prediction": "r"}) + "\n")
             self.assertNotEqual(subprocess.run(cmd, capture_output=True).returncode, 0)
 
+
+
+# Stand-ins for the GPU machine's commands, for TestRunTable: they write what the real ones would, from their
+# flags, and log their command lines. The fake python3 runs table.py, same_outputs.py and -c with the real one.
+FAKE_PYTHON = r"""#!/bin/bash
+echo "python3 $*" >>"$FAKE_LOG"
+case "$1" in
+  scripts/experiment/make_small_base.py)
+    while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+    mkdir -p "$out" && echo base >"$out/model.safetensors" && echo '{"kinds": ["filter_eq"]}' >"$out/base_info.json" && echo '{}' >"$out/config.json"
+    exit 0;;
+  scripts/experiment/hf_peft_finetune.py)
+    while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+    mkdir -p "$out/adapter"
+    for s in eval held_out; do echo '{"prediction": "x"}' >"$out/${s}_predictions.jsonl"; done
+    echo "epoch 3: eval_loss 0.2"; exit 0;;
+  -c) exit 0;;
+esac
+exec "$REAL_PYTHON" "$@"
+"""
+FAKE_T2M = r"""#!/bin/bash
+echo "t2m $*" >>"$FAKE_LOG"
+cmd=$1; shift
+case "$cmd" in
+  data) while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done; mkdir -p "$out";;
+  score|baseline|eval|train)
+    while [ $# -gt 0 ]; do
+      case "$1" in --run-name) name=$2;; --output-dir) od=$2;; --split) split=$(basename "$2" .jsonl);; esac; shift
+    done
+    mkdir -p "$od/$name"
+    for s in ${split:-eval held_out}; do
+      echo '{"total": 10, "syntax_pass_rate": 1, "operator_pass_rate": 1, "field_pass_rate": 0.5, "overall_pass_rate": 0.5, "exact_match_rate": 0.1}' >"$od/$name/${s}_report.json"
+      echo '{"raw_output": "x", "is_negative": true, "expected": {}, "syntax": {"passed": true}, "passed_all": false}' \
+        >"$od/$name/${s}_predictions.jsonl"
+    done
+    [ "$cmd" = train ] && mkdir -p "$od/$name/adapter" && echo "epoch 3: eval_loss 0.2"
+    exit 0;;
+  --version) echo "t2m (fake)";;
+esac
+"""
+FAKE_NF4BASE = r"""#!/bin/bash
+echo "nf4base $*" >>"$FAKE_LOG"
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+mkdir -p "$out" && echo nf4 >"$out/model.safetensors" && echo "nf4base: 42 projections"
+"""
+
+
+class TestRunTable(unittest.TestCase):
+    """run_table.sh's lr and qbase modes with stand-ins for t2m, python3 (torch side) and nf4base: which runs
+    they make with which flags, and that their seed-mean tables come out. (The GPU runs are in the README.)"""
+
+    def run_mode(self, mode, env):
+        d = tempfile.mkdtemp()
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        bindir = os.path.join(d, "bin")
+        os.makedirs(bindir)
+        for name, text in (("python3", FAKE_PYTHON), ("t2m", FAKE_T2M), ("nf4base", FAKE_NF4BASE)):
+            with open(os.path.join(bindir, name), "w") as f:
+                f.write(text)
+            os.chmod(os.path.join(bindir, name), 0o755)
+        log = os.path.join(d, "log")
+        e = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], REAL_PYTHON=sys.executable,
+                 FAKE_LOG=log, T2M=os.path.join(bindir, "t2m"), NF4BASE=os.path.join(bindir, "nf4base"),
+                 EXP_DIR=os.path.join(d, "exp"), OUT=os.path.join(d, "out"), SEEDS="101", **env)
+        # run_table.sh checks that the data and tokenizer exist: give it a .bench of empty files in a copy of
+        # the script's folder layout (it runs from the repo root it is given as cwd).
+        root = os.path.join(d, "root")
+        os.makedirs(os.path.join(root, ".bench", "data"))
+        for f in ("train", "eval", "held_out"):
+            open(os.path.join(root, ".bench", "data", f + ".jsonl"), "w").close()
+        open(os.path.join(root, ".bench", "tokenizer.json"), "w").close()
+        for sub in ("scripts", "eval"):  # expdata.py imports the reference scorer from eval/testdata
+            os.symlink(os.path.join(ROOT, sub), os.path.join(root, sub))
+        r = subprocess.run(["bash", "scripts/experiment/run_table.sh", mode], cwd=root, env=e, capture_output=True,
+                           text=True, timeout=120)
+        with open(log) as f:
+            calls = f.read().splitlines()
+        return r, calls, os.path.join(d, "out")
+
+    def test_qbase(self):
+        r, calls, out = self.run_mode("qbase", {"LR_SEEDS": "42 7", "HF_LRS": "2e-3"})
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:])
+        nf4 = [c for c in calls if c.startswith("nf4base ")]
+        self.assertEqual(len(nf4), 1, calls)
+        hf = [c for c in calls if "hf_peft_finetune.py" in c]
+        self.assertEqual(len(hf), 2, calls)
+        for c, seed in zip(sorted(hf), ("42", "7")):
+            self.assertIn("--base %s" % nf4[0].split("--out ")[1].split()[0], c)  # HF trains the round trip
+            self.assertIn("--lr 2e-3", c)
+            self.assertIn("--seed ", c)
+        self.assertEqual(sorted(c.split("--seed ")[1].split()[0] for c in hf), ["42", "7"])
+        self.assertIn("| small_hf_peft_r8_nf4base_lr2e-3 | 2 | 50.0% (50.0–50.0) | 50.0% (50.0–50.0) |", r.stdout)
+        self.assertTrue(os.path.exists(os.path.join(out, "runs_qbase.tar.gz")))
+
+    def test_lr(self):
+        r, calls, out = self.run_mode("lr", {"LR_SEEDS": "42", "T2M_LRS": "2e-3 2e-3:bf16", "HF_LRS": "2e-3:bf16ops"})
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:])
+        train = [c for c in calls if c.startswith("t2m train")]
+        self.assertEqual(len(train), 2, calls)
+        self.assertTrue(any("--quantize none" in c and "lr2e-3_bf16_s42" in c for c in train), train)
+        hf = [c for c in calls if "hf_peft_finetune.py" in c]
+        self.assertEqual(len(hf), 1, calls)
+        self.assertIn("--lora-bf16-ops", hf[0])
+        self.assertTrue(any(c.startswith("t2m eval") and "hf_lr2e-3_bf16ops_s42/adapter" in c for c in calls), calls)
+        self.assertIn("| small_t2m_r8_lr2e-3_bf16 | 1 |", r.stdout)
+        self.assertIn("| small_hf_peft_r8_lr2e-3_bf16ops | 1 |", r.stdout)
+        self.assertIn("| negative | no | 1 |", r.stdout)  # --by-kind read the t2m runs' predictions
 
 class TestShellCompletion(unittest.TestCase):
     def test_shell_completion(self):
