@@ -54,9 +54,9 @@ func (o *devOps) launch(lin *decodeLinear, x, y cuda.Buffer) error {
 }
 
 // sync prepares an op other than Linear on the main stream: it launches a deferred projection, ends the
-// current group of projections, and the main stream waits for every side stream (the op may read their outputs or rewrite their input). The first
-// such op comes after all of a group's projections were launched (RoPE after q, k, v; SwiGLU after gate, up),
-// so they still overlap.
+// current group of projections, and the main stream waits for every side stream (the op may read their
+// outputs or rewrite their input). The first such op comes after all of a group's projections were launched
+// (RoPE after q, k, v; SwiGLU after gate, up), so they still overlap.
 func (o *devOps) sync() error {
 	if err := o.flush(); err != nil {
 		return err
