@@ -260,7 +260,6 @@ func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
 		}
 		o.ov, o.fs.pending = g.ov, map[cuda.Buffer]int{}
 	}
-	o.fuse = g.fuseAdd
 	if _, err := model.Forward[cuda.Buffer](o, g.w.w); err != nil {
 		return err
 	}

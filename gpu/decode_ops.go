@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -22,9 +23,12 @@ type devOps struct {
 	table  bool              // the RoPE table of this forward's positions is made
 	ov     *overlap          // side streams for projections beside the previous one on the same input, or nil
 	fs     forkState         // this forward's use of them
-	fuse   bool              // main-stream NF4 GEMVs wait for the next op, to add into the residual (decodeFuseAdd)
 	pend   *deferred         // the projection waiting, or nil
 }
+
+// decodeFuseAdd says whether a residual add is done by the NF4 GEMV of the projection it adds (devOps.Add):
+// yes unless T2M_GPU_FUSE_ADD=0, which keeps the separate add (for an A/B; gpu/DECODE_NOTES.md has the numbers).
+func decodeFuseAdd() bool { return os.Getenv("T2M_GPU_FUSE_ADD") != "0" }
 
 // deferred is a projection whose launch waits for the next op: when that op adds the projection's output into
 // the residual stream (o_proj and down_proj), the GEMV adds into the residual itself (beta 1: one launch and one
@@ -44,9 +48,10 @@ func (o *devOps) flush() error {
 	return o.g.linear(p.lin, p.x, p.y, o.rows)
 }
 
-// launch runs lin on the main stream, or defers it when o.fuse and it is one NF4 GEMV (see deferred).
+// launch runs lin on the main stream, or defers it when the decoder fuses adds and lin is one NF4 GEMV (see
+// deferred).
 func (o *devOps) launch(lin *decodeLinear, x, y cuda.Buffer) error {
-	if o.fuse && o.g.gemv(lin, o.rows) {
+	if o.g.fuseAdd && o.g.gemv(lin, o.rows) {
 		o.pend = &deferred{lin: lin, x: x, y: y}
 		return nil
 	}

@@ -18,10 +18,6 @@ const overlapStreams = 2
 // T2M_GPU_OVERLAP=0.
 func decodeOverlap() bool { return os.Getenv("T2M_GPU_OVERLAP") != "0" }
 
-// decodeFuseAdd says whether a residual add is done by the NF4 GEMV of the projection it adds (devOps.Add):
-// yes unless T2M_GPU_FUSE_ADD=0 (WIP: an A/B knob, not yet measured).
-func decodeFuseAdd() bool { return os.Getenv("T2M_GPU_FUSE_ADD") != "0" }
-
 // overlap holds the side streams on which the decoder runs a projection beside the previous one on the same
 // input (q, then k and v; gate, then up). At small batches each of those GEMVs leaves most of the GPU idle, and
 // running them together fills it. fork marks, on the main stream, the point after which a group's input is
