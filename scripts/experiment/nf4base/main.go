@@ -1,6 +1,7 @@
 // Command nf4base writes a copy of a Hugging Face Qwen2 checkpoint whose seven projections of every layer
 // (q, k, v, o, gate, up, down) went through t2m's NF4 quantizer and back: each is quantized as `t2m train
-// --quantize nf4` quantizes it (model.QuantizeNF4: blocks of 64, double-quantized absmax), dequantized
+// --quantize nf4` quantizes it (quant.QuantizeRaw, which model.QuantizeNF4 calls: blocks of 64,
+// double-quantized absmax), dequantized
 // (quant.Weight.Dequantize) and stored as bf16. Every other tensor is copied byte for byte, and so are the
 // directory's other files (config.json, tokenizer files).
 //
@@ -19,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 
-	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/quant"
 	"github.com/t2m/t2m/safetensors"
 )
@@ -65,11 +65,11 @@ func run(in, out string) (int, error) {
 			tensors = append(tensors, safetensors.Tensor{Name: name, DType: info.DType, Shape: info.Shape, Data: append([]byte(nil), raw...)})
 			continue
 		}
-		q, err := model.QuantizeNF4(name, info.DType, raw, info.Shape)
+		q, err := quant.QuantizeRaw(name, info.DType, raw, info.Shape)
 		if err != nil {
 			return 0, err
 		}
-		tensors = append(tensors, safetensors.BF16Tensor(name, info.Shape, q.(*quant.Weight).Dequantize()))
+		tensors = append(tensors, safetensors.BF16Tensor(name, info.Shape, q.Dequantize()))
 		n++
 	}
 	if n == 0 {
