@@ -91,6 +91,16 @@ base() {
   sha256sum "$BASE/model.safetensors" "$BASE/config.json"
 }
 
+# score_hf DIR RUN TAG: t2m score of an HF PEFT generation (DIR/<split>_predictions.jsonl) on both splits, as
+# run RUN in $RUNS; steps t2m_score_<split>TAG, logs $LOGS/score_<split>TAG.log.
+score_hf() {
+  local sp
+  for sp in eval held_out; do
+    step "t2m_score_$sp$3" "$LOGS/score_$sp$3.log" "$T2M" score --split "$DATA/$sp.jsonl" \
+      --predictions "$1/${sp}_predictions.jsonl" --run-name "$2" --output-dir "$RUNS" --overwrite
+  done
+}
+
 # report_lines LOG: the rates t2m printed (one block per split).
 report_lines() { grep -E "^(small_|\| (syntax|operators|fields|overall|exact match) )|^examples:" "$1"; }
 
@@ -112,9 +122,8 @@ part2() {
   step hf_peft "$OUT/hf_peft.log" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" --data "$DATA" \
     --out "$HF" ${HF_ARGS:-} || { tail -30 "$OUT/hf_peft.log"; return 1; }
   grep -E "(data:|LoRA|training:|epoch [0-9]+:|trained|first token|generated|WARNING)" "$OUT/hf_peft.log"; tail -1 "$OUT/hf_peft.log"
+  score_hf "$HF" small_hf_peft_r8 ""
   for s in eval held_out; do
-    step "t2m_score_$s" "$LOGS/score_$s.log" "$T2M" score --split "$DATA/$s.jsonl" \
-      --predictions "$HF/${s}_predictions.jsonl" --run-name small_hf_peft_r8 --output-dir "$RUNS" --overwrite
     cat "$LOGS/score_$s.log" >>"$OUT/t2m.log"; report_lines "$LOGS/score_$s.log"
   done
   step t2m_compare "$LOGS/compare.log" "$T2M" compare --output-dir "$RUNS"
@@ -142,10 +151,7 @@ spread() {
     step "hf_peft_$s" "$LOGS/hf_$s.log" python3 scripts/experiment/hf_peft_finetune.py --base "$BASE" --data "$DATA" \
       --out "$W/hf_s$s" --seed "$s" || { tail -5 "$LOGS/hf_$s.log"; continue; }
     grep -E "epoch [0-9]+:" "$LOGS/hf_$s.log"
-    for sp in eval held_out; do
-      step "t2m_score_${sp}_$s" "$LOGS/score_${sp}_$s.log" "$T2M" score --split "$DATA/$sp.jsonl" \
-        --predictions "$W/hf_s$s/${sp}_predictions.jsonl" --run-name "small_hf_peft_r8_s$s" --output-dir "$RUNS" --overwrite
-    done
+    score_hf "$W/hf_s$s" "small_hf_peft_r8_s$s" "_$s"
     runs="$runs,small_hf_peft_r8_s$s"
   done
   echo; python3 scripts/experiment/table.py "$RUNS" --runs "$runs" --by-kind --base-info "$BASE/base_info.json"
@@ -199,10 +205,7 @@ lr_sweep() {
       cat "$LOGS/hf_lr${lr}_s$s.step"
       grep -E "epoch [0-9]+:|first token" "$LOGS/hf_lr${lr}_s$s.log"
       [ -f "$hf/held_out_predictions.jsonl" ] || { tail -5 "$LOGS/hf_lr${lr}_s$s.log"; continue; }
-      for sp in eval held_out; do
-        step "t2m_score_${sp}_lr${lr}_s$s" "$LOGS/score_${sp}_lr${lr}_s$s.log" "$T2M" score --split "$DATA/$sp.jsonl" \
-          --predictions "$hf/${sp}_predictions.jsonl" --run-name "small_hf_peft_r8_lr${lr}_s$s" --output-dir "$RUNS" --overwrite
-      done
+      score_hf "$hf" "small_hf_peft_r8_lr${lr}_s$s" "_lr${lr}_s$s"
       runs="$runs,small_hf_peft_r8_lr${lr}_s$s"
       name=small_t2m_eval_of_hf_lr${lr}_s$s
       step "t2m_eval_of_hf_lr${lr}_s$s" "$LOGS/eval_$name.log" "$T2M" eval --model "$BASE" --adapter "$hf/adapter" \
@@ -236,10 +239,7 @@ qbase() {
       cat "$LOGS/hf_nf4base_lr${lr}_s$s.step"
       grep -E "epoch [0-9]+:" "$LOGS/hf_nf4base_lr${lr}_s$s.log"
       [ -f "$hf/held_out_predictions.jsonl" ] || { tail -5 "$LOGS/hf_nf4base_lr${lr}_s$s.log"; continue; }
-      for sp in eval held_out; do
-        step "t2m_score_${sp}_nf4base_lr${lr}_s$s" "$LOGS/score_${sp}_nf4base_lr${lr}_s$s.log" "$T2M" score \
-          --split "$DATA/$sp.jsonl" --predictions "$hf/${sp}_predictions.jsonl" --run-name "$name" --output-dir "$RUNS" --overwrite
-      done
+      score_hf "$hf" "$name" "_nf4base_lr${lr}_s$s"
       runs="${runs:+$runs,}$name"
     done
   done
