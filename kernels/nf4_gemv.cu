@@ -1,7 +1,7 @@
 // nf4_gemv.cu: matrix products of a few rows straight from NF4 double-quantized weights (bitsandbytes layout),
 // for decoding without a bf16 copy of the weight: nf4_gemv (one warp per output, any in a multiple of 8, up to
 // 8 rows), nf4_gemv_mma_n8/n16/n32 (tensor cores, in a multiple of 32, up to 8/16/32 rows) and
-// nf4_gemv_lv_n16/n32 (tensor cores, the absmax factored out; in a multiple of 64). All compute
+// nf4_gemv_lv_n8/n16/n32 (tensor cores, the absmax factored out; in a multiple of 64). All compute
 //   y[r, o] = Σ_i x[r, i] · W[o, i] + bias[o] + lora_scale · Σ_k h[r, k] · lora_b[o, k] + beta · y[r, o]
 // with each W value rounded to bf16 exactly as nf4_dequant_bf16 writes it (so the operands are those of
 // dequantizing then running the GEMM; the lv kernels round the level instead, see there), fp32 products and
@@ -320,7 +320,7 @@ NF4_GEMV_MMA(nf4_gemv_mma_n16, 2)
 // nf4_gemv_mma_n32: rows ≤ 32.
 NF4_GEMV_MMA(nf4_gemv_mma_n32, 4)
 
-// ---- Factored tensor-core GEMV: nf4_gemv_lv_n16 / _n32 ----
+// ---- Factored tensor-core GEMV: nf4_gemv_lv_n8 / _n16 / _n32 ----
 //
 // y = x·Wᵀ (+ the epilogue terms above) with each weight taken as bf16(level) · absmax: the level rounded to
 // bf16 and the block's fp32 absmax applied to the mma's fp32 output instead of to each weight, so a weight
@@ -332,7 +332,8 @@ NF4_GEMV_MMA(nf4_gemv_mma_n32, 4)
 // of 8 rows). Work comes in groups of 64 inputs of one absmax block (in and the block size multiples of 64):
 // thread (g, t) (g = lane / 4, t = lane % 4) loads the 8 code bytes of outputs g and g + 8 over inputs
 // 16t .. 16t + 15 of the group and the 32 bytes of x over the same inputs; mma s (s = 0..3) takes inputs
-// 16t + 4s .. +3 into A's slots {2t, 2t+1} (code byte 2s, its two levels from a 256-entry bf16-pair table)
+// 16t + 4s .. +3 into A's slots {2t, 2t+1} (code byte 2s, its two levels from a 256-entry bf16-pair table
+// with a copy per lane, see nf4_lv_pair)
 // and {2t+8, 2t+9} (byte 2s + 1), B's slots of the same numbers (x words 2s, 2s+1 of the 8 it holds). All 16
 // inputs of the four mmas share one absmax per output, applied once per group: acc += absmax · (Σ of the
 // four mmas). The 8 warps of a block split the groups (U at a time, their loads issued together, the first
@@ -369,15 +370,18 @@ __device__ __forceinline__ void nf4_lv_load(nf4_lv_groups<U>& k, int c0, int ngr
   }
 }
 
-// nf4_lv_pair is the bf16 pair of levels of code byte k of w (high nibble, the even input, in the low half),
-// from the table at shared address tbl, a multiple of 1024: the entry's address is one shift and one
-// and-or away from w.
-__device__ __forceinline__ unsigned nf4_lv_pair(unsigned w, int k, unsigned tbl) {
-  const unsigned off = k == 0 ? (w << 2) & 0x3fcu : (w >> (8 * k - 2)) & 0x3fcu;
-  unsigned r;
-  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(r) : "r"(off | tbl));
-  return r;
+// nf4_lv_pair is the bf16 pair of levels of code byte k of w (high nibble, the even input, in the low half)
+// from the per-lane table lvt: entry e of lane l is word 32e + l, so the 32 lanes of a warp read 32 different
+// banks whatever their bytes (lane4 = 4 · lane). One table of 256 words read by random bytes hit the busiest
+// of its 32 banks about 3–4 times per warp: 5% slower at batch 1 than this one, 2.5 at 32 (H200).
+__device__ __forceinline__ unsigned nf4_lv_pair(const unsigned* lvt, unsigned w, int k, unsigned lane4) {
+  const unsigned off = (k == 0 ? (w << 7) & 0x7f80u : (w >> (8 * k - 7)) & 0x7f80u) | lane4;
+  return *reinterpret_cast<const unsigned*>(reinterpret_cast<const char*>(lvt) + off);
 }
+
+// NF4_LV_WORDS is the per-lane table's size: 256 entries × 32 lanes (32 KB); the warps' partial tiles reuse
+// its space after the main loop.
+#define NF4_LV_WORDS (256 * 32)
 
 template <int NT, int U>
 __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
@@ -390,8 +394,9 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
                                             const __nv_bfloat16* __restrict__ lora_b, float lora_scale, long long ldh,
                                             long long rank) {
   __shared__ float map[256];
-  __shared__ unsigned pairs[512];  // bf16 pairs of levels by code byte, at its first multiple of 1024 bytes
-  __shared__ float red[NF4_MMA_WARPS][NT * 4][32];
+  __shared__ __align__(16) unsigned lvt[NF4_LV_WORDS];  // the per-lane table (nf4_lv_pair), then the tiles
+  static_assert(NF4_MMA_WARPS * NT * 4 * 32 <= NF4_LV_WORDS, "partial tiles exceed the table's space");
+  float(*red)[NT * 4][32] = reinterpret_cast<float(*)[NT * 4][32]>(lvt);
   const int rows = (int)rows64, out = (int)out64, in = (int)in64;
   const unsigned bsh = (unsigned)bs_shift, bs2h = (unsigned)bs2_shift;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -405,11 +410,12 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
   nf4_lv_groups<U> cur;
   nf4_lv_load(cur, warp * U, ngr, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
   map[threadIdx.x] = code2[threadIdx.x];
-  const unsigned tbl = ((unsigned)__cvta_generic_to_shared(pairs) + 1023u) & ~1023u;
-  {
-    const __nv_bfloat162 p = __floats2bfloat162_rn(kGemvLevels[threadIdx.x >> 4], kGemvLevels[threadIdx.x & 15]);
-    asm volatile("st.shared.u32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "r"(*reinterpret_cast<const unsigned*>(&p))
-                 : "memory");
+  const unsigned lane4 = 4u * (unsigned)lane;
+  // 16-byte stores of 4 lanes' copies, consecutive across the warp (no bank conflicts): entry j / 8.
+  for (int j = threadIdx.x; j < NF4_LV_WORDS / 4; j += blockDim.x) {
+    const __nv_bfloat162 p = __floats2bfloat162_rn(kGemvLevels[j >> 7], kGemvLevels[(j >> 3) & 15]);
+    const unsigned u = *reinterpret_cast<const unsigned*>(&p);
+    reinterpret_cast<uint4*>(lvt)[j] = make_uint4(u, u, u, u);
   }
   __syncthreads();
   // x over this thread's inputs of group warp · U, then moved along group by group.
@@ -445,8 +451,10 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
       for (int s = 0; s < 4; s++) {  // code bytes 2s, 2s + 1: inputs 16t + 4s .. +3
         const unsigned wa = s < 2 ? cur.qa[u].x : cur.qa[u].y, wb = s < 2 ? cur.qb[u].x : cur.qb[u].y;
         const int k0 = 2 * (s & 1);
-        const unsigned a0 = nf4_lv_pair(wa, k0, tbl), a1 = nf4_lv_pair(wb, k0, tbl);
-        const unsigned a2 = nf4_lv_pair(wa, k0 + 1, tbl), a3 = nf4_lv_pair(wb, k0 + 1, tbl);
+        const unsigned a0 = nf4_lv_pair(lvt, wa, k0, lane4);
+        const unsigned a1 = nf4_lv_pair(lvt, wb, k0, lane4);
+        const unsigned a2 = nf4_lv_pair(lvt, wa, k0 + 1, lane4);
+        const unsigned a3 = nf4_lv_pair(lvt, wb, k0 + 1, lane4);
 #pragma unroll
         for (int j = 0; j < NT; j++) {
           const uint4 v = xv[j][s >> 1];
@@ -466,6 +474,7 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
 #pragma unroll
     for (int j = 0; j < NT; j++) xp[j] += 8 * stride;
   }
+  __syncthreads();  // every warp is done with the table before the tiles overwrite it
   nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
@@ -481,7 +490,9 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
                     bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                               \
   }
 
-// nf4_gemv_lv_n16: rows ≤ 16; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
+// nf4_gemv_lv_n8: rows ≤ 8; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
+NF4_GEMV_LV(nf4_gemv_lv_n8, 1, 4, 4)
+// nf4_gemv_lv_n16: rows ≤ 16.
 NF4_GEMV_LV(nf4_gemv_lv_n16, 2, 4, 3)
 // nf4_gemv_lv_n32: rows ≤ 32.
 NF4_GEMV_LV(nf4_gemv_lv_n32, 4, 4, 2)

@@ -27,12 +27,12 @@ func nf4GEMVMMA(w *NF4Weight) bool {
 		int64(w.Rows)*int64(w.Cols) < 1<<32
 }
 
-// nf4GEMVLevels reports whether the factored tensor-core kernels (nf4_gemv_lv_*) take rows rows of w: 9 to
-// 32 rows (up to 8 the exact nf4_gemv_mma_n8 is faster: measured 234 against 213–220 new tok/s at batch 1 on
-// an H200), in and the block size multiples of 64 (each mma's 16 inputs share one absmax), power-of-two block
-// sizes, element indices in 32 bits.
-func nf4GEMVLevels(w *NF4Weight, rows int) bool {
-	return nf4GEMVFactored && rows > 8 && nf4GEMVMMA(w) && w.Cols%64 == 0 && w.BlockSize%64 == 0
+// nf4GEMVLevels reports whether the factored tensor-core kernels (nf4_gemv_lv_*) read w: in and the block
+// size multiples of 64 (each mma's 16 inputs share one absmax), power-of-two block sizes, element indices in
+// 32 bits. They are faster than the exact nf4_gemv_mma_* at every row count since their level table has a
+// copy per lane (H200, 7B shape: 267 against 252 new tok/s at batch 1, 1,582 against 1,472 at 8).
+func nf4GEMVLevels(w *NF4Weight) bool {
+	return nf4GEMVFactored && nf4GEMVMMA(w) && w.Cols%64 == 0 && w.BlockSize%64 == 0
 }
 
 // nf4GEMVFactored selects the factored kernels where they apply; tests turn it off to check the exact ones.
@@ -71,12 +71,12 @@ func NF4GEMV(d *cuda.Device, x, y cuda.Mat, w *NF4Weight, beta float32) error {
 
 // NF4GEMVFused computes a.Y = x·Wᵀ + bias + s·h·Bᵀ + beta·y straight from the NF4 weight W [out, in], without
 // a bf16 copy of it in memory: x [rows, in] bf16, y [rows, out] bf16 or fp32, rows ≤ NF4GEMVRows(W); bias
-// [out] bf16 when given. Up to 8 rows (or where in is not a multiple of 64) the operands of x·Wᵀ equal those of
-// DequantNF4 then a GEMM (each weight rounded to bf16: bf16(level · absmax)); from 9 rows on each weight is
-// bf16(level) · absmax, the absmax applied to the tensor cores' fp32 sums of 16 products (as close to the NF4
-// value, rounded at another point, and about 10% faster at 32 rows). Products and sums are fp32, the bias and
-// the LoRA term are added in fp32, and y is rounded once when it is bf16.
-// Kernels: nf4_gemv_mma_n8/n16/n32 or nf4_gemv_lv_n16/n32 (tensor cores, in a multiple of 32 or 64), else
+// [out] bf16 when given. Where in and the block size are multiples of 64 each weight is bf16(level) · absmax,
+// the absmax applied to the tensor cores' fp32 sums of 16 products (as close to the NF4 value as
+// bf16(level · absmax), rounded at another point, and faster); elsewhere the operands of x·Wᵀ equal those of
+// DequantNF4 then a GEMM (each weight rounded to bf16: bf16(level · absmax)). Products and sums are fp32, the
+// bias and the LoRA term are added in fp32, and y is rounded once when it is bf16.
+// Kernels: nf4_gemv_lv_n8/n16/n32 or nf4_gemv_mma_n8/n16/n32 (tensor cores, in a multiple of 64 or 32), else
 // nf4_gemv (kernels/nf4_gemv.cu). CPU twins: quant's (*Weight).Dequantize rounded to bf16, then x·Wᵀ
 // (+ bias + s·h·Bᵀ); for the lv kernels, bf16(level) · BlockAbsmax in place of the dequantized weight.
 func NF4GEMVFused(d *cuda.Device, a NF4GEMVArgs) error {
@@ -145,7 +145,7 @@ func NF4GEMVFusedOn(d *cuda.Device, s cu.Stream, a NF4GEMVArgs) error {
 		tile = "n16"
 	}
 	name := "nf4_gemv_mma_" + tile
-	if nf4GEMVLevels(w, x.Rows) {
+	if nf4GEMVLevels(w) {
 		name = "nf4_gemv_lv_" + tile
 	}
 	k, err := d.Kernel("nf4_gemv", name)
