@@ -88,9 +88,17 @@ func (t *timedOps) RMSNorm(name string, w []float32, x cuda.Buffer, eps float32)
 	return t.time("rmsnorm", func() (cuda.Buffer, error) { return t.inner.RMSNorm(name, w, x, eps) })
 }
 
-// Linear implements model.Ops.
+// Linear implements model.Ops. The projection is launched inside its own timed region: a GEMV the decoder
+// would defer to the next op (devOps.launch, to fuse the residual add) is launched at once, so its time is not
+// counted under the op after it; a profiled step therefore adds the residual separately.
 func (t *timedOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error) {
-	return t.time(projectionKind(p.Module), func() (cuda.Buffer, error) { return t.inner.Linear(p, x) })
+	return t.time(projectionKind(p.Module), func() (cuda.Buffer, error) {
+		y, err := t.inner.Linear(p, x)
+		if o, ok := t.inner.(*devOps); ok && err == nil {
+			err = o.flush()
+		}
+		return y, err
+	})
 }
 
 // RoPE implements model.Ops.
@@ -122,8 +130,8 @@ func (t *timedOps) LMHead(w *model.Frozen, x cuda.Buffer) (cuda.Buffer, error) {
 }
 
 // SetProfile turns the timing of decode steps op by op on or off (and clears what was timed). While on,
-// steps run eagerly (no CUDA graphs) with two events around each op, which adds host time between launches;
-// each op's device time stays its kernels'.
+// steps run eagerly (no CUDA graphs, no side streams, residual adds apart from the GEMVs) with two events around
+// each op, which adds host time between launches; each op's device time stays its kernels'.
 func (g *gpuGenerator) SetProfile(on bool) {
 	g.dec.prof = nil
 	if on {
