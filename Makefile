@@ -67,18 +67,28 @@ build-cuda:
 KHASH = khash() { { cat "$$1"; for h in $$(sed -n 's/^[[:space:]]*.include "\(.*\)".*/\1/p' "$$1"); do \
 	cat "kernels/$$h" || return 1; done; } | sha256sum | cut -d' ' -f1; }
 
-kernels: $(KERNEL_PTX)
+# The kernels of a decode step compile a second time for sm_90 (kernels/X_sm90.ptx), where kernels/pdl.cuh's
+# programmatic dependent launch is on; gpu/cuda loads those on Hopper for launches made with Device.PDL.
+PDL_SRC := argmax decode embedding nf4_gemv residual rmsnorm rope swiglu
+PDL_PTX := $(PDL_SRC:%=kernels/%_sm90.ptx)
+
+kernels: $(KERNEL_PTX) $(PDL_PTX)
+
+kernels/%_sm90.ptx: kernels/%.cu $(wildcard kernels/*.cuh)
+	$(NVCC) -arch=compute_90 -O3 -ptx -o $@.tmp $<
+	$(KHASH); { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@
+	rm -f $@.tmp
 
 kernels/%.ptx: kernels/%.cu $(wildcard kernels/*.cuh)
 	$(NVCC) -arch=compute_80 -O3 -ptx -o $@.tmp $<
 	$(KHASH); { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@
 	rm -f $@.tmp
 
-# kernels-check fails when a .cu (or a header it includes) changed without its PTX being regenerated, or a
-# .cu has no PTX. It needs neither nvcc nor a GPU (CI runs it).
+# kernels-check fails when a .cu (or a header it includes) changed without its PTX (and its _sm90 PTX) being
+# regenerated, or a .cu has no PTX. It needs neither nvcc nor a GPU (CI runs it).
 kernels-check:
-	@$(KHASH); fail=0; for cu in $(KERNEL_SRC); do \
-	  ptx=$${cu%.cu}.ptx; want="// t2m-source: $$(basename $$cu) sha256=$$(khash $$cu)"; \
+	@$(KHASH); fail=0; for ptx in $(KERNEL_PTX) $(PDL_PTX); do \
+	  cu=$${ptx%_sm90.ptx}; cu=$${cu%.ptx}.cu; want="// t2m-source: $$(basename $$cu) sha256=$$(khash $$cu)"; \
 	  if [ ! -f $$ptx ]; then echo "kernels-check: $$ptx missing: run make kernels"; fail=1; \
 	  elif [ "$$(head -n1 $$ptx)" != "$$want" ]; then echo "kernels-check: $$ptx is stale for $$cu: run make kernels"; fail=1; fi; \
 	done; exit $$fail

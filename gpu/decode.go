@@ -49,6 +49,9 @@ type decoder struct {
 	// fusedAdds counts them (devOps.Add; tests).
 	fuseAdd   bool
 	fusedAdds int
+	// pdl says whether forwards launch their kernels with programmatic dependent launch (decodePDL, read once):
+	// on a Hopper card each kernel's prologue (a GEMV's weight loads and tables) overlaps the previous one's end.
+	pdl bool
 
 	// Set by begin, released by end.
 	mark     int64
@@ -89,7 +92,7 @@ func newDecoder(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *decodeWeight
 	if decodeGraphs() {
 		g.steps = &stepGraphs{}
 	}
-	g.overlap, g.fuseAdd = decodeOverlap(), decodeFuseAdd()
+	g.overlap, g.fuseAdd, g.pdl = decodeOverlap(), decodeFuseAdd(), decodePDL()
 	return g
 }
 
@@ -243,6 +246,10 @@ func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, row
 // the heads rows of the final hidden states listed in meta (prefill), or every row when heads is 0 (steps),
 // and leaves their logits [heads or rows, V] fp32 in g.logits.
 func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
+	if g.pdl {
+		g.d.PDL = true
+		defer func() { g.d.PDL = false }()
+	}
 	o := &devOps{g: g, rows: rows, attend: attend, heads: heads}
 	if g.prof != nil && heads == 0 { // a profiled step: each op between two events, all on the main stream
 		if _, err := model.Forward[cuda.Buffer](&timedOps{inner: o, d: g.d, p: g.prof}, g.w.w); err != nil {

@@ -30,6 +30,10 @@ type devOps struct {
 // yes unless T2M_GPU_FUSE_ADD=0, which keeps the separate add (for an A/B; gpu/DECODE_NOTES.md has the numbers).
 func decodeFuseAdd() bool { return os.Getenv("T2M_GPU_FUSE_ADD") != "0" }
 
+// decodePDL says whether the decoder's forwards use programmatic dependent launch (cuda.Device.PDL): yes unless
+// T2M_GPU_PDL=0 (for an A/B; gpu/DECODE_NOTES.md has the numbers).
+func decodePDL() bool { return os.Getenv("T2M_GPU_PDL") != "0" }
+
 // deferred is a projection whose launch waits for the next op: when that op adds the projection's output into
 // the residual stream (o_proj and down_proj), the GEMV adds into the residual itself (beta 1: one launch and one
 // rounding instead of a GEMV, an add and two roundings); before any other op it runs as it would have.

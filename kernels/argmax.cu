@@ -1,6 +1,7 @@
 // Greedy token choice on the device: the index of each row's largest logit, the first one on ties
 // (CPU twin: model.Argmax, as torch.argmax). NaN logits never win (x > best is false for them).
 #include <math.h>
+#include "pdl.cuh"
 
 // am_better: whether (v, i) beats (bv, bi): larger value, or equal value and smaller index; bi < 0 is empty.
 __device__ __forceinline__ bool am_better(float v, long long i, float bv, long long bi) {
@@ -13,6 +14,7 @@ __device__ __forceinline__ bool am_better(float v, long long i, float bv, long l
 // grid (rows), block 1024.
 extern "C" __global__ void __launch_bounds__(1024) argmax_f32(int* __restrict__ ids, const float* __restrict__ x,
                                                              long long V) {
+    PDL_ENTRY();
     __shared__ float sv[32];
     __shared__ long long si[32];
     const float* xr = x + (long long)blockIdx.x * V;

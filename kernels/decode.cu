@@ -4,6 +4,7 @@
 // model.AttentionForward (what model.Generator.Step computes through attnProbs).
 #include <cuda_bf16.h>
 #include <math.h>
+#include "pdl.cuh"
 
 // kv_append_bf16: writes row r of k and v at position pos[r] of sequence slots[r]'s cache.
 // kc, vc [S, cap, KVD] bf16 (one layer's caches); k, v [rows, KVD] bf16; slots, pos [rows] int32;
@@ -12,6 +13,7 @@
 extern "C" __global__ void __launch_bounds__(128) kv_append_bf16(
     uint4* __restrict__ kc, uint4* __restrict__ vc, const uint4* __restrict__ k, const uint4* __restrict__ v,
     const int* __restrict__ slots, const int* __restrict__ pos, long long cap, long long kvd) {
+    PDL_ENTRY();
     const long long r = blockIdx.x;
     const long long c8 = kvd / 8;
     const long long p = pos[r];
@@ -77,6 +79,7 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_bf16(
     __nv_bfloat16* __restrict__ o, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc,
     const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots, const int* __restrict__ pos,
     long long H, long long KVH, long long D, long long cap, float scale) {
+    PDL_ENTRY();
     extern __shared__ float dec_smem[];
     float* sc = dec_smem;              // [cap] scores, then probabilities
     float* part = dec_smem + cap;      // [128] partial outputs
@@ -148,6 +151,7 @@ extern "C" __global__ void __launch_bounds__(256) decode_attention_d128_bf16(
     __nv_bfloat16* __restrict__ o, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc,
     const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots, const int* __restrict__ pos,
     long long H, long long KVH, long long D, long long cap, float scale) {
+    PDL_ENTRY();
     extern __shared__ float dec_smem[];
     float* sc = dec_smem;                  // [cap]
     float* part = dec_smem + cap;          // [8][128]
@@ -221,6 +225,7 @@ extern "C" __global__ void __launch_bounds__(256) decode_attention_split_d128_bf
     float* __restrict__ part, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ kc,
     const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots, const int* __restrict__ pos,
     long long H, long long KVH, long long cap, float scale) {
+    PDL_ENTRY();
     extern __shared__ float dec_smem[];
     const long long S = gridDim.z;
     float* sc = dec_smem;                  // [ceil(cap / S)]
@@ -300,6 +305,7 @@ extern "C" __global__ void __launch_bounds__(256) decode_attention_split_d128_bf
 // never empty). o [rows, H·128] bf16. grid (H, rows), block 128.
 extern "C" __global__ void __launch_bounds__(128) decode_attention_merge_bf16(
     __nv_bfloat16* __restrict__ o, const float* __restrict__ part, long long H, long long S) {
+    PDL_ENTRY();
     const long long h = blockIdx.x, r = blockIdx.y;
     const int tid = threadIdx.x;
     const float* p = part + (r * H + h) * S * 130;
@@ -362,6 +368,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) decode_attention_gqa_d128_b
     __nv_bfloat16* __restrict__ o, float* __restrict__ part, const __nv_bfloat16* __restrict__ q,
     const __nv_bfloat16* __restrict__ kc, const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots,
     const int* __restrict__ pos, long long H, long long KVH, long long cap, float scale) {
+    PDL_ENTRY();
     __shared__ float sc[GQA_MAXG][GQA_C];          // a chunk's scores, then their exponentials
     __shared__ float corr[GQA_MAXG], ml[2][GQA_MAXG];  // per head: rescale of this chunk; final max, sum
     __shared__ float red[GQA_NW][GQA_MAXG][128];   // the warps' partial outputs

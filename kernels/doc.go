@@ -12,6 +12,11 @@
 // `make kernels-check` (and TestPTXMatchesSource here) fails when a .cu or one of its headers changed
 // without its PTX being regenerated, or when a .cu has no PTX; neither needs nvcc or a GPU.
 //
+// The kernels of a decode step (the Makefile's PDL_SRC) are compiled a second time with -arch=compute_90 into
+// X_sm90.ptx (SM90), where pdl.cuh's programmatic dependent launch instructions are on: on a Hopper card the
+// decoder launches those (gpu/cuda's Device.PDL), so a kernel's prologue overlaps the end of the one before.
+// TestSM90PTXWaits checks that every kernel there waits for its predecessor.
+//
 // Kernel conventions, so that the launchers in package gpu/ops stay uniform:
 //   - extern "C" __global__ functions, named <op>[_<variant>], e.g. nf4_dequant_bf16;
 //   - every parameter a pointer or a 64-bit scalar (long long, unsigned long long, double) or a float:

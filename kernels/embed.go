@@ -36,6 +36,10 @@ func Names() []string {
 	return names
 }
 
+// SM90 ends the name of a kernel file's sm_90 build (nf4_gemv_sm90 beside nf4_gemv): the same kernels with
+// programmatic dependent launch (pdl.cuh), for Hopper.
+const SM90 = "_sm90"
+
 // SourceHashLine is the first line `make kernels` writes into a PTX file: the source's name and SHA-256.
 func SourceHashLine(source string, sha256hex string) string {
 	return "// t2m-source: " + source + " sha256=" + sha256hex

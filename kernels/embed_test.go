@@ -32,13 +32,66 @@ func TestPTXMatchesSource(t *testing.T) {
 			t.Errorf("%s has no PTX: run `make kernels`: %v", src, err)
 			continue
 		}
-		first, _, _ := strings.Cut(ptx, "\n")
-		if first != want {
-			t.Errorf("%s.ptx is stale: first line %q, want %q: run `make kernels` and commit the PTX", name, first, want)
+		for _, v := range []struct{ name, ptx string }{{name, ptx}, {name + SM90, ""}} {
+			if v.ptx == "" {
+				if v.ptx, err = PTX(v.name); err != nil {
+					continue // no sm_90 build of this file
+				}
+			}
+			first, _, _ := strings.Cut(v.ptx, "\n")
+			if first != want {
+				t.Errorf("%s.ptx is stale: first line %q, want %q: run `make kernels` and commit the PTX", v.name, first, want)
+			}
+			if !strings.Contains(v.ptx, ".entry") {
+				t.Errorf("%s.ptx has no kernel entry", v.name)
+			}
 		}
-		if !strings.Contains(ptx, ".entry") {
+	}
+}
+
+// TestSM90PTXWaits fails when a kernel of an sm_90 PTX (launched with programmatic dependent launch, see
+// pdl.cuh) never waits for the kernel before it, or when an sm_80 PTX has those instructions (it must load on
+// cards without them), or when an sm_90 PTX has a kernel its sm_80 twin lacks.
+func TestSM90PTXWaits(t *testing.T) {
+	entryRE := regexp.MustCompile(`\.entry\s+(\w+)`)
+	n := 0
+	for _, name := range Names() {
+		ptx, err := PTX(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, sm90 := strings.CutSuffix(name, SM90)
+		if !sm90 {
+			if strings.Contains(ptx, "griddepcontrol") {
+				t.Errorf("%s.ptx (sm_80) holds griddepcontrol instructions", name)
+			}
+			continue
+		}
+		n++
+		twin, err := PTX(base)
+		if err != nil {
+			t.Fatalf("%s.ptx has no sm_80 twin: %v", name, err)
+		}
+		locs := entryRE.FindAllStringSubmatchIndex(ptx, -1)
+		if len(locs) == 0 {
 			t.Errorf("%s.ptx has no kernel entry", name)
 		}
+		for i, l := range locs {
+			end := len(ptx)
+			if i+1 < len(locs) {
+				end = locs[i+1][0]
+			}
+			k := ptx[l[2]:l[3]]
+			if !strings.Contains(ptx[l[0]:end], "griddepcontrol.wait") {
+				t.Errorf("%s.ptx: kernel %s never calls pdl_wait", name, k)
+			}
+			if !strings.Contains(twin, ".entry "+k+"(") {
+				t.Errorf("%s.ptx: kernel %s is not in %s.ptx", name, k, base)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no sm_90 PTX embedded")
 	}
 }
 
@@ -67,6 +120,7 @@ func sourceHash(src string) (string, error) {
 // TestPTXHasSource fails when a PTX file's source is gone.
 func TestPTXHasSource(t *testing.T) {
 	for _, n := range Names() {
+		n = strings.TrimSuffix(n, SM90)
 		if _, err := os.Stat(n + ".cu"); err != nil {
 			t.Errorf("%s.ptx has no %s.cu beside it: %v", n, n, err)
 		}

@@ -12,6 +12,7 @@
 // Conventions: see kernels/doc.go (extern "C", 64-bit scalars or pointers, float parameters allowed).
 #include <cuda_bf16.h>
 #include <stdint.h>
+#include "pdl.cuh"
 
 #define NF4_GEMV_MAX_ROWS 8
 
@@ -65,6 +66,7 @@ extern "C" __global__ void nf4_gemv(void* __restrict__ y, const __nv_bfloat16* _
                                     const __nv_bfloat16* __restrict__ lora_h,  // [rows, rank], ldh apart
                                     const __nv_bfloat16* __restrict__ lora_b,  // [out, rank]
                                     float lora_scale, long long ldh, long long rank) {
+  PDL_ENTRY();
   __shared__ float map[256];
   __shared__ float levels[16];
   map[threadIdx.x] = code2[threadIdx.x];
@@ -249,6 +251,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   map[threadIdx.x] = code2[threadIdx.x];
   if (threadIdx.x < 16) asm volatile("st.shared.f32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "f"(kGemvLevels[threadIdx.x])
                                     : "memory");
+  pdl_wait();  // the weight's loads and tables above overlap the previous kernel; x and y come after it
   __syncthreads();
   const __nv_bfloat16* xr[NT];
 #pragma unroll
@@ -298,6 +301,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
     }
     cur = nxt;
   }
+  pdl_launch_dependents();  // the next kernel's blocks start once every block is past its main loop
   nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
@@ -417,6 +421,7 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
     const unsigned u = *reinterpret_cast<const unsigned*>(&p);
     reinterpret_cast<uint4*>(lvt)[j] = make_uint4(u, u, u, u);
   }
+  pdl_wait();  // the weight's loads and the table above overlap the previous kernel; x and y come after it
   __syncthreads();
   // x over this thread's inputs of group warp · U, then moved along group by group.
   const uint4* xp[NT];
@@ -474,7 +479,8 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
 #pragma unroll
     for (int j = 0; j < NT; j++) xp[j] += 8 * stride;
   }
-  __syncthreads();  // every warp is done with the table before the tiles overwrite it
+  pdl_launch_dependents();  // the next kernel's blocks start once every block is past its main loop
+  __syncthreads();          // every warp is done with the table before the tiles overwrite it
   nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 

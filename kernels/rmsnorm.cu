@@ -5,6 +5,7 @@
 // Scalar parameters are 64-bit integers or fp32 values: the Go launcher passes every argument in an 8-byte slot.
 #include <cuda_bf16.h>
 #include "bf16x8.cuh"
+#include "pdl.cuh"
 
 #define RMS_THREADS 256
 
@@ -27,6 +28,7 @@ __device__ __forceinline__ float rms_block_sum(float v, float* red) {
 extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_fwd_bf16(
     __nv_bfloat16* __restrict__ y, float* __restrict__ rstd, const __nv_bfloat16* __restrict__ x,
     const __nv_bfloat16* __restrict__ w, long long C, float eps) {
+    PDL_ENTRY();
     __shared__ float red[32];
     const long long row = blockIdx.x;
     const uint4* xr = reinterpret_cast<const uint4*>(x + row * C);
@@ -59,6 +61,7 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_fwd_bf16(
 extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_bwd_bf16(
     __nv_bfloat16* __restrict__ dx, const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x,
     const __nv_bfloat16* __restrict__ w, long long C, float eps) {
+    PDL_ENTRY();
     __shared__ float red[32];
     const long long row = blockIdx.x;
     const uint4* xr = reinterpret_cast<const uint4*>(x + row * C);

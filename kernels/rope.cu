@@ -4,6 +4,7 @@
 // The backward is the inverse rotation (sin -> -sin). Angles and products are fp32, as HF computes
 // inv_freq and freqs in fp32; activations are bf16. y may alias x (in place).
 #include <cuda_bf16.h>
+#include "pdl.cuh"
 
 // rope_bf16: x, y [N, H, D] bf16 (token-major: row n holds its H heads), pos [N] int32 (position of each
 // token), theta the RoPE base, dir +1 forward, -1 backward (apply to dy to get dx).
@@ -11,6 +12,7 @@
 extern "C" __global__ void __launch_bounds__(256) rope_bf16(
     __nv_bfloat16* y, const __nv_bfloat16* x, const int* __restrict__ pos, long long N, long long H, long long D,
     float theta, float dir) {
+    PDL_ENTRY();
     const long long half = D / 2;
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= N * H * half) return;
@@ -38,6 +40,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_bf16(
 // rope_table_f32: pos [N] int32 -> cs [N, D/2] float2 (cos, sin). grid ceil(N*D/2 / 256), block 256.
 extern "C" __global__ void __launch_bounds__(256) rope_table_f32(
     float2* __restrict__ cs, const int* __restrict__ pos, long long N, long long D, float theta) {
+    PDL_ENTRY();
     const long long half = D / 2;
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= N * half) return;
@@ -53,6 +56,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_table_f32(
 extern "C" __global__ void __launch_bounds__(256) rope_apply_bf16(
     __nv_bfloat16* y, const __nv_bfloat16* x, const float2* __restrict__ cs, long long N, long long H, long long D,
     float dir) {
+    PDL_ENTRY();
     const long long half = D / 2, per = half / 8;
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= N * H * per) return;

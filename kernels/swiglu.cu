@@ -4,11 +4,13 @@
 // grid ceil(N*I/8 / 256), block 256.
 #include <cuda_bf16.h>
 #include "bf16x8.cuh"
+#include "pdl.cuh"
 
 
 // swiglu_fwd_bf16: gate, up [n] bf16 -> h [n] bf16; n8 = n/8.
 extern "C" __global__ void __launch_bounds__(256) swiglu_fwd_bf16(
     uint4* __restrict__ h, const uint4* __restrict__ gate, const uint4* __restrict__ up, long long n8) {
+    PDL_ENTRY();
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n8) return;
     float g[8], u[8];
@@ -23,6 +25,7 @@ extern "C" __global__ void __launch_bounds__(256) swiglu_fwd_bf16(
 extern "C" __global__ void __launch_bounds__(256) swiglu_bwd_bf16(
     uint4* __restrict__ dgate, uint4* __restrict__ dup, const uint4* __restrict__ dh, const uint4* __restrict__ gate,
     const uint4* __restrict__ up, long long n8) {
+    PDL_ENTRY();
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n8) return;
     float d[8], g[8], u[8], dg[8], du[8];

@@ -3,6 +3,7 @@
 // Small C helpers for what gorgonia.org/cu lacks; see cgo_cuda.go.
 #define _GNU_SOURCE
 #include "cgo_cuda.h"
+#include <string.h>
 
 #include <dlfcn.h>
 #include <stddef.h>
@@ -39,6 +40,25 @@ int t2m_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
   if (nargs > T2M_MAX_KERNEL_ARGS) return (int)CUDA_ERROR_INVALID_VALUE;
   for (int i = 0; i < nargs; i++) params[i] = &args[i];
   return (int)cuLaunchKernel(f, gx, gy, gz, bx, by, bz, smem, s, params, NULL);
+}
+
+// t2m_launch_pdl is t2m_launch with programmatic stream serialization: f may start before the kernel ahead
+// of it on s has finished (it must wait for it with griddepcontrol.wait, kernels/pdl.cuh).
+int t2m_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned smem, CUstream s, unsigned long long* args, int nargs) {
+  void* params[T2M_MAX_KERNEL_ARGS];
+  if (nargs > T2M_MAX_KERNEL_ARGS) return (int)CUDA_ERROR_INVALID_VALUE;
+  for (int i = 0; i < nargs; i++) params[i] = &args[i];
+  CUlaunchAttribute attr;
+  memset(&attr, 0, sizeof attr);
+  attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attr.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.gridDimX = gx, cfg.gridDimY = gy, cfg.gridDimZ = gz;
+  cfg.blockDimX = bx, cfg.blockDimY = by, cfg.blockDimZ = bz;
+  cfg.sharedMemBytes = smem, cfg.hStream = s, cfg.attrs = &attr, cfg.numAttrs = 1;
+  return (int)cuLaunchKernelEx(&cfg, f, params, NULL);
 }
 
 // ---- cuBLAS, loaded at run time -------------------------------------------------------------------------

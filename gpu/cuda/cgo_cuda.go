@@ -45,8 +45,9 @@ func rawFunction(f cu.Function) C.CUfunction { return *(*C.CUfunction)(unsafe.Po
 // rawStream is the CUstream inside a cu.Stream (a struct of one C pointer).
 func rawStream(s cu.Stream) C.CUstream { return *(*C.CUstream)(unsafe.Pointer(&s)) }
 
-// launchRaw launches f with args, each an 8-byte slot, without allocating.
-func launchRaw(f cu.Function, grid, block Dim3, smem int, s cu.Stream, args []uint64) error {
+// launchRaw launches f with args, each an 8-byte slot, without allocating; with pdl, with programmatic stream
+// serialization (f may start before the kernel ahead of it on s has finished: kernels/pdl.cuh).
+func launchRaw(f cu.Function, grid, block Dim3, smem int, s cu.Stream, args []uint64, pdl bool) error {
 	if len(args) > C.T2M_MAX_KERNEL_ARGS {
 		return fmt.Errorf("%d kernel arguments, at most %d", len(args), C.T2M_MAX_KERNEL_ARGS)
 	}
@@ -54,9 +55,11 @@ func launchRaw(f cu.Function, grid, block Dim3, smem int, s cu.Stream, args []ui
 	if len(args) > 0 {
 		argp = (*C.ulonglong)(unsafe.Pointer(&args[0]))
 	}
-	r := C.t2m_launch(rawFunction(f), C.uint(grid.X), C.uint(grid.Y), C.uint(grid.Z),
-		C.uint(block.X), C.uint(block.Y), C.uint(block.Z), C.uint(smem), rawStream(s), argp, C.int(len(args)))
-	return cuErr(int(r))
+	gx, gy, gz, bx, by, bz := C.uint(grid.X), C.uint(grid.Y), C.uint(grid.Z), C.uint(block.X), C.uint(block.Y), C.uint(block.Z)
+	if pdl {
+		return cuErr(int(C.t2m_launch_pdl(rawFunction(f), gx, gy, gz, bx, by, bz, C.uint(smem), rawStream(s), argp, C.int(len(args)))))
+	}
+	return cuErr(int(C.t2m_launch(rawFunction(f), gx, gy, gz, bx, by, bz, C.uint(smem), rawStream(s), argp, C.int(len(args)))))
 }
 
 // setMaxDynamicSmem raises f's limit of dynamic shared memory (needed above 48 KB).

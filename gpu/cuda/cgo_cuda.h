@@ -14,6 +14,9 @@ int t2m_cuinit_status(void);
 int t2m_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                unsigned smem, CUstream s, unsigned long long* args, int nargs);
 
+int t2m_launch_pdl(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned smem, CUstream s, unsigned long long* args, int nargs);
+
 int t2m_graph_begin(CUstream s);
 int t2m_graph_end(CUstream s, CUgraph* g);
 int t2m_graph_instantiate(CUgraphExec* e, CUgraph g);

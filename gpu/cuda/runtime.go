@@ -22,6 +22,13 @@ type Device struct {
 	TotalMB int64
 	CC      [2]int // compute capability
 
+	// PDL makes launches of kernels that have an sm_90 build (kernels.SM90) use it with programmatic dependent
+	// launch on a Hopper card: each may start while the kernel before it on its stream finishes, and waits for
+	// it inside (kernels/pdl.cuh). The decoder sets it around its forwards; kernels without such a build, and
+	// older cards, launch as usual.
+	PDL         bool
+	pdlLaunches int
+
 	dev    cu.Device
 	ctx    cu.CUContext
 	Stream cu.Stream
@@ -42,8 +49,15 @@ type Device struct {
 
 // Kernel is one __global__ function of an embedded PTX module.
 type Kernel struct {
-	Name string
-	fn   cu.Function
+	Name       string
+	file, name string
+	fn         cu.Function
+	// sm90 is the same kernel from the file's sm_90 build (kernels.SM90), loaded by the first launch with
+	// Device.PDL; sm90Err says why there is none (the card is older, or the file has no such build).
+	sm90    cu.Function
+	sm90Err error
+	sm90Got bool
+	maxSmem int // SetMaxDynamicSmem's bytes, for sm90 too
 }
 
 // Count is the number of GPUs this process sees, or why none can be used.
@@ -166,15 +180,58 @@ func (d *Device) Kernel(file, name string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpu: kernel %s not in kernels/%s.ptx: %w", name, file, err)
 	}
-	k := &Kernel{Name: key, fn: fn}
+	k := &Kernel{Name: key, file: file, name: name, fn: fn}
 	d.kernels[key] = k
 	return k, nil
+}
+
+// PDLLaunches is how many kernels d has launched with programmatic dependent launch (tests).
+func (d *Device) PDLLaunches() int { return d.pdlLaunches }
+
+// sm90Function is k from its file's sm_90 build, loaded on first use (see Kernel.sm90).
+func (d *Device) sm90Function(k *Kernel) (cu.Function, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if k.sm90Got {
+		return k.sm90, k.sm90Err
+	}
+	k.sm90Got = true
+	file := k.file + kernels.SM90
+	mod, ok := d.modules[file]
+	switch {
+	case ok:
+	case d.CC[0] < 9:
+		k.sm90Err = fmt.Errorf("compute capability %d.%d has no programmatic dependent launch", d.CC[0], d.CC[1])
+		return k.sm90, k.sm90Err
+	default:
+		ptx, err := kernels.PTX(file)
+		if err != nil {
+			k.sm90Err = err
+			return k.sm90, err
+		}
+		if mod, err = cu.LoadData(ptx); err != nil {
+			k.sm90Err = fmt.Errorf("gpu: loading kernels/%s.ptx on %s: %w", file, d.Name, err)
+			return k.sm90, k.sm90Err
+		}
+		d.modules[file] = mod
+	}
+	k.sm90, k.sm90Err = mod.Function(k.name)
+	if k.sm90Err == nil && k.maxSmem > 0 {
+		k.sm90Err = setMaxDynamicSmem(k.sm90, k.maxSmem)
+	}
+	return k.sm90, k.sm90Err
 }
 
 // SetMaxDynamicSmem allows k to be launched with up to bytes of dynamic shared memory (above 48 KB).
 func (k *Kernel) SetMaxDynamicSmem(bytes int) error {
 	if err := setMaxDynamicSmem(k.fn, bytes); err != nil {
 		return fmt.Errorf("gpu: %s: raising dynamic shared memory to %d bytes: %w", k.Name, bytes, err)
+	}
+	k.maxSmem = bytes
+	if k.sm90Got && k.sm90Err == nil {
+		if err := setMaxDynamicSmem(k.sm90, bytes); err != nil {
+			return fmt.Errorf("gpu: %s (sm_90): raising dynamic shared memory to %d bytes: %w", k.Name, bytes, err)
+		}
 	}
 	return nil
 }
@@ -241,7 +298,16 @@ func (d *Device) LaunchOn(s cu.Stream, k *Kernel, grid, block Dim3, smem int, ar
 	if grid.X <= 0 || grid.Y <= 0 || grid.Z <= 0 || block.X <= 0 || block.Y <= 0 || block.Z <= 0 {
 		return fmt.Errorf("gpu: launching %s: empty grid %v or block %v", k.Name, grid, block)
 	}
-	if err := launchRaw(k.fn, grid, block, smem, s, slots[:len(args)]); err != nil {
+	fn, pdl := k.fn, false
+	if d.PDL {
+		if f, err := d.sm90Function(k); err == nil {
+			fn, pdl = f, true
+		}
+	}
+	if pdl {
+		d.pdlLaunches++
+	}
+	if err := launchRaw(fn, grid, block, smem, s, slots[:len(args)], pdl); err != nil {
 		return fmt.Errorf("gpu: launching %s grid %v block %v smem %d: %w", k.Name, grid, block, smem, err)
 	}
 	return nil
