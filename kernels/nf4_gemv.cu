@@ -498,6 +498,10 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
 
 // nf4_gemv_lv_n8: rows ≤ 8; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
 NF4_GEMV_LV(nf4_gemv_lv_n8, 1, 4, 4)
+// nf4_gemv_lv_n8u8, _n16u8: 8 groups in flight per warp instead of 4, at 2 blocks per SM (for weights whose
+// output tiles fit in one wave of those).
+NF4_GEMV_LV(nf4_gemv_lv_n8u8, 1, 8, 2)
+NF4_GEMV_LV(nf4_gemv_lv_n16u8, 2, 8, 2)
 // nf4_gemv_lv_n16: rows ≤ 16.
 NF4_GEMV_LV(nf4_gemv_lv_n16, 2, 4, 3)
 // nf4_gemv_lv_n32: rows ≤ 32.

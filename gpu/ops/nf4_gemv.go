@@ -5,6 +5,8 @@ package ops
 import (
 	"fmt"
 	"math/bits"
+	"os"
+	"strconv"
 
 	"gorgonia.org/cu"
 
@@ -34,6 +36,16 @@ func nf4GEMVMMA(w *NF4Weight) bool {
 func nf4GEMVLevels(w *NF4Weight) bool {
 	return nf4GEMVFactored && nf4GEMVMMA(w) && w.Cols%64 == 0 && w.BlockSize%64 == 0
 }
+
+// nf4U8Tiles is the most output tiles of a weight the factored kernels read with 8 groups in flight per warp
+// (nf4_gemv_lv_n8u8, _n16u8: 2 blocks per SM, so every tile fits in one wave) instead of 4 (3-4 blocks per
+// SM). Experiment: T2M_NF4_U8_TILES overrides it.
+var nf4U8Tiles = func() int {
+	if n, err := strconv.Atoi(os.Getenv("T2M_NF4_U8_TILES")); err == nil {
+		return n
+	}
+	return 2 * decodeSMs
+}()
 
 // nf4GEMVFactored selects the factored kernels where they apply; tests turn it off to check the exact ones.
 var nf4GEMVFactored = true
@@ -147,6 +159,9 @@ func NF4GEMVFusedOn(d *cuda.Device, s cu.Stream, a NF4GEMVArgs) error {
 	name := "nf4_gemv_mma_" + tile
 	if nf4GEMVLevels(w) {
 		name = "nf4_gemv_lv_" + tile
+		if tile != "n32" && (w.Rows+15)/16 <= nf4U8Tiles {
+			name += "u8"
+		}
 	}
 	k, err := d.Kernel("nf4_gemv", name)
 	if err != nil {

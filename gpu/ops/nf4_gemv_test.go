@@ -21,8 +21,10 @@ import (
 // rows: each of n8, n16 and n32, rows not a multiple of 8; 37 outputs not a multiple of the 16 per block; 96
 // inputs not a multiple of the 128 per chunk, so the last chunk is partial; 18944 = the 7B's intermediate
 // size, 148 chunks over the 8 warps of a block); [37, 192] with three 64-input groups for fewer than the 8
-// warps. Where in is a multiple of 64 (1..32 rows), also the factored kernels (nf4_gemv_lv_*) against their
-// twin (bf16(level) · absmax as the weight), which must give other fp32 outputs than the exact ones.
+// warps; [4240, 128], more output tiles than nf4U8Tiles (the others have fewer), so the factored kernels
+// with 4 groups in flight per warp rather than 8. Where in is a multiple of 64 (1..32 rows), also the
+// factored kernels (nf4_gemv_lv_*) against their twin (bf16(level) · absmax as the weight), which must give
+// other fp32 outputs than the exact ones.
 // fp32 output: the sums differ only in order (1e-5 of the row's magnitude); bf16: one rounding more.
 func TestNF4GEMVParity(t *testing.T) {
 	d := cudatest.Device(t)
@@ -33,7 +35,7 @@ func TestNF4GEMVParity(t *testing.T) {
 		out, in int
 		rows    []int
 	}{{37, 200, []int{1, 3, 8}}, {64, 3584, []int{1, 3, 8, 9, 16, 17, 32}}, {37, 96, []int{1, 5, 16, 32}},
-		{40, 18944, []int{2, 13, 27}}, {37, 192, []int{1, 8, 11, 32}}} {
+		{40, 18944, []int{2, 13, 27}}, {37, 192, []int{1, 8, 11, 32}}, {4240, 128, []int{1, 8, 16}}} {
 		out, in := s.out, s.in
 		q := quantRandom(t, rng, out, in)
 		h, err := NF4HostFromQuant(q)
