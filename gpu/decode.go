@@ -246,16 +246,16 @@ func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, row
 // the heads rows of the final hidden states listed in meta (prefill), or every row when heads is 0 (steps),
 // and leaves their logits [heads or rows, V] fp32 in g.logits.
 func (g *decoder) forward(rows int, attend func(l int) error, heads int) error {
-	if g.pdl {
-		g.d.PDL = true
-		defer func() { g.d.PDL = false }()
-	}
 	o := &devOps{g: g, rows: rows, attend: attend, heads: heads}
 	if g.prof != nil && heads == 0 { // a profiled step: each op between two events, all on the main stream
 		if _, err := model.Forward[cuda.Buffer](&timedOps{inner: o, d: g.d, p: g.prof}, g.w.w); err != nil {
 			return err
 		}
 		return g.prof.collect()
+	}
+	if g.pdl {
+		g.d.PDL = true
+		defer func() { g.d.PDL = false }()
 	}
 	if g.overlap {
 		if g.ov == nil {

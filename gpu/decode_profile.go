@@ -130,8 +130,8 @@ func (t *timedOps) LMHead(w *model.Frozen, x cuda.Buffer) (cuda.Buffer, error) {
 }
 
 // SetProfile turns the timing of decode steps op by op on or off (and clears what was timed). While on,
-// steps run eagerly (no CUDA graphs, no side streams, residual adds apart from the GEMVs) with two events around
-// each op, which adds host time between launches; each op's device time stays its kernels'.
+// steps run eagerly (no CUDA graphs, side streams or dependent launches, residual adds apart from the GEMVs)
+// with two events around each op, which adds host time between launches; each op's device time stays its kernels'.
 func (g *gpuGenerator) SetProfile(on bool) {
 	g.dec.prof = nil
 	if on {
