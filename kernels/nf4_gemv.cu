@@ -162,6 +162,24 @@ __device__ __forceinline__ void nf4_word4(unsigned w, float sc, unsigned tbl, un
   }
 }
 
+// nf4_rows is what thread (g, t) of a block's tile of 16 outputs reads codes for: outputs g and g + 8 of the
+// tile (clamped to the last output: those past the end are computed, not stored), their element indices ea and
+// eb at the thread's first input, and the code bytes there (ca, cb).
+struct nf4_rows {
+  unsigned ea, eb;
+  const uint8_t* ca;
+  const uint8_t* cb;
+};
+
+// nf4_rows_at is nf4_rows of the tile at output o0, for a thread whose first input is first.
+__device__ __forceinline__ nf4_rows nf4_rows_at(const uint8_t* codes, int o0, int g, int out, int in, unsigned first) {
+  const int oa = min(o0 + g, out - 1), ob = min(o0 + g + 8, out - 1);
+  nf4_rows r;
+  r.ea = (unsigned)oa * (unsigned)in + first, r.eb = (unsigned)ob * (unsigned)in + first;
+  r.ca = codes + r.ea / 2u, r.cb = codes + r.eb / 2u;
+  return r;
+}
+
 // nf4_mma_load issues the code loads of chunks c0 .. c0 + NF4_MMA_U − 1 (those that exist; others are zero)
 // and of their absmax bytes and second-level scales, whose scales are formed once the shared map is ready.
 struct nf4_mma_chunk {
@@ -170,18 +188,18 @@ struct nf4_mma_chunk {
   float a2[NF4_MMA_U], b2[NF4_MMA_U];     // second-level scales
 };
 
-__device__ __forceinline__ void nf4_mma_load(nf4_mma_chunk& k, int c0, int nch, int in, int t, const uint8_t* ca,
-                                             const uint8_t* cb, unsigned ea, unsigned eb, unsigned bsh, unsigned bs2h,
-                                             const uint8_t* __restrict__ absmax_q, const float* __restrict__ absmax2) {
+__device__ __forceinline__ void nf4_mma_load(nf4_mma_chunk& k, int c0, int nch, int in, int t, nf4_rows w,
+                                             unsigned bsh, unsigned bs2h, const uint8_t* __restrict__ absmax_q,
+                                             const float* __restrict__ absmax2) {
 #pragma unroll
   for (int u = 0; u < NF4_MMA_U; u++) {
     k.qa[u] = k.qb[u] = make_uint4(0, 0, 0, 0);
     k.aq[u] = k.bq[u] = 0;
     k.a2[u] = k.b2[u] = 0.f;
     if (c0 + u < nch && (c0 + u) * 128 + 32 * t < in) {
-      k.qa[u] = __ldg(reinterpret_cast<const uint4*>(ca + (c0 + u) * 64));
-      k.qb[u] = __ldg(reinterpret_cast<const uint4*>(cb + (c0 + u) * 64));
-      const unsigned ba = (ea + 128u * (c0 + u)) >> bsh, bb = (eb + 128u * (c0 + u)) >> bsh;
+      k.qa[u] = __ldg(reinterpret_cast<const uint4*>(w.ca + (c0 + u) * 64));
+      k.qb[u] = __ldg(reinterpret_cast<const uint4*>(w.cb + (c0 + u) * 64));
+      const unsigned ba = (w.ea + 128u * (c0 + u)) >> bsh, bb = (w.eb + 128u * (c0 + u)) >> bsh;
       k.aq[u] = __ldg(absmax_q + ba);
       k.bq[u] = __ldg(absmax_q + bb);
       k.a2[u] = __ldg(absmax2 + (ba >> bs2h));
@@ -237,16 +255,12 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   const unsigned bsh = (unsigned)bs_shift, bs2h = (unsigned)bs2_shift;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int o0 = blockIdx.x * 16;
-  // Outputs past the end read the last row (their results are not stored); likewise x rows past rows.
-  const int oa = min(o0 + g, out - 1), ob = min(o0 + g + 8, out - 1);
-  const unsigned ea = (unsigned)oa * (unsigned)in + 32u * t, eb = (unsigned)ob * (unsigned)in + 32u * t;
-  const uint8_t* ca = codes + ea / 2u;
-  const uint8_t* cb = codes + eb / 2u;
+  const nf4_rows wr = nf4_rows_at(codes, o0, g, out, in, 32u * t);  // x rows past rows read the last one
   const int nch = (in + 127) / 128;
   const int stride = NF4_MMA_WARPS * NF4_MMA_U;
   // The first chunks' loads go out before the tables are built: their latency overlaps the prologue's.
   nf4_mma_chunk cur;
-  nf4_mma_load(cur, warp * NF4_MMA_U, nch, in, t, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+  nf4_mma_load(cur, warp * NF4_MMA_U, nch, in, t, wr, bsh, bs2h, absmax_q, absmax2);
   const unsigned tbl = ((unsigned)__cvta_generic_to_shared(lvs) + 255u) & ~255u;
   map[threadIdx.x] = code2[threadIdx.x];
   if (threadIdx.x < 16) asm volatile("st.shared.f32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "f"(kGemvLevels[threadIdx.x])
@@ -264,7 +278,7 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   for (int c0 = warp * NF4_MMA_U; c0 < nch; c0 += stride) {
     nf4_mma_chunk nxt;
     if (c0 + stride < nch)
-      nf4_mma_load(nxt, c0 + stride, nch, in, t, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+      nf4_mma_load(nxt, c0 + stride, nch, in, t, wr, bsh, bs2h, absmax_q, absmax2);
     float sa[NF4_MMA_U], sb[NF4_MMA_U];
 #pragma unroll
     for (int u = 0; u < NF4_MMA_U; u++) {
@@ -354,18 +368,18 @@ struct nf4_lv_groups {
 
 // nf4_lv_load issues the loads of groups c0 .. c0 + U − 1 (those below ngr; others are left zero).
 template <int U>
-__device__ __forceinline__ void nf4_lv_load(nf4_lv_groups<U>& k, int c0, int ngr, const uint8_t* ca, const uint8_t* cb,
-                                            unsigned ea, unsigned eb, unsigned bsh, unsigned bs2h,
-                                            const uint8_t* __restrict__ absmax_q, const float* __restrict__ absmax2) {
+__device__ __forceinline__ void nf4_lv_load(nf4_lv_groups<U>& k, int c0, int ngr, nf4_rows w, unsigned bsh,
+                                            unsigned bs2h, const uint8_t* __restrict__ absmax_q,
+                                            const float* __restrict__ absmax2) {
 #pragma unroll
   for (int u = 0; u < U; u++) {
     k.qa[u] = k.qb[u] = make_uint2(0, 0);
     k.aq[u] = k.bq[u] = 0;
     k.a2[u] = k.b2[u] = 0.f;
     if (c0 + u < ngr) {
-      k.qa[u] = __ldg(reinterpret_cast<const uint2*>(ca + (c0 + u) * 32));
-      k.qb[u] = __ldg(reinterpret_cast<const uint2*>(cb + (c0 + u) * 32));
-      const unsigned ba = (ea + 64u * (c0 + u)) >> bsh, bb = (eb + 64u * (c0 + u)) >> bsh;
+      k.qa[u] = __ldg(reinterpret_cast<const uint2*>(w.ca + (c0 + u) * 32));
+      k.qb[u] = __ldg(reinterpret_cast<const uint2*>(w.cb + (c0 + u) * 32));
+      const unsigned ba = (w.ea + 64u * (c0 + u)) >> bsh, bb = (w.eb + 64u * (c0 + u)) >> bsh;
       k.aq[u] = __ldg(absmax_q + ba);
       k.bq[u] = __ldg(absmax_q + bb);
       k.a2[u] = __ldg(absmax2 + (ba >> bs2h));
@@ -405,14 +419,10 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
   const unsigned bsh = (unsigned)bs_shift, bs2h = (unsigned)bs2_shift;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int o0 = blockIdx.x * 16;
-  // Outputs past the end read the last row (their results are not stored); likewise x rows past rows.
-  const int oa = min(o0 + g, out - 1), ob = min(o0 + g + 8, out - 1);
-  const unsigned ea = (unsigned)oa * (unsigned)in + 16u * t, eb = (unsigned)ob * (unsigned)in + 16u * t;
-  const uint8_t* ca = codes + ea / 2u;
-  const uint8_t* cb = codes + eb / 2u;
+  const nf4_rows wr = nf4_rows_at(codes, o0, g, out, in, 16u * t);  // x rows past rows read the last one
   const int ngr = in / 64, stride = NF4_MMA_WARPS * U;
   nf4_lv_groups<U> cur;
-  nf4_lv_load(cur, warp * U, ngr, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+  nf4_lv_load(cur, warp * U, ngr, wr, bsh, bs2h, absmax_q, absmax2);
   map[threadIdx.x] = code2[threadIdx.x];
   const unsigned lane4 = 4u * (unsigned)lane;
   // 16-byte stores of 4 lanes' copies, consecutive across the warp (no bank conflicts): entry j / 8.
@@ -475,7 +485,7 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
         acc[j][3] = fmaf(sb, part[j][3], acc[j][3]);
       }
     }
-    if (c0 + stride < ngr) nf4_lv_load(cur, c0 + stride, ngr, ca, cb, ea, eb, bsh, bs2h, absmax_q, absmax2);
+    if (c0 + stride < ngr) nf4_lv_load(cur, c0 + stride, ngr, wr, bsh, bs2h, absmax_q, absmax2);
 #pragma unroll
     for (int j = 0; j < NT; j++) xp[j] += 8 * stride;
   }
