@@ -74,15 +74,15 @@ PDL_PTX := $(PDL_SRC:%=kernels/%_sm90.ptx)
 
 kernels: $(KERNEL_PTX) $(PDL_PTX)
 
+# PTX_FOR(arch) compiles the rule's .cu to its target for compute_<arch>, the source hash line first.
+PTX_FOR = $(NVCC) -arch=compute_$(1) -O3 -ptx -o $@.tmp $< && \
+	$(KHASH) && { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@ && rm -f $@.tmp
+
 kernels/%_sm90.ptx: kernels/%.cu $(wildcard kernels/*.cuh)
-	$(NVCC) -arch=compute_90 -O3 -ptx -o $@.tmp $<
-	$(KHASH); { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@
-	rm -f $@.tmp
+	$(call PTX_FOR,90)
 
 kernels/%.ptx: kernels/%.cu $(wildcard kernels/*.cuh)
-	$(NVCC) -arch=compute_80 -O3 -ptx -o $@.tmp $<
-	$(KHASH); { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@
-	rm -f $@.tmp
+	$(call PTX_FOR,80)
 
 # kernels-check fails when a .cu (or a header it includes) changed without its PTX (and its _sm90 PTX) being
 # regenerated, or a .cu has no PTX. It needs neither nvcc nor a GPU (CI runs it).
