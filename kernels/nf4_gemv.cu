@@ -359,31 +359,63 @@ NF4_GEMV_MMA(nf4_gemv_mma_n32, 4)
 // Codes 8-byte aligned, x's rows (ldx) 16-byte aligned; block sizes powers of two passed as log2; out · in
 // < 2^32. grid ceil(out / 16), block 256.
 
-template <int U>
+// nf4_lv_groups holds a thread's loads of U groups for its two outputs. With VEC (block size 64, in a
+// multiple of 64·U, the second-level block size a multiple of U) the U groups of a round are U consecutive
+// absmax bytes, 4-byte aligned, under one second-level scale: a 4-byte load per 4 codes and one scale per output
+// instead of U of each (12 registers fewer at U = 4, so 5 blocks fit an SM where 4 did).
+template <int U, bool VEC>
 struct nf4_lv_groups {
-  uint2 qa[U], qb[U];      // code bytes of outputs g and g + 8
-  unsigned aq[U], bq[U];  // absmax codes
-  float a2[U], b2[U];     // second-level scales
+  uint2 qa[U], qb[U];                              // code bytes of outputs g and g + 8
+  unsigned aq[VEC ? U / 4 : U], bq[VEC ? U / 4 : U];  // absmax codes: one per group, or 4 per word
+  float a2[VEC ? 1 : U], b2[VEC ? 1 : U];          // second-level scales
+  // code and scale2 are group u's absmax code and second-level scale of output g (b: g + 8).
+  __device__ __forceinline__ unsigned code(bool b, int u) const {
+    const unsigned* q = b ? bq : aq;
+    return VEC ? (q[u >> 2] >> (8 * (u & 3))) & 0xffu : q[u];
+  }
+  __device__ __forceinline__ float scale2(bool b, int u) const { return (b ? b2 : a2)[VEC ? 0 : u]; }
 };
 
-// nf4_lv_load issues the loads of groups c0 .. c0 + U − 1 (those below ngr; others are left zero).
-template <int U>
-__device__ __forceinline__ void nf4_lv_load(nf4_lv_groups<U>& k, int c0, int ngr, nf4_rows w, unsigned bsh,
+// nf4_lv_load issues the loads of groups c0 .. c0 + U − 1 (those below ngr; others are left zero; with VEC a
+// round is whole or absent).
+template <int U, bool VEC>
+__device__ __forceinline__ void nf4_lv_load(nf4_lv_groups<U, VEC>& k, int c0, int ngr, nf4_rows w, unsigned bsh,
                                             unsigned bs2h, const uint8_t* __restrict__ absmax_q,
                                             const float* __restrict__ absmax2) {
 #pragma unroll
   for (int u = 0; u < U; u++) {
     k.qa[u] = k.qb[u] = make_uint2(0, 0);
-    k.aq[u] = k.bq[u] = 0;
-    k.a2[u] = k.b2[u] = 0.f;
     if (c0 + u < ngr) {
       k.qa[u] = __ldg(reinterpret_cast<const uint2*>(w.ca + (c0 + u) * 32));
       k.qb[u] = __ldg(reinterpret_cast<const uint2*>(w.cb + (c0 + u) * 32));
-      const unsigned ba = (w.ea + 64u * (c0 + u)) >> bsh, bb = (w.eb + 64u * (c0 + u)) >> bsh;
-      k.aq[u] = __ldg(absmax_q + ba);
-      k.bq[u] = __ldg(absmax_q + bb);
-      k.a2[u] = __ldg(absmax2 + (ba >> bs2h));
-      k.b2[u] = __ldg(absmax2 + (bb >> bs2h));
+    }
+  }
+  if (VEC) {
+#pragma unroll
+    for (int i = 0; i < (VEC ? U / 4 : 0); i++) k.aq[i] = k.bq[i] = 0;
+    k.a2[0] = k.b2[0] = 0.f;
+    if (c0 < ngr) {
+      const unsigned ba = (w.ea + 64u * c0) >> bsh, bb = (w.eb + 64u * c0) >> bsh;
+#pragma unroll
+      for (int i = 0; i < (VEC ? U / 4 : 0); i++) {
+        k.aq[i] = __ldg(reinterpret_cast<const unsigned*>(absmax_q + ba) + i);
+        k.bq[i] = __ldg(reinterpret_cast<const unsigned*>(absmax_q + bb) + i);
+      }
+      k.a2[0] = __ldg(absmax2 + (ba >> bs2h));
+      k.b2[0] = __ldg(absmax2 + (bb >> bs2h));
+    }
+  } else {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      k.aq[u] = k.bq[u] = 0;
+      k.a2[u] = k.b2[u] = 0.f;
+      if (c0 + u < ngr) {
+        const unsigned ba = (w.ea + 64u * (c0 + u)) >> bsh, bb = (w.eb + 64u * (c0 + u)) >> bsh;
+        k.aq[u] = __ldg(absmax_q + ba);
+        k.bq[u] = __ldg(absmax_q + bb);
+        k.a2[u] = __ldg(absmax2 + (ba >> bs2h));
+        k.b2[u] = __ldg(absmax2 + (bb >> bs2h));
+      }
     }
   }
 }
@@ -401,7 +433,7 @@ __device__ __forceinline__ unsigned nf4_lv_pair(const unsigned* lvt, unsigned w,
 // its space after the main loop.
 #define NF4_LV_WORDS (256 * 32)
 
-template <int NT, int U>
+template <int NT, int U, bool VEC>
 __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
                                             const uint8_t* __restrict__ codes, const uint8_t* __restrict__ absmax_q,
                                             const float* __restrict__ code2, const float* __restrict__ absmax2,
@@ -421,7 +453,7 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
   const int o0 = blockIdx.x * 16;
   const nf4_rows wr = nf4_rows_at(codes, o0, g, out, in, 16u * t);  // x rows past rows read the last one
   const int ngr = in / 64, stride = NF4_MMA_WARPS * U;
-  nf4_lv_groups<U> cur;
+  nf4_lv_groups<U, VEC> cur;
   nf4_lv_load(cur, warp * U, ngr, wr, bsh, bs2h, absmax_q, absmax2);
   map[threadIdx.x] = code2[threadIdx.x];
   const unsigned lane4 = 4u * (unsigned)lane;
@@ -449,8 +481,8 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
     for (int u = 0; u < U; u++) {
       if (c0 + u >= ngr) break;  // the same for the whole warp: mma.sync needs every lane
       // Rounded as bitsandbytes does it (absmax dequantized to fp32 first, then the offset added): no FMA.
-      const float sa = __fadd_rn(__fmul_rn(map[cur.aq[u]], cur.a2[u]), offset);
-      const float sb = __fadd_rn(__fmul_rn(map[cur.bq[u]], cur.b2[u]), offset);
+      const float sa = __fadd_rn(__fmul_rn(map[cur.code(false, u)], cur.scale2(false, u)), offset);
+      const float sb = __fadd_rn(__fmul_rn(map[cur.code(true, u)], cur.scale2(true, u)), offset);
       uint4 xv[NT][2];
 #pragma unroll
       for (int j = 0; j < NT; j++) {
@@ -494,25 +526,31 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
   nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
-#define NF4_GEMV_LV(NAME, NT, U, MINB)                                                                             \
-  extern "C" __global__ void __launch_bounds__(256, MINB) NAME(                                                          \
-      void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                \
-      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,    \
-      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,         \
-      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,            \
-      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,        \
-      long long ldh, long long rank) {                                                                             \
-    nf4_gemv_lv<NT, U>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,      \
-                    bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                               \
+#define NF4_GEMV_LV(NAME, NT, U, VEC, MINB)                                                                           \
+  extern "C" __global__ void __launch_bounds__(256, MINB) NAME(                                                       \
+      void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                   \
+      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,       \
+      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,            \
+      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,               \
+      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,           \
+      long long ldh, long long rank) {                                                                                \
+    nf4_gemv_lv<NT, U, VEC>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,   \
+                    bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                                   \
   }
 
 // nf4_gemv_lv_n8: rows ≤ 8; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
-NF4_GEMV_LV(nf4_gemv_lv_n8, 1, 4, 4)
+NF4_GEMV_LV(nf4_gemv_lv_n8, 1, 4, false, 4)
+// nf4_gemv_lv_n16: rows ≤ 16.
+NF4_GEMV_LV(nf4_gemv_lv_n16, 2, 4, false, 3)
+// nf4_gemv_lv_n32: rows ≤ 32.
+NF4_GEMV_LV(nf4_gemv_lv_n32, 4, 4, false, 2)
 // nf4_gemv_lv_n8u8, _n16u8: 8 groups in flight per warp instead of 4, at 2 blocks per SM (for weights whose
 // output tiles fit in one wave of those).
-NF4_GEMV_LV(nf4_gemv_lv_n8u8, 1, 8, 2)
-NF4_GEMV_LV(nf4_gemv_lv_n16u8, 2, 8, 2)
-// nf4_gemv_lv_n16: rows ≤ 16.
-NF4_GEMV_LV(nf4_gemv_lv_n16, 2, 4, 3)
-// nf4_gemv_lv_n32: rows ≤ 32.
-NF4_GEMV_LV(nf4_gemv_lv_n32, 4, 4, 2)
+NF4_GEMV_LV(nf4_gemv_lv_n8u8, 1, 8, false, 2)
+NF4_GEMV_LV(nf4_gemv_lv_n16u8, 2, 8, false, 2)
+// The same with VEC (a _v suffix), one more block per SM each where the registers allow it.
+NF4_GEMV_LV(nf4_gemv_lv_n8_v, 1, 4, true, 5)
+NF4_GEMV_LV(nf4_gemv_lv_n16_v, 2, 4, true, 3)
+NF4_GEMV_LV(nf4_gemv_lv_n32_v, 4, 4, true, 2)
+NF4_GEMV_LV(nf4_gemv_lv_n8u8_v, 1, 8, true, 3)
+NF4_GEMV_LV(nf4_gemv_lv_n16u8_v, 2, 8, true, 2)

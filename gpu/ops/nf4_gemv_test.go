@@ -21,21 +21,22 @@ import (
 // rows: each of n8, n16 and n32, rows not a multiple of 8; 37 outputs not a multiple of the 16 per block; 96
 // inputs not a multiple of the 128 per chunk, so the last chunk is partial; 18944 = the 7B's intermediate
 // size, 148 chunks over the 8 warps of a block); [37, 192] with three 64-input groups for fewer than the 8
-// warps; [4240, 128], more output tiles than nf4U8Tiles (the others have fewer), so the factored kernels
+// warps; [4240, 256], more output tiles than nf4U8Tiles (the others have fewer), so the factored kernels
 // with 4 groups in flight per warp rather than 8. Where in is a multiple of 64 (1..32 rows), also the
 // factored kernels (nf4_gemv_lv_*) against their twin (bf16(level) · absmax as the weight), which must give
-// other fp32 outputs than the exact ones.
+// other fp32 outputs than the exact ones, and their _v builds where the shape allows them (4-byte absmax
+// loads: [64, 3584], [40, 18944], [4240, 256]), which must give the same bits as the plain ones.
 // fp32 output: the sums differ only in order (1e-5 of the row's magnitude); bf16: one rounding more.
 func TestNF4GEMVParity(t *testing.T) {
 	d := cudatest.Device(t)
-	defer func(f bool) { nf4GEMVFactored = f }(nf4GEMVFactored)
+	defer func(f, v bool) { nf4GEMVFactored, nf4GEMVVec = f, v }(nf4GEMVFactored, nf4GEMVVec)
 	rng := rand.New(rand.NewPCG(11, 12))
 	const rank, scale = 4, float32(2)
 	for _, s := range []struct {
 		out, in int
 		rows    []int
 	}{{37, 200, []int{1, 3, 8}}, {64, 3584, []int{1, 3, 8, 9, 16, 17, 32}}, {37, 96, []int{1, 5, 16, 32}},
-		{40, 18944, []int{2, 13, 27}}, {37, 192, []int{1, 8, 11, 32}}, {4240, 128, []int{1, 8, 16}}} {
+		{40, 18944, []int{2, 13, 27}}, {37, 192, []int{1, 8, 11, 32}}, {4240, 256, []int{1, 8, 16, 32}}} {
 		out, in := s.out, s.in
 		q := quantRandom(t, rng, out, in)
 		h, err := NF4HostFromQuant(q)
@@ -79,13 +80,16 @@ func TestNF4GEMVParity(t *testing.T) {
 			}
 			prodExact, magExact := prodOf(deq)
 			prodLV, magLV := prodOf(deqLV)
-			variants := []bool{false} // factored?
+			type variant struct{ factored, vec bool }
+			variants := []variant{{}}
 			if in%64 == 0 {
-				variants = append(variants, true)
+				variants = append(variants, variant{true, false}, variant{true, true})
 			}
 			exact := map[string][]float32{} // the exact kernels' outputs by case
-			for _, factored := range variants {
-				nf4GEMVFactored = factored
+			plain := map[string][]float32{} // the factored kernels' outputs without _v, by case
+			for _, v := range variants {
+				factored := v.factored
+				nf4GEMVFactored, nf4GEMVVec = v.factored, v.vec
 				prod, mag := prodExact, magExact
 				if factored {
 					prod, mag = prodLV, magLV
@@ -94,7 +98,7 @@ func TestNF4GEMVParity(t *testing.T) {
 					for _, beta := range []float32{0, 1} {
 						for extra := range 3 { // 0: bare, 1: bias, 2: bias and LoRA
 							key := fmt.Sprintf("[%d, %d] rows %d f32 %v beta %g extra %d", out, in, rows, f32, beta, extra)
-							name := fmt.Sprintf("%s factored %v", key, factored)
+							name := fmt.Sprintf("%s %+v", key, v)
 							mark := a.Mark()
 							dt, size := cuda.BF16T, int64(2)
 							if f32 {
@@ -137,6 +141,12 @@ func TestNF4GEMVParity(t *testing.T) {
 								exact[key] = got
 							} else if f32 && slices.Equal(got, exact[key]) { // the factored kernel did not run
 								t.Fatalf("%s: the same outputs as the exact kernel", name)
+							}
+							// The _v kernels differ in how they load, not in what they add: the same bits.
+							if factored && !v.vec {
+								plain[key] = got
+							} else if v.vec && !slices.Equal(got, plain[key]) {
+								t.Fatalf("%s: not the outputs of the kernel without _v", name)
 							}
 							for r := range rows {
 								for o := range out {
