@@ -71,8 +71,8 @@ func TestDequantNF4Quant(t *testing.T) {
 }
 
 // TestDequantNF4 compares nf4_dequant_bf16 with its CPU twin, quant's Dequantize (through quantView), rounded
-// to bf16: the kernel rounds exactly as the CPU twin does, so every value must match bit for bit (a bf16 tolerance would hide wrong nibbles
-// of small codes).
+// to bf16: the kernel rounds exactly as the CPU twin does, so every value must match bit for bit (a bf16
+// tolerance would hide wrong nibbles of small codes).
 func TestDequantNF4(t *testing.T) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -81,7 +81,9 @@ func TestDequantNF4(t *testing.T) {
 		{512, 3584, 64, 256}, // a k_proj-shaped weight
 		{7, 10, 16, 3},       // 70 elements: a partial last thread and block
 		{33, 64, 32, 5},
-		{3, 16, 16, 2}, // 48 elements: one full thread of 32, a 16-element tail in its own block
+		{3, 16, 16, 2},   // 48 elements: one full thread of 32, a 16-element tail in its own block
+		{3, 100, 16, 3},  // 300: a lane's second 8 elements partial
+		{13, 370, 16, 4}, // 4810: the second block's second warp partial
 	} {
 		h := randomNF4(rng, s.rows, s.cols, s.bs, s.bs2)
 		a := cudatest.Arena(t, d, int64(s.rows*s.cols)*4+1<<20)
