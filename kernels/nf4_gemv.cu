@@ -319,17 +319,21 @@ __device__ __forceinline__ void nf4_gemv_mma(void* __restrict__ y, const __nv_bf
   nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
-#define NF4_GEMV_MMA(NAME, NT)                                                                                        \
-  extern "C" __global__ void __launch_bounds__(256) NAME(                                                           \
-      void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                 \
-      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,     \
-      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,          \
-      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,             \
-      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,         \
-      long long ldh, long long rank) {                                                                              \
-    nf4_gemv_mma<NT>(y, x,     codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,      \
-                     bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                                \
-  }
+// NF4_GEMV_PARAMS and NF4_GEMV_ARGS are the parameter list and the forwarded arguments every NF4 GEMV kernel of
+// this file shares (the host passes them in this order: gpu/ops NF4GEMVFusedOn).
+#define NF4_GEMV_PARAMS                                                                                               \
+  void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                       \
+      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,       \
+      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,            \
+      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,               \
+      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,           \
+      long long ldh, long long rank
+#define NF4_GEMV_ARGS                                                                                                 \
+  y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift, bs2_shift, y_f32, bias,     \
+      lora_h, lora_b, lora_scale, ldh, rank
+
+#define NF4_GEMV_MMA(NAME, NT) \
+  extern "C" __global__ void __launch_bounds__(256) NAME(NF4_GEMV_PARAMS) { nf4_gemv_mma<NT>(NF4_GEMV_ARGS); }
 
 // nf4_gemv_mma_n8: rows ≤ 8; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
 NF4_GEMV_MMA(nf4_gemv_mma_n8, 1)
@@ -526,16 +530,9 @@ __device__ __forceinline__ void nf4_gemv_lv(void* __restrict__ y, const __nv_bfl
   nf4_tile_store<NT>(red, acc, y, o0, rows, out, ldy, beta, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);
 }
 
-#define NF4_GEMV_LV(NAME, NT, U, VEC, MINB)                                                                           \
-  extern "C" __global__ void __launch_bounds__(256, MINB) NAME(                                                       \
-      void* __restrict__ y, const __nv_bfloat16* __restrict__ x, const uint8_t* __restrict__ codes,                   \
-      const uint8_t* __restrict__ absmax_q, const float* __restrict__ code2, const float* __restrict__ absmax2,       \
-      float offset, float beta, long long rows, long long out, long long in, long long ldx, long long ldy,            \
-      long long bs_shift, long long bs2_shift, long long y_f32, const __nv_bfloat16* __restrict__ bias,               \
-      const __nv_bfloat16* __restrict__ lora_h, const __nv_bfloat16* __restrict__ lora_b, float lora_scale,           \
-      long long ldh, long long rank) {                                                                                \
-    nf4_gemv_lv<NT, U, VEC>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx, ldy, bs_shift,   \
-                    bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank);                                   \
+#define NF4_GEMV_LV(NAME, NT, U, VEC, MINB)                                      \
+  extern "C" __global__ void __launch_bounds__(256, MINB) NAME(NF4_GEMV_PARAMS) { \
+    nf4_gemv_lv<NT, U, VEC>(NF4_GEMV_ARGS);                                      \
   }
 
 // nf4_gemv_lv_n8: rows ≤ 8; y [rows, out] (ldy apart), x [rows, in] (ldx apart), W [out, in] NF4.
