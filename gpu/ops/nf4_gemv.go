@@ -169,7 +169,9 @@ func NF4GEMVFusedOn(d *cuda.Device, s cu.Stream, a NF4GEMVArgs) error {
 		if tile != "n32" && (w.Rows+15)/16 <= nf4U8Tiles {
 			name, groups = name+"u8", 8
 		}
-		if nf4GEMVVec && w.BlockSize == 64 && w.Cols%(64*groups) == 0 && w.BlockSize2%groups == 0 && w.Absmax.Ptr%4 == 0 {
+		// _v: a round's absmax codes are one aligned 4-byte word under one second-level scale.
+		vec := w.BlockSize == 64 && w.Cols%(64*groups) == 0 && w.BlockSize2%groups == 0 && w.Absmax.Ptr%4 == 0
+		if nf4GEMVVec && vec {
 			name += "_v"
 		}
 	}
