@@ -64,8 +64,14 @@ func TestGenerateCPU(t *testing.T) {
 		if err := dec.Decode(&r); err != nil {
 			t.Fatalf("line %d: %v", i+1, err)
 		}
-		if !reflect.DeepEqual(r, rs[i]) || r.Batch != b || r.New != 5 || r.NewTokPS <= 0 || r.StepProfileMs != nil {
+		if !reflect.DeepEqual(r, rs[i]) || r.Batch != b || r.New != 5 || r.NewTokPS <= 0 || r.StepProfileMs != nil ||
+			r.FirstTokenS <= 0 || r.StepMs < 0 {
 			t.Errorf("line %d: %+v (returned %+v)", i+1, r, rs[i])
+		}
+		// step_ms is the rest of the generation per later token (0 if the one-token runs happened to be slower),
+		// from s and first_token_s before their rounding to 0.1 ms.
+		if want := 1000 * max(r.S-r.FirstTokenS, 0) / 4; math.Abs(r.StepMs-want) > 1000*1e-4/4+1e-4 {
+			t.Errorf("line %d: step_ms %g, want 1000·(s − first_token_s)/(new − 1) = %g", i+1, r.StepMs, want)
 		}
 	}
 	if _, err := Generate(GenerateOptions{Shape: Shape{Model: "tiny"}, Device: "nope", Batches: []int{1}, Prompt: 4, New: 1, Repeats: 1}, &out); err == nil {

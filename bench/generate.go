@@ -41,6 +41,12 @@ type GenerateResult struct {
 	NewTokPS float64 `json:"new_tok_per_s"` // Batch·New / S
 	Holds    string  `json:"weights"`       // how the generator holds the weights
 	LoadS    float64 `json:"load_s"`        // making the generator (upload, dequantization)
+	// FirstTokenS is the median wall time of the same prompts generating one new token each: the prefill
+	// and its argmax (time to first token).
+	FirstTokenS float64 `json:"first_token_s"`
+	// StepMs is the rest of a generation per later token, 1000·(S − FirstTokenS)/(New − 1): one decode step
+	// of Batch rows, with its launches and the host's work (0 when New is 1).
+	StepMs float64 `json:"step_ms"`
 	// StepProfileMs: device milliseconds of one decode step by kind of op (GenerateOptions.Profile).
 	StepProfileMs map[string]float64 `json:"step_profile_ms,omitempty"`
 }
@@ -112,9 +118,16 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 			}
 		}
 		s := median(ts)
+		first, err := firstToken(gen, prompts, o.Repeats)
+		if err != nil {
+			return nil, fmt.Errorf("bench generate: batch %d: %w", b, err)
+		}
 		r := GenerateResult{System: "t2m-generate-" + o.Device, Device: desc, Model: o.Model, Layers: w.Config.NumLayers,
 			Batch: b, Prompt: o.Prompt, New: o.New, S: round4(s), NewTokPS: round1(float64(b*o.New) / s), Holds: holds,
-			LoadS: seconds(load)}
+			LoadS: seconds(load), FirstTokenS: round4(first)}
+		if o.New > 1 {
+			r.StepMs = round4(1000 * max(s-first, 0) / float64(o.New-1))
+		}
 		if o.Profile {
 			if r.StepProfileMs, err = profileSteps(gen, prof, prompts, o); err != nil {
 				return nil, err
@@ -126,6 +139,26 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// firstToken returns the median of repeats timed generations of one new token per prompt (after the timed
+// whole generations, so nothing in it is a first use).
+func firstToken(gen train.Generator, prompts [][]int32, repeats int) (float64, error) {
+	var ts []float64
+	for range repeats {
+		t0 := time.Now()
+		outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 1})
+		if err != nil {
+			return 0, fmt.Errorf("first token: %w", err)
+		}
+		for i, o := range outs {
+			if len(o) != 1 {
+				return 0, fmt.Errorf("first token: prompt %d got %d new tokens, want 1", i, len(o))
+			}
+		}
+		ts = append(ts, time.Since(t0).Seconds())
+	}
+	return median(ts), nil
 }
 
 // profileSteps runs one more generation of prompts with the generator's step profiler on and returns a

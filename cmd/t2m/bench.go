@@ -80,6 +80,9 @@ func benchCommand() *cli.Command {
 				Usage: "time greedy generation on the generator t2m baseline and t2m eval use",
 				UsageText: "t2m bench generate                   # 7B shape, prompt 400, 64 new tokens, batch 1, 8, 32\n" +
 					"t2m bench generate --device cpu --model tiny --batches 1,4 --prompt 32 --new 8",
+				Description: "Per batch size one JSON line: s and new_tok_per_s for a whole generation (the median of --repeats),\n" +
+					"first_token_s for the same prompts generating one token (the prefill: time to first token), and\n" +
+					"step_ms, the rest per later token (one decode step of that many rows).",
 				Flags: append(shapeFlags(),
 					&cli.StringFlag{Name: "batches", Value: "1,8,32", Usage: "comma-separated batch sizes"},
 					&cli.IntFlag{Name: "prompt", Value: 400, Usage: "prompt tokens (random ids)"},
