@@ -101,26 +101,13 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 		for i := range prompts {
 			prompts[i] = randomIDs(rng, o.Prompt, w.Config.VocabSize)
 		}
-		var ts []float64
-		for rep := range 1 + o.Repeats {
-			t0 := time.Now()
-			outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: o.New})
-			if err != nil {
-				return nil, fmt.Errorf("bench generate: batch %d: %w", b, err)
-			}
-			for i, o2 := range outs {
-				if len(o2) != o.New {
-					return nil, fmt.Errorf("bench generate: prompt %d got %d new tokens, want %d", i, len(o2), o.New)
-				}
-			}
-			if rep > 0 {
-				ts = append(ts, time.Since(t0).Seconds())
-			}
-		}
-		s := median(ts)
-		first, err := firstToken(gen, prompts, o.Repeats)
+		s, err := timeGenerations(gen, prompts, o.New, 1, o.Repeats) // the first one warms up (graphs, caches)
 		if err != nil {
 			return nil, fmt.Errorf("bench generate: batch %d: %w", b, err)
+		}
+		first, err := timeGenerations(gen, prompts, 1, 0, o.Repeats)
+		if err != nil {
+			return nil, fmt.Errorf("bench generate: batch %d, first token: %w", b, err)
 		}
 		r := GenerateResult{System: "t2m-generate-" + o.Device, Device: desc, Model: o.Model, Layers: w.Config.NumLayers,
 			Batch: b, Prompt: o.Prompt, New: o.New, S: round4(s), NewTokPS: round1(float64(b*o.New) / s), Holds: holds,
@@ -141,22 +128,24 @@ func Generate(o GenerateOptions, out io.Writer) ([]GenerateResult, error) {
 	return rs, nil
 }
 
-// firstToken returns the median of repeats timed generations of one new token per prompt (after the timed
-// whole generations, so nothing in it is a first use).
-func firstToken(gen train.Generator, prompts [][]int32, repeats int) (float64, error) {
+// timeGenerations runs warm untimed and then repeats timed generations of exactly newTokens tokens per
+// prompt, and returns the median wall time in seconds.
+func timeGenerations(gen train.Generator, prompts [][]int32, newTokens, warm, repeats int) (float64, error) {
 	var ts []float64
-	for range repeats {
+	for rep := range warm + repeats {
 		t0 := time.Now()
-		outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: 1})
+		outs, err := gen.Generate(prompts, model.GenerateOptions{MaxNewTokens: newTokens})
 		if err != nil {
-			return 0, fmt.Errorf("first token: %w", err)
+			return 0, err
 		}
 		for i, o := range outs {
-			if len(o) != 1 {
-				return 0, fmt.Errorf("first token: prompt %d got %d new tokens, want 1", i, len(o))
+			if len(o) != newTokens {
+				return 0, fmt.Errorf("prompt %d got %d new tokens, want %d", i, len(o), newTokens)
 			}
 		}
-		ts = append(ts, time.Since(t0).Seconds())
+		if rep >= warm {
+			ts = append(ts, time.Since(t0).Seconds())
+		}
 	}
 	return median(ts), nil
 }
