@@ -155,26 +155,7 @@ func NF4GEMVFusedOn(d *cuda.Device, s cu.Stream, a NF4GEMVArgs) error {
 			a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()),
 			int64(w.BlockSize), int64(w.BlockSize2), f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
 	}
-	tile := "n8"
-	switch {
-	case x.Rows > 16:
-		tile = "n32"
-	case x.Rows > 8:
-		tile = "n16"
-	}
-	name := "nf4_gemv_mma_" + tile
-	if nf4GEMVLevels(w) {
-		name = "nf4_gemv_lv_" + tile
-		groups := 4 // 64-input groups a warp loads at once
-		if tile != "n32" && (w.Rows+15)/16 <= nf4U8Tiles {
-			name, groups = name+"u8", 8
-		}
-		// _v: a round's absmax codes are one aligned 4-byte word under one second-level scale.
-		vec := w.BlockSize == 64 && w.Cols%(64*groups) == 0 && w.BlockSize2%groups == 0 && w.Absmax.Ptr%4 == 0
-		if nf4GEMVVec && vec {
-			name += "_v"
-		}
-	}
+	name := nf4GEMVTileKernel(w, x.Rows)
 	k, err := d.Kernel("nf4_gemv", name)
 	if err != nil {
 		return err
@@ -183,4 +164,30 @@ func NF4GEMVFusedOn(d *cuda.Device, s cu.Stream, a NF4GEMVArgs) error {
 		a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()), int64(y.Stride()),
 		int64(bits.TrailingZeros(uint(w.BlockSize))), int64(bits.TrailingZeros(uint(w.BlockSize2))), f32, a.Bias,
 		a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
+}
+
+// nf4GEMVTileKernel names the tensor-core kernel of nf4_gemv.cu that multiplies rows ≤ NF4GEMVMaxRows rows by
+// w: the factored nf4_gemv_lv_* where nf4GEMVLevels(w), else the exact nf4_gemv_mma_*; n8, n16 or n32 by rows;
+// u8 for weights of at most nf4U8Tiles output tiles (up to 16 rows); _v where a round's absmax codes are one
+// aligned 4-byte word under one second-level scale.
+func nf4GEMVTileKernel(w *NF4Weight, rows int) string {
+	tile := "n8"
+	switch {
+	case rows > 16:
+		tile = "n32"
+	case rows > 8:
+		tile = "n16"
+	}
+	if !nf4GEMVLevels(w) {
+		return "nf4_gemv_mma_" + tile
+	}
+	name, groups := "nf4_gemv_lv_"+tile, 4 // groups: 64-input groups a warp loads at once
+	if tile != "n32" && (w.Rows+15)/16 <= nf4U8Tiles {
+		name, groups = name+"u8", 8
+	}
+	vec := w.BlockSize == 64 && w.Cols%(64*groups) == 0 && w.BlockSize2%groups == 0 && w.Absmax.Ptr%4 == 0
+	if nf4GEMVVec && vec {
+		name += "_v"
+	}
+	return name
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/t2m/t2m/gpu/cuda"
@@ -121,6 +122,12 @@ func TestNF4GEMVParity(t *testing.T) {
 								args.H, args.B = cuda.M(hb, rows, rank, cuda.BF16T), cuda.M(bBuf, out, rank, cuda.BF16T)
 								args.Scale = scale
 							}
+							// The shapes the comment above lists take the _v kernels when they are on, so the
+							// bit-equality below compares two different kernels there.
+							vecShape := in == 3584 || in == 18944 || in == 256
+							if got := strings.HasSuffix(nf4GEMVTileKernel(w, rows), "_v"); got != (v.vec && vecShape) {
+								t.Fatalf("%s: kernel %s", name, nf4GEMVTileKernel(w, rows))
+							}
 							if err := NF4GEMVFused(d, args); err != nil {
 								t.Fatalf("%s: %v", name, err)
 							}
@@ -206,4 +213,36 @@ func factoredWeights(q *quant.Weight) []float32 {
 		w[e] = cuda.F32(cuda.BF16(quant.NF4[c])) * abs[e/q.BlockSize]
 	}
 	return w
+}
+
+// TestNF4GEMVTileKernel checks which kernel the 7B's projections get at decode row counts (no device needed):
+// the factored kernels, u8 for the few-tile weights q/o/k/v/down up to 16 rows, and _v wherever the layout
+// allows it; the exact ones where in is not a multiple of 64.
+func TestNF4GEMVTileKernel(t *testing.T) {
+	defer func(v bool) { nf4GEMVVec = v }(nf4GEMVVec)
+	nf4 := func(out, in int) *NF4Weight {
+		return &NF4Weight{Rows: out, Cols: in, BlockSize: 64, BlockSize2: 256}
+	}
+	for _, c := range []struct {
+		w    *NF4Weight
+		rows int
+		vec  bool
+		want string
+	}{
+		{nf4(3584, 3584), 1, true, "nf4_gemv_lv_n8u8_v"},    // q, o
+		{nf4(512, 3584), 8, true, "nf4_gemv_lv_n8u8_v"},     // k, v
+		{nf4(18944, 3584), 1, true, "nf4_gemv_lv_n8_v"},     // gate, up: 1,184 tiles
+		{nf4(18944, 3584), 12, true, "nf4_gemv_lv_n16_v"},   //
+		{nf4(18944, 3584), 32, true, "nf4_gemv_lv_n32_v"},   //
+		{nf4(3584, 18944), 16, true, "nf4_gemv_lv_n16u8_v"}, // down
+		{nf4(3584, 18944), 17, true, "nf4_gemv_lv_n32_v"},   //
+		{nf4(3584, 3584), 1, false, "nf4_gemv_lv_n8u8"},     // _v off
+		{nf4(37, 192), 1, true, "nf4_gemv_lv_n8u8"},         // 192 is not a multiple of 8 groups of 64
+		{nf4(37, 96), 20, true, "nf4_gemv_mma_n32"},         // in not a multiple of 64: exact
+	} {
+		nf4GEMVVec = c.vec
+		if got := nf4GEMVTileKernel(c.w, c.rows); got != c.want {
+			t.Errorf("[%d, %d] rows %d vec %v: %s, want %s", c.w.Rows, c.w.Cols, c.rows, c.vec, got, c.want)
+		}
+	}
 }
