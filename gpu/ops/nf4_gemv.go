@@ -50,7 +50,7 @@ var nf4U8Tiles = func() int {
 // nf4GEMVVec selects the factored kernels' _v builds where the weight allows them: a round of a warp's groups
 // is whole absmax bytes of one second-level block, so their codes come in 4-byte loads and one scale (fewer
 // registers, one more block per SM at up to 8 rows): 305 new tok/s at batch 1 against 284 without (H200,
-// 7B shape), +2% at 16 and 32. T2M_NF4_VEC=0 turns them off (experiment).
+// 7B shape), +3% at 16, +1% at 32. T2M_NF4_VEC=0 turns them off (experiment).
 var nf4GEMVVec = os.Getenv("T2M_NF4_VEC") != "0"
 
 // nf4GEMVFactored selects the factored kernels where they apply; tests turn it off to check the exact ones.
