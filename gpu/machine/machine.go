@@ -47,6 +47,7 @@ type Machine struct {
 	ceGrad   map[*model.LMHeadCrossEntropyOp]int // its gradient node, when the graph has one
 	fusedAt  []bool                              // runs the fused lm_head + CE (the first of loss and grad)
 	attnScr  cuda.Buffer                         // AttentionBackward scratch, the largest
+	attnSide *ops.Side                           // AttentionBackward's dQ stream (nil: T2M_GPU_ATTN_SIDE=0)
 	ceScr    cuda.Buffer                         // LMHeadCrossEntropy scratch
 	numItems float32                             // this Run's loss normalizer
 	lossRows []int                               // per sequence: first row predicting a label, or −1
@@ -248,6 +249,10 @@ func (m *Machine) Memory() (lora, weights, activations, committed int64) {
 func (m *Machine) Close() error {
 	if m.ar == nil {
 		return nil
+	}
+	if m.attnSide != nil {
+		_ = m.attnSide.Close()
+		m.attnSide = nil
 	}
 	err := m.ar.Free()
 	m.ar = nil

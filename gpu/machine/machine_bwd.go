@@ -5,6 +5,7 @@ package machine
 import (
 	"fmt"
 	"math"
+	"os"
 	"strings"
 
 	"github.com/t2m/t2m/gpu/cuda"
@@ -57,7 +58,12 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 		}
 		m.deps[i] = []int{fwd} // the backward reads the forward's output o and lse
 		if need := ops.AttentionBackwardScratchBytes(m.attnDims(op.Attn)); need > m.attnScr.Bytes {
-			m.attnScr, err = m.alloc(need, "attention backward scratch")
+			if m.attnScr, err = m.alloc(need, "attention backward scratch"); err != nil {
+				return err
+			}
+		}
+		if m.attnSide == nil && os.Getenv("T2M_GPU_ATTN_SIDE") != "0" {
+			m.attnSide, err = ops.NewSide(m.d)
 		}
 	case *model.SliceOp:
 		if node.Dtype() != G.Float32 {
@@ -184,7 +190,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		ad := m.attnDims(op.Attn)
 		// dq | dk | dv at the offsets of the graph's shape (where its slice nodes read them), each [rN, ·].
 		nq, nkv := int64(m.N*ad.H*ad.D)*2, int64(m.N*ad.KVH*ad.D)*2
-		return ops.AttentionBackward(d, y.Slice(0, nq), y.Slice(nq, nkv), y.Slice(nq+nkv, nkv), m.in(i, 0), m.in(i, 1),
+		return ops.AttentionBackward(d, m.attnSide, y.Slice(0, nq), y.Slice(nq, nkv), y.Slice(nq+nkv, nkv), m.in(i, 0), m.in(i, 1),
 			m.in(i, 2), m.out[fwd], m.in(i, 4), m.extra[fwd], m.in(i, 3), m.attnScr, ad)
 	case *model.SwiGLUGradOp:
 		n := m.runSize(i)

@@ -41,20 +41,20 @@ func (a AttnDims) lseBytes() int64 {
 func (a AttnDims) attnFwdSmem() int { return 512*(a.D+8) + 512 }
 func (a AttnDims) attnBwdSmem() int { return 384*(a.D+8) + 4608 + 768 }
 
-// attnSmemRaised records the kernels whose dynamic shared memory limit was raised.
-var attnSmemRaised sync.Map // *Kernel → bool
+// smemRaised records the kernels whose dynamic shared memory limit was raised.
+var smemRaised sync.Map // *Kernel → bool
 
-// attnKernel returns the named kernel of kernels/<file>.ptx with its dynamic shared memory limit raised to smem.
-func attnKernel(d *cuda.Device, file, name string, smem int) (*cuda.Kernel, error) {
+// smemKernel returns the named kernel of kernels/<file>.ptx with its dynamic shared memory limit raised to smem.
+func smemKernel(d *cuda.Device, file, name string, smem int) (*cuda.Kernel, error) {
 	k, err := d.Kernel(file, name)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := attnSmemRaised.Load(k); !ok && smem > 48<<10 {
+	if _, ok := smemRaised.Load(k); !ok && smem > 48<<10 {
 		if err := k.SetMaxDynamicSmem(smem); err != nil {
 			return nil, err
 		}
-		attnSmemRaised.Store(k, true)
+		smemRaised.Store(k, true)
 	}
 	return k, nil
 }
@@ -78,7 +78,7 @@ func AttentionForward(d *cuda.Device, o, lse, q, k, v, mask cuda.Buffer, a AttnD
 		"k", k, a.kvBytes(), "v", v, a.kvBytes(), "mask", mask, mb); err != nil {
 		return err
 	}
-	kern, err := attnKernel(d, "attention", fmt.Sprintf("attention_fwd_d%d", a.D), a.attnFwdSmem())
+	kern, err := smemKernel(d, "attention", fmt.Sprintf("attention_fwd_d%d", a.D), a.attnFwdSmem())
 	if err != nil {
 		return err
 	}
@@ -103,8 +103,11 @@ var attnSplitDQ = true
 // summed over each KV group) or attention_bwd_kv_d<D> (dK, dV) with attention_bwd_dq_d<D> (dQ, written
 // directly), and attention_f32_to_bf16 for each accumulated gradient.
 // dq [B·T, H·D], dk, dv [B·T, KVH·D] bf16 (overwritten); o, dout [B·T, H·D] bf16 (o from the forward);
-// lse [B, H, T] fp32 from the forward; scratch of AttentionBackwardScratchBytes(a).
-func AttentionBackward(d *cuda.Device, dq, dk, dv, q, k, v, o, dout, lse, mask, scratch cuda.Buffer, a AttnDims) error {
+// lse [B, H, T] fp32 from the forward; scratch of AttentionBackwardScratchBytes(a). With side non-nil (and
+// the split dQ), the dQ kernel runs on the side stream beside the dK/dV kernel; the call returns with the
+// main stream joined, so later work on it sees all three gradients.
+func AttentionBackward(d *cuda.Device, side *Side, dq, dk, dv, q, k, v, o, dout, lse, mask, scratch cuda.Buffer,
+	a AttnDims) error {
 	if err := a.check("attention backward"); err != nil {
 		return err
 	}
@@ -146,25 +149,33 @@ func AttentionBackward(d *cuda.Device, dq, dk, dv, q, k, v, o, dout, lse, mask, 
 	grid := cuda.Dim3{X: a.attnBlocks(), Y: a.H, Z: a.B}
 	convs := [][2]cuda.Buffer{{dq, dqacc}, {dk, dkacc}, {dv, dvacc}}
 	if split {
-		kv, err := attnKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_kv_d%d", a.D), a.attnBwdSmem())
+		kv, err := smemKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_kv_d%d", a.D), a.attnBwdSmem())
 		if err != nil {
+			return err
+		}
+		dqk, err := smemKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_dq_d%d", a.D), a.attnFwdSmem())
+		if err != nil {
+			return err
+		}
+		dqStream := d.Stream
+		if side != nil { // dQ beside dK/dV: both read only what attention_bwd_pre and the forward wrote
+			if err := side.Fork(d); err != nil {
+				return err
+			}
+			dqStream = side.Stream
+		}
+		if err := d.LaunchOn(dqStream, dqk, grid, D1(128), a.attnFwdSmem(), dq, q, k, v, dout, lse, delta, mask,
+			a.T, a.H, a.KVH, a.Scale); err != nil {
 			return err
 		}
 		if err := d.Launch(kv, grid, D1(128), a.attnBwdSmem(), dkacc, dvacc, q, k, v, dout, lse, delta, mask,
 			a.T, a.H, a.KVH, a.Scale); err != nil {
 			return err
 		}
-		dqk, err := attnKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_dq_d%d", a.D), a.attnFwdSmem())
-		if err != nil {
-			return err
-		}
-		if err := d.Launch(dqk, grid, D1(128), a.attnFwdSmem(), dq, q, k, v, dout, lse, delta, mask, a.T, a.H,
-			a.KVH, a.Scale); err != nil {
-			return err
-		}
 		convs = convs[1:]
 	} else {
-		bwd, err := attnKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_d%d", a.D), a.attnBwdSmem())
+		side = nil // one walk: nothing to run beside
+		bwd, err := smemKernel(d, "attention_bwd", fmt.Sprintf("attention_bwd_d%d", a.D), a.attnBwdSmem())
 		if err != nil {
 			return err
 		}
@@ -182,6 +193,9 @@ func AttentionBackward(d *cuda.Device, dq, dk, dv, q, k, v, o, dout, lse, mask, 
 		if err := d.Launch(conv, D1((n+255)/256), D1(256), 0, p[0], p[1], n); err != nil {
 			return err
 		}
+	}
+	if side != nil {
+		return side.Join(d)
 	}
 	return nil
 }

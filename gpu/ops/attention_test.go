@@ -29,6 +29,10 @@ func TestAttentionParity(t *testing.T) {
 		t.Run(fmt.Sprintf("B%d_T%d_H%d_KV%d_D%d", c.b, c.t, c.h, c.kvh, c.dim), func(t *testing.T) {
 			d := cudatest.Device(t)
 			a := cudatest.Arena(t, d, 128<<20)
+			side, err := NewSide(d)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rng := rand.New(rand.NewPCG(6, uint64(c.t*c.dim)))
 			s := model.NewAttnShape(c.b, c.t, c.h, c.kvh, c.dim)
 			dims := AttnDims{B: c.b, T: c.t, H: c.h, KVH: c.kvh, D: c.dim, Scale: s.Scale}
@@ -64,17 +68,20 @@ func TestAttentionParity(t *testing.T) {
 			wdq, wdk, wdv := make([]float32, nq), make([]float32, nkv), make([]float32, nkv)
 			model.AttentionBackward(wdq, wdk, wdv, q, k, v, mask, dout, s)
 			defer func(v bool) { attnSplitDQ = v }(attnSplitDQ)
-			for _, split := range []bool{false, true} {
-				attnSplitDQ = split
+			for _, way := range []string{"one walk", "split dQ", "split dQ beside"} {
+				attnSplitDQ = way != "one walk"
+				var sd *Side
+				if way == "split dQ beside" {
+					sd = side
+				}
 				scratch := ktPoison(t, d, a, AttentionBackwardScratchBytes(dims))
 				bdq, bdk := ktPoison(t, d, a, int64(nq)*2), ktPoison(t, d, a, int64(nkv)*2)
 				bdv := ktPoison(t, d, a, int64(nkv)*2)
-				if err := AttentionBackward(d, bdq, bdk, bdv, bq, bk, bv, bo, bdo, blse, bm, scratch, dims); err != nil {
+				if err := AttentionBackward(d, sd, bdq, bdk, bdv, bq, bk, bv, bo, bdo, blse, bm, scratch, dims); err != nil {
 					t.Fatal(err)
 				}
 				// The CPU twin recomputes from q, k, v; the GPU's dO·O term uses its own bf16 output, as it
-				// would in training.
-				way := map[bool]string{false: "one walk", true: "split dQ"}[split]
+				// would in training. Downloads go through the main stream: the call must have joined the side.
 				ktCompare(t, "attention dq ("+way+")", ktGetBF16(t, d, bdq, nq), wdq, tolBF16)
 				ktCompare(t, "attention dk ("+way+")", ktGetBF16(t, d, bdk, nkv), wdk, tolBF16)
 				ktCompare(t, "attention dv ("+way+")", ktGetBF16(t, d, bdv, nkv), wdv, tolBF16)
