@@ -62,7 +62,8 @@ type Machine struct {
 
 	loraBytes int64 // arena bytes of the LoRA parameters, gradients and optimizer state (Memory)
 
-	mids map[*model.LinearOp]*loraMid // each LoRA linear's rank-r intermediates
+	mids    map[*model.LinearOp]*loraMid // each LoRA linear's rank-r intermediates
+	loraScr cuda.Buffer                  // ops.LoRAGrad's partial sums, the largest need
 
 	// ropeCS is the (cos, sin) table [N, D/2] of this Run's positions (ops.RoPETable), made by the first RoPE
 	// launch of a Run and read by every layer's (ops.RoPEApply); ropeFor says for which positions node,
@@ -461,7 +462,7 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		if op.Rank > 0 { // with Split (LoRA dropout) the branch reads the fourth input
 			l.A, l.B = cuda.M(m.in(i, 1), op.Rank, w.in, cuda.BF16T), cuda.M(m.in(i, 2), w.out, op.Rank, cuda.BF16T)
 			x := m.mids[op]
-			x.gReady = false
+			x.gReady, x.dBReady = false, false
 			l.H, l.Scale = cuda.M(x.h, N, op.Rank, cuda.BF16T), op.Scaling
 			if op.Split {
 				l.XL = cuda.M(m.in(i, 3), N, w.in, cuda.BF16T)

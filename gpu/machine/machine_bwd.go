@@ -103,6 +103,22 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 				m.out[i], m.preset[i] = m.opt.g.Slice(sl.off*4, sl.n*4), true
 			}
 		}
+		if !loraGradOn(op.Lin.Rank) {
+			return nil
+		}
+		x := m.mids[op.Lin]
+		if op.WRT == 'A' {
+			return m.needLoRAScratch(op.Lin.Weight.In, op.Lin.Rank)
+		}
+		if err := m.needLoRAScratch(op.Lin.Weight.Out, op.Lin.Rank); err != nil {
+			return err
+		}
+		if m.preset[i] { // dB straight into the flat gradient
+			x.dB = m.out[i]
+			return nil
+		}
+		x.dBCopy = true
+		x.dB, err = m.alloc(int64(op.Lin.Weight.Out*op.Lin.Rank)*4, op.Lin.Name+" lora dB")
 	case *model.LMHeadCrossEntropyOp:
 		// Loss [1] fp32 and dh [N, H] bf16 come from one fused launch; both buffers are set here, not planned.
 		m.f32[i], m.preset[i] = true, true
@@ -240,7 +256,20 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 			if err != nil {
 				return err
 			}
+			if loraGradOn(r) {
+				return ops.LoRAGrad(d, ops.LoRAGradArgs{X: xl.Buf, Y: g.Buf, N: N, C: in, R: r, DW: y,
+					Alpha: op.Lin.Scaling, Transpose: true}, m.loraScr)
+			}
 			return m.blas.LinearGradWeight(g, xl, op.Lin.Scaling, 0, cuda.M(y, r, in, cuda.F32T))
+		}
+		if x := m.mids[op.Lin]; x.dB.Bytes > 0 { // dB comes with g (loraG)
+			if _, err := m.loraG(op.Lin, dy, Bm); err != nil {
+				return err
+			}
+			if x.dBCopy {
+				return d.Copy(y.Slice(0, x.dB.Bytes), x.dB)
+			}
+			return nil
 		}
 		h := cuda.M(m.mids[op.Lin].h, N, r, cuda.BF16T) // dB = s·dyᵀ·(xl·Aᵀ), h from the forward
 		return m.blas.LinearGradWeight(dy, h, op.Lin.Scaling, 0, cuda.M(y, out, r, cuda.F32T))

@@ -4,6 +4,7 @@ package machine
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -99,9 +100,34 @@ func (m *Machine) rope(i int, op *model.RoPEOp) error {
 // launch that needs it and read by the others (dA = s·gᵀ·xl, and dxl = s·g·A or the merged dx += s·g·A).
 // Each was computed again per reader before: two skinny GEMMs that read a whole [N, in] or [N, out]
 // activation, per LoRA linear and micro-batch.
+//
+// With ops.LoRAGrad (ranks 8 and 16, unless T2M_GPU_LORA_GRAD=0) the launch that makes g makes dB = s·dyᵀ·h
+// in the same walk over dy, into dB: the flat gradient slice of the LoRAGradOp 'B' node when it is preset
+// there (it then launches nothing), else a buffer of its own that the node copies.
 type loraMid struct {
 	h, g   cuda.Buffer
 	gReady bool // g holds this Run's dy·B (cleared by the forward, which a recomputation repeats)
+
+	dB      cuda.Buffer // [out, r] fp32, made with g (zero: g by cuBLAS alone)
+	dBCopy  bool        // dB is not the 'B' node's own buffer: the node copies it
+	dBReady bool        // dB holds this Run's gradient
+}
+
+// loraGradOn reports whether LoRA weight gradients use ops.LoRAGrad (T2M_GPU_LORA_GRAD=0: cuBLAS's skinny
+// GEMMs, as before it).
+func loraGradOn(rank int) bool {
+	return ops.LoRAGradRanks(rank) && os.Getenv("T2M_GPU_LORA_GRAD") != "0"
+}
+
+// needLoRAScratch grows the scratch of ops.LoRAGrad to what X [N, cols] at rank r needs.
+func (m *Machine) needLoRAScratch(cols, r int) error {
+	need := ops.LoRAGradScratchBytes(m.N, cols, r)
+	if need <= m.loraScr.Bytes {
+		return nil
+	}
+	var err error
+	m.loraScr, err = m.alloc(need, "LoRA gradient partial sums")
+	return err
 }
 
 // mid is op's loraMid, allocated on first use.
@@ -130,12 +156,22 @@ func (m *Machine) mid(op *model.LinearOp) (*loraMid, error) {
 func (m *Machine) loraG(op *model.LinearOp, dy, B cuda.Mat) (cuda.Mat, error) {
 	x := m.mids[op]
 	g := cuda.M(x.g, m.rN, op.Rank, cuda.BF16T)
-	if !x.gReady {
-		if err := m.blas.Gemm(false, false, 1, dy, B, 0, g); err != nil {
-			return g, fmt.Errorf("lora dy·B: %w", err)
-		}
-		x.gReady = true
+	if x.gReady {
+		return g, nil
 	}
+	if x.dB.Bytes > 0 { // g and dB = s·dyᵀ·h from one walk over dy
+		a := ops.LoRAGradArgs{X: dy.Buf, Y: x.h, Bm: B.Buf, N: m.rN, C: op.Weight.Out, R: op.Rank, DW: x.dB,
+			Alpha: op.Scaling, G: x.g}
+		if err := ops.LoRAGrad(m.d, a, m.loraScr); err != nil {
+			return g, fmt.Errorf("lora dy·B and dB: %w", err)
+		}
+		x.gReady, x.dBReady = true, true
+		return g, nil
+	}
+	if err := m.blas.Gemm(false, false, 1, dy, B, 0, g); err != nil {
+		return g, fmt.Errorf("lora dy·B: %w", err)
+	}
+	x.gReady = true
 	return g, nil
 }
 

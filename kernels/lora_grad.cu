@@ -1,0 +1,243 @@
+// LoRA weight gradients by tensor cores, reading the [N, C] activation once (CPU twins: model's LoRAGradOp
+// 'A' and 'B', the reference in gpu/ops/lora_grad_test.go). For one LoRA linear, with dy [N, out],
+// h = xl·Aᵀ [N, r], g = dy·B [N, r]:
+//   dB = s·dyᵀ·h [out, r] and g = dy·B   — one walk over dy (X = dy, Y = h, Bm = B);
+//   dA = s·gᵀ·xl [r, in]                  — one walk over xl (X = xl, Y = g, no Bm).
+// lora_grad_partial_r<R>[_g] writes fp32 partial sums per block (P1 = Xᵀ·Y per row chunk, P2 = X·Bm per
+// column block); lora_grad_reduce adds them in a fixed order (deterministic) and writes g (bf16) and dW (fp32,
+// scaled). cuBLAS's skinny GEMMs for the same products each read all of dy or xl.
+#include <cuda_bf16.h>
+
+#define LG_TR 32       // rows per tile
+#define LG_CB 256      // columns per block (32 per warp)
+#define LG_XS 264      // smem row stride of an X tile, bf16 (LG_CB + 8: ldmatrix rows on distinct banks)
+#define LG_STAGES 3    // X/Y tiles in flight (cp.async)
+#define LG_THREADS 256 // 8 warps
+
+__device__ __forceinline__ void lg_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// lg_ldsm / lg_ldsm_t load four 8x8 bf16 matrices (plain / transposed); lane l gives row l&7 of matrix l>>3.
+__device__ __forceinline__ void lg_ldsm(unsigned* r, const __nv_bfloat16* p) {
+    const unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void lg_ldsm_t(unsigned* r, const __nv_bfloat16* p) {
+    const unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+// lg_ldsm_t2 loads two transposed 8x8 bf16 matrices; lanes 0-15 give the rows.
+__device__ __forceinline__ void lg_ldsm_t2(unsigned* r, const __nv_bfloat16* p) {
+    const unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(addr));
+}
+
+// lg_cp16 copies 16 bytes global → shared (cp.async), or zero-fills them when valid is false.
+__device__ __forceinline__ void lg_cp16(void* s, const void* g, bool valid) {
+    const unsigned addr = (unsigned)__cvta_generic_to_shared(s);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(g), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void lg_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void lg_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ unsigned lg_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+    return (unsigned)__bfloat16_as_ushort(lo) | ((unsigned)__bfloat16_as_ushort(hi) << 16);
+}
+
+// LG_YS(R) is the smem row stride of a Y tile in bf16: 16 bytes at R = 8, 48 at R = 16 (8 rows of a
+// transposed ldmatrix on distinct banks).
+#define LG_YS(R) ((R) == 8 ? 8 : 24)
+#define LG_SMEM(R, G) \
+    (LG_STAGES * LG_TR * (LG_XS + LG_YS(R)) * 2 + ((G) ? 2 * (LG_THREADS / 32) * LG_TR * (R) * 4 : 0))
+
+// Step 1, partial sums over a block's rectangle: columns [256·bx, +256) of X and rows [rb·by, +rb), walked in
+// tiles of 32 rows through a 3-stage cp.async pipeline. Warp w owns columns 32w.. of the block.
+//   p1 [gridDim.y, C, R] fp32: p1[by][c][r] = Σ_{n in the block's rows} X[n][c]·Y[n][r]   (always)
+//   p2 [gridDim.x, N, R] fp32: p2[bx][n][r] = Σ_{c in the block's columns} X[n][c]·Bm[c][r] (G only; the 8
+//   warps' sums of a tile are added in smem in warp order during the next tile, Red double-buffered)
+// x [N, C] bf16 (C % 8 == 0); y [N, R] bf16; bm [C, R] bf16 (G). grid (⌈C/256⌉, ⌈N/rb⌉), block 256, dynamic
+// shared memory LG_SMEM(R, G).
+template <int R, bool G>
+__device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2, const __nv_bfloat16* __restrict__ x,
+                                  const __nv_bfloat16* __restrict__ y, const __nv_bfloat16* __restrict__ bm, int N,
+                                  int C, int rb) {
+    constexpr int YS = LG_YS(R), J = R / 8;
+    extern __shared__ __align__(16) unsigned char lg_smem[];
+    __nv_bfloat16* Xs = reinterpret_cast<__nv_bfloat16*>(lg_smem);  // [STAGES][TR][XS]
+    __nv_bfloat16* Ys = Xs + LG_STAGES * LG_TR * LG_XS;              // [STAGES][TR][YS]
+    float* Red = reinterpret_cast<float*>(Ys + LG_STAGES * LG_TR * YS);  // [2][8][TR][R] (G)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, mi = lane >> 3;
+    const int c0 = blockIdx.x * LG_CB, n0 = blockIdx.y * rb, n1 = min(N, n0 + rb);
+    const int tiles = (n1 - n0 + LG_TR - 1) / LG_TR;
+    const int wc = warp * 32;  // the warp's first column within the block
+
+    auto issue = [&](int k) {
+        if (k < tiles) {
+            const int st = k % LG_STAGES, r0 = n0 + k * LG_TR;
+            __nv_bfloat16* xs = Xs + st * LG_TR * LG_XS;
+            for (int i = threadIdx.x; i < LG_TR * (LG_CB / 8); i += LG_THREADS) {  // 16-byte pieces
+                const int r = i / (LG_CB / 8), c = (i % (LG_CB / 8)) * 8;
+                const bool ok = r0 + r < n1 && c0 + c < C;
+                lg_cp16(xs + r * LG_XS + c, x + (ok ? (long long)(r0 + r) * C + c0 + c : 0), ok);
+            }
+            __nv_bfloat16* ys = Ys + st * LG_TR * YS;
+            if (threadIdx.x < LG_TR * (R / 8)) {
+                const int r = threadIdx.x / (R / 8), c = (threadIdx.x % (R / 8)) * 8;
+                const bool ok = r0 + r < n1;
+                lg_cp16(ys + r * YS + c, y + (ok ? (long long)(r0 + r) * R + c : 0), ok);
+            }
+        }
+        lg_commit();  // an empty group past the last tile keeps the wait counts uniform
+    };
+
+    // reduce_red adds the 8 warps' P2 sums of tile k (Red[k & 1]) in warp order and writes them to p2.
+    auto reduce_red = [&](int k) {
+        const float* red = Red + (k & 1) * (LG_THREADS / 32) * LG_TR * R;
+        const int r0 = n0 + k * LG_TR;
+        for (int i = threadIdx.x; i < LG_TR * R; i += LG_THREADS) {
+            float s = 0.f;
+#pragma unroll
+            for (int w = 0; w < LG_THREADS / 32; w++) s += red[w * LG_TR * R + i];
+            if (r0 + i / R < n1) p2[((long long)blockIdx.x * N + r0 + i / R) * R + i % R] = s;
+        }
+    };
+
+    unsigned bf[2][J][2];  // Bm as mma B fragments for the warp's two 16-column steps (G)
+    if (G) {
+#pragma unroll
+        for (int ks = 0; ks < 2; ks++)
+#pragma unroll
+            for (int j = 0; j < J; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int c = c0 + wc + ks * 16 + h * 8 + 2 * t, r = j * 8 + g;
+                    const __nv_bfloat16 z = __float2bfloat16(0.f);
+                    bf[ks][j][h] = lg_pack(c < C ? bm[(long long)c * R + r] : z, c < C ? bm[(long long)(c + 1) * R + r] : z);
+                }
+    }
+    float acc1[2][J][4];  // P1: [16-column step][8-wide r tile][mma accumulator]
+#pragma unroll
+    for (int ks = 0; ks < 2; ks++)
+#pragma unroll
+        for (int j = 0; j < J; j++) acc1[ks][j][0] = acc1[ks][j][1] = acc1[ks][j][2] = acc1[ks][j][3] = 0.f;
+
+#pragma unroll
+    for (int k = 0; k < LG_STAGES - 1; k++) issue(k);
+    for (int k = 0; k < tiles; k++) {
+        issue(k + LG_STAGES - 1);  // into the stage read in iteration k-1 (every thread is past its barrier)
+        lg_wait<LG_STAGES - 1>();
+        __syncthreads();
+        if (G && k > 0) reduce_red(k - 1);  // Red[(k-1) & 1] is next written in iteration k+1, after a barrier
+        const int st = k % LG_STAGES;
+        const __nv_bfloat16* xs = Xs + st * LG_TR * LG_XS;
+        const __nv_bfloat16* ys = Ys + st * LG_TR * YS;
+        float acc2[2][J][4];  // P2 of this tile: [16-row group][r tile][accumulator]
+#pragma unroll
+        for (int rg = 0; rg < 2; rg++) {
+            // Y rows rg·16.. as B fragments (k = rows, n = r): matrices (rows +0/+8) × (r tile j).
+            unsigned yb[4];
+            const __nv_bfloat16* yp = ys + (rg * 16 + (mi & 1) * 8 + (lane & 7)) * YS + (mi >> 1) * 8;
+            if (J == 1) {
+                lg_ldsm_t2(yb, yp);  // R = 8: the r tile's two matrices only (lanes 16-31 unused)
+            } else {
+                lg_ldsm_t(yb, yp);
+            }
+#pragma unroll
+            for (int j = 0; j < J; j++) acc2[rg][j][0] = acc2[rg][j][1] = acc2[rg][j][2] = acc2[rg][j][3] = 0.f;
+#pragma unroll
+            for (int ks = 0; ks < 2; ks++) {
+                const int cb = wc + ks * 16;
+                unsigned at[4];  // Xᵀ [16 columns × 16 rows] as an A fragment
+                lg_ldsm_t(at, xs + (rg * 16 + (mi >> 1) * 8 + (lane & 7)) * LG_XS + cb + (mi & 1) * 8);
+#pragma unroll
+                for (int j = 0; j < J; j++) lg_mma(acc1[ks][j], at, yb[2 * j], yb[2 * j + 1]);
+                if (G) {
+                    unsigned a[4];  // X [16 rows × 16 columns] as an A fragment
+                    lg_ldsm(a, xs + (rg * 16 + (mi & 1) * 8 + (lane & 7)) * LG_XS + cb + (mi >> 1) * 8);
+#pragma unroll
+                    for (int j = 0; j < J; j++) lg_mma(acc2[rg][j], a, bf[ks][j][0], bf[ks][j][1]);
+                }
+            }
+        }
+        if (G) {  // this tile's per-warp sums into Red[k & 1], added across warps in the next iteration
+            float* red = Red + ((k & 1) * (LG_THREADS / 32) + warp) * LG_TR * R;
+#pragma unroll
+            for (int rg = 0; rg < 2; rg++)
+#pragma unroll
+                for (int j = 0; j < J; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        red[(rg * 16 + g + (e >> 1) * 8) * R + j * 8 + 2 * t + (e & 1)] = acc2[rg][j][e];
+        }
+        __syncthreads();  // stage st fully read before it is refilled; Red[k & 1] complete
+    }
+    if (G && tiles > 0) reduce_red(tiles - 1);
+    lg_wait<0>();
+#pragma unroll
+    for (int ks = 0; ks < 2; ks++)
+#pragma unroll
+        for (int j = 0; j < J; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int c = c0 + wc + ks * 16 + g + (e >> 1) * 8;
+                if (c < C) p1[((long long)blockIdx.y * C + c) * R + j * 8 + 2 * t + (e & 1)] = acc1[ks][j][e];
+            }
+}
+
+#define LORA_GRAD_PARTIAL(R)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(LG_THREADS) lora_grad_partial_r##R(                             \
+        float* p1, const __nv_bfloat16* x, const __nv_bfloat16* y, long long N, long long C, long long rb) {    \
+        lora_grad_partial<R, false>(p1, nullptr, x, y, nullptr, (int)N, (int)C, (int)rb);                        \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(LG_THREADS) lora_grad_partial_r##R##_g(                         \
+        float* p1, float* p2, const __nv_bfloat16* x, const __nv_bfloat16* y, const __nv_bfloat16* bm,          \
+        long long N, long long C, long long rb) {                                                                \
+        lora_grad_partial<R, true>(p1, p2, x, y, bm, (int)N, (int)C, (int)rb);                                   \
+    }
+LORA_GRAD_PARTIAL(8)
+LORA_GRAD_PARTIAL(16)
+
+// lg_sum is Σ_b p[b·stride] for b < n: four running sums (b mod 4) so that four loads are in flight, then
+// added in a fixed order (the result does not depend on timing).
+__device__ __forceinline__ float lg_sum(const float* __restrict__ p, long long stride, long long n) {
+    float s[4] = {0.f, 0.f, 0.f, 0.f};
+    long long b = 0;
+    for (; b + 4 <= n; b += 4) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) s[k] += p[(b + k) * stride];
+    }
+    for (int k = 0; b < n; b++, k++) s[k] += p[b * stride];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// Step 2: the partials added (lg_sum), by many threads at once. Threads [0, N·R) write
+// g[n][r] = bf16(Σ_bx p2[bx][n][r]) (when g is not null); threads [N·R, N·R + C·R) write dW = alpha·Σ_by
+// p1[by][c][r], at [c][r] (dB, [C, R]) or, with transpose, at [r][c] (dA, [R, C]).
+// g [N, R] bf16; p2 [nx, N, R] fp32; dw [C, R] or [R, C] fp32; p1 [ny, C, R] fp32. grid ⌈(N·R + C·R)/256⌉,
+// block 256.
+extern "C" __global__ void __launch_bounds__(256) lora_grad_reduce(
+    __nv_bfloat16* __restrict__ gout, const float* __restrict__ p2, long long nx, long long N,
+    float* __restrict__ dw, const float* __restrict__ p1, long long ny, long long C, long long R,
+    long long transpose, float alpha) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long nr = gout != nullptr ? N * R : 0;
+    if (i < nr) {
+        gout[i] = __float2bfloat16(lg_sum(p2 + i, N * R, nx));
+        return;
+    }
+    i -= nr;
+    if (i >= C * R) return;
+    const long long c = i / R, r = i % R;
+    dw[transpose ? r * C + c : i] = alpha * lg_sum(p1 + i, C * R, ny);
+}
