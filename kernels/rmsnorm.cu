@@ -57,10 +57,13 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_fwd_bf16(
 
 // rmsnorm_bwd_bf16: gradient of x only (the norm weight is frozen under LoRA).
 // With n = x*r (r = rsqrt(mean(x^2)+eps)) and g = dy*w: dx = r * (g - n * mean(g*n)).
-// dy [N, C] bf16, x [N, C] bf16, w [C] bf16 -> dx [N, C] bf16. grid (N), block RMS_THREADS.
+// With res not null, dx = bf16(bf16(that) + res): the gradient sum with the residual branch, rounded as a
+// separate residual_add_bf16 would round it, without writing and reading the norm's own gradient.
+// dy [N, C] bf16, x [N, C] bf16, w [C] bf16, res [N, C] bf16 or null -> dx [N, C] bf16 (may alias res).
+// grid (N), block RMS_THREADS.
 extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_bwd_bf16(
-    __nv_bfloat16* __restrict__ dx, const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x,
-    const __nv_bfloat16* __restrict__ w, long long C, float eps) {
+    __nv_bfloat16* dx, const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x,
+    const __nv_bfloat16* __restrict__ w, const __nv_bfloat16* res, long long C, float eps) {
     PDL_ENTRY();
     __shared__ float red[32];
     const long long row = blockIdx.x;
@@ -93,6 +96,6 @@ extern "C" __global__ void __launch_bounds__(RMS_THREADS) rmsnorm_bwd_bf16(
         bf16x8_unpack(wr[i], g);
 #pragma unroll
         for (int j = 0; j < 8; j++) f[j] = r * d[j] * g[j] - f[j] * c;
-        dxr[i] = bf16x8_pack(f);
+        dxr[i] = res == nullptr ? bf16x8_pack(f) : bf16x8_add(bf16x8_pack(f), reinterpret_cast<const uint4*>(res + row * C)[i]);
     }
 }

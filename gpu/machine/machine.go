@@ -4,6 +4,7 @@ package machine
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -82,6 +83,10 @@ type Machine struct {
 	// and the LoRA input gradient it drops when only it reads that (ops.LoRADropoutAdd computes it).
 	dropAdd  map[*G.Node]dropoutAdd
 	dropSkip map[*G.Node]bool
+	// Likewise a sum whose term is a GEMM's input gradient or RMSNorm's (foldSums): sumFold maps the sum to
+	// it, foldSkip marks the term.
+	sumFold  map[*G.Node]sumFold
+	foldSkip map[*G.Node]bool
 
 	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
@@ -199,6 +204,9 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Op
 		keepOut[i] = kept[node]
 	}
 	m.fuseDropoutAdds(pinned, keepOut)
+	if os.Getenv("T2M_GPU_FOLD") != "0" {
+		m.foldSums(pinned, keepOut)
+	}
 	if o.Recompute && g.Loss != nil {
 		if names, bytes, pinned, keepOut, err = m.recompute(names, bytes, pinned, keepOut); err != nil {
 			return nil, err
@@ -490,7 +498,13 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		}
 		return m.dropout(i, node, op)
 	}
+	if m.foldSkip[node] { // run by the gradient sum that reads it (foldSums)
+		return nil
+	}
 	if isGorgoniaAdd(node) {
+		if f, ok := m.sumFold[node]; ok {
+			return m.foldedSum(i, f)
+		}
 		if f, ok := m.dropAdd[node]; ok { // y = other + dropout(x)
 			op := f.drop.Op().(*model.DropoutOp)
 			dims := ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: f.drop.Shape()[1]}

@@ -181,8 +181,13 @@ func seedValue(n *G.Node) (float32, bool) {
 	return v, ok
 }
 
-// bindView points a slice node at its part of its owner's buffer.
+// bindView points a slice node at its part of its owner's buffer, and a sum folded in place (foldSums) at
+// its owner's whole buffer.
 func (m *Machine) bindView(i int) error {
+	if _, folded := m.sumFold[m.order[i]]; folded && m.alias[i] != i {
+		m.out[i] = m.out[m.alias[i]]
+		return nil
+	}
 	op, ok := m.order[i].Op().(*model.SliceOp)
 	if !ok {
 		return nil
@@ -222,25 +227,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		cols := len(op.Norm.Weight)
 		return ops.RMSNormBackward(d, y, m.in(i, 1), m.in(i, 0), m.vecs[op.Norm.Name], N, cols, op.Norm.Eps)
 	case *model.LinearGradInputOp:
-		w := m.lin[op.Lin.Weight]
-		W, err := m.dense(w)
-		if err != nil {
-			return err
-		}
-		dy, dx := cuda.M(m.in(i, 0), N, w.out, cuda.BF16T), cuda.M(y, N, w.in, cuda.BF16T)
-		beta := float32(0)
-		if op.Arity() == 3 { // dx = s·(dy·B)·A first, then the base product adds onto it (as ops.Linear does)
-			r := op.Lin.Rank
-			g, err := m.loraG(op.Lin, dy, cuda.M(m.in(i, 2), w.out, r, cuda.BF16T))
-			if err != nil {
-				return err
-			}
-			if err := m.blas.Gemm(false, false, op.Lin.Scaling, g, cuda.M(m.in(i, 1), r, w.in, cuda.BF16T), 0, dx); err != nil {
-				return err
-			}
-			beta = 1
-		}
-		return m.blas.LinearGradInput(dy, W, 1, beta, dx)
+		return m.inputGrad(op, m.args[i], y, 0)
 	case *model.LoRAGradOp:
 		if op.WRT == 'X' {
 			if m.dropSkip[node] { // computed inside the gradient sum that reads its dropout (loraDropoutAdd)
@@ -279,6 +266,30 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		return m.fusedCE(op.CE)
 	}
 	return fmt.Errorf("no GPU launcher for %T", node.Op())
+}
+
+// inputGrad runs LinearGradInputOp op with inputs in (dy; with a merged LoRA term also A and B, as node
+// positions): dx = dy·W (+ s·(dy·B)·A) + beta·dx, dx [rN, in] bf16.
+func (m *Machine) inputGrad(op *model.LinearGradInputOp, in []int, dx cuda.Buffer, beta float32) error {
+	w := m.lin[op.Lin.Weight]
+	W, err := m.dense(w)
+	if err != nil {
+		return err
+	}
+	N := m.rN
+	dy, dxm := cuda.M(m.out[in[0]], N, w.out, cuda.BF16T), cuda.M(dx, N, w.in, cuda.BF16T)
+	if op.Arity() == 3 { // s·(dy·B)·A first, then the base product adds onto it (as ops.Linear does)
+		r := op.Lin.Rank
+		g, err := m.loraG(op.Lin, dy, cuda.M(m.out[in[2]], w.out, r, cuda.BF16T))
+		if err != nil {
+			return err
+		}
+		if err := m.blas.Gemm(false, false, op.Lin.Scaling, g, cuda.M(m.out[in[1]], r, w.in, cuda.BF16T), beta, dxm); err != nil {
+			return err
+		}
+		beta = 1
+	}
+	return m.blas.LinearGradInput(dy, W, 1, beta, dxm)
 }
 
 // fusedCE runs the fused lm_head + cross-entropy of op: the loss into its loss node's buffer and dh into

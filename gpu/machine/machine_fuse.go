@@ -200,3 +200,82 @@ func (m *Machine) loraInputGrad(i int, op *model.LoRAGradOp) error {
 	}
 	return m.blas.Gemm(false, false, op.Lin.Scaling, g, A, 0, cuda.M(m.out[i], N, in, cuda.BF16T))
 }
+
+// sumFold is a gradient sum y = a + b whose term b is a LinearGradInputOp (dx = dy·W, with or without a
+// merged LoRA term) or an RMSNormGradOp that only the sum reads: the sum runs b's launch itself, onto a, and b gets no buffer
+// or launch of its own. term is b, other the sum's argument position of a, dep the position in the sum's
+// deps of b's inputs (dy, and A, B with a merged LoRA term; or x, dy), which the sum reads instead of b.
+//   - The GEMM accumulates into a's buffer (beta = 1): the sum is made in place, its node aliasing a's
+//     buffer, which nothing reads after it (a is read by the sum only, and is a sum or a GEMM output itself).
+//     That saves writing b and the sum's pass over a, b and y: three [N, C] transfers, against one more
+//     read of a inside the GEMM, and the one rounding of a + dy·W is no longer two.
+//   - RMSNorm's backward adds a as it writes the sum's own buffer (ops.RMSNormBackwardAdd), rounded as the
+//     separate add rounded it.
+type sumFold struct {
+	term       *G.Node
+	other, dep int
+}
+
+// foldSums finds the sums sumFold describes (after fuseDropoutAdds, whose sums it leaves alone).
+func (m *Machine) foldSums(pinned, keep []bool) {
+	readers := make([]int, len(m.order))
+	for _, args := range m.args {
+		for _, a := range args {
+			readers[a]++
+		}
+	}
+	ownsBuffer := func(j int) bool { return readers[j] == 1 && !keep[j] && !pinned[j] && m.alias[j] == j && !m.f32[j] }
+	for i, node := range m.order {
+		if !isGorgoniaAdd(node) || len(m.args[i]) != 2 || m.args[i][0] == m.args[i][1] || m.alias[i] != i {
+			continue
+		}
+		if _, fused := m.dropAdd[node]; fused {
+			continue
+		}
+		for k, j := range m.args[i] {
+			a := m.args[i][1-k]
+			var inPlace bool
+			switch m.order[j].Op().(type) {
+			case *model.LinearGradInputOp:
+				_, aFold := m.sumFold[m.order[a]]
+				aSum := isGorgoniaAdd(m.order[a]) && (m.alias[a] == a || aFold)
+				_, aLGI := m.order[a].Op().(*model.LinearGradInputOp)
+				if !ownsBuffer(j) || readers[a] != 1 || keep[a] || m.f32[a] || m.preset[a] ||
+					!(aSum || (aLGI && m.alias[a] == a)) {
+					continue
+				}
+				inPlace = true
+			case *model.RMSNormGradOp:
+				if !ownsBuffer(j) {
+					continue
+				}
+			default:
+				continue
+			}
+			if m.sumFold == nil {
+				m.sumFold, m.foldSkip = map[*G.Node]sumFold{}, map[*G.Node]bool{}
+			}
+			m.sumFold[node] = sumFold{term: m.order[j], other: 1 - k, dep: len(m.deps[i])}
+			m.deps[i] = append(m.deps[i], m.args[j]...)
+			m.foldSkip[m.order[j]], pinned[j] = true, true
+			if inPlace {
+				m.alias[i], pinned[i] = m.alias[a], true
+			}
+			break
+		}
+	}
+}
+
+// foldedSum runs sum i of f: b's launch onto a (see sumFold), into y (a's buffer for a GEMM).
+func (m *Machine) foldedSum(i int, f sumFold) error {
+	in, y, N := m.deps[i][f.dep:], m.out[i], m.rN
+	switch op := f.term.Op().(type) {
+	case *model.LinearGradInputOp:
+		return m.inputGrad(op, in, y, 1)
+	case *model.RMSNormGradOp:
+		cols := len(op.Norm.Weight)
+		return ops.RMSNormBackwardAdd(m.d, y, m.out[in[1]], m.out[in[0]], m.vecs[op.Norm.Name], m.in(i, f.other), N, cols,
+			op.Norm.Eps)
+	}
+	return fmt.Errorf("gpu: machine: no folded sum for %T", f.term.Op())
+}

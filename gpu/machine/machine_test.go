@@ -177,6 +177,16 @@ func machineLossGrads(t *testing.T, dropout float32, rank int) {
 	defer m.Close()
 	total, floor := m.PlannedBytes()
 	t.Logf("activation plan: %d bytes (floor %d), %d nodes", total, floor, len(m.order))
+	// Every layer's two residual sums run inside RMSNorm's backward, and at least one input-gradient GEMM per
+	// layer accumulates in place (foldSums): the comparisons below then cover those paths.
+	folds := map[string]int{}
+	for _, f := range m.sumFold {
+		folds[fmt.Sprintf("%T", f.term.Op())]++
+	}
+	t.Logf("folded sums: %v", folds)
+	if L := cfg.NumLayers; folds["*model.RMSNormGradOp"] < 2*L-1 || folds["*model.LinearGradInputOp"] < L {
+		t.Errorf("folded sums %v, want at least %d RMSNorm and %d GEMM folds for %d layers", folds, 2*L-1, L, L)
+	}
 	if err := m.Run(batch); err != nil {
 		t.Fatal(err)
 	}

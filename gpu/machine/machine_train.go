@@ -77,8 +77,8 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		}
 	}
 	for i, node := range m.order {
-		if node.Op() == nil || m.alias[i] != i || isSeed(node) {
-			continue
+		if _, folded := m.sumFold[node]; node.Op() == nil || (m.alias[i] != i && !folded) || isSeed(node) {
+			continue // inputs, views, and the seed; a sum folded in place still runs
 		}
 		if o.Eval {
 			_, isLoss := node.Op().(*model.LMHeadCrossEntropyOp)

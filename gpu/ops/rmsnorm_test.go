@@ -159,6 +159,29 @@ func TestRMSNormParity(t *testing.T) {
 		model.RMSNormForward(want, x, w, rows, cols, eps)
 		ktCompare(t, "rmsnorm y", ktGetBF16(t, d, by, rows*cols), want, tolBF16)
 		model.RMSNormBackward(want, x, w, dy, rows, cols, eps)
-		ktCompare(t, "rmsnorm dx", ktGetBF16(t, d, bdx, rows*cols), want, tolBF16)
+		got := ktGetBF16(t, d, bdx, rows*cols)
+		ktCompare(t, "rmsnorm dx", got, want, tolBF16)
+
+		// With the residual gradient added in the same pass (in place, as the machine runs it): bit for bit
+		// RMSNormBackward's output followed by AddBF16.
+		res := ktRand(rng, rows*cols, -1, 1)
+		bres, bsum := ktBF16(t, d, a, res), ktPoison(t, d, a, int64(rows*cols)*2)
+		if err := AddBF16(d, bsum, bdx, bres, rows*cols); err != nil {
+			t.Fatal(err)
+		}
+		if err := RMSNormBackwardAdd(d, bres, bdy, bx, bw, bres, rows, cols, eps); err != nil {
+			t.Fatal(err)
+		}
+		sum, fused := ktGetBF16(t, d, bsum, rows*cols), ktGetBF16(t, d, bres, rows*cols)
+		for i := range sum {
+			if sum[i] != fused[i] {
+				t.Fatalf("rmsnorm dx + res (cols %d) [%d] = %v, want %v (RMSNormBackward then AddBF16)", cols, i,
+					fused[i], sum[i])
+			}
+		}
+		for i := range want {
+			want[i] += res[i]
+		}
+		ktCompare(t, "rmsnorm dx + res", fused, want, tolBF16)
 	}
 }
