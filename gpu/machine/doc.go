@@ -34,8 +34,14 @@
 //     with beta = 1 (ops.Linear). gorgonia's own "+" nodes (gradient sums) are AddBF16; where one term is a
 //     LoRA dropout's backward that only the sum reads, the sum runs it (ops.DropoutAdd), and where that
 //     dropout's input is the LoRA branch's input gradient s·(dy·B)·A read by nothing else, the sum computes
-//     that too (ops.LoRADropoutAdd), so neither is written (machine_fuse.go). RoPE takes one (cos, sin)
-//     table per Run; each LoRA linear keeps h = xl·Aᵀ from its forward and computes g = dy·B once.
+//     that too (ops.LoRADropoutAdd), so neither is written (machine_fuse.go). A sum whose term is a GEMM's
+//     input gradient that only it reads runs that GEMM in place onto the other term (beta = 1, the sum a
+//     view of its buffer), and one whose term is RMSNorm's backward adds the residual gradient inside the
+//     norm's kernel (foldSums). RoPE takes one (cos, sin) table per Run; each LoRA linear keeps h = xl·Aᵀ
+//     from its forward; at ranks 8 and 16 the first backward launch that needs g = dy·B makes it together
+//     with dB = s·dyᵀ·h in one walk over dy, and dA = s·gᵀ·xl is one more (ops.LoRAGrad); elsewhere g comes
+//     from cuBLAS once and is reused. Attention's backward runs its dQ kernel on a side stream beside the
+//     dK/dV one.
 //  5. Optimizer (Step, StepSum): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the
 //     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
 //     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.
