@@ -1,5 +1,6 @@
-// attention.cuh: the tile helpers shared by attention.cu (forward) and attention_bwd.cu (backward):
-// mma.sync m16n8k16 bf16, ldmatrix, cp.async, and the tile sizes. See attention.cu for the layouts.
+// attention.cuh: the tile helpers shared by attention.cu (forward) and attention_bwd.cu (backward), and
+// lora_grad.cu: mma.sync m16n8k16 bf16, ldmatrix, cp.async, and the attention tile sizes. See attention.cu for
+// the layouts.
 #pragma once
 #include <cuda_bf16.h>
 #include <math_constants.h>

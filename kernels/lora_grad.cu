@@ -7,6 +7,7 @@
 // column block); lora_grad_reduce adds them in a fixed order (deterministic) and writes g (bf16) and dW (fp32,
 // scaled). cuBLAS's skinny GEMMs for the same products each read all of dy or xl.
 #include <cuda_bf16.h>
+#include "attention.cuh"  // att_mma, att_ldsm, att_ldsm_t, att_cp16, att_cp_commit, att_cp_wait
 
 #define LG_TR 32       // rows per tile
 #define LG_CB 256      // columns per block (32 per warp)
@@ -14,42 +15,11 @@
 #define LG_STAGES 3    // X/Y tiles in flight (cp.async)
 #define LG_THREADS 256 // 8 warps
 
-__device__ __forceinline__ void lg_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// lg_ldsm / lg_ldsm_t load four 8x8 bf16 matrices (plain / transposed); lane l gives row l&7 of matrix l>>3.
-__device__ __forceinline__ void lg_ldsm(unsigned* r, const __nv_bfloat16* p) {
-    const unsigned addr = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-__device__ __forceinline__ void lg_ldsm_t(unsigned* r, const __nv_bfloat16* p) {
-    const unsigned addr = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
 // lg_ldsm_t2 loads two transposed 8x8 bf16 matrices; lanes 0-15 give the rows.
 __device__ __forceinline__ void lg_ldsm_t2(unsigned* r, const __nv_bfloat16* p) {
     const unsigned addr = (unsigned)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(addr));
 }
-
-// lg_cp16 copies 16 bytes global → shared (cp.async), or zero-fills them when valid is false.
-__device__ __forceinline__ void lg_cp16(void* s, const void* g, bool valid) {
-    const unsigned addr = (unsigned)__cvta_generic_to_shared(s);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(g), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void lg_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void lg_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 __device__ __forceinline__ unsigned lg_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) {
     return (unsigned)__bfloat16_as_ushort(lo) | ((unsigned)__bfloat16_as_ushort(hi) << 16);
@@ -89,16 +59,16 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
             for (int i = threadIdx.x; i < LG_TR * (LG_CB / 8); i += LG_THREADS) {  // 16-byte pieces
                 const int r = i / (LG_CB / 8), c = (i % (LG_CB / 8)) * 8;
                 const bool ok = r0 + r < n1 && c0 + c < C;
-                lg_cp16(xs + r * LG_XS + c, x + (ok ? (long long)(r0 + r) * C + c0 + c : 0), ok);
+                att_cp16(xs + r * LG_XS + c, x + (ok ? (long long)(r0 + r) * C + c0 + c : 0), ok);
             }
             __nv_bfloat16* ys = Ys + st * LG_TR * YS;
             if (threadIdx.x < LG_TR * (R / 8)) {
                 const int r = threadIdx.x / (R / 8), c = (threadIdx.x % (R / 8)) * 8;
                 const bool ok = r0 + r < n1;
-                lg_cp16(ys + r * YS + c, y + (ok ? (long long)(r0 + r) * R + c : 0), ok);
+                att_cp16(ys + r * YS + c, y + (ok ? (long long)(r0 + r) * R + c : 0), ok);
             }
         }
-        lg_commit();  // an empty group past the last tile keeps the wait counts uniform
+        att_cp_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
 
     // reduce_red adds the 8 warps' P2 sums of tile k (Red[k & 1]) in warp order and writes them to p2.
@@ -136,7 +106,7 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
     for (int k = 0; k < LG_STAGES - 1; k++) issue(k);
     for (int k = 0; k < tiles; k++) {
         issue(k + LG_STAGES - 1);  // into the stage read in iteration k-1 (every thread is past its barrier)
-        lg_wait<LG_STAGES - 1>();
+        att_cp_wait<LG_STAGES - 1>();
         __syncthreads();
         if (G && k > 0) reduce_red(k - 1);  // Red[(k-1) & 1] is next written in iteration k+1, after a barrier
         const int st = k % LG_STAGES;
@@ -151,7 +121,7 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
             if (J == 1) {
                 lg_ldsm_t2(yb, yp);  // R = 8: the r tile's two matrices only (lanes 16-31 unused)
             } else {
-                lg_ldsm_t(yb, yp);
+                att_ldsm_t(yb, yp);
             }
 #pragma unroll
             for (int j = 0; j < J; j++) acc2[rg][j][0] = acc2[rg][j][1] = acc2[rg][j][2] = acc2[rg][j][3] = 0.f;
@@ -159,14 +129,14 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
             for (int ks = 0; ks < 2; ks++) {
                 const int cb = wc + ks * 16;
                 unsigned at[4];  // Xᵀ [16 columns × 16 rows] as an A fragment
-                lg_ldsm_t(at, xs + (rg * 16 + (mi >> 1) * 8 + (lane & 7)) * LG_XS + cb + (mi & 1) * 8);
+                att_ldsm_t(at, xs + (rg * 16 + (mi >> 1) * 8 + (lane & 7)) * LG_XS + cb + (mi & 1) * 8);
 #pragma unroll
-                for (int j = 0; j < J; j++) lg_mma(acc1[ks][j], at, yb[2 * j], yb[2 * j + 1]);
+                for (int j = 0; j < J; j++) att_mma(acc1[ks][j], at, yb[2 * j], yb[2 * j + 1]);
                 if (G) {
                     unsigned a[4];  // X [16 rows × 16 columns] as an A fragment
-                    lg_ldsm(a, xs + (rg * 16 + (mi & 1) * 8 + (lane & 7)) * LG_XS + cb + (mi >> 1) * 8);
+                    att_ldsm(a, xs + (rg * 16 + (mi & 1) * 8 + (lane & 7)) * LG_XS + cb + (mi >> 1) * 8);
 #pragma unroll
-                    for (int j = 0; j < J; j++) lg_mma(acc2[rg][j], a, bf[ks][j][0], bf[ks][j][1]);
+                    for (int j = 0; j < J; j++) att_mma(acc2[rg][j], a, bf[ks][j][0], bf[ks][j][1]);
                 }
             }
         }
@@ -183,7 +153,7 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
         __syncthreads();  // stage st fully read before it is refilled; Red[k & 1] complete
     }
     if (G && tiles > 0) reduce_red(tiles - 1);
-    lg_wait<0>();
+    att_cp_wait<0>();
 #pragma unroll
     for (int ks = 0; ks < 2; ks++)
 #pragma unroll

@@ -114,6 +114,42 @@ func TestLoRAGradGrid(t *testing.T) {
 	}
 }
 
+// benchAlloc returns an allocator of a's buffers filled with bf16 ≈ 0.0115 (0x3c3c): finite sums everywhere.
+func benchAlloc(b *testing.B, d *cuda.Device, a *cuda.Arena) func(int64) cuda.Buffer {
+	return func(n int64) cuda.Buffer {
+		buf, err := a.Alloc(n, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Memset(buf, 0x3c); err != nil {
+			b.Fatal(err)
+		}
+		return buf
+	}
+}
+
+// benchMillis runs f n times on d's stream between two events and returns the milliseconds per run.
+func benchMillis(b *testing.B, d *cuda.Device, n int, f func() error) float64 {
+	start, err := d.Record()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	end, err := d.Record()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms, err := start.Millis(end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ms / float64(n)
+}
+
 // BenchmarkLoRAGrad times one layer's LoRA weight gradients of the 7B at [4, 512] (q, k, v, o, gate, up at
 // rank 8: dB with g from dy, then dA from xl), by LoRAGrad against cuBLAS's skinny GEMMs (what the machine
 // runs with T2M_GPU_LORA_GRAD=0), with device events around 20 layers' worth of launches:
@@ -123,17 +159,7 @@ func BenchmarkLoRAGrad(b *testing.B) {
 	d := cudatest.Device(b)
 	const N, R, in = 2048, 8, 3584
 	outs := []int{3584, 512, 512, 3584, 18944, 18944}
-	a := cudatest.Arena(b, d, 2<<30)
-	alloc := func(n int64) cuda.Buffer {
-		buf, err := a.Alloc(n, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := d.Memset(buf, 0x3c); err != nil { // bf16 ≈ 0.0115 everywhere: finite sums
-			b.Fatal(err)
-		}
-		return buf
-	}
+	alloc := benchAlloc(b, d, cudatest.Arena(b, d, 2<<30))
 	dy, xl := alloc(N*18944*2), alloc(N*in*2)
 	h, g, Bm, dw := alloc(N*R*2), alloc(N*R*2), alloc(18944*R*2), alloc(18944*R*4)
 	scratch := alloc(LoRAGradScratchBytes(N, 18944, R) + LoRAGradScratchBytes(N, in, R))
@@ -172,26 +198,8 @@ func BenchmarkLoRAGrad(b *testing.B) {
 	for _, name := range []string{"fused", "cublas"} {
 		b.Run(name, func(b *testing.B) {
 			d := cudatest.Device(b) // bound to this sub-benchmark's thread
-			const layers = 20
 			for range b.N {
-				start, err := d.Record()
-				if err != nil {
-					b.Fatal(err)
-				}
-				for range layers {
-					if err := layer[name](); err != nil {
-						b.Fatal(err)
-					}
-				}
-				end, err := d.Record()
-				if err != nil {
-					b.Fatal(err)
-				}
-				ms, err := start.Millis(end)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.ReportMetric(ms*1000/layers, "us/layer")
+				b.ReportMetric(benchMillis(b, d, 20, layer[name])*1000, "us/layer")
 			}
 		})
 	}
@@ -202,17 +210,7 @@ func BenchmarkLoRAGrad(b *testing.B) {
 func BenchmarkLoRAGradShapes(b *testing.B) {
 	d := cudatest.Device(b)
 	const N, R = 2048, 8
-	a := cudatest.Arena(b, d, 1<<30)
-	alloc := func(n int64) cuda.Buffer {
-		buf, err := a.Alloc(n, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := d.Memset(buf, 0x3c); err != nil {
-			b.Fatal(err)
-		}
-		return buf
-	}
+	alloc := benchAlloc(b, d, cudatest.Arena(b, d, 1<<30))
 	x, y, g, Bm, dw := alloc(N*18944*2), alloc(N*R*2), alloc(N*R*2), alloc(18944*R*2), alloc(18944*R*4)
 	scratch := alloc(LoRAGradScratchBytes(N, 18944, R))
 	for range b.N {
@@ -224,24 +222,7 @@ func BenchmarkLoRAGradShapes(b *testing.B) {
 			if c.withG {
 				args.Bm, args.G = Bm, g
 			}
-			start, err := d.Record()
-			if err != nil {
-				b.Fatal(err)
-			}
-			for range 20 {
-				if err := LoRAGrad(d, args, scratch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			end, err := d.Record()
-			if err != nil {
-				b.Fatal(err)
-			}
-			ms, err := start.Millis(end)
-			if err != nil {
-				b.Fatal(err)
-			}
-			us := ms * 1000 / 20
+			us := 1000 * benchMillis(b, d, 20, func() error { return LoRAGrad(d, args, scratch) })
 			nx, ny, rb := loraGradGrid(N, c.C)
 			b.Logf("X [%d, %d] g=%v: %.1f µs, %.0f GB/s (grid %d×%d, %d rows per block)", N, c.C, c.withG, us,
 				float64(N*c.C*2)/us/1e3, nx, ny, rb)
