@@ -202,3 +202,71 @@ func TestGemmBatched(t *testing.T) {
 		t.Error("mismatched shapes accepted")
 	}
 }
+
+// BenchmarkGemm7B times the NF4-free part of training's big products at the 7B shape and [4, 512] (2048 rows):
+// the forward y = x·Wᵀ and the input gradient dx = dy·W of each projection, bf16 in and out, beta 0, as the
+// machine calls them, and logs TFLOP/s per shape (20 calls between two events, after one warm-up):
+//
+//	(cd gpu/cuda && ../../bin/gpu-cuda.test -test.run '^$' -test.bench Gemm7B -test.benchtime 1x -test.v)
+func BenchmarkGemm7B(b *testing.B) {
+	d := cudatest.Device(b)
+	blas, err := d.BLAS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rows = 2048
+	a := cudatest.Arena(b, d, 1<<30)
+	buf := func(n int) cuda.Buffer {
+		x, err := a.Alloc(int64(n)*2, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Memset(x, 0x3c); err != nil {
+			b.Fatal(err)
+		}
+		return x
+	}
+	x, y, w := buf(rows*18944), buf(rows*18944), buf(18944*3584)
+	for range b.N {
+		for _, s := range []struct {
+			name    string
+			out, in int
+		}{{"q/o", 3584, 3584}, {"k/v", 512, 3584}, {"gate/up", 18944, 3584}, {"down", 3584, 18944}} {
+			W := cuda.M(w, s.out, s.in, cuda.BF16T)
+			fwd := func() error {
+				return blas.Linear(cuda.M(x, rows, s.in, cuda.BF16T), W, 0, cuda.M(y, rows, s.out, cuda.BF16T))
+			}
+			bwd := func() error {
+				return blas.LinearGradInput(cuda.M(x, rows, s.out, cuda.BF16T), W, 1, 0, cuda.M(y, rows, s.in, cuda.BF16T))
+			}
+			for _, c := range []struct {
+				dir  string
+				call func() error
+			}{{"forward", fwd}, {"input gradient", bwd}} {
+				if err := c.call(); err != nil {
+					b.Fatal(err)
+				}
+				start, err := d.Record()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range 20 {
+					if err := c.call(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				end, err := d.Record()
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms, err := start.Millis(end)
+				if err != nil {
+					b.Fatal(err)
+				}
+				us := ms * 1000 / 20
+				b.Logf("%s %s (out %d, in %d): %.1f µs, %.0f TFLOP/s", s.name, c.dir, s.out, s.in, us,
+					2*float64(rows)*float64(s.out)*float64(s.in)/us/1e6)
+			}
+		}
+	}
+}
