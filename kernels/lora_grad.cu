@@ -8,6 +8,7 @@
 // scaled). cuBLAS's skinny GEMMs for the same products each read all of dy or xl.
 #include <cuda_bf16.h>
 #include "attention.cuh"  // att_mma, att_ldsm, att_ldsm_t, att_cp16, att_cp_commit, att_cp_wait
+#include "dropout.cuh"
 
 #define LG_TR 32       // rows per tile
 #define LG_CB 256      // columns per block (32 per warp)
@@ -25,6 +26,17 @@ __device__ __forceinline__ unsigned lg_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) 
     return (unsigned)__bfloat16_as_ushort(lo) | ((unsigned)__bfloat16_as_ushort(hi) << 16);
 }
 
+// lg_drop2 is LoRA dropout (dropout8_weyl's values, bit for bit) on the two bf16 of v, at flat indices j and
+// j + dj (below 2^32): each kept one times scale, the dropped ones 0, rounded once to bf16.
+__device__ __forceinline__ unsigned lg_drop2(unsigned v, unsigned j, unsigned dj, unsigned m, unsigned k,
+                                            unsigned keep_from, float scale) {
+    const unsigned w = j * m + k;
+    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v));
+    const __nv_bfloat162 r = __floats2bfloat162_rn(lowbias32(w) >= keep_from ? f.x * scale : 0.0f,
+                                                   lowbias32(w + dj * m) >= keep_from ? f.y * scale : 0.0f);
+    return *reinterpret_cast<const unsigned*>(&r);
+}
+
 // LG_YS(R) is the smem row stride of a Y tile in bf16: 16 bytes at R = 8, 48 at R = 16 (8 rows of a
 // transposed ldmatrix on distinct banks).
 #define LG_YS(R) ((R) == 8 ? 8 : 24)
@@ -32,16 +44,19 @@ __device__ __forceinline__ unsigned lg_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) 
     (LG_STAGES * LG_TR * (LG_XS + LG_YS(R)) * 2 + ((G) ? 2 * (LG_THREADS / 32) * LG_TR * (R) * 4 : 0))
 
 // Step 1, partial sums over a block's rectangle: columns [256·bx, +256) of X and rows [rb·by, +rb), walked in
-// tiles of 32 rows through a 3-stage cp.async pipeline. Warp w owns columns 32w.. of the block.
-//   p1 [gridDim.y, C, R] fp32: p1[by][c][r] = Σ_{n in the block's rows} X[n][c]·Y[n][r]   (always)
+// tiles of 32 rows through a 3-stage cp.async pipeline. Warp w owns columns 32w.. of the block. With p > 0,
+// X is read through LoRA dropout: each mma operand fragment is dropped in registers as it is loaded (lg_drop2,
+// the mask of dropout_bf16 for the element at flat index n·C + c), so the products see exactly the bf16
+// values dropout_bf16 would have written, and the hashing overlaps the tensor-core work.
+//   p1 [gridDim.y, C, R] fp32: p1[by][c][r] = Σ_{n in the block's rows} X[n][c]·Y[n][r]   (P1)
 //   p2 [gridDim.x, N, R] fp32: p2[bx][n][r] = Σ_{c in the block's columns} X[n][c]·Bm[c][r] (G only; the 8
 //   warps' sums of a tile are added in smem in warp order during the next tile, Red double-buffered)
-// x [N, C] bf16 (C % 8 == 0); y [N, R] bf16; bm [C, R] bf16 (G). grid (⌈C/256⌉, ⌈N/rb⌉), block 256, dynamic
-// shared memory LG_SMEM(R, G).
-template <int R, bool G>
+// x [N, C] bf16 (C % 8 == 0); y [N, R] bf16 (P1); bm [C, R] bf16, or [R, C] with bmT (G). grid (⌈C/256⌉,
+// ⌈N/rb⌉), block 256, dynamic shared memory LG_SMEM(R, G).
+template <int R, bool P1, bool G, bool DROP>
 __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2, const __nv_bfloat16* __restrict__ x,
                                   const __nv_bfloat16* __restrict__ y, const __nv_bfloat16* __restrict__ bm, int N,
-                                  int C, int rb) {
+                                  int C, int rb, bool bmT, unsigned long long seed, float p, float scale) {
     constexpr int YS = LG_YS(R), J = R / 8;
     extern __shared__ __align__(16) unsigned char lg_smem[];
     __nv_bfloat16* Xs = reinterpret_cast<__nv_bfloat16*>(lg_smem);  // [STAGES][TR][XS]
@@ -62,7 +77,7 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
                 att_cp16(xs + r * LG_XS + c, x + (ok ? (long long)(r0 + r) * C + c0 + c : 0), ok);
             }
             __nv_bfloat16* ys = Ys + st * LG_TR * YS;
-            if (threadIdx.x < LG_TR * (R / 8)) {
+            if (P1 && threadIdx.x < LG_TR * (R / 8)) {
                 const int r = threadIdx.x / (R / 8), c = (threadIdx.x % (R / 8)) * 8;
                 const bool ok = r0 + r < n1;
                 att_cp16(ys + r * YS + c, y + (ok ? (long long)(r0 + r) * R + c : 0), ok);
@@ -93,7 +108,8 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
                 for (int h = 0; h < 2; h++) {
                     const int c = c0 + wc + ks * 16 + h * 8 + 2 * t, r = j * 8 + g;
                     const __nv_bfloat16 z = __float2bfloat16(0.f);
-                    bf[ks][j][h] = lg_pack(c < C ? bm[(long long)c * R + r] : z, c < C ? bm[(long long)(c + 1) * R + r] : z);
+                    const long long i0 = bmT ? (long long)r * C + c : (long long)c * R + r, i1 = bmT ? i0 + 1 : i0 + R;
+                    bf[ks][j][h] = lg_pack(c < C ? bm[i0] : z, c < C ? bm[i1] : z);
                 }
     }
     float acc1[2][J][4];  // P1: [16-column step][8-wide r tile][mma accumulator]
@@ -102,6 +118,14 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
 #pragma unroll
         for (int j = 0; j < J; j++) acc1[ks][j][0] = acc1[ks][j][1] = acc1[ks][j][2] = acc1[ks][j][3] = 0.f;
 
+    // The dropout mask's Weyl constants and threshold (p > 0): every flat index n·C + c is below 2^32 (the
+    // launcher checks), so one (m, k) serves them all.
+    unsigned int wm = 0, wk = 0, keep_from = 0;
+    if (p > 0.f) {
+        dropout_weyl(seed, 0, wm, wk);
+        keep_from = dropout_keep_from(p);
+    }
+    const bool drop = DROP && p > 0.f;
 #pragma unroll
     for (int k = 0; k < LG_STAGES - 1; k++) issue(k);
     for (int k = 0; k < tiles; k++) {
@@ -118,7 +142,8 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
             // Y rows rg·16.. as B fragments (k = rows, n = r): matrices (rows +0/+8) × (r tile j).
             unsigned yb[4];
             const __nv_bfloat16* yp = ys + (rg * 16 + (mi & 1) * 8 + (lane & 7)) * YS + (mi >> 1) * 8;
-            if (J == 1) {
+            if (!P1) {
+            } else if (J == 1) {
                 lg_ldsm_t2(yb, yp);  // R = 8: the r tile's two matrices only (lanes 16-31 unused)
             } else {
                 att_ldsm_t(yb, yp);
@@ -128,13 +153,28 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
 #pragma unroll
             for (int ks = 0; ks < 2; ks++) {
                 const int cb = wc + ks * 16;
-                unsigned at[4];  // Xᵀ [16 columns × 16 rows] as an A fragment
-                att_ldsm_t(at, xs + (rg * 16 + (mi >> 1) * 8 + (lane & 7)) * LG_XS + cb + (mi & 1) * 8);
+                const unsigned r0g = (unsigned)(n0 + k * LG_TR + rg * 16), c0g = (unsigned)(c0 + cb);  // global
+                if (P1) {
+                    unsigned at[4];  // Xᵀ [16 columns × 16 rows] as an A fragment
+                    att_ldsm_t(at, xs + (rg * 16 + (mi >> 1) * 8 + (lane & 7)) * LG_XS + cb + (mi & 1) * 8);
+                    if (drop) {  // register e holds rows r, r+1 of column c: flat indices j and j + C
 #pragma unroll
-                for (int j = 0; j < J; j++) att_mma(acc1[ks][j], at, yb[2 * j], yb[2 * j + 1]);
+                        for (int e = 0; e < 4; e++)
+                            at[e] = lg_drop2(at[e], (r0g + (e >> 1) * 8 + 2 * t) * (unsigned)C + c0g + (e & 1) * 8 + g,
+                                             (unsigned)C, wm, wk, keep_from, scale);
+                    }
+#pragma unroll
+                    for (int j = 0; j < J; j++) att_mma(acc1[ks][j], at, yb[2 * j], yb[2 * j + 1]);
+                }
                 if (G) {
                     unsigned a[4];  // X [16 rows × 16 columns] as an A fragment
                     att_ldsm(a, xs + (rg * 16 + (mi & 1) * 8 + (lane & 7)) * LG_XS + cb + (mi >> 1) * 8);
+                    if (drop) {  // register e holds columns c, c+1 of row r: flat indices j and j + 1
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            a[e] = lg_drop2(a[e], (r0g + (e & 1) * 8 + g) * (unsigned)C + c0g + (e >> 1) * 8 + 2 * t, 1u,
+                                            wm, wk, keep_from, scale);
+                    }
 #pragma unroll
                     for (int j = 0; j < J; j++) att_mma(acc2[rg][j], a, bf[ks][j][0], bf[ks][j][1]);
                 }
@@ -154,27 +194,34 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
     }
     if (G && tiles > 0) reduce_red(tiles - 1);
     att_cp_wait<0>();
+    if (P1) {  // this block's P1 partials
 #pragma unroll
-    for (int ks = 0; ks < 2; ks++)
+        for (int ks = 0; ks < 2; ks++)
 #pragma unroll
-        for (int j = 0; j < J; j++)
+            for (int j = 0; j < J; j++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int c = c0 + wc + ks * 16 + g + (e >> 1) * 8;
-                if (c < C) p1[((long long)blockIdx.y * C + c) * R + j * 8 + 2 * t + (e & 1)] = acc1[ks][j][e];
-            }
+                for (int e = 0; e < 4; e++) {
+                    const int c = c0 + wc + ks * 16 + g + (e >> 1) * 8;
+                    if (c < C) p1[((long long)blockIdx.y * C + c) * R + j * 8 + 2 * t + (e & 1)] = acc1[ks][j][e];
+                }
+    }
 }
 
-#define LORA_GRAD_PARTIAL(R)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(LG_THREADS) lora_grad_partial_r##R(                             \
-        float* p1, const __nv_bfloat16* x, const __nv_bfloat16* y, long long N, long long C, long long rb) {    \
-        lora_grad_partial<R, false>(p1, nullptr, x, y, nullptr, (int)N, (int)C, (int)rb);                        \
-    }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(LG_THREADS) lora_grad_partial_r##R##_g(                         \
+// Entry points: _r<R> (P1: dA = Xᵀ·g with X = xl), _r<R>_g (P1 and G: dB and g = dy·B from dy), _r<R>_h (G
+// only: h = X·Aᵀ with bm = lora_A [R, C], bmT); with _d, X is dropped as read (p > 0). Every entry takes the
+// same arguments; the ones it does not use may be null.
+#define LORA_GRAD_ENTRY(R, NAME, P1, G, DROP)                                                                    \
+    extern "C" __global__ void __launch_bounds__(LG_THREADS) NAME(                                               \
         float* p1, float* p2, const __nv_bfloat16* x, const __nv_bfloat16* y, const __nv_bfloat16* bm,          \
-        long long N, long long C, long long rb) {                                                                \
-        lora_grad_partial<R, true>(p1, p2, x, y, bm, (int)N, (int)C, (int)rb);                                   \
+        long long N, long long C, long long rb, long long bmT, unsigned long long seed, float p, float scale) {   \
+        lora_grad_partial<R, P1, G, DROP>(p1, p2, x, y, bm, (int)N, (int)C, (int)rb, bmT != 0, seed, p, scale); \
     }
+#define LORA_GRAD_PARTIAL(R)                                             \
+    LORA_GRAD_ENTRY(R, lora_grad_partial_r##R, true, false, false)       \
+    LORA_GRAD_ENTRY(R, lora_grad_partial_r##R##_d, true, false, true)    \
+    LORA_GRAD_ENTRY(R, lora_grad_partial_r##R##_g, true, true, false)    \
+    LORA_GRAD_ENTRY(R, lora_grad_partial_r##R##_h, false, true, false)   \
+    LORA_GRAD_ENTRY(R, lora_grad_partial_r##R##_h_d, false, true, true)
 LORA_GRAD_PARTIAL(8)
 LORA_GRAD_PARTIAL(16)
 
@@ -207,7 +254,7 @@ extern "C" __global__ void __launch_bounds__(256) lora_grad_reduce(
         return;
     }
     i -= nr;
-    if (i >= C * R) return;
+    if (dw == nullptr || i >= C * R) return;
     const long long c = i / R, r = i % R;
     dw[transpose ? r * C + c : i] = alpha * lg_sum(p1 + i, C * R, ny);
 }

@@ -40,8 +40,9 @@
 //     norm's kernel (foldSums). RoPE takes one (cos, sin) table per Run; each LoRA linear keeps h = xl·Aᵀ
 //     from its forward; at ranks 8 and 16 the first backward launch that needs g = dy·B makes it together
 //     with dB = s·dyᵀ·h in one walk over dy, and dA = s·gᵀ·xl is one more (ops.LoRAGrad); elsewhere g comes
-//     from cuBLAS once and is reused. Attention's backward runs its dQ kernel on a side stream beside the
-//     dK/dV one.
+//     from cuBLAS once and is reused. There, too, a LoRA dropout read only by its linear's LoRA branch writes
+//     nothing: h and dA read its input and drop it as they go (readDropouts). Attention's backward runs its
+//     dQ kernel on a side stream beside the dK/dV one.
 //  5. Optimizer (Step, StepSum): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the
 //     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
 //     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.

@@ -87,6 +87,8 @@ type Machine struct {
 	// it, foldSkip marks the term.
 	sumFold  map[*G.Node]sumFold
 	foldSkip map[*G.Node]bool
+	// dropRead marks the LoRA dropouts whose readers drop the dropout's input as they read it (readDropouts).
+	dropRead map[*G.Node]bool
 
 	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
 	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
@@ -206,6 +208,9 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Op
 	m.fuseDropoutAdds(pinned, keepOut)
 	if os.Getenv("T2M_GPU_FOLD") != "0" {
 		m.foldSums(pinned, keepOut)
+	}
+	if !o.Recompute && os.Getenv("T2M_GPU_DROP_READ") != "0" {
+		m.readDropouts(pinned, keepOut)
 	}
 	if o.Recompute && g.Loss != nil {
 		if names, bytes, pinned, keepOut, err = m.recompute(names, bytes, pinned, keepOut); err != nil {
@@ -472,7 +477,13 @@ func (m *Machine) launch(i int, node *G.Node) error {
 			x := m.mids[op]
 			x.gReady, x.dBReady = false, false
 			l.H, l.Scale = cuda.M(x.h, N, op.Rank, cuda.BF16T), op.Scaling
-			if op.Split {
+			if xin, p, seed, ok := m.readDropout(i, 3); ok { // h = dropout(x)·Aᵀ, dropped as read
+				if err := ops.LoRAGrad(d, ops.LoRAGradArgs{X: xin, Bm: l.A.Buf, BmT: true, G: x.h, N: N, C: w.in,
+					R: op.Rank, Drop: p, Seed: seed}, m.loraScr); err != nil {
+					return err
+				}
+				l.HReady = true
+			} else if op.Split {
 				l.XL = cuda.M(m.in(i, 3), N, w.in, cuda.BF16T)
 			}
 		}
@@ -493,7 +504,7 @@ func (m *Machine) launch(i int, node *G.Node) error {
 	case *model.SwiGLUOp:
 		return ops.SwiGLUForward(d, y, m.in(i, 0), m.in(i, 1), m.runSize(i))
 	case *model.DropoutOp:
-		if m.dropSkip[node] { // run inside the gradient sum that reads it (fuseDropoutAdds)
+		if m.dropSkip[node] || m.dropRead[node] { // run inside the sum that reads it, or by its readers
 			return nil
 		}
 		return m.dropout(i, node, op)

@@ -244,8 +244,11 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 				return err
 			}
 			if loraGradOn(r) {
-				return ops.LoRAGrad(d, ops.LoRAGradArgs{X: xl.Buf, Y: g.Buf, N: N, C: in, R: r, DW: y,
-					Alpha: op.Lin.Scaling, Transpose: true}, m.loraScr)
+				a := ops.LoRAGradArgs{X: xl.Buf, Y: g.Buf, N: N, C: in, R: r, DW: y, Alpha: op.Lin.Scaling, Transpose: true}
+				if xin, p, seed, ok := m.readDropout(i, 0); ok { // xl dropped as read
+					a.X, a.Drop, a.Seed = xin, p, seed
+				}
+				return ops.LoRAGrad(d, a, m.loraScr)
 			}
 			return m.blas.LinearGradWeight(g, xl, op.Lin.Scaling, 0, cuda.M(y, r, in, cuda.F32T))
 		}

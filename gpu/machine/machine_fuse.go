@@ -279,3 +279,71 @@ func (m *Machine) foldedSum(i int, f sumFold) error {
 	}
 	return fmt.Errorf("gpu: machine: no folded sum for %T", f.term.Op())
 }
+
+// readDropouts finds the LoRA dropouts (forward) whose output only their linear's LoRA branch reads: the
+// LinearOp's fourth input (h = xl·Aᵀ) and its LoRAGradOps' first (dA = s·gᵀ·xl; 'B' and 'X' do not use it).
+// Those products read the dropout's input through the mask instead (ops.LoRAGrad with Drop), so the dropout
+// gets no buffer or launch: per LoRA linear, an [N, in] tensor neither written, read back nor kept from the
+// forward to the backward (the input it drops is kept instead, which its other readers mostly keep anyway).
+// Not with activation recomputation (which would launch the dropout again).
+func (m *Machine) readDropouts(pinned, keep []bool) {
+	type use struct{ node, arg int }
+	uses := make([][]use, len(m.order))
+	for i, args := range m.args {
+		for k, a := range args {
+			uses[a] = append(uses[a], use{i, k})
+		}
+	}
+	for j, node := range m.order {
+		if op, ok := node.Op().(*model.DropoutOp); !ok || op.Grad || keep[j] || pinned[j] || m.alias[j] != j ||
+			node.Shape()[1]%8 != 0 || int64(m.N)*int64(node.Shape()[1]) > 1<<32 {
+			continue
+		}
+		var lin *model.LinearOp
+		ok := len(uses[j]) > 0
+		for _, u := range uses[j] {
+			switch op := m.order[u.node].Op().(type) {
+			case *model.LinearOp:
+				ok = ok && u.arg == 3 && op.Split && lin == nil && loraGradOn(op.Rank)
+				lin = op
+			case *model.LoRAGradOp:
+				ok = ok && u.arg == 0
+			default:
+				ok = false
+			}
+		}
+		for _, u := range uses[j] {
+			if op, isGrad := m.order[u.node].Op().(*model.LoRAGradOp); isGrad && op.Lin != lin {
+				ok = false
+			}
+		}
+		if !ok || lin == nil {
+			continue
+		}
+		if m.dropRead == nil {
+			m.dropRead = map[*G.Node]bool{}
+		}
+		m.dropRead[node], pinned[j] = true, true
+		for _, u := range uses[j] { // the readers read the dropout's input instead
+			m.deps[u.node] = append(m.deps[u.node], m.args[j][0])
+		}
+	}
+}
+
+// readDropout gives the LoRA dropout that node i's argument k is, when readDropouts made it read as used:
+// its input (what the product reads), drop probability (0 in an evaluation Run) and mask seed.
+func (m *Machine) readDropout(i, k int) (x cuda.Buffer, p float32, seed uint64, ok bool) {
+	if k >= len(m.args[i]) {
+		return cuda.Buffer{}, 0, 0, false
+	}
+	j := m.args[i][k]
+	drop := m.order[j]
+	if !m.dropRead[drop] {
+		return cuda.Buffer{}, 0, 0, false
+	}
+	op := drop.Op().(*model.DropoutOp)
+	if p = op.P; m.run.Eval {
+		p = 0
+	}
+	return m.out[m.args[j][0]], p, op.Seed(), true
+}

@@ -19,6 +19,8 @@ type LinearArgs struct {
 	A, B cuda.Mat   // LoRA [r, in] and [out, r] bf16
 	XL   cuda.Mat   // the LoRA branch's input [N, in] (x after LoRA dropout); zero: X
 	H    cuda.Mat   // [N, r] bf16 scratch for xl·Aᵀ
+	// HReady says H already holds xl·Aᵀ (made by the caller, e.g. by LoRAGrad reading x through the dropout).
+	HReady bool
 	// Scale is the LoRA scaling s (alpha/r).
 	Scale float32
 	Y     cuda.Mat // [N, out], bf16 or fp32 (an fp32 sum rounded once by the caller)
@@ -42,8 +44,10 @@ func Linear(d *cuda.Device, b *cuda.BLAS, l LinearArgs) error {
 		if xl.Buf.Bytes == 0 {
 			xl = l.X
 		}
-		if err := b.Linear(xl, l.A, 0, l.H); err != nil {
-			return fmt.Errorf("lora_A: %w", err)
+		if !l.HReady {
+			if err := b.Linear(xl, l.A, 0, l.H); err != nil {
+				return fmt.Errorf("lora_A: %w", err)
+			}
 		}
 		if err := b.Gemm(false, true, l.Scale, l.H, l.B, beta, l.Y); err != nil {
 			return fmt.Errorf("lora_B: %w", err)

@@ -43,18 +43,27 @@ func LoRAGradScratchBytes(N, C, R int) int64 {
 type LoRAGradArgs struct {
 	X, Y, Bm cuda.Buffer
 	N, C, R  int
-	// DW receives Alpha·Xᵀ·Y in fp32: [C, R], or [R, C] with Transpose.
+	// DW receives Alpha·Xᵀ·Y in fp32: [C, R], or [R, C] with Transpose; zero: not computed (Y unused).
 	DW        cuda.Buffer
 	Alpha     float32
 	Transpose bool
-	// G receives X·Bm [N, R] in bf16 (one rounding of the fp32 sum); both zero: not computed.
-	G cuda.Buffer
+	// G receives X·Bm [N, R] in bf16 (one rounding of the fp32 sum); both zero: not computed. With BmT, Bm is
+	// given transposed, [R, C] (lora_A, for the forward's h = xl·Aᵀ).
+	G   cuda.Buffer
+	BmT bool
+	// Drop > 0 reads X through LoRA dropout with that probability and mask seed (bit for bit the values
+	// Dropout writes for [N, C], element j = n·C + c): xl is never written.
+	Drop float32
+	Seed uint64
 }
 
-// LoRAGrad computes a LoRA linear's weight gradients by tensor cores from one walk over X (CPU twins: model's
-// LoRAGradOp 'A' and 'B'):
+// LoRAGrad computes a LoRA linear's rank-r products by tensor cores from one walk over X (CPU twins: model's
+// LoRAGradOp 'A' and 'B', and the LoRA branch of LinearOp):
 //   - with X = dy [N, out], Y = h [N, r], Bm = lora_B [out, r]: dW = s·dyᵀ·h (dB, [out, r]) and G = dy·B;
-//   - with X = xl [N, in], Y = g [N, r], Transpose: dW = s·gᵀ·xl (dA, [r, in]).
+//   - with X = xl [N, in], Y = g [N, r], Transpose: dW = s·gᵀ·xl (dA, [r, in]);
+//   - with X = xl, Bm = lora_A [r, in], BmT and no DW: G = xl·Aᵀ (the forward's h).
+//
+// Where xl is LoRA dropout's output, X can be its input with Drop and Seed set instead.
 //
 // lora_grad_partial_r<R>[_g] writes fp32 partial sums per block into scratch (LoRAGradScratchBytes), and
 // lora_grad_reduce adds them in a fixed order: the result does not depend on timing.
@@ -63,14 +72,19 @@ func LoRAGrad(d *cuda.Device, a LoRAGradArgs, scratch cuda.Buffer) error {
 		return fmt.Errorf("gpu: LoRA gradients of X [%d, %d] at rank %d: need N, C > 0, C %% 8 == 0, rank 8 or 16",
 			a.N, a.C, a.R)
 	}
-	withG := a.Bm.Ptr != 0
-	if withG != (a.G.Ptr != 0) {
-		return fmt.Errorf("gpu: LoRA gradients: Bm and G come together")
+	withG, withDW := a.Bm.Ptr != 0, a.DW.Ptr != 0
+	if withG != (a.G.Ptr != 0) || (!withG && !withDW) || (a.BmT && withDW) {
+		return fmt.Errorf("gpu: LoRA gradients: Bm and G come together, with DW or alone (BmT only alone)")
+	}
+	if !(a.Drop >= 0 && a.Drop < 1) {
+		return fmt.Errorf("gpu: LoRA gradients: drop probability %g must be in [0, 1)", a.Drop)
 	}
 	nx, ny, rb := loraGradGrid(a.N, a.C)
 	nr, cr := int64(a.N)*int64(a.R), int64(a.C)*int64(a.R)
-	checks := []any{"X", a.X, int64(a.N) * int64(a.C) * 2, "Y", a.Y, nr * 2, "DW", a.DW, cr * 4, "scratch", scratch,
-		LoRAGradScratchBytes(a.N, a.C, a.R)}
+	checks := []any{"X", a.X, int64(a.N) * int64(a.C) * 2, "scratch", scratch, LoRAGradScratchBytes(a.N, a.C, a.R)}
+	if withDW {
+		checks = append(checks, "Y", a.Y, nr*2, "DW", a.DW, cr*4)
+	}
 	if withG {
 		checks = append(checks, "Bm", a.Bm, cr*2, "G", a.G, nr*2)
 	}
@@ -80,29 +94,42 @@ func LoRAGrad(d *cuda.Device, a LoRAGradArgs, scratch cuda.Buffer) error {
 	p1 := scratch.Slice(0, int64(ny)*cr*4)
 	p2 := scratch.Slice(cuda.AlignUp(p1.Bytes), int64(nx)*nr*4)
 	smem := loraGradSmem(a.R, withG)
-	grid := cuda.Dim3{X: nx, Y: ny, Z: 1}
-	if withG {
-		k, err := smemKernel(d, "lora_grad", fmt.Sprintf("lora_grad_partial_r%d_g", a.R), smem)
-		if err != nil {
-			return err
+	name := fmt.Sprintf("lora_grad_partial_r%d", a.R)
+	switch {
+	case withG && withDW:
+		if a.Drop > 0 {
+			return fmt.Errorf("gpu: LoRA gradients: dB and g from dy do not drop their input")
 		}
-		if err := d.Launch(k, grid, D1(256), smem, p1, p2, a.X, a.Y, a.Bm, a.N, a.C, rb); err != nil {
-			return err
+		name += "_g"
+	case withG:
+		name += "_h"
+	}
+	if a.Drop > 0 {
+		if int64(a.N)*int64(a.C) > 1<<32 {
+			return fmt.Errorf("gpu: LoRA gradients: dropping X [%d, %d] as read needs fewer than 2³² elements", a.N, a.C)
 		}
-	} else {
-		k, err := smemKernel(d, "lora_grad", fmt.Sprintf("lora_grad_partial_r%d", a.R), smem)
-		if err != nil {
-			return err
-		}
-		if err := d.Launch(k, grid, D1(256), smem, p1, a.X, a.Y, a.N, a.C, rb); err != nil {
-			return err
-		}
+		name += "_d"
+	}
+	k, err := smemKernel(d, "lora_grad", name, smem)
+	if err != nil {
+		return err
+	}
+	bmT := 0
+	if a.BmT {
+		bmT = 1
+	}
+	if err := d.Launch(k, cuda.Dim3{X: nx, Y: ny, Z: 1}, D1(256), smem, p1, p2, a.X, a.Y, a.Bm, a.N, a.C, rb, bmT,
+		a.Seed, a.Drop, 1/(1-a.Drop)); err != nil {
+		return err
 	}
 	red, err := d.Kernel("lora_grad", "lora_grad_reduce")
 	if err != nil {
 		return err
 	}
-	total := cr
+	total := int64(0)
+	if withDW {
+		total += cr
+	}
 	if withG {
 		total += nr
 	}

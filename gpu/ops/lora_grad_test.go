@@ -9,6 +9,7 @@ import (
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/cuda/cudatest"
+	"github.com/t2m/t2m/model"
 )
 
 // loraGradRef is LoRAGrad's reference in float64: dW = alpha·Xᵀ·Y ([C, R], or [R, C] transposed) and
@@ -52,35 +53,87 @@ func TestLoRAGradParity(t *testing.T) {
 	cases := []struct {
 		N, C, R   int
 		withG, tr bool
+		h         bool    // the forward's h = xl·Aᵀ alone (G with Bm = A transposed, no DW)
+		drop      float32 // X read through LoRA dropout
 	}{
-		{45, 64, 8, true, false},     // the tiny fixture's hidden size: one block, one partial tile
-		{45, 64, 8, false, true},     // the same as dA
-		{300, 520, 16, true, false},  // 3 column blocks (the last one of 8 columns), 10 row tiles
-		{300, 520, 16, false, true},  // rank 16 as dA
-		{2048, 3584, 8, true, false}, // the 7B's q_proj/o_proj shape at [4, 512]: row chunks of 128
-		{1000, 512, 8, false, true},  // k/v width: 2 column blocks, row chunks of one tile
+		{45, 64, 8, true, false, false, 0},     // the tiny fixture's hidden size: one block, one partial tile
+		{45, 64, 8, false, true, false, 0},     // the same as dA
+		{300, 520, 16, true, false, false, 0},  // 3 column blocks (the last one of 8 columns), 10 row tiles
+		{300, 520, 16, false, true, false, 0},  // rank 16 as dA
+		{2048, 3584, 8, true, false, false, 0}, // the 7B's q_proj/o_proj shape at [4, 512]: row chunks of 128
+		{1000, 512, 8, false, true, false, 0},  // k/v width: 2 column blocks, row chunks of one tile
+		{300, 520, 8, false, true, false, 0.3}, // dA from xl dropped as read
+		{300, 520, 16, false, false, true, 0.3},
+		{2048, 3584, 8, false, false, true, 0.05}, // h of q_proj at the 7B's shape, the recipe's dropout
+		{45, 64, 8, false, false, true, 0},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("N%d_C%d_R%d_g%v_t%v", c.N, c.C, c.R, c.withG, c.tr), func(t *testing.T) {
+		t.Run(fmt.Sprintf("N%d_C%d_R%d_g%v_t%v_h%v_p%g", c.N, c.C, c.R, c.withG, c.tr, c.h, c.drop), func(t *testing.T) {
 			d := cudatest.Device(t) // bound to this subtest's thread
 			a := cudatest.Arena(t, d, 256<<20)
 			rng := rand.New(rand.NewPCG(11, uint64(c.N*c.C+c.R)))
 			x, y := ktRand(rng, c.N*c.C, -1, 1), ktRand(rng, c.N*c.R, -1, 1)
-			var bm []float32
-			args := LoRAGradArgs{X: ktBF16(t, d, a, x), Y: ktBF16(t, d, a, y), N: c.N, C: c.C, R: c.R,
-				DW: ktPoison(t, d, a, int64(c.C*c.R)*4), Alpha: 0.75, Transpose: c.tr}
-			if c.withG {
+			const seed = 0x5eed
+			xl := x // what the products see: LoRA dropout's bf16 output
+			if c.drop > 0 {
+				xl = make([]float32, len(x))
+				model.DropoutForward(xl, x, c.drop, seed)
+				for i, v := range xl {
+					xl[i] = cuda.F32(cuda.BF16(v))
+				}
+			}
+			args := LoRAGradArgs{X: ktBF16(t, d, a, x), N: c.N, C: c.C, R: c.R, Alpha: 0.75, Transpose: c.tr,
+				Drop: c.drop, Seed: seed}
+			if !c.h {
+				args.Y, args.DW = ktBF16(t, d, a, y), ktPoison(t, d, a, int64(c.C*c.R)*4)
+			}
+			var bm []float32 // [C, R], as the reference takes it
+			if c.withG || c.h {
 				bm = ktRand(rng, c.C*c.R, -0.5, 0.5)
 				args.Bm, args.G = ktBF16(t, d, a, bm), ktPoison(t, d, a, int64(c.N*c.R)*2)
+				if c.h { // the kernel reads lora_A [R, C]
+					aT := make([]float32, len(bm))
+					for cc := range c.C {
+						for r := range c.R {
+							aT[r*c.C+cc] = bm[cc*c.R+r]
+						}
+					}
+					args.Bm, args.BmT = ktBF16(t, d, a, aT), true
+				}
 			}
 			scratch := ktPoison(t, d, a, LoRAGradScratchBytes(c.N, c.C, c.R))
 			if err := LoRAGrad(d, args, scratch); err != nil {
 				t.Fatal(err)
 			}
-			wdw, wg := loraGradRef(x, y, bm, c.N, c.C, c.R, args.Alpha, c.tr)
-			ktCompare(t, "dW", ktGetF32(t, d, args.DW, c.C*c.R), wdw, tolF32)
-			if c.withG {
+			wdw, wg := loraGradRef(xl, y, bm, c.N, c.C, c.R, args.Alpha, c.tr)
+			if !c.h {
+				ktCompare(t, "dW", ktGetF32(t, d, args.DW, c.C*c.R), wdw, tolF32)
+			}
+			if bm != nil {
 				ktCompare(t, "G", ktGetBF16(t, d, args.G, c.N*c.R), wg, tolBF16)
+			}
+			if c.drop == 0 {
+				return
+			}
+			// Dropping as read is bit for bit the same kernel on Dropout's output.
+			out := func() []float32 {
+				if c.h {
+					return ktGetBF16(t, d, args.G, c.N*c.R)
+				}
+				return ktGetF32(t, d, args.DW, c.C*c.R)
+			}
+			asRead := out()
+			if err := Dropout(d, args.X, args.X, DropoutDims{B: 1, Tp: c.N, Tl: c.N, C: c.C}, c.drop, seed); err != nil {
+				t.Fatal(err)
+			}
+			args.Drop = 0
+			if err := LoRAGrad(d, args, scratch); err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range out() {
+				if asRead[i] != w {
+					t.Fatalf("output %d dropped as read %v, from Dropout's output %v", i, asRead[i], w)
+				}
 			}
 		})
 	}
@@ -88,7 +141,9 @@ func TestLoRAGradParity(t *testing.T) {
 	a := cudatest.Arena(t, d, 1<<20)
 	buf := ktPoison(t, d, a, 4096)
 	for _, bad := range []LoRAGradArgs{{X: buf, Y: buf, DW: buf, N: 4, C: 12, R: 8}, {X: buf, Y: buf, DW: buf, N: 4, C: 8, R: 4},
-		{X: buf, Y: buf, DW: buf, Bm: buf, N: 4, C: 8, R: 8}} {
+		{X: buf, Y: buf, DW: buf, Bm: buf, N: 4, C: 8, R: 8}, {X: buf, N: 4, C: 8, R: 8},
+		{X: buf, Y: buf, DW: buf, Bm: buf, G: buf, BmT: true, N: 4, C: 8, R: 8},
+		{X: buf, Y: buf, DW: buf, N: 4, C: 8, R: 8, Drop: 1}} {
 		if err := LoRAGrad(d, bad, buf); err == nil {
 			t.Errorf("LoRAGrad(%+v) accepted", bad)
 		}
