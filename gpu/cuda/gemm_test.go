@@ -243,27 +243,10 @@ func BenchmarkGemm7B(b *testing.B) {
 				dir  string
 				call func() error
 			}{{"forward", fwd}, {"input gradient", bwd}} {
-				if err := c.call(); err != nil {
+				if err := c.call(); err != nil { // warm-up: cuBLAS's first call of a shape picks its kernel
 					b.Fatal(err)
 				}
-				start, err := d.Record()
-				if err != nil {
-					b.Fatal(err)
-				}
-				for range 20 {
-					if err := c.call(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				end, err := d.Record()
-				if err != nil {
-					b.Fatal(err)
-				}
-				ms, err := start.Millis(end)
-				if err != nil {
-					b.Fatal(err)
-				}
-				us := ms * 1000 / 20
+				us := 1000 * cudatest.Millis(b, d, 20, c.call)
 				b.Logf("%s %s (out %d, in %d): %.1f µs, %.0f TFLOP/s", s.name, c.dir, s.out, s.in, us,
 					2*float64(rows)*float64(s.out)*float64(s.in)/us/1e6)
 			}

@@ -183,28 +183,6 @@ func benchAlloc(b *testing.B, d *cuda.Device, a *cuda.Arena) func(int64) cuda.Bu
 	}
 }
 
-// benchMillis runs f n times on d's stream between two events and returns the milliseconds per run.
-func benchMillis(b *testing.B, d *cuda.Device, n int, f func() error) float64 {
-	start, err := d.Record()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for range n {
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	end, err := d.Record()
-	if err != nil {
-		b.Fatal(err)
-	}
-	ms, err := start.Millis(end)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return ms / float64(n)
-}
-
 // BenchmarkLoRAGrad times one layer's LoRA weight gradients of the 7B at [4, 512] (q, k, v, o, gate, up at
 // rank 8: dB with g from dy, then dA from xl), by LoRAGrad against cuBLAS's skinny GEMMs (what the machine
 // runs with T2M_GPU_LORA_GRAD=0), with device events around 20 layers' worth of launches:
@@ -254,7 +232,7 @@ func BenchmarkLoRAGrad(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			d := cudatest.Device(b) // bound to this sub-benchmark's thread
 			for range b.N {
-				b.ReportMetric(benchMillis(b, d, 20, layer[name])*1000, "us/layer")
+				b.ReportMetric(cudatest.Millis(b, d, 20, layer[name])*1000, "us/layer")
 			}
 		})
 	}
@@ -277,7 +255,7 @@ func BenchmarkLoRAGradShapes(b *testing.B) {
 			if c.withG {
 				args.Bm, args.G = Bm, g
 			}
-			us := 1000 * benchMillis(b, d, 20, func() error { return LoRAGrad(d, args, scratch) })
+			us := 1000 * cudatest.Millis(b, d, 20, func() error { return LoRAGrad(d, args, scratch) })
 			nx, ny, rb := loraGradGrid(N, c.C)
 			b.Logf("X [%d, %d] g=%v: %.1f µs, %.0f GB/s (grid %d×%d, %d rows per block)", N, c.C, c.withG, us,
 				float64(N*c.C*2)/us/1e3, nx, ny, rb)

@@ -53,3 +53,27 @@ func Arena(t testing.TB, d *cuda.Device, bytes int64) *cuda.Arena {
 func RandomLoRA(w *model.Weights, r int, rng *rand.Rand) *model.LoRAParams {
 	return model.RandomLoRA(w, r, 0.1, rng.NormFloat64)
 }
+
+// Millis runs f n times on d's stream between two events and returns the device milliseconds per run
+// (benchmarks).
+func Millis(t testing.TB, d *cuda.Device, n int, f func() error) float64 {
+	t.Helper()
+	start, err := d.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end, err := d.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := start.Millis(end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms / float64(n)
+}
