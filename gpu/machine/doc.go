@@ -37,12 +37,12 @@
 //     that too (ops.LoRADropoutAdd), so neither is written (machine_fuse.go). A sum whose term is a GEMM's
 //     input gradient that only it reads runs that GEMM in place onto the other term (beta = 1, the sum a
 //     view of its buffer), and one whose term is RMSNorm's backward adds the residual gradient inside the
-//     norm's kernel (foldSums). RoPE takes one (cos, sin) table per Run; each LoRA linear keeps h = xl·Aᵀ
-//     from its forward; at ranks 8 and 16 the first backward launch that needs g = dy·B makes it together
-//     with dB = s·dyᵀ·h in one walk over dy, and dA = s·gᵀ·xl is one more (ops.LoRAGrad); elsewhere g comes
-//     from cuBLAS once and is reused. There, too, a LoRA dropout read only by its linear's LoRA branch writes
-//     nothing: h and dA read its input and drop it as they go (readDropouts). Attention's backward runs its
-//     dQ kernel on a side stream beside the dK/dV one.
+//     norm's kernel (foldSums, machine_fold.go). RoPE takes one (cos, sin) table per Run; each LoRA linear
+//     keeps h = xl·Aᵀ from its forward; at ranks 8 and 16 the first backward launch that needs g = dy·B
+//     makes it together with dB = s·dyᵀ·h in one walk over dy, and dA = s·gᵀ·xl is one more (ops.LoRAGrad);
+//     elsewhere g comes from cuBLAS once and is reused. There, too, a LoRA dropout read only by its linear's
+//     LoRA branch writes nothing: h and dA read its input and drop it as they go (readDropouts). Attention's
+//     backward runs its dQ kernel on a side stream beside the dK/dV one.
 //  5. Optimizer (Step, StepSum): the LoRA matrices live in flat buffers (fp32 masters, bf16 copies the
 //     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
 //     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.
