@@ -65,6 +65,8 @@ type Machine struct {
 
 	mids    map[*model.LinearOp]*loraMid // each LoRA linear's rank-r intermediates
 	loraScr cuda.Buffer                  // ops.LoRAGrad's partial sums, the largest need
+	// loraKernel says whether the LoRA products of ranks 8 and 16 use ops.LoRAGrad (read once, at build).
+	loraKernel bool
 
 	// ropeCS is the (cos, sin) table [N, D/2] of this Run's positions (ops.RoPETable), made by the first RoPE
 	// launch of a Run and read by every layer's (ops.RoPEApply); ropeFor says for which positions node,
@@ -144,7 +146,8 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Op
 	m := &Machine{d: d, blas: blas, g: g, ar: ar, index: map[*G.Node]int{}, lin: map[*model.Frozen]*machineWeight{},
 		vecs: map[string]cuda.Buffer{}, N: g.Batch * g.Seq, rB: g.Batch, rT: g.Seq, rN: g.Batch * g.Seq,
 		attnNode: map[*model.AttentionOp]int{},
-		ceNode:   map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{}}
+		ceNode:   map[*model.LMHeadCrossEntropyOp]int{}, ceGrad: map[*model.LMHeadCrossEntropyOp]int{},
+		loraKernel: os.Getenv("T2M_GPU_LORA_GRAD") != "0"}
 	sorted, err := G.Sort(g.G)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: machine: sorting the graph: %w", err)
@@ -475,7 +478,7 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		if op.Rank > 0 { // with Split (LoRA dropout) the branch reads the fourth input
 			l.A, l.B = cuda.M(m.in(i, 1), op.Rank, w.in, cuda.BF16T), cuda.M(m.in(i, 2), w.out, op.Rank, cuda.BF16T)
 			x := m.mids[op]
-			x.gReady, x.dBReady = false, false
+			x.gReady = false
 			l.H, l.Scale = cuda.M(x.h, N, op.Rank, cuda.BF16T), op.Scaling
 			if xin, p, seed, ok := m.readDropout(i, 3); ok { // h = dropout(x)·Aᵀ, dropped as read
 				if err := ops.LoRAGrad(d, ops.LoRAGradArgs{X: xin, Bm: l.A.Buf, BmT: true, G: x.h, N: N, C: w.in,

@@ -103,7 +103,7 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 				m.out[i], m.preset[i] = m.opt.g.Slice(sl.off*4, sl.n*4), true
 			}
 		}
-		if !loraGradOn(op.Lin.Rank) {
+		if !m.loraGradOn(op.Lin.Rank) {
 			return nil
 		}
 		x := m.mids[op.Lin]
@@ -243,7 +243,7 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 			if err != nil {
 				return err
 			}
-			if loraGradOn(r) {
+			if m.loraGradOn(r) {
 				a := ops.LoRAGradArgs{X: xl.Buf, Y: g.Buf, N: N, C: in, R: r, DW: y, Alpha: op.Lin.Scaling, Transpose: true}
 				if xin, p, seed, ok := m.readDropout(i, 0); ok { // xl dropped as read
 					a.X, a.Drop, a.Seed = xin, p, seed

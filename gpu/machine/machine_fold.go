@@ -15,9 +15,10 @@ import (
 // op that makes one of their terms, and LoRA dropouts into the products that read them.
 
 // sumFold is a gradient sum y = a + b whose term b is a LinearGradInputOp (dx = dy·W, with or without a
-// merged LoRA term) or an RMSNormGradOp that only the sum reads: the sum runs b's launch itself, onto a, and b gets no buffer
-// or launch of its own. term is b, other the sum's argument position of a, dep the position in the sum's
-// deps of b's inputs (dy, and A, B with a merged LoRA term; or x, dy), which the sum reads instead of b.
+// merged LoRA term) or an RMSNormGradOp that only the sum reads: the sum runs b's launch itself, onto a,
+// and b gets no buffer or launch of its own. term is b, other the sum's argument position of a, dep the
+// position in the sum's deps of b's inputs (dy, and A, B with a merged LoRA term; or x, dy), which the sum
+// reads instead of b.
 //   - The GEMM accumulates into a's buffer (beta = 1): the sum is made in place, its node aliasing a's
 //     buffer, which nothing reads after it (a is read by the sum only, and is a sum or a GEMM output itself).
 //     That saves writing b and the sum's pass over a, b and y: three [N, C] transfers, against one more
@@ -31,12 +32,7 @@ type sumFold struct {
 
 // foldSums finds the sums sumFold describes (after fuseDropoutAdds, whose sums it leaves alone).
 func (m *Machine) foldSums(pinned, keep []bool) {
-	readers := make([]int, len(m.order))
-	for _, args := range m.args {
-		for _, a := range args {
-			readers[a]++
-		}
-	}
+	readers := m.readerCounts()
 	ownsBuffer := func(j int) bool { return readers[j] == 1 && !keep[j] && !pinned[j] && m.alias[j] == j && !m.f32[j] }
 	for i, node := range m.order {
 		if !isGorgoniaAdd(node) || len(m.args[i]) != 2 || m.args[i][0] == m.args[i][1] || m.alias[i] != i {
@@ -117,7 +113,7 @@ func (m *Machine) readDropouts(pinned, keep []bool) {
 		for _, u := range uses[j] {
 			switch op := m.order[u.node].Op().(type) {
 			case *model.LinearOp:
-				ok = ok && u.arg == 3 && op.Split && lin == nil && loraGradOn(op.Rank)
+				ok = ok && u.arg == 3 && op.Split && lin == nil && m.loraGradOn(op.Rank)
 				lin = op
 			case *model.LoRAGradOp:
 				ok = ok && u.arg == 0

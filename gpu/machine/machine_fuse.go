@@ -4,7 +4,6 @@ package machine
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -36,12 +35,7 @@ type dropoutAdd struct {
 // and read, and a rank-r GEMM, saved per LoRA linear (where lora_A is as wide as the dropout, as it always
 // is in a model graph; the check keeps the kernel from reading A at the wrong width otherwise).
 func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
-	readers := make([]int, len(m.order))
-	for _, args := range m.args {
-		for _, a := range args {
-			readers[a]++
-		}
-	}
+	readers := m.readerCounts()
 	for i, node := range m.order {
 		if !isGorgoniaAdd(node) || len(m.args[i]) != 2 || m.args[i][0] == m.args[i][1] || m.alias[i] != i {
 			continue
@@ -69,6 +63,17 @@ func (m *Machine) fuseDropoutAdds(pinned, keep []bool) {
 			break
 		}
 	}
+}
+
+// readerCounts gives each node's number of reads as an argument of another node.
+func (m *Machine) readerCounts() []int {
+	readers := make([]int, len(m.order))
+	for _, args := range m.args {
+		for _, a := range args {
+			readers[a]++
+		}
+	}
+	return readers
 }
 
 // ropeKey is what a RoPE table depends on: the positions node, the base and the head size.
@@ -108,16 +113,13 @@ type loraMid struct {
 	h, g   cuda.Buffer
 	gReady bool // g holds this Run's dy·B (cleared by the forward, which a recomputation repeats)
 
-	dB      cuda.Buffer // [out, r] fp32, made with g (zero: g by cuBLAS alone)
-	dBCopy  bool        // dB is not the 'B' node's own buffer: the node copies it
-	dBReady bool        // dB holds this Run's gradient
+	dB     cuda.Buffer // [out, r] fp32, made with g (zero: g by cuBLAS alone)
+	dBCopy bool        // dB is not the 'B' node's own buffer: the node copies it
 }
 
-// loraGradOn reports whether LoRA weight gradients use ops.LoRAGrad (T2M_GPU_LORA_GRAD=0: cuBLAS's skinny
-// GEMMs, as before it).
-func loraGradOn(rank int) bool {
-	return ops.LoRAGradRanks(rank) && os.Getenv("T2M_GPU_LORA_GRAD") != "0"
-}
+// loraGradOn reports whether the LoRA products of rank rank use ops.LoRAGrad (m.loraKernel: unless
+// T2M_GPU_LORA_GRAD=0, which keeps cuBLAS's skinny GEMMs, as before it).
+func (m *Machine) loraGradOn(rank int) bool { return m.loraKernel && ops.LoRAGradRanks(rank) }
 
 // needLoRAScratch grows the scratch of ops.LoRAGrad to what X [N, cols] at rank r needs.
 func (m *Machine) needLoRAScratch(cols, r int) error {
@@ -165,7 +167,7 @@ func (m *Machine) loraG(op *model.LinearOp, dy, B cuda.Mat) (cuda.Mat, error) {
 		if err := ops.LoRAGrad(m.d, a, m.loraScr); err != nil {
 			return g, fmt.Errorf("lora dy·B and dB: %w", err)
 		}
-		x.gReady, x.dBReady = true, true
+		x.gReady = true
 		return g, nil
 	}
 	if err := m.blas.Gemm(false, false, 1, dy, B, 0, g); err != nil {

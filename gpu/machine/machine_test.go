@@ -188,7 +188,7 @@ func machineLossGrads(t *testing.T, dropout float32, rank int) {
 		t.Errorf("folded sums %v, want at least %d RMSNorm and %d GEMM folds for %d layers", folds, 2*L-1, L, L)
 	}
 	// With LoRA dropout, every LoRA linear's h and dA drop the input as they read it (readDropouts).
-	if want := map[bool]int{true: len(g.LoRA)}[dropout > 0 && loraGradOn(rank)]; len(m.dropRead) != want {
+	if want := map[bool]int{true: len(g.LoRA)}[dropout > 0 && m.loraGradOn(rank)]; len(m.dropRead) != want {
 		t.Errorf("%d LoRA dropouts read as used, want %d", len(m.dropRead), want)
 	}
 	if err := m.Run(batch); err != nil {
