@@ -34,21 +34,27 @@ __device__ __forceinline__ void dropout_weyl(unsigned long long seed, unsigned l
 // p < 1).
 __device__ __forceinline__ unsigned int dropout_keep_from(float p) { return (unsigned int)ceil((double)p * 4294967296.0); }
 
-// dropout8_weyl drops the 8 elements ux at flat indices j0 .. j0+7 (j0 % 8 == 0, (m, k) those of hi32(j0)):
-// each kept element times scale, the dropped ones 0, rounded once to bf16.
+// dropout2_weyl drops the two bf16 of v, at flat indices j and j + dj ((m, k) those of their high word; w is
+// the Weyl term lo32(j)*m + k): each kept one times scale, the dropped ones 0, rounded once to bf16.
+__device__ __forceinline__ unsigned int dropout2_weyl(unsigned int v, unsigned int w, unsigned int dj, unsigned int m,
+                                                      unsigned int keep_from, float scale) {
+    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v));
+    const __nv_bfloat162 r = __floats2bfloat162_rn(lowbias32(w) >= keep_from ? f.x * scale : 0.0f,
+                                                   lowbias32(w + dj * m) >= keep_from ? f.y * scale : 0.0f);
+    return *reinterpret_cast<const unsigned int*>(&r);
+}
+
+// dropout8_weyl drops the 8 elements ux at flat indices j0 .. j0+7 (j0 % 8 == 0, (m, k) those of hi32(j0)).
 __device__ __forceinline__ uint4 dropout8_weyl(uint4 ux, unsigned int j0lo, unsigned int m, unsigned int k,
                                                unsigned int keep_from, float scale) {
     unsigned int w = j0lo * m + k;
     uint4 uy;
-    const __nv_bfloat162* hx = reinterpret_cast<const __nv_bfloat162*>(&ux);
-    __nv_bfloat162* hy = reinterpret_cast<__nv_bfloat162*>(&uy);
+    const unsigned int* hx = reinterpret_cast<const unsigned int*>(&ux);
+    unsigned int* hy = reinterpret_cast<unsigned int*>(&uy);
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-        const float2 f = __bfloat1622float2(hx[e]);
-        const bool keep0 = lowbias32(w) >= keep_from;
-        const bool keep1 = lowbias32(w + m) >= keep_from;
+        hy[e] = dropout2_weyl(hx[e], w, 1u, m, keep_from, scale);
         w += 2 * m;
-        hy[e] = __floats2bfloat162_rn(keep0 ? f.x * scale : 0.0f, keep1 ? f.y * scale : 0.0f);
     }
     return uy;
 }

@@ -1,11 +1,13 @@
-// LoRA weight gradients by tensor cores, reading the [N, C] activation once (CPU twins: model's LoRAGradOp
-// 'A' and 'B', the reference in gpu/ops/lora_grad_test.go). For one LoRA linear, with dy [N, out],
-// h = xl·Aᵀ [N, r], g = dy·B [N, r]:
+// A LoRA linear's rank-r products by tensor cores, reading the [N, C] activation once (CPU twins: model's
+// LoRAGradOp 'A' and 'B' and LinearOp's LoRA branch; the reference in gpu/ops/lora_grad_test.go). With
+// dy [N, out], h = xl·Aᵀ [N, r], g = dy·B [N, r]:
 //   dB = s·dyᵀ·h [out, r] and g = dy·B   — one walk over dy (X = dy, Y = h, Bm = B);
-//   dA = s·gᵀ·xl [r, in]                  — one walk over xl (X = xl, Y = g, no Bm).
-// lora_grad_partial_r<R>[_g] writes fp32 partial sums per block (P1 = Xᵀ·Y per row chunk, P2 = X·Bm per
-// column block); lora_grad_reduce adds them in a fixed order (deterministic) and writes g (bf16) and dW (fp32,
-// scaled). cuBLAS's skinny GEMMs for the same products each read all of dy or xl.
+//   dA = s·gᵀ·xl [r, in]                  — one walk over xl (X = xl, Y = g, no Bm);
+//   h = xl·Aᵀ                             — one walk over xl (X = xl, Bm = lora_A transposed, no Y).
+// xl may be LoRA dropout's input instead, dropped as it is read. lora_grad_partial_r<R>[_g|_h][_d] writes
+// fp32 partial sums per block (P1 = Xᵀ·Y per row chunk, P2 = X·Bm per column block); lora_grad_reduce adds
+// them in a fixed order (deterministic) and writes g or h (bf16) and dW (fp32, scaled). cuBLAS's skinny GEMMs
+// for the same products each read all of dy or xl.
 #include <cuda_bf16.h>
 #include "attention.cuh"  // att_mma, att_ldsm, att_ldsm_t, att_cp16, att_cp_commit, att_cp_wait
 #include "dropout.cuh"
@@ -26,17 +28,6 @@ __device__ __forceinline__ unsigned lg_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) 
     return (unsigned)__bfloat16_as_ushort(lo) | ((unsigned)__bfloat16_as_ushort(hi) << 16);
 }
 
-// lg_drop2 is LoRA dropout (dropout8_weyl's values, bit for bit) on the two bf16 of v, at flat indices j and
-// j + dj (below 2^32): each kept one times scale, the dropped ones 0, rounded once to bf16.
-__device__ __forceinline__ unsigned lg_drop2(unsigned v, unsigned j, unsigned dj, unsigned m, unsigned k,
-                                            unsigned keep_from, float scale) {
-    const unsigned w = j * m + k;
-    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v));
-    const __nv_bfloat162 r = __floats2bfloat162_rn(lowbias32(w) >= keep_from ? f.x * scale : 0.0f,
-                                                   lowbias32(w + dj * m) >= keep_from ? f.y * scale : 0.0f);
-    return *reinterpret_cast<const unsigned*>(&r);
-}
-
 // LG_YS(R) is the smem row stride of a Y tile in bf16: 16 bytes at R = 8, 48 at R = 16 (8 rows of a
 // transposed ldmatrix on distinct banks).
 #define LG_YS(R) ((R) == 8 ? 8 : 24)
@@ -45,8 +36,8 @@ __device__ __forceinline__ unsigned lg_drop2(unsigned v, unsigned j, unsigned dj
 
 // Step 1, partial sums over a block's rectangle: columns [256·bx, +256) of X and rows [rb·by, +rb), walked in
 // tiles of 32 rows through a 3-stage cp.async pipeline. Warp w owns columns 32w.. of the block. With p > 0,
-// X is read through LoRA dropout: each mma operand fragment is dropped in registers as it is loaded (lg_drop2,
-// the mask of dropout_bf16 for the element at flat index n·C + c), so the products see exactly the bf16
+// X is read through LoRA dropout: each mma operand fragment is dropped in registers as it is loaded
+// (dropout2_weyl, the mask of dropout_bf16 for the element at flat index n·C + c), so the products see exactly the bf16
 // values dropout_bf16 would have written, and the hashing overlaps the tensor-core work.
 //   p1 [gridDim.y, C, R] fp32: p1[by][c][r] = Σ_{n in the block's rows} X[n][c]·Y[n][r]   (P1)
 //   p2 [gridDim.x, N, R] fp32: p2[bx][n][r] = Σ_{c in the block's columns} X[n][c]·Bm[c][r] (G only; the 8
@@ -120,12 +111,12 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
 
     // The dropout mask's Weyl constants and threshold (p > 0): every flat index n·C + c is below 2^32 (the
     // launcher checks), so one (m, k) serves them all.
+    const bool drop = DROP && p > 0.f;
     unsigned int wm = 0, wk = 0, keep_from = 0;
-    if (p > 0.f) {
+    if (drop) {
         dropout_weyl(seed, 0, wm, wk);
         keep_from = dropout_keep_from(p);
     }
-    const bool drop = DROP && p > 0.f;
 #pragma unroll
     for (int k = 0; k < LG_STAGES - 1; k++) issue(k);
     for (int k = 0; k < tiles; k++) {
@@ -160,8 +151,9 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
                     if (drop) {  // register e holds rows r, r+1 of column c: flat indices j and j + C
 #pragma unroll
                         for (int e = 0; e < 4; e++)
-                            at[e] = lg_drop2(at[e], (r0g + (e >> 1) * 8 + 2 * t) * (unsigned)C + c0g + (e & 1) * 8 + g,
-                                             (unsigned)C, wm, wk, keep_from, scale);
+                            at[e] = dropout2_weyl(
+                                at[e], ((r0g + (e >> 1) * 8 + 2 * t) * (unsigned)C + c0g + (e & 1) * 8 + g) * wm + wk,
+                                (unsigned)C, wm, keep_from, scale);
                     }
 #pragma unroll
                     for (int j = 0; j < J; j++) att_mma(acc1[ks][j], at, yb[2 * j], yb[2 * j + 1]);
@@ -172,8 +164,9 @@ __device__ void lora_grad_partial(float* __restrict__ p1, float* __restrict__ p2
                     if (drop) {  // register e holds columns c, c+1 of row r: flat indices j and j + 1
 #pragma unroll
                         for (int e = 0; e < 4; e++)
-                            a[e] = lg_drop2(a[e], (r0g + (e & 1) * 8 + g) * (unsigned)C + c0g + (e >> 1) * 8 + 2 * t, 1u,
-                                            wm, wk, keep_from, scale);
+                            a[e] = dropout2_weyl(
+                                a[e], ((r0g + (e & 1) * 8 + g) * (unsigned)C + c0g + (e >> 1) * 8 + 2 * t) * wm + wk, 1u,
+                                wm, keep_from, scale);
                     }
 #pragma unroll
                     for (int j = 0; j < J; j++) att_mma(acc2[rg][j], a, bf[ks][j][0], bf[ks][j][1]);
@@ -240,7 +233,7 @@ __device__ __forceinline__ float lg_sum(const float* __restrict__ p, long long s
 
 // Step 2: the partials added (lg_sum), by many threads at once. Threads [0, N·R) write
 // g[n][r] = bf16(Σ_bx p2[bx][n][r]) (when g is not null); threads [N·R, N·R + C·R) write dW = alpha·Σ_by
-// p1[by][c][r], at [c][r] (dB, [C, R]) or, with transpose, at [r][c] (dA, [R, C]).
+// p1[by][c][r] (when dw is not null), at [c][r] (dB, [C, R]) or, with transpose, at [r][c] (dA, [R, C]).
 // g [N, R] bf16; p2 [nx, N, R] fp32; dw [C, R] or [R, C] fp32; p1 [ny, C, R] fp32. grid ⌈(N·R + C·R)/256⌉,
 // block 256.
 extern "C" __global__ void __launch_bounds__(256) lora_grad_reduce(

@@ -65,8 +65,8 @@ type LoRAGradArgs struct {
 //
 // Where xl is LoRA dropout's output, X can be its input with Drop and Seed set instead.
 //
-// lora_grad_partial_r<R>[_g] writes fp32 partial sums per block into scratch (LoRAGradScratchBytes), and
-// lora_grad_reduce adds them in a fixed order: the result does not depend on timing.
+// lora_grad_partial_r<R>[_g|_h][_d] writes fp32 partial sums per block into scratch (LoRAGradScratchBytes),
+// and lora_grad_reduce adds them in a fixed order: the result does not depend on timing.
 func LoRAGrad(d *cuda.Device, a LoRAGradArgs, scratch cuda.Buffer) error {
 	if !LoRAGradRanks(a.R) || a.N <= 0 || a.C <= 0 || a.C%8 != 0 {
 		return fmt.Errorf("gpu: LoRA gradients of X [%d, %d] at rank %d: need N, C > 0, C %% 8 == 0, rank 8 or 16",
