@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
@@ -155,5 +156,63 @@ func TestProfilePhases(t *testing.T) {
 	want := map[string]float64{"phase: forward": 4, "phase: loss": 1.5, "phase: backward": 7}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("phases %v, want %v", got, want)
+	}
+}
+
+// fakeHostTimer is the CPU backend reporting a host split that grows with each micro-batch.
+type fakeHostTimer struct {
+	train.Backend
+	n int
+}
+
+func (f *fakeHostTimer) Loss(b model.Batch, rows, seq int, step uint64, g [][]float32) (float32, error) {
+	f.n++
+	return f.Backend.Loss(b, rows, seq, step, g)
+}
+
+func (f *fakeHostTimer) HostTimes() (launch, wait time.Duration) {
+	return time.Duration(f.n) * time.Millisecond, time.Duration(10*f.n) * time.Millisecond
+}
+
+// timeUpdates reports the medians of a train.HostTimer's split over the timed micro-batches only (the
+// warm-up update's are left out), and none for a backend without one.
+func TestTimeUpdatesHostSplit(t *testing.T) {
+	o := TrainOptions{Shape: Shape{Model: "tiny", Seed: 1}, Device: "cpu", Batch: 2, Seq: 16, GradAccum: 2,
+		Rank: 4, LossFrac: 0.5, Warmup: 1, Updates: 2}
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.RandomNF4Weights(reg.Config, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := train.NewParams(model.RandomLoRA(w, 4, 0.01, rand.New(rand.NewPCG(1, 2)).NormFloat64))
+	f, _ := train.LookupBackend("cpu")
+	cpu, err := f(w, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpu.Close()
+	batches := trainBatches(o, reg.Config.VocabSize)
+	for _, c := range []struct {
+		backend          train.Backend
+		launchMs, waitMs float64
+	}{
+		// micro-batches 3..6 are timed: launches 3, 4, 5, 6 ms, median (upper) 5; waits 50.
+		{&fakeHostTimer{Backend: cpu}, 5, 50},
+		{cpu, 0, 0},
+	} {
+		upd, err := train.NewUpdater(c.backend, params, train.NewAdamW(params.Sizes(), 0), 1, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tt, err := timeUpdates(c.backend, upd, batches, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(tt.launchMs-c.launchMs) > 1e-9 || math.Abs(tt.waitMs-c.waitMs) > 1e-9 || tt.update <= 0 || tt.micro <= 0 {
+			t.Errorf("%T: %+v, want launch %g ms and wait %g ms", c.backend, tt, c.launchMs, c.waitMs)
+		}
 	}
 }

@@ -42,7 +42,11 @@ type TrainResult struct {
 	Rank      int     `json:"rank"`
 	UpdateS   float64 `json:"update_s"` // median wall time of one update
 	MicroS    float64 `json:"micro_s"`  // median wall time of one micro-batch's forward + backward
-	Recompute bool    `json:"gradient_checkpointing"`
+	// HostLaunchMs and DeviceWaitMs split a micro-batch's run on a train.HostTimer backend (medians): the
+	// host launching its kernels, then waiting for the device to finish them. A wait near zero: host-bound.
+	HostLaunchMs float64 `json:"host_launch_ms,omitempty"`
+	DeviceWaitMs float64 `json:"device_wait_ms,omitempty"`
+	Recompute    bool    `json:"gradient_checkpointing"`
 	// ProfileMs: device milliseconds of one profiled micro-batch by kind of op (TrainOptions.Profile).
 	ProfileMs  map[string]float64 `json:"profile_ms,omitempty"`
 	OptimizerS float64            `json:"optimizer_s"` // median of the clip + AdamW part of an update
@@ -109,36 +113,9 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench train: %w", err)
 	}
-	var updates, micros, opts []float64
-	var loss float64
-	for u := range o.Warmup + o.Updates {
-		t0 := time.Now()
-		if err := upd.Begin(); err != nil {
-			return nil, fmt.Errorf("bench train: update %d: %w", u+1, err)
-		}
-		loss = 0
-		for k, b := range batches {
-			tm := time.Now()
-			l, err := upd.Loss(b, o.Batch, o.Seq, uint64(u*o.GradAccum+k))
-			if err != nil {
-				return nil, fmt.Errorf("bench train: update %d: %w", u+1, err)
-			}
-			loss += float64(l)
-			if u >= o.Warmup {
-				micros = append(micros, time.Since(tm).Seconds())
-			}
-		}
-		to := time.Now()
-		if _, err := upd.Step(1e-4); err != nil {
-			return nil, fmt.Errorf("bench train: %w", err)
-		}
-		if u >= o.Warmup {
-			opts = append(opts, time.Since(to).Seconds())
-			updates = append(updates, time.Since(t0).Seconds())
-		}
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "bench train: update %d/%d %.3f s, loss %.4f\n", u+1, o.Warmup+o.Updates, time.Since(t0).Seconds(), loss)
-		}
+	tt, err := timeUpdates(backend, upd, batches, o)
+	if err != nil {
+		return nil, err
 	}
 	var prof map[string]float64
 	if o.Profile {
@@ -146,11 +123,10 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 			return nil, err
 		}
 	}
-	up := median(updates)
 	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
-		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(up), MicroS: round4(median(micros)), Recompute: o.Recompute,
-		OptimizerS: round4(median(opts)), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / up), Loss: round4(loss),
-		ProfileMs: prof}
+		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(tt.update), MicroS: round4(tt.micro), Recompute: o.Recompute,
+		OptimizerS: round4(tt.opt), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / tt.update), Loss: round4(tt.loss),
+		ProfileMs: prof, HostLaunchMs: round2(tt.launchMs), DeviceWaitMs: round2(tt.waitMs)}
 	if mr, ok := backend.(train.MemoryReporter); ok {
 		if m, err := mr.Memory(); err == nil {
 			r.ArenaGiB, r.GPUUsedGiB = round4(float64(m.ArenaBytes)/(1<<30)), round4(float64(m.DeviceUsedBytes)/(1<<30))
@@ -163,6 +139,56 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 type LaunchProfiler interface {
 	SetProfile(on bool)
 	Profile() (ms map[string]float64, runs int)
+}
+
+// updateTimes are the medians of timeUpdates' timed updates (seconds; the host split in milliseconds, zero
+// without a train.HostTimer backend) and the last update's loss.
+type updateTimes struct {
+	update, micro, opt, launchMs, waitMs, loss float64
+}
+
+// timeUpdates runs o.Warmup + o.Updates updates of the micro-batches and times those after the warm-up.
+func timeUpdates(backend train.Backend, upd *train.Updater, batches []model.Batch, o TrainOptions) (updateTimes, error) {
+	var updates, micros, opts, launches, waits []float64
+	var loss float64
+	for u := range o.Warmup + o.Updates {
+		t0 := time.Now()
+		if err := upd.Begin(); err != nil {
+			return updateTimes{}, fmt.Errorf("bench train: update %d: %w", u+1, err)
+		}
+		loss = 0
+		for k, b := range batches {
+			tm := time.Now()
+			l, err := upd.Loss(b, o.Batch, o.Seq, uint64(u*o.GradAccum+k))
+			if err != nil {
+				return updateTimes{}, fmt.Errorf("bench train: update %d: %w", u+1, err)
+			}
+			loss += float64(l)
+			if u >= o.Warmup {
+				micros = append(micros, time.Since(tm).Seconds())
+				if ht, ok := backend.(train.HostTimer); ok {
+					l, w := ht.HostTimes()
+					launches, waits = append(launches, l.Seconds()*1000), append(waits, w.Seconds()*1000)
+				}
+			}
+		}
+		to := time.Now()
+		if _, err := upd.Step(1e-4); err != nil {
+			return updateTimes{}, fmt.Errorf("bench train: %w", err)
+		}
+		if u >= o.Warmup {
+			opts = append(opts, time.Since(to).Seconds())
+			updates = append(updates, time.Since(t0).Seconds())
+		}
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "bench train: update %d/%d %.3f s, loss %.4f\n", u+1, o.Warmup+o.Updates, time.Since(t0).Seconds(), loss)
+		}
+	}
+	t := updateTimes{update: median(updates), micro: median(micros), opt: median(opts), loss: loss}
+	if len(launches) > 0 {
+		t.launchMs, t.waitMs = median(launches), median(waits)
+	}
+	return t, nil
 }
 
 // profileMicroBatch runs one more micro-batch with the backend's launch profiler on and returns its
@@ -249,3 +275,4 @@ func trainBatches(o TrainOptions, vocab int) []model.Batch {
 
 func round4(x float64) float64 { return float64(int64(x*1e4+0.5)) / 1e4 }
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }

@@ -155,6 +155,15 @@ func (b *TrainBackend) Profile() (map[string]float64, int) {
 	return b.m.Profile()
 }
 
+// HostTimes is the machine's split of its last micro-batch into launching and waiting for the device
+// (train.HostTimer).
+func (b *TrainBackend) HostTimes() (launch, wait time.Duration) {
+	if b.m == nil {
+		return 0, 0
+	}
+	return b.m.HostTimes()
+}
+
 // Memory reports the machine's device memory by use and the GPU's used memory now (train.MemoryReporter).
 func (b *TrainBackend) Memory() (train.MemoryReport, error) {
 	if b.m == nil {

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"fmt"
 	"sort"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -68,6 +69,12 @@ type ShapeReserver interface {
 // Losses and gradients are unchanged. SetRecompute comes before Reserve.
 type Recomputer interface {
 	SetRecompute(on bool) error
+}
+
+// HostTimer is a Backend that splits its last micro-batch's wall time into launching the device's work (the
+// host's part) and then waiting for the device to finish it (the CUDA machine).
+type HostTimer interface {
+	HostTimes() (launch, wait time.Duration)
 }
 
 // BackendFactory makes a backend for these weights and trainable parameters (p.LoRA.Dropout is the

@@ -5,6 +5,7 @@ package machine
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -67,6 +68,8 @@ type Machine struct {
 	loraScr cuda.Buffer                  // ops.LoRAGrad's partial sums, the largest need
 	// loraKernel says whether the LoRA products of ranks 8 and 16 use ops.LoRAGrad (read once, at build).
 	loraKernel bool
+	// hostLaunch and hostWait split the last Run's wall time (HostTimes).
+	hostLaunch, hostWait time.Duration
 
 	// ropeCS is the (cos, sin) table [N, D/2] of this Run's positions (ops.RoPETable), made by the first RoPE
 	// launch of a Run and read by every layer's (ops.RoPEApply); ropeFor says for which positions node,

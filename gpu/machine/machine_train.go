@@ -4,6 +4,7 @@ package machine
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -76,6 +77,7 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 			m.numItems = float32(model.CountCompletionTokens(b.Labels, B, T))
 		}
 	}
+	launched := time.Now()
 	for i, node := range m.order {
 		if _, folded := m.sumFold[node]; node.Op() == nil || (m.alias[i] != i && !folded) || isSeed(node) {
 			continue // inputs, views, and the seed; a sum folded in place still runs
@@ -98,11 +100,18 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 			return fmt.Errorf("gpu: machine: node %d %s (%v): %w", i, node.Name(), node.Op(), err)
 		}
 	}
+	waited := time.Now()
 	if err := m.d.Sync(); err != nil {
 		return err
 	}
+	m.hostLaunch, m.hostWait = waited.Sub(launched), time.Since(waited)
 	return m.collect()
 }
+
+// HostTimes splits the last Run's wall time after its inputs were uploaded: launching its kernels and GEMMs
+// (the host's work), and then waiting for the device to finish them. A wait near zero means the host, not
+// the GPU, sets the pace.
+func (m *Machine) HostTimes() (launch, wait time.Duration) { return m.hostLaunch, m.hostWait }
 
 // markForward marks the nodes the graph's output (the loss, else the logits) depends on.
 func (m *Machine) markForward() {
