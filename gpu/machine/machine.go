@@ -515,9 +515,6 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		}
 		return m.dropout(i, node, op)
 	}
-	if m.foldSkip[node] { // run by the gradient sum that reads it (foldSums)
-		return nil
-	}
 	if isGorgoniaAdd(node) {
 		if f, ok := m.sumFold[node]; ok {
 			return m.foldedSum(i, f)

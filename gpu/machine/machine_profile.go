@@ -15,9 +15,10 @@ import (
 // time of a training step goes, measured on the device rather than inferred. NF4 dequantization, which
 // runs inside the launches of linear ops, is also counted on its own.
 type profiler struct {
-	pending []timedLaunch
-	ms      map[string]float64 // device milliseconds by kind, summed over the profiled Runs
-	runs    int
+	pending  []timedLaunch
+	ms       map[string]float64 // device milliseconds by kind, summed over the profiled Runs
+	launches map[string]int     // timed launches by kind, summed over the profiled Runs
+	runs     int
 }
 
 type timedLaunch struct {
@@ -31,12 +32,13 @@ type timedLaunch struct {
 func (m *Machine) SetProfile(on bool) {
 	m.prof = nil
 	if on {
-		m.prof = &profiler{ms: map[string]float64{}}
+		m.prof = &profiler{ms: map[string]float64{}, launches: map[string]int{}}
 	}
 }
 
 // Profile returns the device milliseconds per profiled Run by kind of op, and the number of Runs. Kinds are
-// the model's op types ("LinearOp", "AttentionGradOp", ...; "gorgonia +" for gradient sums), plus
+// the model's op types ("LinearOp", "AttentionGradOp", ...; "gorgonia +" for gradient sums, except a sum
+// folded into its term's launch (foldSums), which counts under the term's kind), plus
 // "of which NF4 dequantize" (inside the linear kinds), and "LMHeadCrossEntropyOp" for the fused loss.
 func (m *Machine) Profile() (map[string]float64, int) {
 	if m.prof == nil || m.prof.runs == 0 {
@@ -80,10 +82,20 @@ func (m *Machine) collect() error {
 			return err
 		}
 		m.prof.ms[t.kind] += ms
+		m.prof.launches[t.kind]++
 	}
 	m.prof.pending = m.prof.pending[:0]
 	m.prof.runs++
 	return nil
+}
+
+// profileKind is the kind node i's launch counts under: its op's, or for a folded gradient sum, its term's
+// (the sum runs as the term's kernel or GEMM writing onto the other operand).
+func (m *Machine) profileKind(node *G.Node) string {
+	if f, ok := m.sumFold[node]; ok {
+		return opKind(f.term)
+	}
+	return opKind(node)
 }
 
 // opKind names a node's kind of op for the profile.

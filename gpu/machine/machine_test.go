@@ -338,3 +338,49 @@ func TestMachineStep(t *testing.T) {
 		t.Errorf("loss did not go down: %v", losses)
 	}
 }
+
+// TestMachineProfileKinds checks the launch profile's kinds on the tiny training graph: one profiled Run,
+// every LinearGradInputOp and RMSNormGradOp timed once under its own kind, those folded into a gradient sum
+// (which launch as the sum) included, with device time under each.
+func TestMachineProfileKinds(t *testing.T) {
+	d := cudatest.Device(t)
+	rng := rand.New(rand.NewPCG(31, 32))
+	const B, T = 2, 32
+	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05, 8)
+	m, err := New(d, g, 2<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	want := map[string]int{}
+	folded := 0
+	for i, node := range m.order {
+		if k := opKind(node); (k == "LinearGradInputOp" || k == "RMSNormGradOp") && m.alias[i] == i {
+			want[k]++
+			if m.foldSkip[node] {
+				folded++
+			}
+		}
+	}
+	if folded == 0 || len(want) != 2 {
+		t.Fatalf("%d folded terms among %v: the graph does not exercise the folds", folded, want)
+	}
+	ids, labels := make([]int32, B*T), make([]int32, B*T)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(cfg.VocabSize))
+		labels[i] = ids[i]
+	}
+	m.SetProfile(true)
+	if err := m.Run(model.Batch{IDs: ids, Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	ms, runs := m.Profile()
+	if runs != 1 {
+		t.Fatalf("%d profiled runs, want 1", runs)
+	}
+	for k, n := range want {
+		if got := m.prof.launches[k]; got != n || !(ms[k] > 0) {
+			t.Errorf("%s: %d timed launches (%.4f ms), want %d (%d folded terms of both kinds)", k, got, ms[k], n, folded)
+		}
+	}
+}

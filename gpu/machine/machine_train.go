@@ -79,8 +79,9 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 	}
 	launched := time.Now()
 	for i, node := range m.order {
-		if _, folded := m.sumFold[node]; node.Op() == nil || (m.alias[i] != i && !folded) || isSeed(node) {
-			continue // inputs, views, and the seed; a sum folded in place still runs
+		if _, folded := m.sumFold[node]; node.Op() == nil || (m.alias[i] != i && !folded) || isSeed(node) ||
+			m.foldSkip[node] {
+			continue // inputs, views, the seed, and a folded sum's term (its sum runs it); a folded sum still runs
 		}
 		if o.Eval {
 			_, isLoss := node.Op().(*model.LMHeadCrossEntropyOp)
@@ -92,7 +93,7 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		}
 		var err error
 		if m.prof != nil { // opKind formats a string per launch: only when profiling
-			err = m.timed(opKind(node), func() error { return m.launch(i, node) })
+			err = m.timed(m.profileKind(node), func() error { return m.launch(i, node) })
 		} else {
 			err = m.launch(i, node)
 		}
