@@ -4,6 +4,7 @@ package ops
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -89,4 +90,50 @@ func TestAttentionParity(t *testing.T) {
 		})
 	}
 	_ = d
+}
+
+// BenchmarkAttention7B times the training attention at the 7B's shape and [4, 512] (28 query heads, 4 KV
+// heads, D = 128, causal, no padding): AttentionForward and AttentionBackward (split dQ beside dK/dV on a side
+// stream, as the machine runs it), 20 calls each between two events after one warm-up, logged with TFLOP/s
+// of the causal products (forward 2 GEMMs, backward 5, over the T·(T+1)/2 visible pairs). scripts/bench/
+// attention_anchor.py times torch's scaled_dot_product_attention on the same shapes:
+//
+//	(cd gpu/ops && ../../bin/gpu-ops.test -test.run '^$' -test.bench Attention7B -test.benchtime 1x -test.v)
+func BenchmarkAttention7B(b *testing.B) {
+	d := cudatest.Device(b)
+	a := AttnDims{B: 4, T: 512, H: 28, KVH: 4, D: 128, Scale: 1 / float32(math.Sqrt(128))}
+	alloc := benchAlloc(b, d, cudatest.Arena(b, d, 1<<30))
+	q, k, v, o, dout := alloc(a.qBytes()), alloc(a.kvBytes()), alloc(a.kvBytes()), alloc(a.qBytes()), alloc(a.qBytes())
+	dq, dk, dv, lse := alloc(a.qBytes()), alloc(a.kvBytes()), alloc(a.kvBytes()), alloc(a.lseBytes())
+	scratch := alloc(AttentionBackwardScratchBytes(a))
+	for _, buf := range []cuda.Buffer{q, k, v, dout} {
+		if err := FillRandomBF16(d, buf, buf.Bytes/2, uint64(buf.Ptr), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	side, err := NewSide(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer side.Close()
+	pairs := float64(a.B*a.H) * float64(a.T) * float64(a.T+1) / 2
+	for range b.N {
+		for _, c := range []struct {
+			name  string
+			gemms float64
+			call  func() error
+		}{
+			{"forward", 2, func() error { return AttentionForward(d, o, lse, q, k, v, cuda.Buffer{}, a) }},
+			{"backward", 5, func() error {
+				return AttentionBackward(d, side, dq, dk, dv, q, k, v, o, dout, lse, cuda.Buffer{}, scratch, a)
+			}},
+		} {
+			if err := c.call(); err != nil {
+				b.Fatal(err)
+			}
+			us := 1000 * cudatest.Millis(b, d, 20, c.call)
+			b.Logf("attention %s [%d, %d] H %d KVH %d D %d causal: %.1f µs, %.0f TFLOP/s", c.name, a.B, a.T, a.H, a.KVH,
+				a.D, us, c.gemms*2*pairs*float64(a.D)/us/1e6)
+		}
+	}
 }
