@@ -112,21 +112,7 @@ func TestTrainProfile(t *testing.T) {
 	if _, err := Train(o, io.Discard); err == nil || !strings.Contains(err.Error(), "cannot time its launches") {
 		t.Errorf("--profile on the CPU backend: %v", err)
 	}
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.RandomNF4Weights(reg.Config, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lp := model.RandomLoRA(w, 4, 0.01, rand.New(rand.NewPCG(1, 2)).NormFloat64)
-	params := train.NewParams(lp)
-	f, _ := train.LookupBackend("cpu")
-	cpu, err := f(w, params)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cpu, params, cfg := tinyCPUBackend(t)
 	fp := &fakeProfiler{Backend: cpu}
 	defer fp.Close()
 	upd, err := train.NewUpdater(fp, params, train.NewAdamW(params.Sizes(), 0), 1, true)
@@ -135,7 +121,7 @@ func TestTrainProfile(t *testing.T) {
 	}
 	var log bytes.Buffer
 	o.Log = &log
-	ms, err := profileMicroBatch(fp, upd, trainBatches(o, reg.Config.VocabSize)[0], o)
+	ms, err := profileMicroBatch(fp, upd, trainBatches(o, cfg.VocabSize)[0], o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,22 +165,9 @@ func (f *fakeHostTimer) HostTimes() (launch, wait time.Duration) {
 func TestTimeUpdatesHostSplit(t *testing.T) {
 	o := TrainOptions{Shape: Shape{Model: "tiny", Seed: 1}, Device: "cpu", Batch: 2, Seq: 16, GradAccum: 2,
 		Rank: 4, LossFrac: 0.5, Warmup: 1, Updates: 2}
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.RandomNF4Weights(reg.Config, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := train.NewParams(model.RandomLoRA(w, 4, 0.01, rand.New(rand.NewPCG(1, 2)).NormFloat64))
-	f, _ := train.LookupBackend("cpu")
-	cpu, err := f(w, params)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cpu, params, cfg := tinyCPUBackend(t)
 	defer cpu.Close()
-	batches := trainBatches(o, reg.Config.VocabSize)
+	batches := trainBatches(o, cfg.VocabSize)
 	for _, c := range []struct {
 		backend          train.Backend
 		launchMs, waitMs float64
@@ -215,4 +188,27 @@ func TestTimeUpdatesHostSplit(t *testing.T) {
 			t.Errorf("%T: %+v, want launch %g ms and wait %g ms", c.backend, tt, c.launchMs, c.waitMs)
 		}
 	}
+}
+
+// tinyCPUBackend is the CPU training backend on random NF4 weights of the tiny model with a rank-4 adapter.
+func tinyCPUBackend(t *testing.T) (train.Backend, *train.Params, model.Config) {
+	t.Helper()
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.RandomNF4Weights(reg.Config, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := train.NewParams(model.RandomLoRA(w, 4, 0.01, rand.New(rand.NewPCG(1, 2)).NormFloat64))
+	f, ok := train.LookupBackend("cpu")
+	if !ok {
+		t.Fatal("no cpu training backend")
+	}
+	b, err := f(w, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, params, reg.Config
 }
