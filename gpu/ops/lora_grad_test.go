@@ -171,16 +171,7 @@ func TestLoRAGradGrid(t *testing.T) {
 
 // benchAlloc returns an allocator of a's buffers filled with bf16 ≈ 0.0115 (0x3c3c): finite sums everywhere.
 func benchAlloc(b *testing.B, d *cuda.Device, a *cuda.Arena) func(int64) cuda.Buffer {
-	return func(n int64) cuda.Buffer {
-		buf, err := a.Alloc(n, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := d.Memset(buf, 0x3c); err != nil {
-			b.Fatal(err)
-		}
-		return buf
-	}
+	return func(n int64) cuda.Buffer { return ktFilled(b, d, a, n, 0x3c) }
 }
 
 // BenchmarkLoRAGrad times one layer's LoRA weight gradients of the 7B at [4, 512] (q, k, v, o, gate, up at

@@ -67,11 +67,17 @@ func ktUp[T float32 | int32](t *testing.T, d *cuda.Device, a *cuda.Arena, x []T)
 // ktPoison returns a new buffer of a with every byte 0xFF.
 func ktPoison(t *testing.T, d *cuda.Device, a *cuda.Arena, bytes int64) cuda.Buffer {
 	t.Helper()
+	return ktFilled(t, d, a, bytes, 0xFF)
+}
+
+// ktFilled returns a new buffer of a with every byte v.
+func ktFilled(t testing.TB, d *cuda.Device, a *cuda.Arena, bytes int64, v byte) cuda.Buffer {
+	t.Helper()
 	b, err := a.Alloc(bytes, "output")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Memset(b, 0xFF); err != nil {
+	if err := d.Memset(b, v); err != nil {
 		t.Fatal(err)
 	}
 	return b
