@@ -316,6 +316,7 @@ training:
 				return nil, fmt.Errorf("train: update %d: %w", st.Step+1, err)
 			}
 			var loss float64
+			var times []MicroBatchTime
 			owner := shareOut(win, world)
 			for k, mb := range win {
 				if owner[k] != rank {
@@ -333,10 +334,13 @@ training:
 				}
 				b := mb.batch
 				b.NumItems = float32(numItems)
+				tmb := time.Now()
 				l, err := upd.Loss(b, mb.rows, mb.seq, uint64(st.Step*fp.GradAccum+k))
 				if err != nil {
 					return nil, fmt.Errorf("train: update %d, micro-batch %d: %w", st.Step+1, k+1, err)
 				}
+				times = append(times, MicroBatchTime{Rows: mb.rows, Seq: mb.seq, Tokens: mb.tokens,
+					MS: float64(time.Since(tmb).Microseconds()) / 1000})
 				loss += float64(l)
 			}
 			var allReduce time.Duration
@@ -370,7 +374,8 @@ training:
 			tps := float64(tokens) / dt.Seconds()
 			epochF := float64(st.Epoch) + float64(st.Window)/float64(windows)
 			eta := time.Duration(float64(stepTime) / float64(stepsThisCall) * float64(total-st.Step))
-			m := Metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps)}
+			m := Metric{Step: st.Step, Epoch: epochF, Loss: f64(loss), LR: f64(lr), GradNorm: f64(norm), TokensPS: f64(tps),
+				MicroBatches: times}
 			ar := ""
 			if world > 1 {
 				m.AllReduceS = f64(allReduce.Seconds())

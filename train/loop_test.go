@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"os"
@@ -269,5 +270,40 @@ func TestTrainLearnsAndStops(t *testing.T) {
 				t.Fatalf("after an interrupted window and --resume, parameter %d[%d] = %v, uninterrupted %v", i, j, got[i][j], want[i][j])
 			}
 		}
+	}
+}
+
+// TestMetricsListMicroBatches: each update's metrics line lists its micro-batches in order, with the
+// padded shape, the real tokens (an epoch's add up to every training sequence's) and a wall time.
+func TestMetricsListMicroBatches(t *testing.T) {
+	fp := testFingerprint()
+	fp.Epochs = 1
+	dir := t.TempDir()
+	seqs := randomSeqs(10, smallConfig().VocabSize, 6) // 5 micro-batches of 2: windows of 2, 2 and 1
+	if _, err := newTestRun(t, dir, fp, seqs, nil).Train(); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, s := range seqs {
+		want += len(s.IDs)
+	}
+	var counts []int
+	tokens := 0
+	for _, m := range readMetricsT(t, dir) {
+		if m.TokensPS == nil {
+			continue // not an update's line
+		}
+		counts = append(counts, len(m.MicroBatches))
+		for _, mb := range m.MicroBatches {
+			if mb.Rows != fp.BatchSize || mb.Seq%8 != 0 || mb.Tokens > mb.Rows*mb.Seq || mb.Tokens < mb.Seq-7 ||
+				!(mb.MS > 0) {
+				t.Errorf("update %d: micro-batch %+v: want %d rows padded to a multiple of 8 that its tokens need, and a time",
+					m.Step, mb, fp.BatchSize)
+			}
+			tokens += mb.Tokens
+		}
+	}
+	if fmt.Sprint(counts) != "[2 2 1]" || tokens != want {
+		t.Errorf("micro-batches per update %v, tokens %d; want [2 2 1] and the sequences' %d", counts, tokens, want)
 	}
 }

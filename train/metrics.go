@@ -20,11 +20,24 @@ type Metric struct {
 	TokensPS *float64 `json:"tokens_per_second,omitempty"`
 	// AllReduceS is the time the update's gradient all-reduce took (data-parallel runs only), waiting for
 	// the slowest rank included.
-	AllReduceS *float64           `json:"allreduce_s,omitempty"`
-	EvalLoss   *float64           `json:"eval_loss,omitempty"`
-	Rates      map[string]float64 `json:"rates,omitempty"`
-	Elapsed    float64            `json:"elapsed_s"`
-	Timestamp  string             `json:"time"`
+	AllReduceS *float64 `json:"allreduce_s,omitempty"`
+	// MicroBatches are the update's micro-batches as this process ran them, in order (a data-parallel
+	// rank lists its own): their padded shape, real tokens and wall time. On a GPU the time grows in steps
+	// of the GEMMs' tiles rather than with the tokens (scripts/bench/NOTES.md has an H200's steps).
+	MicroBatches []MicroBatchTime   `json:"micro_batches,omitempty"`
+	EvalLoss     *float64           `json:"eval_loss,omitempty"`
+	Rates        map[string]float64 `json:"rates,omitempty"`
+	Elapsed      float64            `json:"elapsed_s"`
+	Timestamp    string             `json:"time"`
+}
+
+// MicroBatchTime is one micro-batch of an update: Rows sequences padded to Seq tokens, of which Tokens are
+// real, run (forward, loss and backward, to the loss on the host) in MS milliseconds.
+type MicroBatchTime struct {
+	Rows   int     `json:"rows"`
+	Seq    int     `json:"seq"`
+	Tokens int     `json:"tokens"`
+	MS     float64 `json:"ms"`
 }
 
 func f64(v float64) *float64 { return &v }

@@ -25,6 +25,19 @@ rc=$?; kill $p; wait $p 2>/dev/null
 grep -E "device memory" /tmp/t2m-train.log
 # t2m's throughput: real tokens per second over the updates after the first (warm-up) one.
 t2m=$(awk '/^step/ && $2 !~ /^1\// {gsub("ms/step","",$13); tps+=$11; n++} END {if (n) printf "%.0f", tps/n}' /tmp/t2m-train.log)
+# t2m's micro-batches by padded rows (from metrics.jsonl, updates after the first): count × mean ms.
+python3 - "$runs" <<'PY'
+import glob, json, sys
+by = {}
+for path in glob.glob(sys.argv[1] + "/*/metrics.jsonl"):
+    for line in open(path):
+        m = json.loads(line)
+        if m.get("step", 0) > 1 and "tokens_per_second" in m:
+            for mb in m.get("micro_batches", []):
+                by.setdefault(mb["rows"] * mb["seq"], []).append(mb["ms"])
+print("t2m micro-batches (rows: count x mean ms):", ", ".join(
+    "%d: %d x %.1f" % (r, len(v), sum(v) / len(v)) for r, v in sorted(by.items())))
+PY
 echo "{\"system\":\"t2m-train-cuda\",\"exit\":$rc,\"examples\":$limit,\"epochs\":$epochs,\"tok_per_s\":${t2m:-0},\"gpu_mem_peak_mib\":$(sort -n /tmp/t2m-mem.txt | tail -1),\"host_peak_rss_mib\":$(( $(cat /tmp/t2m-rss.txt) / 1024 ))}"
 poll >/tmp/hf-mem.txt & p=$!
 hf=$(PYTHONUNBUFFERED=1 python3 .bench/hf_real_train.py --model "$ckpt" --data .bench/data --limit "$limit" 2>/dev/null | grep '^{')
