@@ -24,6 +24,9 @@ type TrainOptions struct {
 	Warmup, Updates       int  // untimed updates first, then timed ones (the median is reported)
 	HostOptimizer         bool // gradient sums, clipping and AdamW on the host even on a GPU (train.Run.HostOptimizer)
 	Recompute             bool // activation recomputation (gradient checkpointing; train.Recomputer backends)
+	// WeightCacheGiB: dequantized weight copies the backend may keep (train.WeightCacher; t2m train's
+	// --weight-cache-gib).
+	WeightCacheGiB float64
 	// Profile adds one micro-batch after the timed updates with each launch timed on the device
 	// (LaunchProfiler backends: the GPU machine), reported by kind of op; the timed updates are not profiled.
 	Profile bool
@@ -56,6 +59,7 @@ type TrainResult struct {
 	// GPU memory at the end (a backend that reports it, train.MemoryReporter): what the backend's arena
 	// holds (weights, LoRA + optimizer, the activations' plan) and the whole GPU's use (nvidia-smi's number).
 	ArenaGiB   float64 `json:"arena_gib,omitempty"`
+	CacheGiB   float64 `json:"weight_cache_gib,omitempty"` // of which bf16 weight copies (TrainOptions.WeightCacheGiB)
 	GPUUsedGiB float64 `json:"gpu_used_gib,omitempty"`
 }
 
@@ -102,6 +106,11 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 			return nil, fmt.Errorf("bench train: %w", err)
 		}
 	}
+	if wc, ok := backend.(train.WeightCacher); ok && o.WeightCacheGiB > 0 {
+		if err := wc.SetWeightCache(int64(o.WeightCacheGiB * (1 << 30))); err != nil {
+			return nil, fmt.Errorf("bench train: %w", err)
+		}
+	}
 	if r, ok := backend.(train.ShapeReserver); ok {
 		if err := r.Reserve(o.Batch, o.Seq); err != nil {
 			return nil, fmt.Errorf("bench train: %w", err)
@@ -130,6 +139,7 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 	if mr, ok := backend.(train.MemoryReporter); ok {
 		if m, err := mr.Memory(); err == nil {
 			r.ArenaGiB, r.GPUUsedGiB = round4(float64(m.ArenaBytes)/(1<<30)), round4(float64(m.DeviceUsedBytes)/(1<<30))
+			r.CacheGiB = round4(float64(m.WeightCacheBytes) / (1 << 30))
 		}
 	}
 	return r, printJSON(out, r)

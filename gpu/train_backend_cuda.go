@@ -30,8 +30,9 @@ type TrainBackend struct {
 	d      *cuda.Device
 	g      *model.Graph
 	m      *machine.Machine
-	B, T   int  // the machine's shape
-	recomp bool // activation recomputation (SetRecompute)
+	B, T   int   // the machine's shape
+	recomp bool  // activation recomputation (SetRecompute)
+	cache  int64 // bytes of bf16 NF4 weight copies the machine may keep (SetWeightCache)
 
 	offs     []int         // per Params.Values entry: its offset in the machine's flat LoRA layout
 	flat     []float32     // [n] LoRA values as last uploaded, flat
@@ -84,7 +85,7 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 		return err
 	}
 	// total: address space; memory is mapped as the plan needs it.
-	m, err := machine.NewWithOptions(b.d, g, total, machine.Options{Recompute: b.recomp})
+	m, err := machine.NewWithOptions(b.d, g, total, machine.Options{Recompute: b.recomp, WeightCacheBytes: b.cache})
 	if err != nil {
 		g.Close()
 		hint := "lower --batch-size or --max-len (raise --grad-accum to keep the effective batch)"
@@ -139,6 +140,19 @@ func (b *TrainBackend) SetRecompute(on bool) error {
 	return nil
 }
 
+// SetWeightCache bounds the bf16 copies of NF4 weights the machine Reserve builds keeps on the device
+// (train.WeightCacher): each kept weight skips its dequantization in every forward and backward.
+func (b *TrainBackend) SetWeightCache(bytes int64) error {
+	if b.m != nil {
+		return fmt.Errorf("cuda backend: the weight cache must be sized before the machine is built")
+	}
+	if bytes < 0 {
+		return fmt.Errorf("cuda backend: weight cache of %d bytes", bytes)
+	}
+	b.cache = bytes
+	return nil
+}
+
 // SetProfile turns the machine's launch timing on or off (bench.LaunchProfiler). It does nothing before
 // Reserve (then Profile reports no runs).
 func (b *TrainBackend) SetProfile(on bool) {
@@ -174,7 +188,9 @@ func (b *TrainBackend) Memory() (train.MemoryReport, error) {
 	if err != nil {
 		return train.MemoryReport{}, err
 	}
-	return train.MemoryReport{LoRABytes: l, WeightsBytes: w, ActivationBytes: a, ArenaBytes: c, DeviceUsedBytes: total - free}, nil
+	cb, cn := b.m.WeightCache()
+	return train.MemoryReport{LoRABytes: l, WeightsBytes: w, WeightCacheBytes: cb, CachedWeights: cn, ActivationBytes: a,
+		ArenaBytes: c, DeviceUsedBytes: total - free}, nil
 }
 
 func sum(v []int) int {

@@ -27,7 +27,7 @@ func DefaultTrainOptions() TrainOptions {
 		SaveEvery: 50, Dropout: train.DefaultDropout, Targets: slices.Clone(lora.DefaultTargets),
 		Scheduler: train.DefaultScheduler, WarmupRatio: train.DefaultWarmupRatio, WeightDecay: train.DefaultWeightDecay,
 		MaxGradNorm: train.DefaultMaxGradNorm, EvalSubset: DefaultEvalSubset, MaxNewTokens: model.DefaultMaxNewTokens,
-		EarlyStoppingMetric: DefaultEarlyStoppingMetric}
+		EarlyStoppingMetric: DefaultEarlyStoppingMetric, WeightCacheGiB: train.DefaultWeightCacheGiB}
 }
 
 // scheduler is the run's learning-rate schedule ("" is the default).

@@ -77,6 +77,10 @@ type TrainOptions struct {
 	// for longer sequences or larger batches, at the cost of a second forward of every layer. Results are
 	// unchanged.
 	GradientCheckpointing bool
+	// WeightCacheGiB bounds the dequantized (bf16) copies of NF4 weights a backend that can (train.WeightCacher:
+	// the GPU machine) keeps on the device, so that they skip the dequantization at each use: smallest weights
+	// first, never beyond the memory the activation plan leaves free. 0 turns it off. Results are unchanged.
+	WeightCacheGiB float64
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
 	// WatchInterrupts, when set, is called once, after loading and right before the first update. Closing
@@ -114,6 +118,9 @@ func (o TrainOptions) Validate() error {
 	}
 	if math.IsNaN(o.LR) || math.IsInf(o.LR, 0) || o.LR <= 0 {
 		return fmt.Errorf("train: --lr %v must be a finite number > 0 (the original uses 2e-4)", o.LR)
+	}
+	if math.IsNaN(o.WeightCacheGiB) || o.WeightCacheGiB < 0 || o.WeightCacheGiB > 1<<20 {
+		return fmt.Errorf("train: --weight-cache-gib %v must be a number of GiB ≥ 0 (0: off)", o.WeightCacheGiB)
 	}
 	for _, c := range []struct {
 		flag string
@@ -247,7 +254,11 @@ func Train(opts TrainOptions) (*TrainResult, error) {
 // describeMemory is one line about a backend's device memory.
 func describeMemory(r train.MemoryReport) string {
 	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
-	return fmt.Sprintf("%.2f GiB weights, %.2f GiB LoRA + optimizer, %.2f GiB activations (plan) = %.2f GiB held; "+
-		"%.2f GiB in use on the GPU (nvidia-smi's number)", gib(r.WeightsBytes), gib(r.LoRABytes), gib(r.ActivationBytes),
+	cache := ""
+	if r.CachedWeights > 0 {
+		cache = fmt.Sprintf(" (of which %.2f GiB bf16 copies of %d NF4 weights)", gib(r.WeightCacheBytes), r.CachedWeights)
+	}
+	return fmt.Sprintf("%.2f GiB weights%s, %.2f GiB LoRA + optimizer, %.2f GiB activations (plan) = %.2f GiB held; "+
+		"%.2f GiB in use on the GPU (nvidia-smi's number)", gib(r.WeightsBytes), cache, gib(r.LoRABytes), gib(r.ActivationBytes),
 		gib(r.ArenaBytes), gib(r.DeviceUsedBytes))
 }

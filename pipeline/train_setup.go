@@ -120,7 +120,7 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	params := train.NewParams(lp)
 	ready := time.Now()
 	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...),
-		opts.GradientCheckpointing, log)
+		opts.GradientCheckpointing, int64(opts.WeightCacheGiB*(1<<30)), log)
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +155,12 @@ func bucketFor(backend train.Backend) int {
 }
 
 // newTrainBackend makes the device's training backend for w and p, with activation recomputation when
-// recompute is set and the backend can (train.Recomputer; otherwise a note goes to log). A backend that
+// recompute is set and the backend can (train.Recomputer; otherwise a note goes to log), and up to
+// cacheBytes of dequantized weight copies where it can keep them (train.WeightCacher). A backend that
 // plans its memory for one shape (train.ShapeReserver: the GPU machine) reserves the largest micro-batch
 // of seqs: [batch, the longest sequence rounded up to train.ReservedBucket].
 func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int, seqs []data.Sequence, recompute bool,
-	log io.Writer) (train.Backend, error) {
+	cacheBytes int64, log io.Writer) (train.Backend, error) {
 	dev, ok := lookupDevice(device)
 	if !ok || dev.NewBackend == nil {
 		return nil, fmt.Errorf("no %s backend in this binary", device)
@@ -176,6 +177,12 @@ func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int
 			}
 		} else {
 			fmt.Fprintf(log, "note: --gradient-checkpointing has no effect on the %s backend, which keeps every activation\n", backend.Name())
+		}
+	}
+	if c, ok := backend.(train.WeightCacher); ok && cacheBytes > 0 {
+		if err := c.SetWeightCache(cacheBytes); err != nil {
+			_ = backend.Close()
+			return nil, err
 		}
 	}
 	if r, ok := backend.(train.ShapeReserver); ok {

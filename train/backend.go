@@ -71,6 +71,18 @@ type Recomputer interface {
 	SetRecompute(on bool) error
 }
 
+// WeightCacher is a Backend that can keep dequantized copies of its quantized frozen weights, up to bytes of
+// device memory, to skip their dequantization at each use (the CUDA machine). Results are unchanged: the
+// copies are what each use would dequantize. SetWeightCache comes before Reserve.
+type WeightCacher interface {
+	SetWeightCache(bytes int64) error
+}
+
+// DefaultWeightCacheGiB is `t2m train`'s and `t2m bench train`'s default --weight-cache-gib: on the 7B at
+// B=4, max-len 512 it holds every k, v, q and o projection and three MLP weights (1.9 GiB), and the whole
+// process stays under 16 GiB of GPU memory.
+const DefaultWeightCacheGiB = 2
+
 // HostTimer is a Backend that splits its last micro-batch's wall time into launching the device's work (the
 // host's part) and then waiting for the device to finish it (the CUDA machine).
 type HostTimer interface {

@@ -95,13 +95,17 @@ type Machine struct {
 	// dropRead marks the LoRA dropouts whose readers drop the dropout's input as they read it (readDropouts).
 	dropRead map[*G.Node]bool
 
-	fwd        []bool     // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
-	recomputed int        // launches repeated for activation recomputation (Options.Recompute)
-	prof       *profiler  // launch timing (SetProfile), or nil
-	run        RunOptions // this Run's options (its shape, evaluation)
+	fwd        []bool          // the nodes the graph's output (loss or logits) depends on: what an evaluation Run runs
+	recomputed int             // launches repeated for activation recomputation (Options.Recompute)
+	pending    []*model.Frozen // NF4 weights in the order the graph reaches them, until placeWeights uploads them
+	cacheBytes int64           // bf16 weight copies kept (Options.WeightCacheBytes)
+	cached     int             // how many weights they are
+	prof       *profiler       // launch timing (SetProfile), or nil
+	run        RunOptions      // this Run's options (its shape, evaluation)
 }
 
-// machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16.
+// machineWeight is a frozen [Out, In] weight on the device: NF4 (dequantized per use) or bf16 (a table, a
+// bf16 checkpoint's weight, or an NF4 weight's cached copy).
 type machineWeight struct {
 	nf4   *ops.NF4Weight
 	dense cuda.Buffer
@@ -123,6 +127,10 @@ type Options struct {
 	// only each layer's input (g.Hidden), and each layer's activations that the backward reads are
 	// computed again right before the layer's backward (RecomputeSchedule). Results are unchanged.
 	Recompute bool
+	// WeightCacheBytes bounds the bf16 copies of NF4 weights the machine keeps so that their uses skip the
+	// dequantization (cacheWeights): smallest weights first, never past the free memory the activation plan
+	// leaves. 0: every NF4 weight is dequantized at each use.
+	WeightCacheBytes int64
 }
 
 // NewWithOptions is New with options.
@@ -243,6 +251,9 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Op
 	if m.plan, err = PlanMemory(ts); err != nil {
 		return nil, fmt.Errorf("gpu: machine: %w", err)
 	}
+	if err := m.placeWeights(o.WeightCacheBytes, m.plan.Total); err != nil {
+		return nil, err
+	}
 	if err := ar.Reserve(m.plan.Total); err != nil {
 		return nil, fmt.Errorf("gpu: machine: activations: %w", err)
 	}
@@ -356,7 +367,8 @@ func (m *Machine) uploadInput(i int, node *G.Node) error {
 	return err
 }
 
-// weight uploads a frozen weight once: NF4 as NF4, float32 as bf16.
+// weight uploads a frozen weight once: float32 or bf16 as bf16 now; NF4 later, once the activations are
+// planned (placeWeights), as NF4 or as a cached bf16 copy.
 func (m *Machine) weight(f *model.Frozen) (*machineWeight, error) {
 	if w, ok := m.lin[f]; ok {
 		return w, nil
@@ -369,16 +381,7 @@ func (m *Machine) weight(f *model.Frozen) (*machineWeight, error) {
 			return nil, err
 		}
 	case f.Quant != nil:
-		var err error
-		if w.nf4, err = ops.UploadQuantized(m.d, m.ar, f.Quant, f.Name); err != nil {
-			return nil, err
-		}
-		if need := int64(f.Out*f.In) * 2; need > m.scratch.Bytes {
-			// Scratch grows to the largest NF4 weight; earlier (smaller) scratch buffers are left unused.
-			if m.scratch, err = m.alloc(need, "NF4 dequant scratch"); err != nil {
-				return nil, err
-			}
-		}
+		m.pending = append(m.pending, f)
 	default:
 		return nil, fmt.Errorf("gpu: machine: weight %s has no data", f.Name)
 	}

@@ -7,6 +7,7 @@
 #   scripts/bench/train_vs_hf.sh [--limit 256] [--epochs 2] [--rounds N]
 # With --rounds N (default 1) the pair runs N times, alternating t2m and HF, and a last line gives each side's
 # mean and the ratio of the means: HF's own rate moved 5% between calls of one day (7,501-7,877 tok/s).
+# T2M_TRAIN_ARGS adds flags to t2m's command (an A/B of one option, e.g. T2M_TRAIN_ARGS="--weight-cache-gib 0").
 set -uo pipefail
 limit=256; epochs=2; rounds=1
 while [ $# -gt 0 ]; do case $1 in --limit) limit=$2; shift 2;; --epochs) epochs=$2; shift 2;; --rounds) rounds=$2; shift 2;;
@@ -20,7 +21,7 @@ for round in $(seq "$rounds"); do
 poll >/tmp/t2m-mem.txt & p=$!
 runs=$(mktemp -d)
 /usr/bin/time -f "%M" -o /tmp/t2m-rss.txt ./bin/t2m-cuda train --model "$ckpt" --data-dir .bench/data --limit "$limit" \
-  --epochs "$epochs" --device cuda --output-dir "$runs" --save-every 0 >/tmp/t2m-train.log 2>&1
+  --epochs "$epochs" --device cuda --output-dir "$runs" --save-every 0 ${T2M_TRAIN_ARGS:-} >/tmp/t2m-train.log 2>&1
 rc=$?; kill $p; wait $p 2>/dev/null
 grep -E "device memory" /tmp/t2m-train.log
 # t2m's throughput: real tokens per second over the updates after the first (warm-up) one.
