@@ -4,7 +4,6 @@ package machine
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -38,7 +37,7 @@ func (m *Machine) placeWeights(budget, planBytes int64) error {
 		}
 		hosts[k] = h
 		nf4Total += nf4Bytes(h)
-		scratch = max(scratch, 2*int64(f.Out)*int64(f.In))
+		scratch = max(scratch, int64(denseBytes(f)))
 	}
 	cached := make([]bool, len(m.pending))
 	if budget > 0 {
@@ -46,22 +45,11 @@ func (m *Machine) placeWeights(budget, planBytes int64) error {
 		if err != nil {
 			return fmt.Errorf("gpu: machine: weight cache: %w", err)
 		}
-		spare := free - planBytes - nf4Total - scratch - cacheReserve // left if nothing is cached
-		order := make([]int, len(m.pending))
-		for k := range order {
-			order[k] = k
+		dense, packed := make([]int64, len(m.pending)), make([]int64, len(m.pending))
+		for k, f := range m.pending {
+			dense[k], packed[k] = int64(denseBytes(f)), nf4Bytes(hosts[k])
 		}
-		slices.SortStableFunc(order, func(a, b int) int { return denseBytes(m.pending[a]) - denseBytes(m.pending[b]) })
-		for _, k := range order {
-			need := int64(denseBytes(m.pending[k]))
-			extra := need - nf4Bytes(hosts[k]) // what caching it adds to the NF4 it replaces
-			if need > budget || extra > spare {
-				break // the rest are no smaller
-			}
-			cached[k] = true
-			budget -= need
-			spare -= extra
-		}
+		cached = chooseCache(dense, packed, budget, free-planBytes-nf4Total-scratch-cacheReserve)
 	}
 	scratch = 0
 	for k, f := range m.pending {
