@@ -53,6 +53,7 @@ type Machine struct {
 	ceScr    cuda.Buffer                         // LMHeadCrossEntropy scratch
 	numItems float32                             // this Run's loss normalizer
 	lossRows []int                               // per sequence: first row predicting a label, or −1
+	lossEnd  []int                               // per sequence: one past the row of its last label
 	cePart   cuda.Buffer                         // [B] fp32 per-sequence losses
 	ceOnes   cuda.Buffer                         // [B] fp32 ones (their sum as a product)
 

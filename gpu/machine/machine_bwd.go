@@ -297,8 +297,8 @@ func (m *Machine) inputGrad(op *model.LinearGradInputOp, in []int, dx cuda.Buffe
 
 // fusedCE runs the fused lm_head + cross-entropy of op: the loss into its loss node's buffer and dh into
 // its gradient node's (or an unused buffer when the graph has no backward). Only the rows that predict a
-// label run (lossRows, from the batch's labels on the host): one launch per sequence over its tail, dh
-// zero elsewhere; the per-sequence partial losses (each already divided by numItems) are summed by a
+// label run (lossRows to lossEnd, from the batch's labels on the host): one launch per sequence over that
+// run, dh zero elsewhere; the per-sequence partial losses (each already divided by numItems) are summed by a
 // 1×B·B×1 product.
 func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 	ce := m.ceNode[op]
@@ -322,7 +322,7 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 		if start < 0 {
 			continue
 		}
-		r0, rows := int64(b*T+start), int64(T-start)
+		r0, rows := int64(b*T+start), int64(m.lossEnd[b]-start)
 		c := m.ceDims(op)
 		c.B, c.T = 1, int(rows)
 		if err := ops.LMHeadCrossEntropy(m.d, m.cePart.Slice(int64(b)*4, 4), dh.Slice(r0*H*2, rows*H*2),
@@ -335,17 +335,20 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 	return m.blas.Gemm(false, false, 1, cuda.M(m.cePart, 1, B, cuda.F32T), cuda.M(m.ceOnes, B, 1, cuda.F32T), 0, cuda.M(m.out[ce], 1, 1, cuda.F32T))
 }
 
-// setLossRows finds, for each sequence, the first row that predicts a label (row n predicts labels[n+1]),
-// or −1 when the sequence has none.
+// setLossRows finds, for each sequence, the rows that predict a label (row n predicts labels[n+1]): from the
+// first, lossRows (−1 when the sequence has none), up to and including the row of its last label, lossEnd − 1
+// (that row predicts nothing; it ends the run the CE kernel reads). Padding after the last label is left out.
 func (m *Machine) setLossRows(labels []int32) {
 	B, T := m.rB, m.rT
-	m.lossRows = make([]int, B)
+	m.lossRows, m.lossEnd = make([]int, B), make([]int, B)
 	for b := range B {
 		m.lossRows[b] = -1
 		for j := 1; j < T; j++ {
 			if labels[b*T+j] != -100 {
-				m.lossRows[b] = j - 1
-				break
+				if m.lossRows[b] < 0 {
+					m.lossRows[b] = j - 1
+				}
+				m.lossEnd[b] = j + 1
 			}
 		}
 	}
