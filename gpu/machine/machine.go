@@ -40,22 +40,19 @@ type Machine struct {
 	// the leading rN rows of every [N, C] buffer, so a short micro-batch costs its own tokens, not T's.
 	rB, rT, rN int
 
-	f32      []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
-	preset   []bool  // output buffer set by prepare (fused CE outputs, flat LoRA gradients), not planned
-	alias    []int   // node whose planned buffer holds this node's output (slices, fused CE grad)
-	deps     [][]int // extra liveness reads: attention backward keeps the forward's output
-	attnNode map[*model.AttentionOp]int
-	ceNode   map[*model.LMHeadCrossEntropyOp]int // the loss node of each fused lm_head + CE
-	ceGrad   map[*model.LMHeadCrossEntropyOp]int // its gradient node, when the graph has one
-	fusedAt  []bool                              // runs the fused lm_head + CE (the first of loss and grad)
-	attnScr  cuda.Buffer                         // AttentionBackward scratch, the largest
-	attnSide *ops.Side                           // AttentionBackward's dQ stream (nil: T2M_GPU_ATTN_SIDE=0)
-	ceScr    cuda.Buffer                         // LMHeadCrossEntropy scratch
-	numItems float32                             // this Run's loss normalizer
-	lossRows []int                               // per sequence: first row predicting a label, or −1
-	lossEnd  []int                               // per sequence: one past the row of its last label
-	cePart   cuda.Buffer                         // [B] fp32 per-sequence losses
-	ceOnes   cuda.Buffer                         // [B] fp32 ones (their sum as a product)
+	f32         []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
+	preset      []bool  // output buffer set by prepare (fused CE outputs, flat LoRA gradients), not planned
+	alias       []int   // node whose planned buffer holds this node's output (slices, fused CE grad)
+	deps        [][]int // extra liveness reads: attention backward keeps the forward's output
+	attnNode    map[*model.AttentionOp]int
+	ceNode      map[*model.LMHeadCrossEntropyOp]int // the loss node of each fused lm_head + CE
+	ceGrad      map[*model.LMHeadCrossEntropyOp]int // its gradient node, when the graph has one
+	fusedAt     []bool                              // runs the fused lm_head + CE (the first of loss and grad)
+	attnScr     cuda.Buffer                         // AttentionBackward scratch, the largest
+	attnSide    *ops.Side                           // AttentionBackward's dQ stream (nil: T2M_GPU_ATTN_SIDE=0)
+	ceScr       cuda.Buffer                         // LMHeadCrossEntropy scratch
+	numItems    float32                             // this Run's loss normalizer
+	lossTargets int                                 // rows of this Run that predict a label (setLossRows)
 
 	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
 	// tmp is one scratch as large as the largest need: SwiGLU's other gradient, made by the first node of

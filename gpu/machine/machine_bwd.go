@@ -140,23 +140,13 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 			first = g
 		}
 		m.fusedAt[first] = true
-		if need := ops.LMHeadCrossEntropyScratchBytes(m.ceDims(op)); need > m.ceScr.Bytes {
+		most := m.ceDims(op)
+		most.Targets = m.N // every row with a target: the gathered rows' scratch at its largest
+		if need := ops.LMHeadCrossEntropyScratchBytes(most); need > m.ceScr.Bytes {
 			if m.ceScr, err = m.alloc(need, "lm_head+CE scratch"); err != nil {
 				return err
 			}
 		}
-		B := m.g.Batch
-		if m.cePart, err = m.alloc(int64(B)*4, "per-sequence losses"); err != nil {
-			return err
-		}
-		if m.ceOnes, err = m.alloc(int64(B)*4, "ones f32"); err != nil {
-			return err
-		}
-		ones := make([]float32, B)
-		for k := range ones {
-			ones[k] = 1
-		}
-		err = cuda.Upload(m.d, m.ceOnes, ones)
 	case *model.LMHeadCrossEntropyGradOp:
 		if _, ok := m.ceNode[op.CE]; !ok {
 			return fmt.Errorf("gpu: machine: %s: its loss node is not in the graph", node.Name())
@@ -297,59 +287,33 @@ func (m *Machine) inputGrad(op *model.LinearGradInputOp, in []int, dx cuda.Buffe
 
 // fusedCE runs the fused lm_head + cross-entropy of op: the loss into its loss node's buffer and dh into
 // its gradient node's (or an unused buffer when the graph has no backward). Only the rows that predict a
-// label run (lossRows to lossEnd, from the batch's labels on the host): one launch per sequence over that
-// run, dh zero elsewhere; the per-sequence partial losses (each already divided by numItems) are summed by a
-// 1×B·B×1 product.
+// label run: their h rows, counted on the host (lossTargets, from the batch's labels), are gathered into one
+// matrix, so the lm_head weight is read once per chunk of ceChunk rows for the whole micro-batch rather than
+// once per sequence; dh is scattered back, zero elsewhere.
 func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 	ce := m.ceNode[op]
 	dh := m.extra[ce]
 	if g, ok := m.ceGrad[op]; ok {
 		dh = m.out[g]
 	}
+	if m.lossTargets == 0 { // no label in this micro-batch: loss and dh are zero
+		if err := m.d.Memset(dh.Slice(0, int64(m.rN)*int64(op.Weight.In)*2), 0); err != nil {
+			return err
+		}
+		return m.d.Memset(m.out[ce], 0)
+	}
 	W, err := m.dense(m.lin[op.Weight])
 	if err != nil {
 		return err
 	}
-	h, labels := m.in(ce, 0), m.in(ce, 1)
-	H, T := int64(op.Weight.In), m.rT
-	if err := m.d.Memset(dh, 0); err != nil {
-		return err
-	}
-	if err := m.d.Memset(m.cePart, 0); err != nil {
-		return err
-	}
-	for b, start := range m.lossRows {
-		if start < 0 {
-			continue
-		}
-		r0, rows := int64(b*T+start), int64(m.lossEnd[b]-start)
-		c := m.ceDims(op)
-		c.B, c.T = 1, int(rows)
-		if err := ops.LMHeadCrossEntropy(m.d, m.cePart.Slice(int64(b)*4, 4), dh.Slice(r0*H*2, rows*H*2),
-			h.Slice(r0*H*2, rows*H*2), W.Buf, labels.Slice(r0*4, rows*4), cuda.Buffer{}, m.ceScr, c, m.numItems,
-			1); err != nil {
-			return err
-		}
-	}
-	B := m.rB
-	return m.blas.Gemm(false, false, 1, cuda.M(m.cePart, 1, B, cuda.F32T), cuda.M(m.ceOnes, B, 1, cuda.F32T), 0, cuda.M(m.out[ce], 1, 1, cuda.F32T))
+	c := m.ceDims(op)
+	c.Targets = m.lossTargets
+	return ops.LMHeadCrossEntropy(m.d, m.out[ce], dh, m.in(ce, 0), W.Buf, m.in(ce, 1), cuda.Buffer{}, m.ceScr, c,
+		m.numItems, 1)
 }
 
-// setLossRows finds, for each sequence, the rows that predict a label (row n predicts labels[n+1]): from the
-// first, lossRows (−1 when the sequence has none), up to and including the row of its last label, lossEnd − 1
-// (that row predicts nothing; it ends the run the CE kernel reads). Padding after the last label is left out.
+// setLossRows counts the rows that predict a label (row n predicts labels[n+1] of its own sequence): what
+// fusedCE gathers.
 func (m *Machine) setLossRows(labels []int32) {
-	B, T := m.rB, m.rT
-	m.lossRows, m.lossEnd = make([]int, B), make([]int, B)
-	for b := range B {
-		m.lossRows[b] = -1
-		for j := 1; j < T; j++ {
-			if labels[b*T+j] != -100 {
-				if m.lossRows[b] < 0 {
-					m.lossRows[b] = j - 1
-				}
-				m.lossEnd[b] = j + 1
-			}
-		}
-	}
+	m.lossTargets = model.CountCompletionTokens(labels, m.rB, m.rT)
 }
