@@ -67,15 +67,7 @@ func TestMachineWeightCache(t *testing.T) {
 	if cb, _ := all.WeightCache(); all.scratch.Bytes != 0 || some.scratch.Bytes == 0 || cb == 0 {
 		t.Errorf("dequantization scratch: %d bytes with every weight cached (want none), %d with some", all.scratch.Bytes, some.scratch.Bytes)
 	}
-	ids, labels, mask := make([]int32, B*T), make([]int32, B*T), make([]int32, B*T)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(cfg.VocabSize))
-		labels[i], mask[i] = ids[i], 1
-		if i%T < T/2 {
-			labels[i] = -100
-		}
-	}
-	batch := model.Batch{IDs: ids, Mask: mask, Labels: labels}
+	batch := completionBatch(rng, B, T, cfg.VocabSize)
 	outputs := func(m *Machine) [][]float32 {
 		m.SetProfile(true)
 		if err := m.Run(batch); err != nil {
@@ -105,6 +97,21 @@ func TestMachineWeightCache(t *testing.T) {
 		t.Errorf("dequantizations: %d uncached, %d all cached (want 0), %d smallest cached (want between)", n0, n1, n2)
 	}
 	t.Logf("loss %.7f; %d NF4 weights, %d of the smallest size (%d bytes)", ref[0][0], len(sizes), smallest, sizes[0])
+}
+
+// completionBatch is a random micro-batch [rows, seq] of the tiny model's vocabulary with the loss on the
+// second half of each sequence (completion-only labels) and no padding.
+func completionBatch(rng *rand.Rand, rows, seq, vocab int) model.Batch {
+	n := rows * seq
+	b := model.Batch{IDs: make([]int32, n), Labels: make([]int32, n), Mask: make([]int32, n)}
+	for i := range n {
+		b.IDs[i] = int32(rng.IntN(vocab))
+		b.Labels[i], b.Mask[i] = b.IDs[i], 1
+		if i%seq < seq/2 {
+			b.Labels[i] = -100
+		}
+	}
+	return b
 }
 
 // gradNodes is every LoRA gradient node of g, A then B per adapter.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/t2m/t2m/gpu/cuda/cudatest"
 	"github.com/t2m/t2m/internal/numtest"
-	"github.com/t2m/t2m/model"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -43,15 +42,7 @@ func TestMachineRecompute(t *testing.T) {
 	}
 	for _, shape := range [][2]int{{B, T}, {1, 24}} {
 		rows, seq := shape[0], shape[1]
-		ids, labels, mask := make([]int32, rows*seq), make([]int32, rows*seq), make([]int32, rows*seq)
-		for i := range ids {
-			ids[i] = int32(rng.IntN(cfg.VocabSize))
-			labels[i], mask[i] = ids[i], 1
-			if i%seq < seq/2 {
-				labels[i] = -100
-			}
-		}
-		batch := model.Batch{IDs: ids, Mask: mask, Labels: labels}
+		batch := completionBatch(rng, rows, seq, cfg.VocabSize)
 		o := RunOptions{Rows: rows, Seq: seq}
 		if err := plain.RunWith(batch, o); err != nil {
 			t.Fatal(err)
