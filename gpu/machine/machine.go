@@ -52,7 +52,7 @@ type Machine struct {
 	attnSide    *ops.Side                           // AttentionBackward's dQ stream (nil: T2M_GPU_ATTN_SIDE=0)
 	ceScr       cuda.Buffer                         // LMHeadCrossEntropy scratch
 	numItems    float32                             // this Run's loss normalizer
-	lossTargets int                                 // rows of this Run that predict a label (setLossRows)
+	lossTargets int                                 // rows of this Run that predict a label (setLossTargets)
 
 	opt *machineOpt // LoRA parameters, gradients and AdamW state, flat (training graphs)
 	// tmp is one scratch as large as the largest need: SwiGLU's other gradient, made by the first node of
@@ -126,7 +126,7 @@ type Options struct {
 	// computed again right before the layer's backward (RecomputeSchedule). Results are unchanged.
 	Recompute bool
 	// WeightCacheBytes bounds the bf16 copies of NF4 weights the machine keeps so that their uses skip the
-	// dequantization (cacheWeights): smallest weights first, never past the free memory the activation plan
+	// dequantization (placeWeights): smallest weights first, never past the free memory the activation plan
 	// leaves. 0: every NF4 weight is dequantized at each use.
 	WeightCacheBytes int64
 }

@@ -312,8 +312,8 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 		m.numItems, 1)
 }
 
-// setLossRows counts the rows that predict a label (row n predicts labels[n+1] of its own sequence): what
+// setLossTargets counts the rows that predict a label (row n predicts labels[n+1] of its own sequence): what
 // fusedCE gathers.
-func (m *Machine) setLossRows(labels []int32) {
+func (m *Machine) setLossTargets(labels []int32) {
 	m.lossTargets = model.CountCompletionTokens(labels, m.rB, m.rT)
 }

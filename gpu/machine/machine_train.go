@@ -71,7 +71,7 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		}
 	}
 	if m.g.Loss != nil {
-		m.setLossRows(b.Labels)
+		m.setLossTargets(b.Labels)
 		m.numItems = b.NumItems
 		if m.numItems <= 0 {
 			m.numItems = float32(model.CountCompletionTokens(b.Labels, B, T))
