@@ -119,8 +119,8 @@ func (o TrainOptions) Validate() error {
 	if math.IsNaN(o.LR) || math.IsInf(o.LR, 0) || o.LR <= 0 {
 		return fmt.Errorf("train: --lr %v must be a finite number > 0 (the original uses 2e-4)", o.LR)
 	}
-	if math.IsNaN(o.WeightCacheGiB) || o.WeightCacheGiB < 0 || o.WeightCacheGiB > 1<<20 {
-		return fmt.Errorf("train: --weight-cache-gib %v must be a number of GiB ≥ 0 (0: off)", o.WeightCacheGiB)
+	if math.IsNaN(o.WeightCacheGiB) || math.IsInf(o.WeightCacheGiB, 0) || o.WeightCacheGiB < 0 {
+		return fmt.Errorf("train: --weight-cache-gib %v must be a finite number of GiB ≥ 0 (0: off)", o.WeightCacheGiB)
 	}
 	for _, c := range []struct {
 		flag string

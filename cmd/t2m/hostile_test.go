@@ -210,8 +210,9 @@ func TestHostileRow06BadNumbers(t *testing.T) {
 		{"--limit", "-1", "--limit -1 must be ≥ 0"},
 		{"--save-every", "-1", "--save-every -1 must be ≥ 0"},
 		{"--lora-alpha", "NaN", "--lora-alpha NaN must be a finite number"},
-		{"--weight-cache-gib", "-1", "--weight-cache-gib -1 must be a number of GiB ≥ 0"},
-		{"--weight-cache-gib", "NaN", "--weight-cache-gib NaN must be a number of GiB ≥ 0"},
+		{"--weight-cache-gib", "-1", "--weight-cache-gib -1 must be a finite number of GiB ≥ 0"},
+		{"--weight-cache-gib", "NaN", "--weight-cache-gib NaN must be a finite number of GiB ≥ 0"},
+		{"--weight-cache-gib", "+Inf", "--weight-cache-gib +Inf must be a finite number of GiB ≥ 0"},
 	} {
 		runs := t.TempDir()
 		msg, err := runApp(t, trainArgs(data, runs, c.flag, c.value)...)

@@ -29,8 +29,9 @@
 //  4. Execute (Run): for each node in order one launcher (kernel or cuBLAS) on the device's stream. NF4
 //     linears dequantize into one shared scratch right before their GEMM, in the forward and again in
 //     the backward, except those kept as bf16 copies (Options.WeightCacheBytes: smallest first, uploaded
-//     after the plan so the cache takes only memory the plan leaves; machine_cache.go). The lm_head + cross-entropy is one fused launch that writes the loss and dh, run at
-//     whichever of the loss node and its gradient node comes first. A LoRA linear writes its small terms
+//     after the plan so the cache takes only memory the plan leaves; machine_cache.go). The lm_head +
+//     cross-entropy is one fused call over the micro-batch's target rows, gathered, that writes the loss and
+//     dh, run at whichever of the loss node and its gradient node comes first. A LoRA linear writes its small terms
 //     first (q/k/v biases as a K = 1 GEMM ones·biasᵀ, then s·(xl·Aᵀ)·Bᵀ) and the base GEMM adds onto them
 //     with beta = 1 (ops.Linear). gorgonia's own "+" nodes (gradient sums) are AddBF16; where one term is a
 //     LoRA dropout's backward that only the sum reads, the sum runs it (ops.DropoutAdd), and where that

@@ -5,9 +5,7 @@ package machine
 import (
 	"fmt"
 
-	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
-	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/quant"
 )
 
@@ -24,8 +22,9 @@ const cacheReserve = 1 << 30
 // and v, then q and o, then the MLP's). The cache never takes memory the weights, the plan and
 // cacheReserve need: it shrinks to what the device has free beyond them.
 func (m *Machine) placeWeights(budget, planBytes int64) error {
-	hosts := make([]*ops.NF4Host, len(m.pending))
-	var nf4Total, scratch int64
+	n := len(m.pending)
+	hosts, dense, packed := make([]*ops.NF4Host, n), make([]int64, n), make([]int64, n)
+	var nf4Total, most int64 // all NF4 bytes; the dequantization scratch if nothing is cached
 	for k, f := range m.pending {
 		q, ok := f.Quant.(*quant.Weight)
 		if !ok {
@@ -35,36 +34,33 @@ func (m *Machine) placeWeights(budget, planBytes int64) error {
 		if err != nil {
 			return fmt.Errorf("gpu: machine: %s: %w", f.Name, err)
 		}
-		hosts[k] = h
-		nf4Total += nf4Bytes(h)
-		scratch = max(scratch, int64(denseBytes(f)))
+		hosts[k], dense[k] = h, 2*int64(f.Out)*int64(f.In)
+		packed[k] = ops.NF4ArenaBytes(h.Rows, h.Cols, h.BlockSize, h.BlockSize2)
+		nf4Total += packed[k]
+		most = max(most, dense[k])
 	}
-	cached := make([]bool, len(m.pending))
+	cached := make([]bool, n)
 	if budget > 0 {
 		free, _, err := m.d.MemInfo()
 		if err != nil {
 			return fmt.Errorf("gpu: machine: weight cache: %w", err)
 		}
-		dense, packed := make([]int64, len(m.pending)), make([]int64, len(m.pending))
-		for k, f := range m.pending {
-			dense[k], packed[k] = int64(denseBytes(f)), nf4Bytes(hosts[k])
-		}
-		cached = chooseCache(dense, packed, budget, free-planBytes-nf4Total-scratch-cacheReserve)
+		cached = chooseCache(dense, packed, budget, free-planBytes-nf4Total-most-cacheReserve)
 	}
-	scratch = 0
+	var scratch int64 // the largest weight left NF4
 	for k, f := range m.pending {
 		w := m.lin[f]
-		if !cached[k] {
-			var err error
-			if w.nf4, err = ops.UploadNF4(m.d, m.ar, hosts[k], f.Name); err != nil {
+		if cached[k] {
+			if err := m.cacheWeight(w, hosts[k], f.Name, dense[k]); err != nil {
 				return err
 			}
-			scratch = max(scratch, int64(denseBytes(f)))
 			continue
 		}
-		if err := m.cacheWeight(w, hosts[k], f.Name); err != nil {
+		var err error
+		if w.nf4, err = ops.UploadNF4(m.d, m.ar, hosts[k], f.Name); err != nil {
 			return err
 		}
+		scratch = max(scratch, dense[k])
 	}
 	m.pending = nil
 	if scratch > 0 {
@@ -76,10 +72,9 @@ func (m *Machine) placeWeights(budget, planBytes int64) error {
 	return nil
 }
 
-// cacheWeight makes w the bf16 copy of NF4 weight h: h's codes go to the top of the arena, are dequantized
-// into w.dense and are dropped.
-func (m *Machine) cacheWeight(w *machineWeight, h *ops.NF4Host, name string) error {
-	bytes := 2 * int64(w.out) * int64(w.in)
+// cacheWeight makes w the bf16 copy (bytes long) of NF4 weight h: h's codes go to the top of the arena, are
+// dequantized into w.dense and are dropped.
+func (m *Machine) cacheWeight(w *machineWeight, h *ops.NF4Host, name string, bytes int64) error {
 	var err error
 	if w.dense, err = m.alloc(bytes, name+" (bf16 weight cache)"); err != nil {
 		return err
@@ -100,15 +95,6 @@ func (m *Machine) cacheWeight(w *machineWeight, h *ops.NF4Host, name string) err
 	m.cached++
 	return nil
 }
-
-// nf4Bytes is what UploadNF4 takes of the arena for h (each of its four buffers aligned).
-func nf4Bytes(h *ops.NF4Host) int64 {
-	return cuda.AlignUp(int64(len(h.Codes))) + cuda.AlignUp(int64(len(h.Absmax))) + cuda.AlignUp(4*int64(len(h.Code2))) +
-		cuda.AlignUp(4*int64(len(h.Absmax2)))
-}
-
-// denseBytes is f's size as bf16.
-func denseBytes(f *model.Frozen) int { return 2 * f.Out * f.In }
 
 // WeightCache is what placeWeights kept as bf16 copies: their bytes and how many weights they are.
 func (m *Machine) WeightCache() (bytes int64, weights int) { return m.cacheBytes, m.cached }

@@ -73,8 +73,8 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 	if m.g.Loss != nil {
 		m.setLossTargets(b.Labels)
 		m.numItems = b.NumItems
-		if m.numItems <= 0 {
-			m.numItems = float32(model.CountCompletionTokens(b.Labels, B, T))
+		if m.numItems <= 0 { // this micro-batch alone
+			m.numItems = float32(m.lossTargets)
 		}
 	}
 	launched := time.Now()

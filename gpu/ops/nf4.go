@@ -33,18 +33,31 @@ func AllocNF4(a *cuda.Arena, rows, cols, bs, bs2 int, name string) (*NF4Weight, 
 	if rows <= 0 || cols <= 0 || rows*cols%2 != 0 || bs%16 != 0 || bs <= 0 || bs2 <= 0 {
 		return nil, fmt.Errorf("gpu: NF4 %s: shape [%d, %d], block sizes %d/%d", name, rows, cols, bs, bs2)
 	}
-	nb, nb2 := nf4Blocks(rows, cols, bs, bs2)
 	w := &NF4Weight{Rows: rows, Cols: cols, BlockSize: bs, BlockSize2: bs2}
+	parts := nf4Parts(rows, cols, bs, bs2)
 	var err error
-	for _, p := range []struct {
-		dst   *cuda.Buffer
-		bytes int64
-	}{{&w.Codes, int64(rows * cols / 2)}, {&w.Absmax, int64(nb)}, {&w.Code2, 256 * 4}, {&w.Absmax2, int64(nb2) * 4}} {
-		if *p.dst, err = a.Alloc(p.bytes, "NF4 "+name); err != nil {
+	for k, dst := range []*cuda.Buffer{&w.Codes, &w.Absmax, &w.Code2, &w.Absmax2} {
+		if *dst, err = a.Alloc(parts[k], "NF4 "+name); err != nil {
 			return nil, err
 		}
 	}
 	return w, nil
+}
+
+// nf4Parts are the bytes of an NF4 weight's four buffers: codes, absmax codes, the second-level code table
+// and the second-level absmax.
+func nf4Parts(rows, cols, bs, bs2 int) [4]int64 {
+	nb, nb2 := nf4Blocks(rows, cols, bs, bs2)
+	return [4]int64{int64(rows) * int64(cols) / 2, int64(nb), 256 * 4, int64(nb2) * 4}
+}
+
+// NF4ArenaBytes is what AllocNF4 takes of an arena for a [rows, cols] NF4 weight (each buffer aligned).
+func NF4ArenaBytes(rows, cols, bs, bs2 int) int64 {
+	var n int64
+	for _, b := range nf4Parts(rows, cols, bs, bs2) {
+		n += cuda.AlignUp(b)
+	}
+	return n
 }
 
 // UploadNF4 copies a host NF4 matrix into new buffers from a.

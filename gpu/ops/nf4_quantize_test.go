@@ -363,3 +363,20 @@ func TestNF4QuantizeNonFinite(t *testing.T) {
 		t.Errorf("dtype I32: error %v", err)
 	}
 }
+
+// TestNF4ArenaBytes: NF4ArenaBytes is what AllocNF4 moves an arena's end by (to the next aligned offset), for
+// a 7B MLP weight's shape, a small one and one whose blocks do not divide evenly.
+func TestNF4ArenaBytes(t *testing.T) {
+	d := cudatest.Device(t)
+	a := cudatest.Arena(t, d, 1<<28)
+	for _, s := range [][2]int{{18944, 3584}, {8, 64}, {3, 70}} {
+		start := cuda.AlignUp(a.Mark())
+		if _, err := AllocNF4(a, s[0], s[1], quant.BlockSize, quant.NestedBlockSize, "w"); err != nil {
+			t.Fatal(err)
+		}
+		got, want := cuda.AlignUp(a.Mark())-start, NF4ArenaBytes(s[0], s[1], quant.BlockSize, quant.NestedBlockSize)
+		if got != want {
+			t.Errorf("[%d, %d]: AllocNF4 took %d bytes, NF4ArenaBytes says %d", s[0], s[1], got, want)
+		}
+	}
+}
