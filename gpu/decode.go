@@ -190,7 +190,19 @@ func (g *decoder) End() {
 // weight instead (an fp32 rank-r sum per element of every weight, every step) decoded 12% slower at 96 rows
 // (gpu/DECODE_NOTES.md).
 func (g *decoder) linear(lin *decodeLinear, x, y cuda.Buffer, rows int) error {
-	return g.linearOn(g.d.Stream, lin, x, y, rows, 0)
+	return g.linearOn(g.d.Stream, 0, lin, x, y, rows, 0)
+}
+
+// work is the part of the NF4 scratch that the NF4 GEMV on slot's stream may use for partial sums (slot 0:
+// the main stream, i + 1: side stream i): the scratch cut in overlapStreams + 1 parts, so projections that
+// run together never share one. A projection that dequantizes into the whole scratch runs on the main stream
+// with nothing beside it (forkState.dequant).
+func (g *decoder) work(slot int) cuda.Buffer {
+	part := g.w.scratch.Bytes / (overlapStreams + 1) &^ 255
+	if part == 0 {
+		return cuda.Buffer{}
+	}
+	return g.w.scratch.Slice(int64(slot)*part, part)
 }
 
 // gemv reports whether linear multiplies lin straight from its NF4 codes for rows rows (one kernel on one
@@ -199,13 +211,15 @@ func (g *decoder) gemv(lin *decodeLinear, rows int) bool {
 	return lin.nf4 != nil && rows <= ops.NF4GEMVRows(lin.nf4) && (g.gemvRows <= 0 || rows <= g.gemvRows)
 }
 
-// linearOn is linear with the NF4 GEMV on stream s, adding beta·y (beta 0 or, for the NF4 GEMV only, 1);
+// linearOn is linear with the NF4 GEMV on stream s (its partial sums in scratch slot slot, see work), adding
+// beta·y (beta 0 or, for the NF4 GEMV only, 1);
 // everything else runs on the main stream (s must be it unless g.gemv(lin, rows) and lin has no adapter kept
 // apart).
-func (g *decoder) linearOn(s cu.Stream, lin *decodeLinear, x, y cuda.Buffer, rows int, beta float32) error {
+func (g *decoder) linearOn(s cu.Stream, slot int, lin *decodeLinear, x, y cuda.Buffer, rows int, beta float32) error {
 	X := cuda.M(x, rows, lin.in, cuda.BF16T)
 	if g.gemv(lin, rows) {
-		a := ops.NF4GEMVArgs{X: X, W: lin.nf4, Y: cuda.M(y, rows, lin.out, cuda.BF16T), Bias: lin.bias, Beta: beta}
+		a := ops.NF4GEMVArgs{X: X, W: lin.nf4, Y: cuda.M(y, rows, lin.out, cuda.BF16T), Bias: lin.bias, Beta: beta,
+			Work: g.work(slot)}
 		if lin.a.Bytes != 0 { // h = x·Aᵀ (bf16, as ops.Linear's), then s·h·Bᵀ summed in fp32 with x·Wᵀ + b
 			a.H, a.B, a.Scale = cuda.M(g.loraH, rows, lin.rank, cuda.BF16T), cuda.M(lin.b, lin.out, lin.rank, cuda.BF16T), lin.scale
 			if err := g.blas.Linear(X, cuda.M(lin.a, lin.rank, lin.in, cuda.BF16T), 0, a.H); err != nil {

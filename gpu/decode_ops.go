@@ -140,14 +140,14 @@ func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error)
 	}
 	// A projection of the current group's input runs on a free side stream when it is one NF4 GEMV without an
 	// adapter kept apart (those use the shared scratch, h buffer and cuBLAS handle of the main stream).
-	if x == o.fs.input && o.fs.used < overlapStreams && g.gemv(lin, o.rows) && lin.a.Bytes == 0 {
+	if x == o.fs.input && o.fs.used < overlapStreams && !o.fs.dequant && g.gemv(lin, o.rows) && lin.a.Bytes == 0 {
 		i := o.fs.used
 		o.fs.used++
 		s := o.ov.side[i]
 		if err := o.ov.fork.Wait(s); err != nil {
 			return cuda.Buffer{}, err
 		}
-		if err := g.linearOn(s, lin, x, y, o.rows, 0); err != nil {
+		if err := g.linearOn(s, i+1, lin, x, y, o.rows, 0); err != nil {
 			return cuda.Buffer{}, err
 		}
 		o.fs.pending[y] = i
@@ -162,6 +162,12 @@ func (o *devOps) Linear(p *model.Projection, x cuda.Buffer) (cuda.Buffer, error)
 			return cuda.Buffer{}, err
 		}
 		o.fs.input, o.fs.used = x, 0
+		o.fs.dequant = lin.nf4 != nil && !g.gemv(lin, o.rows)
+	} else if lin.nf4 != nil && !g.gemv(lin, o.rows) { // it writes the whole scratch: the side streams are done first
+		if err := o.fs.joinAll(g.d, o.ov); err != nil {
+			return cuda.Buffer{}, err
+		}
+		o.fs.dequant = true
 	}
 	return y, o.launch(lin, x, y)
 }
@@ -212,7 +218,7 @@ func (o *devOps) Add(_ string, x, y cuda.Buffer) (cuda.Buffer, error) {
 			return cuda.Buffer{}, err
 		}
 		o.g.fusedAdds++
-		return x, o.g.linearOn(o.g.d.Stream, p.lin, p.x, x, o.rows, 1)
+		return x, o.g.linearOn(o.g.d.Stream, 0, p.lin, p.x, x, o.rows, 1)
 	}
 	if err := o.sync(); err != nil {
 		return cuda.Buffer{}, err

@@ -55,6 +55,9 @@ type forkState struct {
 	input   cuda.Buffer
 	used    int
 	pending map[cuda.Buffer]int
+	// dequant says the group's first projection (on the main stream) dequantizes into the whole NF4 scratch,
+	// which the side streams' GEMVs use in parts (decoder.work): none runs beside it then.
+	dequant bool
 }
 
 // join makes the main stream wait for every side stream still writing one of bufs.

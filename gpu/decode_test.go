@@ -28,7 +28,9 @@ func top2(v []float32) (int32, float64) {
 
 // TestGPUGeneratorTiny runs the GPU decoder on the tiny Qwen2 (GQA, biases, untied lm_head, vocab 152064)
 // against model.Generator, for bf16 weights, NF4 dequantized to bf16 at load, NF4 kept at 4 bits (steps and
-// prefills of up to 32 rows through ops.NF4GEMVFused with the bias fused, longer prefills dequantized per use),
+// prefills of up to 96 rows through ops.NF4GEMVFused with the bias fused, longer prefills dequantized per use;
+// its tensor-core GEMM for 33..96 rows on a wider model with 40 and 70 prompts; the adapter's term in that
+// kernel's epilogue is TestNF4GEMVParity's),
 // and NF4 + LoRA merged and applied per use (steps of up to 6 rows in the fused GEMV's epilogue, prefills of 7
 // and more rows dequantized per use), with prompts of different lengths prefilled together (two cases bound
 // the rows of a prefill forward, so their prompts are prefilled in several groups).
@@ -46,15 +48,23 @@ func TestGPUGeneratorTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	V := reg.Config.VocabSize
+	// wide is the tiny model at widths ops.NF4GEMVFused's tensor-core GEMM takes (in a multiple of 256): steps
+	// and prefills of 33..96 rows of its "gemm" cases multiply straight from the NF4 codes in nf4_gemm_*.
+	wide := reg.Config
+	wide.HiddenSize, wide.IntermediateSize, wide.NumHeads, wide.NumKVHeads, wide.HeadDim = 256, 512, 2, 1, 128
+	wide.VocabSize = 4096
 	const steps = 10
 	for _, c := range []struct {
 		name              string
 		nf4, lora, perUse bool
 		rows              int // prefill rows (0: default)
 		gemvRows          int // decoder.gemvRows (0: default)
-	}{{"bf16", false, false, false, 0, 0}, {"nf4", true, false, false, 16, 0}, {"nf4-kept", true, false, true, 0, 0},
-		{"nf4+lora-merged", true, true, false, 0, 0}, {"nf4+lora-per-use", true, true, true, 16, 6}} {
+		wide              bool
+		prompts           int // random prompts of 1..12 tokens (0: the six below)
+	}{{"bf16", false, false, false, 0, 0, false, 0}, {"nf4", true, false, false, 16, 0, false, 0},
+		{"nf4-kept", true, false, true, 0, 0, false, 0}, {"nf4+lora-merged", true, true, false, 0, 0, false, 0},
+		{"nf4+lora-per-use", true, true, true, 16, 6, false, 0},
+		{"nf4-kept-gemm", true, false, true, 96, 0, true, 70}, {"nf4-kept-gemm-40", true, false, true, 64, 0, true, 40}} {
 		t.Run(c.name, func(t *testing.T) {
 			d.Bind()
 			rng := rand.New(rand.NewPCG(41, 42))
@@ -62,7 +72,12 @@ func TestGPUGeneratorTiny(t *testing.T) {
 			if c.nf4 {
 				opt.Quantize = model.QuantizeNF4
 			}
-			w, err := model.RandomWeights(reg.Config, reg.Seed, opt)
+			cfg := reg.Config
+			if c.wide {
+				cfg = wide
+			}
+			V := cfg.VocabSize
+			w, err := model.RandomWeights(cfg, reg.Seed, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,6 +101,12 @@ func TestGPUGeneratorTiny(t *testing.T) {
 				t.Fatal(err)
 			}
 			lens := []int{7, 7, 12, 3, 7, 7}
+			if c.prompts > 0 {
+				lens = make([]int, c.prompts)
+				for i := range lens {
+					lens[i] = 1 + rng.IntN(12)
+				}
+			}
 			prompts := make([][]int32, len(lens))
 			for i, n := range lens {
 				prompts[i] = make([]int32, n)

@@ -35,7 +35,7 @@ type Generator interface {
 // GeneratorOptions tune NewGenerator.
 type GeneratorOptions struct {
 	// NF4PerUse keeps NF4 projections quantized on the GPU, the adapter's A and B apart: a third of the
-	// weight memory. Decode steps of up to ops.NF4GEMVMaxRows sequences multiply straight from the codes on
+	// weight memory. Decode steps of up to ops.NF4GEMMMaxRows sequences multiply straight from the codes on
 	// tensor cores (ops.NF4GEMVFused, the bias and the adapter's x·Aᵀ·Bᵀ·s in the same kernel); larger
 	// forwards (prefill, large steps) dequantize each weight before its GEMM and add the adapter's s·(x·Aᵀ)·Bᵀ
 	// to its product (ops.Linear), as PEFT's unmerged forward does. Otherwise NF4 is dequantized to bf16 once at load

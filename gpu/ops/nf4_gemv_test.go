@@ -26,7 +26,10 @@ import (
 // with 4 groups in flight per warp rather than 8. Where in is a multiple of 64 (1..32 rows), also the
 // factored kernels (nf4_gemv_lv_*) against their twin (bf16(level) · absmax as the weight), which must give
 // other fp32 outputs than the exact ones, and their _v builds where the shape allows them (4-byte absmax
-// loads: [64, 3584], [40, 18944], [4240, 256]), which must give the same bits as the plain ones.
+// loads: [64, 3584], [40, 18944], [4240, 256]), which must give the same bits as the plain ones. From 33 to
+// 96 rows where in is a multiple of 256 (nf4_gemm_n48/_n64/_n96, exact weights), each case with no work room
+// (one block per output tile over all inputs) and with room (blocks that split the inputs, their partial
+// sums added by nf4_gemm_reduce); [300, 1024] adds several output tiles, the last partial, with splits.
 // fp32 output: the sums differ only in order (1e-5 of the row's magnitude); bf16: one rounding more.
 func TestNF4GEMVParity(t *testing.T) {
 	d := cudatest.Device(t)
@@ -36,8 +39,9 @@ func TestNF4GEMVParity(t *testing.T) {
 	for _, s := range []struct {
 		out, in int
 		rows    []int
-	}{{37, 200, []int{1, 3, 8}}, {64, 3584, []int{1, 3, 8, 9, 16, 17, 32}}, {37, 96, []int{1, 5, 16, 32}},
-		{40, 18944, []int{2, 13, 27}}, {37, 192, []int{1, 8, 11, 32}}, {4240, 256, []int{1, 8, 16, 32}}} {
+	}{{37, 200, []int{1, 3, 8}}, {64, 3584, []int{1, 3, 8, 9, 16, 17, 32, 33, 64, 65, 96}}, {37, 96, []int{1, 5, 16, 32}},
+		{40, 18944, []int{2, 13, 27, 41}}, {37, 192, []int{1, 8, 11, 32}}, {4240, 256, []int{1, 8, 16, 32, 64, 77}},
+		{300, 1024, []int{49, 64, 96}}} {
 		out, in := s.out, s.in
 		q := quantRandom(t, rng, out, in)
 		h, err := NF4HostFromQuant(q)
@@ -49,7 +53,14 @@ func TestNF4GEMVParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := map[bool]int{true: NF4GEMVMaxRows, false: 8}[in%32 == 0]; NF4GEMVRows(w) != want {
+		want := 8
+		switch {
+		case in%256 == 0:
+			want = NF4GEMMMaxRows
+		case in%32 == 0:
+			want = NF4GEMVMaxRows
+		}
+		if NF4GEMVRows(w) != want {
 			t.Fatalf("[%d, %d]: NF4GEMVRows %d, want %d", out, in, NF4GEMVRows(w), want)
 		}
 		deq := q.Dequantize() // [out, in]
@@ -83,8 +94,17 @@ func TestNF4GEMVParity(t *testing.T) {
 			prodLV, magLV := prodOf(deqLV)
 			type variant struct{ factored, vec bool }
 			variants := []variant{{}}
-			if in%64 == 0 {
+			if in%64 == 0 && rows <= NF4GEMVMaxRows {
 				variants = append(variants, variant{true, false}, variant{true, true})
+			}
+			// Above NF4GEMVMaxRows (nf4_gemm_*) with and without room for split partial sums.
+			works := []cuda.Buffer{{}}
+			if rows > NF4GEMVMaxRows {
+				wb, err := a.Alloc(min(int64(rows*out)*4*80, 4<<20), "work")
+				if err != nil {
+					t.Fatal(err)
+				}
+				works = append(works, wb)
 			}
 			exact := map[string][]float32{} // the exact kernels' outputs by case
 			plain := map[string][]float32{} // the factored kernels' outputs without _v, by case
@@ -95,95 +115,98 @@ func TestNF4GEMVParity(t *testing.T) {
 				if factored {
 					prod, mag = prodLV, magLV
 				}
-				for _, f32 := range []bool{true, false} {
-					for _, beta := range []float32{0, 1} {
-						for extra := range 3 { // 0: bare, 1: bias, 2: bias and LoRA
-							key := fmt.Sprintf("[%d, %d] rows %d f32 %v beta %g extra %d", out, in, rows, f32, beta, extra)
-							name := fmt.Sprintf("%s %+v", key, v)
-							mark := a.Mark()
-							dt, size := cuda.BF16T, int64(2)
-							if f32 {
-								dt, size = cuda.F32T, 4
-							}
-							yb, _ := a.Alloc(int64(rows*out)*size, "y")
-							if f32 {
-								err = cuda.Upload(d, yb, y0)
-							} else {
-								err = cuda.Upload(d, yb, cuda.RoundedBF16(y0))
-							}
-							if err != nil {
-								t.Fatal(err)
-							}
-							args := NF4GEMVArgs{X: cuda.M(xb, rows, in, cuda.BF16T), W: w, Y: cuda.M(yb, rows, out, dt), Beta: beta}
-							if extra >= 1 {
-								args.Bias = biasBuf
-							}
-							if extra == 2 {
-								args.H, args.B = cuda.M(hb, rows, rank, cuda.BF16T), cuda.M(bBuf, out, rank, cuda.BF16T)
-								args.Scale = scale
-							}
-							// The shapes the comment above lists take the _v kernels when they are on, so the
-							// bit-equality below compares two different kernels there.
-							vecShape := in == 3584 || in == 18944 || in == 256
-							if got := strings.HasSuffix(nf4GEMVTileKernel(w, rows), "_v"); got != (v.vec && vecShape) {
-								t.Fatalf("%s: kernel %s", name, nf4GEMVTileKernel(w, rows))
-							}
-							if err := NF4GEMVFused(d, args); err != nil {
-								t.Fatalf("%s: %v", name, err)
-							}
-							got := make([]float32, rows*out)
-							if f32 {
-								err = cuda.Download(d, got, yb)
-							} else {
-								gb := make([]uint16, rows*out)
-								err = cuda.Download(d, gb, yb)
-								for i, v := range gb {
-									got[i] = cuda.F32(v)
+				for wi, work := range works {
+					for _, f32 := range []bool{true, false} {
+						for _, beta := range []float32{0, 1} {
+							for extra := range 3 { // 0: bare, 1: bias, 2: bias and LoRA
+								key := fmt.Sprintf("[%d, %d] rows %d f32 %v beta %g extra %d", out, in, rows, f32, beta, extra)
+								name := fmt.Sprintf("%s %+v work %d", key, v, wi)
+								mark := a.Mark()
+								dt, size := cuda.BF16T, int64(2)
+								if f32 {
+									dt, size = cuda.F32T, 4
 								}
-							}
-							if err != nil {
-								t.Fatal(err)
-							}
-							if !factored {
-								exact[key] = got
-							} else if f32 && slices.Equal(got, exact[key]) { // the factored kernel did not run
-								t.Fatalf("%s: the same outputs as the exact kernel", name)
-							}
-							// The _v kernels differ in how they load, not in what they add: the same bits.
-							if factored && !v.vec {
-								plain[key] = got
-							} else if v.vec && !slices.Equal(got, plain[key]) {
-								t.Fatalf("%s: not the outputs of the kernel without _v", name)
-							}
-							for r := range rows {
-								for o := range out {
-									want, m := prod[r*out+o], mag[r*out+o]
-									if extra >= 1 {
-										want += float64(bias[o])
-										m += math.Abs(float64(bias[o]))
+								yb, _ := a.Alloc(int64(rows*out)*size, "y")
+								if f32 {
+									err = cuda.Upload(d, yb, y0)
+								} else {
+									err = cuda.Upload(d, yb, cuda.RoundedBF16(y0))
+								}
+								if err != nil {
+									t.Fatal(err)
+								}
+								args := NF4GEMVArgs{X: cuda.M(xb, rows, in, cuda.BF16T), W: w, Y: cuda.M(yb, rows, out, dt), Beta: beta,
+									Work: work}
+								if extra >= 1 {
+									args.Bias = biasBuf
+								}
+								if extra == 2 {
+									args.H, args.B = cuda.M(hb, rows, rank, cuda.BF16T), cuda.M(bBuf, out, rank, cuda.BF16T)
+									args.Scale = scale
+								}
+								// The shapes the comment above lists take the _v kernels when they are on, so the
+								// bit-equality below compares two different kernels there.
+								vecShape := in == 3584 || in == 18944 || in == 256
+								if got := strings.HasSuffix(nf4GEMVTileKernel(w, rows), "_v"); rows <= NF4GEMVMaxRows && got != (v.vec && vecShape) {
+									t.Fatalf("%s: kernel %s", name, nf4GEMVTileKernel(w, rows))
+								}
+								if err := NF4GEMVFused(d, args); err != nil {
+									t.Fatalf("%s: %v", name, err)
+								}
+								got := make([]float32, rows*out)
+								if f32 {
+									err = cuda.Download(d, got, yb)
+								} else {
+									gb := make([]uint16, rows*out)
+									err = cuda.Download(d, gb, yb)
+									for i, v := range gb {
+										got[i] = cuda.F32(v)
 									}
-									if extra == 2 {
-										var l, lm float64
-										for k := range rank {
-											l += float64(hs[r*rank+k]) * float64(loraB[o*rank+k])
-											lm += math.Abs(float64(hs[r*rank+k]) * float64(loraB[o*rank+k]))
+								}
+								if err != nil {
+									t.Fatal(err)
+								}
+								if !factored {
+									exact[key] = got
+								} else if f32 && slices.Equal(got, exact[key]) { // the factored kernel did not run
+									t.Fatalf("%s: the same outputs as the exact kernel", name)
+								}
+								// The _v kernels differ in how they load, not in what they add: the same bits.
+								if factored && !v.vec {
+									plain[key] = got
+								} else if v.vec && !slices.Equal(got, plain[key]) {
+									t.Fatalf("%s: not the outputs of the kernel without _v", name)
+								}
+								for r := range rows {
+									for o := range out {
+										want, m := prod[r*out+o], mag[r*out+o]
+										if extra >= 1 {
+											want += float64(bias[o])
+											m += math.Abs(float64(bias[o]))
 										}
-										want += float64(scale) * l
-										m += float64(scale) * lm
-									}
-									prev := float64(y0[r*out+o]) // y0 is bf16-exact: the same in both outputs
-									want += float64(beta) * prev
-									m += math.Abs(float64(beta) * prev)
-									tol := 1e-5 * m
-									if !f32 {
-										tol += math.Abs(want) / 256
-									}
-									if e := math.Abs(float64(got[r*out+o]) - want); !(e <= tol) {
-										t.Fatalf("%s: y[%d, %d] = %g, want %g (tolerance %g)", name, r, o, got[r*out+o], want, tol)
+										if extra == 2 {
+											var l, lm float64
+											for k := range rank {
+												l += float64(hs[r*rank+k]) * float64(loraB[o*rank+k])
+												lm += math.Abs(float64(hs[r*rank+k]) * float64(loraB[o*rank+k]))
+											}
+											want += float64(scale) * l
+											m += float64(scale) * lm
+										}
+										prev := float64(y0[r*out+o]) // y0 is bf16-exact: the same in both outputs
+										want += float64(beta) * prev
+										m += math.Abs(float64(beta) * prev)
+										tol := 1e-5 * m
+										if !f32 {
+											tol += math.Abs(want) / 256
+										}
+										if e := math.Abs(float64(got[r*out+o]) - want); !(e <= tol) {
+											t.Fatalf("%s: y[%d, %d] = %g, want %g (tolerance %g)", name, r, o, got[r*out+o], want, tol)
+										}
 									}
 								}
+								a.Release(mark)
 							}
-							a.Release(mark)
 						}
 					}
 				}
@@ -194,9 +217,13 @@ func TestNF4GEMVParity(t *testing.T) {
 	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 200, BlockSize: 64, BlockSize2: 256}, 0); err == nil {
 		t.Error("9 rows accepted where in = 200 allows 8")
 	}
-	x = cuda.M(cuda.Buffer{Bytes: 1 << 20}, 33, 256, cuda.BF16T)
+	x = cuda.M(cuda.Buffer{Bytes: 1 << 20}, 33, 224, cuda.BF16T)
+	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 224, BlockSize: 32, BlockSize2: 256}, 0); err == nil {
+		t.Error("33 rows accepted where in = 224 allows 32")
+	}
+	x = cuda.M(cuda.Buffer{Bytes: 1 << 20}, NF4GEMMMaxRows+1, 256, cuda.BF16T)
 	if err := NF4GEMV(d, x, x, &NF4Weight{Rows: 37, Cols: 256, BlockSize: 64, BlockSize2: 256}, 0); err == nil {
-		t.Error("33 rows accepted")
+		t.Errorf("%d rows accepted", NF4GEMMMaxRows+1)
 	}
 }
 
@@ -243,6 +270,32 @@ func TestNF4GEMVTileKernel(t *testing.T) {
 		nf4GEMVVec = c.vec
 		if got := nf4GEMVTileKernel(c.w, c.rows); got != c.want {
 			t.Errorf("[%d, %d] rows %d vec %v: %s, want %s", c.w.Rows, c.w.Cols, c.rows, c.vec, got, c.want)
+		}
+	}
+}
+
+// TestNF4GEMMSplits checks how nf4_gemm's blocks split the 7B's weights at 64 rows (no device needed): about
+// two blocks per multiprocessor, whole absmax words (4 groups of 64 inputs) each, and never more partial sums than the
+// work room holds.
+func TestNF4GEMMSplits(t *testing.T) {
+	const room = 136 << 20 / 3 // a third of the 7B decoder's scratch (decoder.work)
+	for _, c := range []struct {
+		name               string
+		out, in            int
+		work               int64
+		wantSplits, wantGp int
+	}{{"q/o", 3584, 3584, room, 7, 8}, {"k/v", 512, 3584, room, 14, 4}, {"gate/up", 18944, 3584, room, 2, 28},
+		{"down", 3584, 18944, room, 10, 32}, {"down, no room", 3584, 18944, 0, 1, 296},
+		{"q, room for 3", 3584, 3584, 3 * 64 * 3584 * 4, 3, 20}} {
+		splits, gps := nf4GEMMSplits((c.out+127)/128, c.in/64, int64(64*c.out), c.work)
+		if splits != c.wantSplits || gps != c.wantGp {
+			t.Errorf("%s: %d splits of %d groups, want %d of %d", c.name, splits, gps, c.wantSplits, c.wantGp)
+		}
+		if gps%4 != 0 || splits*gps < c.in/64 {
+			t.Errorf("%s: %d splits of %d groups: not whole absmax words, or not every group", c.name, splits, gps)
+		}
+		if splits > 1 && int64(splits)*64*int64(c.out)*4 > c.work {
+			t.Errorf("%s: %d splits need more than %d bytes", c.name, splits, c.work)
 		}
 	}
 }
