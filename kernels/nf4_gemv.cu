@@ -708,24 +708,33 @@ __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat
     }
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
+  __syncthreads();  // every stage read: its memory holds the output tile next
   pdl_launch_dependents();
-  // accumulator i of tile (m, j) in lane (g, t) is output o0 + 16m + g + 8·(i / 2), row 8j + 2t + i % 2.
-  const int o0 = ob + 32 * warp;
+  // Accumulator i of tile (m, j) in lane (g, t) is the block's output 32·warp + 16m + g + 8·(i / 2), row
+  // 8j + 2t + i % 2. They go to a tile [8·NT][TS] fp32 in shared memory (TS = OUTS + 4: lanes write 32
+  // distinct banks), then out a row at a time, consecutive threads on consecutive outputs: one copy of the
+  // epilogue's code instead of one per accumulator (the module's JIT time at load).
+  constexpr int TS = OUTS + 4;
+  float* tile = reinterpret_cast<float*>(nf4_gemm_smem);
 #pragma unroll
   for (int m = 0; m < 2; m++)
 #pragma unroll
     for (int j = 0; j < NT; j++)
 #pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const int o = o0 + 16 * m + g + 8 * (i >> 1), r = 8 * j + 2 * t + (i & 1);
-        if (o >= out || r >= rows) continue;
-        if (gridDim.y == 1) {
-          const float e = nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank);
-          nf4_store(y, r * ldy + o, acc[m][j][i] + e, beta, y_f32);
-        } else {
-          part[((long long)blockIdx.y * rows + r) * out + o] = acc[m][j][i];
-        }
-      }
+      for (int i = 0; i < 4; i++)
+        tile[(8 * j + 2 * t + (i & 1)) * TS + 32 * warp + 16 * m + g + 8 * (i >> 1)] = acc[m][j][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < rows * OUTS; e += blockDim.x) {
+    const int r = e / OUTS, o = ob + e % OUTS;
+    if (o >= out) continue;
+    const float v = tile[r * TS + e % OUTS];
+    if (gridDim.y == 1) {
+      nf4_store(y, r * ldy + o, v + nf4_epilogue_extra(bias, lora_h, lora_b, lora_scale, r, o, ldh, rank), beta,
+                y_f32);
+    } else {
+      part[((long long)blockIdx.y * rows + r) * out + o] = v;
+    }
+  }
 }
 
 // The entry points share NF4_GEMV_PARAMS (bs_shift unused: the block size is 64) and add the partial sums'
