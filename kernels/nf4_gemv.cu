@@ -634,18 +634,21 @@ __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat
   };
 #pragma unroll
   for (int k = 0; k < NF4_GEMM_STAGES - 1; k++) issue(k);
-  // absmax words of groups 4q .. 4q + 3 (cur) and the next four (nxt), with their second-level scales.
+  // The absmax words of groups 4q .. 4q + 3 (wc) and of the next four (wn), with their second-level scales;
+  // word loads word q of output (m, h) (q past the split's last word: the first, loaded and not used).
   unsigned wc[2][2], wn[2][2];
   float a2c[2][2], a2n[2][2];
+  auto word = [&](int m, int h, int q, unsigned& w, float& a2) {
+    const unsigned i = aw[m][h] + (4 * q < n ? (unsigned)q : 0u);
+    w = __ldg(reinterpret_cast<const unsigned*>(absmax_q) + i);
+    a2 = __ldg(absmax2 + ((i * 4u) >> bs2h));
+  };
 #pragma unroll
   for (int m = 0; m < 2; m++)
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-      wc[m][h] = __ldg(reinterpret_cast<const unsigned*>(absmax_q) + aw[m][h]);
-      a2c[m][h] = __ldg(absmax2 + ((aw[m][h] * 4u) >> bs2h));
-      const unsigned an = n > 4 ? aw[m][h] + 1 : aw[m][h];
-      wn[m][h] = __ldg(reinterpret_cast<const unsigned*>(absmax_q) + an);
-      a2n[m][h] = __ldg(absmax2 + ((an * 4u) >> bs2h));
+      word(m, h, 0, wc[m][h], a2c[m][h]);
+      word(m, h, 1, wn[m][h], a2n[m][h]);
     }
   float acc[2][NT][4];
 #pragma unroll
@@ -665,9 +668,7 @@ __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat
 #pragma unroll
         for (int h = 0; h < 2; h++) {
           wc[m][h] = wn[m][h], a2c[m][h] = a2n[m][h];
-          const unsigned an = k + 4 < n ? aw[m][h] + (unsigned)(k >> 2) + 1u : aw[m][h];
-          wn[m][h] = __ldg(reinterpret_cast<const unsigned*>(absmax_q) + an);
-          a2n[m][h] = __ldg(absmax2 + ((an * 4u) >> bs2h));
+          word(m, h, (k >> 2) + 1, wn[m][h], a2n[m][h]);
         }
     }
     const unsigned st = sbase + (unsigned)((k % NF4_GEMM_STAGES) * STAGE);
