@@ -69,7 +69,7 @@ KHASH = khash() { { cat "$$1"; for h in $$(sed -n 's/^[[:space:]]*.include "\(.*
 
 # The kernels of a decode step compile a second time for sm_90 (kernels/X_sm90.ptx), where kernels/pdl.cuh's
 # programmatic dependent launch is on; gpu/cuda loads those on Hopper for launches made with Device.PDL.
-PDL_SRC := argmax decode embedding nf4_gemv residual rmsnorm rope swiglu
+PDL_SRC := argmax decode embedding nf4_gemm nf4_gemv residual rmsnorm rope swiglu
 PDL_PTX := $(PDL_SRC:%=kernels/%_sm90.ptx)
 
 kernels: $(KERNEL_PTX) $(PDL_PTX)

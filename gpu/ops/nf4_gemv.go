@@ -17,23 +17,6 @@ import (
 // weights the tensor-core kernels take (NF4GEMVRows); others take up to nf4GEMVWarpRows.
 const NF4GEMVMaxRows = 32
 
-// NF4GEMMMaxRows is the most rows NF4GEMVFused multiplies at once on weights nf4_gemm_* read (nf4GEMM):
-// above NF4GEMVMaxRows it stages x and the codes in shared memory for blocks of 128 outputs and splits the
-// inputs. At the 7B shape on an H200 that decodes 33 / 48 / 64 / 96 rows at 6.6 / 7.3 / 7.9 / 11.2 ms a step,
-// against 10.7 / 10.8 / 11.2 / 12.6 with each weight dequantized for cuBLAS (and 6.2 / 6.7 / 6.3 / 7.8 with
-// bf16 copies of the weights).
-const NF4GEMMMaxRows = 96
-
-// nf4GEMMOn selects nf4_gemm_* for 33..NF4GEMMMaxRows rows where the weight allows it; T2M_NF4_GEMM=0 turns
-// it off (steps of more than 32 rows then dequantize each weight for cuBLAS).
-var nf4GEMMOn = os.Getenv("T2M_NF4_GEMM") != "0"
-
-// nf4GEMM reports whether nf4_gemm_* read w: the tensor-core kernels' layout with in a multiple of 256 and
-// absmax blocks of 64 (so that the absmax codes of 4 groups of 64 inputs are one aligned 4-byte word).
-func nf4GEMM(w *NF4Weight) bool {
-	return nf4GEMMOn && nf4GEMVMMA(w) && w.Cols%256 == 0 && w.BlockSize == 64 && w.BlockSize2%4 == 0
-}
-
 // nf4GEMVWarpRows is the most rows of nf4_gemv, the kernel for the weights the tensor-core ones cannot read.
 const nf4GEMVWarpRows = 8
 
@@ -216,73 +199,4 @@ func nf4GEMVTileKernel(w *NF4Weight, rows int) string {
 		name += "_v"
 	}
 	return name
-}
-
-// nf4GEMMLaunch runs nf4_gemm_n48, _n64 or _n96 (the fewest rows that hold x's) for NF4GEMVFusedOn, and, when
-// the blocks split the inputs, nf4_gemm_reduce to add their partial sums and apply the epilogue.
-func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, ldh int) error {
-	x, y, w := a.X, a.Y, a.W
-	nt := 12 // tiles of 8 rows
-	switch {
-	case x.Rows <= 48:
-		nt = 6
-	case x.Rows <= 64:
-		nt = 8
-	}
-	const wp = nf4GEMMWarps
-	name := fmt.Sprintf("nf4_gemm_n%d", 8*nt)
-	smem := nf4GEMMStages * (8*nt*nf4GEMMXS*2 + 32*wp*32)
-	k, err := smemKernel(d, "nf4_gemv", name, smem)
-	if err != nil {
-		return err
-	}
-	tiles := (w.Rows + 32*wp - 1) / (32 * wp)
-	splits, gps := nf4GEMMSplits(tiles, w.Cols/64, int64(x.Rows)*int64(w.Rows), a.Work.Bytes)
-	part := cuda.Buffer{}
-	if splits > 1 {
-		part = a.Work
-	}
-	if err := d.LaunchOn(s, k, cuda.Dim3{X: tiles, Y: splits, Z: 1}, D1(32*wp), smem, y.Buf, x.Buf, w.Codes, w.Absmax,
-		w.Code2, w.Absmax2, w.Offset, a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()),
-		int64(y.Stride()), int64(bits.TrailingZeros(uint(w.BlockSize))), int64(bits.TrailingZeros(uint(w.BlockSize2))),
-		f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank), part, int64(gps)); err != nil {
-		return err
-	}
-	if splits == 1 {
-		return nil
-	}
-	r, err := d.Kernel("nf4_gemv", "nf4_gemm_reduce")
-	if err != nil {
-		return err
-	}
-	n := x.Rows * w.Rows
-	return d.LaunchOn(s, r, D1((n+255)/256), D1(256), 0, y.Buf, part, int64(splits), int64(x.Rows), int64(w.Rows),
-		int64(y.Stride()), a.Beta, f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
-}
-
-// nf4GEMMWarps, nf4GEMMStages and nf4GEMMXS are NF4_GEMM_WARPS, NF4_GEMM_STAGES and NF4_GEMM_XS of
-// kernels/nf4_gemv.cu: a block's dynamic shared memory is nf4GEMMStages stages of x [8·NT, nf4GEMMXS] bf16 and
-// the codes [32·nf4GEMMWarps, 32] bytes.
-const (
-	nf4GEMMWarps  = 4
-	nf4GEMMStages = 4
-	nf4GEMMXS     = 72
-)
-
-// nf4GEMMSplits chooses how many blocks split a weight's ngr groups of 64 inputs (ngr a multiple of 4) and
-// gps, the groups each takes (a multiple of 4: one absmax word): enough that its tiles of 128 outputs make
-// about two blocks per multiprocessor, and no more partial sums (splits × elems fp32) than work holds. (Aiming
-// for 3 was no faster at 33..96 rows on an H200, nor 4 with 8-warp blocks; filling at most one wave was slower
-// in the sixteenth session.)
-func nf4GEMMSplits(tiles, ngr int, elems, work int64) (splits, gps int) {
-	units := max(1, ngr/4)
-	splits = min(max(1, (2*decodeSMs+tiles-1)/tiles), units)
-	per := (units + splits - 1) / splits
-	for {
-		splits = (units + per - 1) / per
-		if splits == 1 || int64(splits)*elems*4 <= work {
-			return splits, 4 * per
-		}
-		per++
-	}
 }
