@@ -98,10 +98,6 @@ func DecodeAttention(d *cuda.Device, o, q, kc, vc, slots, pos cuda.Buffer, rows 
 		c.Scale)
 }
 
-// decodeSMs is the number of multiprocessors the split of decode attention aims to fill twice over (an H100
-// or H200 has 132; on a smaller card the extra slices cost one more merge term each).
-const decodeSMs = 132
-
 // decodePartFloats is one slice's record in the split's scratch: its output [128], max score and sum.
 const decodePartFloats = 130
 

@@ -1,5 +1,3 @@
-//go:build t2mcuda
-
 package ops
 
 import "testing"
