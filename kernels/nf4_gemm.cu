@@ -12,8 +12,8 @@
 // y = x·Wᵀ (+ nf4_mma.cuh's epilogue terms) for up to 8·NT rows, each weight bf16(level · absmax) as
 // nf4_dequant_bf16 writes it (the exact kernels' operands), fp32 products and sums. A block takes 128 outputs
 // (W = NF4_GEMM_WARPS warps, two 16-output tiles each) and a slice of the inputs (grid.y splits them; each
-// split writes fp32 partial sums part [grid.y, rows, out] that nf4_gemm_reduce adds in split order, or, with one split, stores y
-// itself). Per group of 64 inputs, one stage of a NF4_GEMM_STAGES-deep cp.async pipeline brings the block's x
+// split writes fp32 partial sums part [grid.y, rows, out] that nf4_gemm_reduce adds in split order, or, with
+// one split, stores y itself, both through a tile in shared memory at the end). Per group of 64 inputs, one stage of a NF4_GEMM_STAGES-deep cp.async pipeline brings the block's x
 // [8·NT rows, 64] and its outputs' code bytes [32·W, 32] into shared memory, so every thread's loads of a
 // group are issued stages ahead and no registers wait on them. The absmax codes of 4 groups are one 4-byte
 // word per output (block size 64, in a multiple of 256), loaded 4 groups ahead. mma.sync m16n8k16, W the A
