@@ -11,29 +11,30 @@
 //
 // y = x·Wᵀ (+ nf4_mma.cuh's epilogue terms) for up to 8·NT rows, each weight bf16(level · absmax) as
 // nf4_dequant_bf16 writes it (the exact kernels' operands), fp32 products and sums. A block takes 128 outputs
-// (W = NF4_GEMM_WARPS warps, two 16-output tiles each) and a slice of the inputs (grid.y splits them; each
+// (NF4_GEMM_WARPS warps, two 16-output tiles each) and a slice of the inputs (grid.y splits them; each
 // split writes fp32 partial sums part [grid.y, rows, out] that nf4_gemm_reduce adds in split order, or, with
 // one split, stores y itself, both through a tile in shared memory at the end). Per group of 64 inputs, one stage of a NF4_GEMM_STAGES-deep cp.async pipeline brings the block's x
-// [8·NT rows, 64] and its outputs' code bytes [32·W, 32] into shared memory, so every thread's loads of a
+// [8·NT rows, 64] and its 128 outputs' code bytes [128, 32] into shared memory, so every thread's loads of a
 // group are issued stages ahead and no registers wait on them. The absmax codes of 4 groups are one 4-byte
 // word per output (block size 64, in a multiple of 256), loaded 4 groups ahead. mma.sync m16n8k16, W the A
 // operand, x the B operand, with the inputs of a group in the lv kernels' order: thread (g, t) takes inputs
 // 16t .. 16t + 15 of outputs g and g + 8 of each tile, dequantized a half (8 inputs) at a time (nf4_word4),
 // and the same inputs of x's rows 8j + g (one 16-byte shared load per half and row tile, on 8 distinct bank
-// quads per phase). out · in < 2^32; x's rows 16-byte aligned. grid (ceil(out / (32·W)), splits), block 32·W,
-// dynamic shared memory NF4_GEMM_SMEM(NT, W); gps groups of 64 inputs per split, a multiple of 4.
+// quads per phase). out · in < 2^32; x's rows 16-byte aligned. grid (ceil(out / 128), splits), block 128,
+// dynamic shared memory NF4_GEMM_SMEM(NT); gps groups of 64 inputs per split, a multiple of 4.
 #define NF4_GEMM_WARPS 4
 #define NF4_GEMM_STAGES 4
 #define NF4_GEMM_XS 72  // shared row stride of a staged x group, bf16 (64 + 8: 144 bytes)
-// one stage: x [8·NT][72] bf16, then the codes [32·W][32] bytes (W warps of 32 outputs)
-#define NF4_GEMM_STAGE(NT, W) (8 * (NT) * NF4_GEMM_XS * 2 + (W) * 32 * 32)
-#define NF4_GEMM_SMEM(NT, W) (NF4_GEMM_STAGES * NF4_GEMM_STAGE(NT, W))
+#define NF4_GEMM_OUTS (NF4_GEMM_WARPS * 32)  // outputs per block
+// one stage: x [8·NT][72] bf16, then the codes [128][32] bytes
+#define NF4_GEMM_STAGE(NT) (8 * (NT) * NF4_GEMM_XS * 2 + NF4_GEMM_OUTS * 32)
+#define NF4_GEMM_SMEM(NT) (NF4_GEMM_STAGES * NF4_GEMM_STAGE(NT))
 
 __device__ __forceinline__ void nf4_cp16(unsigned dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
 
-template <int NT, int W>
+template <int NT>
 __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat16* __restrict__ x,
                                          const uint8_t* __restrict__ codes, const uint8_t* __restrict__ absmax_q,
                                          const float* __restrict__ code2, const float* __restrict__ absmax2,
@@ -44,7 +45,7 @@ __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat
                                          const __nv_bfloat16* __restrict__ lora_b, float lora_scale, long long ldh,
                                          long long rank, float* __restrict__ part, long long gps) {
   constexpr int XR = 8 * NT;  // staged x rows
-  constexpr int STAGE = NF4_GEMM_STAGE(NT, W), OUTS = 32 * W;  // outputs per block
+  constexpr int STAGE = NF4_GEMM_STAGE(NT), OUTS = NF4_GEMM_OUTS;
   extern __shared__ __align__(16) unsigned char nf4_gemm_smem[];
   __shared__ float map[256];
   __shared__ float lvs[128];  // the 16 levels at its first multiple of 256 bytes (nf4_word4)
@@ -58,17 +59,14 @@ __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat
   for (int i = threadIdx.x; i < 256; i += blockDim.x) map[i] = code2[i];
   if (threadIdx.x < 16) asm volatile("st.shared.f32 [%0], %1;" ::"r"(tbl + 4u * threadIdx.x), "f"(kGemvLevels[threadIdx.x])
                                     : "memory");
-  // The thread's 4 outputs (tile m, row g or g + 8), clamped to the last (computed, not stored), and the
-  // absmax word index of their first group (4 groups per word).
-  int orow[2][2];
+  // The absmax word index (4 groups per word) of the first group of the thread's 4 outputs (tile m, row g
+  // or g + 8), each clamped to the last output (computed, not stored).
   unsigned aw[2][2];
 #pragma unroll
   for (int m = 0; m < 2; m++)
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-      orow[m][h] = min(ob + 32 * warp + 16 * m + g + 8 * h, out - 1);
-      aw[m][h] = ((unsigned)orow[m][h] * (unsigned)ngr + (unsigned)c0) >> 2;
-    }
+    for (int h = 0; h < 2; h++)
+      aw[m][h] = ((unsigned)min(ob + 32 * warp + 16 * m + g + 8 * h, out - 1) * (unsigned)ngr + (unsigned)c0) >> 2;
   pdl_wait();  // x, y and part come from or go to the kernels before; the weight's loads are after it too
   // issue stages group k of the split: x's rows (those below rows) and the 128 outputs' code bytes.
   auto issue = [&](int k) {
@@ -200,7 +198,7 @@ __device__ __forceinline__ void nf4_gemm(void* __restrict__ y, const __nv_bfloat
 #define NF4_GEMM(NAME, NT, MINB)                                                                          \
   extern "C" __global__ void __launch_bounds__(NF4_GEMM_WARPS * 32, MINB)                                \
       NAME(NF4_GEMV_PARAMS, float* __restrict__ part, long long gps) {                                      \
-    nf4_gemm<NT, NF4_GEMM_WARPS>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx,  \
+    nf4_gemm<NT>(y, x, codes, absmax_q, code2, absmax2, offset, beta, rows, out, in, ldx,  \
                                  ldy, bs2_shift, y_f32, bias, lora_h, lora_b, lora_scale, ldh, rank, part,  \
                                  gps);                                                                       \
   }
