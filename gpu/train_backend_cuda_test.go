@@ -17,21 +17,10 @@ import (
 	"github.com/t2m/t2m/train"
 )
 
-// backendBatch is a random micro-batch [rows, seq]: completion-only labels on the second half, the last
-// five positions of row 1 right padding (mask 0, label −100), NumItems as in a window of several.
+// backendBatch is cudatest.CompletionBatch with the last five positions of row 1 right padding and NumItems
+// as in a window of several micro-batches.
 func backendBatch(rng *rand.Rand, rows, seq, vocab int) model.Batch {
-	n := rows * seq
-	b := model.Batch{IDs: make([]int32, n), Labels: make([]int32, n), Mask: make([]int32, n)}
-	for i := range n {
-		b.IDs[i] = int32(rng.IntN(vocab))
-		b.Labels[i], b.Mask[i] = b.IDs[i], 1
-		if i%seq < seq/2 || (i/seq == 1 && i%seq >= seq-5) {
-			b.Labels[i] = -100
-		}
-		if i/seq == 1 && i%seq >= seq-5 {
-			b.Mask[i] = 0
-		}
-	}
+	b := cudatest.CompletionBatch(rng, rows, seq, vocab, 5)
 	b.NumItems = float32(model.CountCompletionTokens(b.Labels, rows, seq) + 7)
 	return b
 }

@@ -24,11 +24,7 @@ func TestMachineWeightCache(t *testing.T) {
 	const B, T = 2, 32
 	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05, 4)
 	g.SetStep(7)
-	plain, err := New(d, g, 2<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	plain := testMachine(t, d, g, Options{})
 	var sizes []int64
 	for _, w := range plain.lin {
 		if w.nf4 != nil {
@@ -43,16 +39,8 @@ func TestMachineWeightCache(t *testing.T) {
 	for smallest < len(sizes) && sizes[smallest] == sizes[0] {
 		smallest++
 	}
-	all, err := NewWithOptions(d, g, 2<<30, Options{WeightCacheBytes: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer all.Close()
-	some, err := NewWithOptions(d, g, 2<<30, Options{WeightCacheBytes: int64(smallest)*sizes[0] + sizes[0] - 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer some.Close()
+	all := testMachine(t, d, g, Options{WeightCacheBytes: 1 << 30})
+	some := testMachine(t, d, g, Options{WeightCacheBytes: int64(smallest)*sizes[0] + sizes[0] - 1})
 	if b, n := all.WeightCache(); n != len(sizes) {
 		t.Errorf("a 1 GiB budget cached %d of %d NF4 weights (%d bytes)", n, len(sizes), b)
 	}
@@ -67,7 +55,7 @@ func TestMachineWeightCache(t *testing.T) {
 	if cb, _ := all.WeightCache(); all.scratch.Bytes != 0 || some.scratch.Bytes == 0 || cb == 0 {
 		t.Errorf("dequantization scratch: %d bytes with every weight cached (want none), %d with some", all.scratch.Bytes, some.scratch.Bytes)
 	}
-	batch := completionBatch(rng, B, T, cfg.VocabSize)
+	batch := cudatest.CompletionBatch(rng, B, T, cfg.VocabSize, 0)
 	outputs := func(m *Machine) [][]float32 {
 		m.SetProfile(true)
 		if err := m.Run(batch); err != nil {
@@ -97,21 +85,6 @@ func TestMachineWeightCache(t *testing.T) {
 		t.Errorf("dequantizations: %d uncached, %d all cached (want 0), %d smallest cached (want between)", n0, n1, n2)
 	}
 	t.Logf("loss %.7f; %d NF4 weights, %d of the smallest size (%d bytes)", ref[0][0], len(sizes), smallest, sizes[0])
-}
-
-// completionBatch is a random micro-batch [rows, seq] of the tiny model's vocabulary with the loss on the
-// second half of each sequence (completion-only labels) and no padding.
-func completionBatch(rng *rand.Rand, rows, seq, vocab int) model.Batch {
-	n := rows * seq
-	b := model.Batch{IDs: make([]int32, n), Labels: make([]int32, n), Mask: make([]int32, n)}
-	for i := range n {
-		b.IDs[i] = int32(rng.IntN(vocab))
-		b.Labels[i], b.Mask[i] = b.IDs[i], 1
-		if i%seq < seq/2 {
-			b.Labels[i] = -100
-		}
-	}
-	return b
 }
 
 // gradNodes is every LoRA gradient node of g, A then B per adapter.

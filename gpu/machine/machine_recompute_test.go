@@ -23,16 +23,8 @@ func TestMachineRecompute(t *testing.T) {
 	const B, T = 2, 32
 	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05, 4)
 	g.SetStep(9)
-	plain, err := New(d, g, 2<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	recomp, err := NewWithOptions(d, g, 2<<30, Options{Recompute: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recomp.Close()
+	plain := testMachine(t, d, g, Options{})
+	recomp := testMachine(t, d, g, Options{Recompute: true})
 	p0, _ := plain.PlannedBytes()
 	p1, _ := recomp.PlannedBytes()
 	t.Logf("activation plan: %d bytes, %d with recomputation (%d launches repeated)", p0, p1, recomp.Recomputed())
@@ -42,7 +34,7 @@ func TestMachineRecompute(t *testing.T) {
 	}
 	for _, shape := range [][2]int{{B, T}, {1, 24}} {
 		rows, seq := shape[0], shape[1]
-		batch := completionBatch(rng, rows, seq, cfg.VocabSize)
+		batch := cudatest.CompletionBatch(rng, rows, seq, cfg.VocabSize, 0)
 		o := RunOptions{Rows: rows, Seq: seq}
 		if err := plain.RunWith(batch, o); err != nil {
 			t.Fatal(err)

@@ -170,11 +170,7 @@ func machineLossGrads(t *testing.T, dropout float32, rank int) {
 	if err := g.Run(batch); err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(d, g, 2<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := testMachine(t, d, g, Options{})
 	total, floor := m.PlannedBytes()
 	t.Logf("activation plan: %d bytes (floor %d), %d nodes", total, floor, len(m.order))
 	// Every layer's two residual sums run inside RMSNorm's backward, and at least one input-gradient GEMM per
@@ -347,11 +343,7 @@ func TestMachineProfileKinds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	const B, T = 2, 32
 	g, cfg := tinyTrainingGraph(t, rng, B, T, 0.05, 8)
-	m, err := New(d, g, 2<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := testMachine(t, d, g, Options{})
 	want := map[string]int{}
 	folded := 0
 	for i, node := range m.order {
@@ -383,4 +375,15 @@ func TestMachineProfileKinds(t *testing.T) {
 			t.Errorf("%s: %d timed launches (%.4f ms), want %d (%d folded terms of both kinds)", k, got, ms[k], n, folded)
 		}
 	}
+}
+
+// testMachine is NewWithOptions on the test device with a 2 GiB arena for g, closed when the test ends.
+func testMachine(t *testing.T, d *cuda.Device, g *model.Graph, o Options) *Machine {
+	t.Helper()
+	m, err := NewWithOptions(d, g, 2<<30, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }

@@ -1,7 +1,7 @@
 //go:build t2mcuda
 
 // Package cudatest holds what the tests of gpu/... share: the test device (skipping a test where there is no
-// usable GPU), arenas freed when a test ends, and random LoRA adapters. Only tests import it.
+// usable GPU), arenas freed when a test ends, random LoRA adapters and micro-batches. Only tests import it.
 package cudatest
 
 import (
@@ -52,6 +52,26 @@ func Arena(t testing.TB, d *cuda.Device, bytes int64) *cuda.Arena {
 // counts): model.RandomLoRA.
 func RandomLoRA(w *model.Weights, r int, rng *rand.Rand) *model.LoRAParams {
 	return model.RandomLoRA(w, r, 0.1, rng.NormFloat64)
+}
+
+// CompletionBatch is a random micro-batch [rows, seq] of token ids below vocab with the loss on the second
+// half of each sequence (completion-only labels); with pad > 0 and two rows or more, the last pad positions of
+// row 1 are right padding (mask 0, label −100).
+func CompletionBatch(rng *rand.Rand, rows, seq, vocab, pad int) model.Batch {
+	n := rows * seq
+	b := model.Batch{IDs: make([]int32, n), Labels: make([]int32, n), Mask: make([]int32, n)}
+	for i := range n {
+		b.IDs[i] = int32(rng.IntN(vocab))
+		b.Labels[i], b.Mask[i] = b.IDs[i], 1
+		padded := i/seq == 1 && i%seq >= seq-pad
+		if i%seq < seq/2 || padded {
+			b.Labels[i] = -100
+		}
+		if padded {
+			b.Mask[i] = 0
+		}
+	}
+	return b
 }
 
 // Millis runs f n times on d's stream between two events and returns the device milliseconds per run
