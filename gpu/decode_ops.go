@@ -240,6 +240,9 @@ func (o *devOps) SwiGLU(_ string, gate, up cuda.Buffer) (cuda.Buffer, error) {
 	return gate, nil
 }
 
+// HeadRows keeps every row: the decoder's head reads them all (or the heads rows, LMHead's choice).
+func (o *devOps) HeadRows(_ string, x cuda.Buffer) (cuda.Buffer, error) { return x, nil }
+
 // Hidden keeps nothing.
 func (o *devOps) Hidden(cuda.Buffer) {}
 

@@ -121,6 +121,11 @@ func (t *timedOps) SwiGLU(name string, gate, up cuda.Buffer) (cuda.Buffer, error
 	return t.time("swiglu", func() (cuda.Buffer, error) { return t.inner.SwiGLU(name, gate, up) })
 }
 
+// HeadRows implements model.Ops (the inner executor's rows, untimed: the decoder keeps every row).
+func (t *timedOps) HeadRows(name string, x cuda.Buffer) (cuda.Buffer, error) {
+	return t.inner.HeadRows(name, x)
+}
+
 // Hidden implements model.Ops.
 func (t *timedOps) Hidden(x cuda.Buffer) { t.inner.Hidden(x) }
 

@@ -9,9 +9,10 @@
 // train/ or eval/. It may use safetensors/, quant/ and lora/.
 //
 // Layout: hidden states are row-major [N, H] with N = B·T and row b·T + t; token ids, positions, the
-// attention mask (1 token, 0 padding) and labels are int32 [B, T] graph inputs; the LoRA matrices
-// A [r, in] and B [out, r] are float32 graph inputs (the only differentiable ones); numItems is a float32
-// scalar input. Frozen weights (embeddings, norms, projections, biases, lm_head) belong to the ops.
+// attention mask (1 token, 0 padding) and labels (in ModeLossHeadRows also the head rows' index and
+// labels) are int32 [B, T] graph inputs; the LoRA matrices A [r, in] and B [out, r] are float32 graph
+// inputs (the only differentiable ones); numItems is a float32 scalar input. Frozen weights (embeddings,
+// norms, projections, biases, lm_head) belong to the ops.
 //
 // # Ops
 //
@@ -41,6 +42,9 @@
 //	SwiGLUOp                  SwiGLUForward                    gate, up [N,I] → silu(gate)·up
 //	SwiGLUGradOp{WRT 0|1}     SwiGLUBackward                   gate, up, dy → dgate | dup
 //	AddOp                     AddForward                       a, b → a+b (residual); grad passes to both
+//	GatherRowsOp              GatherRows                       x[N,C], index i32[B,T] → [B·T,C]; y[p] = x[index[p]], 0 for
+//	                                                           −1 (ModeLossHeadRows: the rows the head reads, HeadRows)
+//	ScatterRowsOp             ScatterRows                      dy[B·T,C], index → dx[N,C] = 0, dx[index[p]] = dy[p]; Rows
 //	LMHeadOp                  LinearLoRAForward (no bias)      h[N,H] → logits[N,V] (inference only)
 //	LMHeadCrossEntropyOp      LMHeadCrossEntropyForward        h[N,H], labels i32[B,T], numItems f32 → f32 loss =
 //	                                                           Σ CE(W·h_n, labels[b,t+1]) over labels ≠ −100 / numItems

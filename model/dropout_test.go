@@ -71,11 +71,18 @@ func TestLinearLoRABackwardSplitFiniteDiff(t *testing.T) {
 // TestGraphDropoutGradFiniteDiff checks gorgonia.Grad through the dropout path of the whole graph: the
 // directional derivative of the loss along a random direction of every LoRA matrix, by central finite
 // differences with the masks fixed (same step), against ⟨grad, direction⟩.
+// In ModeLossHeadRows too, where the last layer's dropouts read gathered rows.
 func TestGraphDropoutGradFiniteDiff(t *testing.T) {
+	for _, mode := range []Mode{ModeLoss, ModeLossHeadRows} {
+		testGraphDropoutGradFiniteDiff(t, mode)
+	}
+}
+
+func testGraphDropoutGradFiniteDiff(t *testing.T, mode Mode) {
 	f := loadFixture(t)
 	lora := loadPEFTAdapter(t, filepath.Join(fixtureDir, "adapter"))
 	lora.Dropout = 0.3
-	g, err := Build(f.weights, lora, f.b, f.t, ModeLoss)
+	g, err := Build(f.weights, lora, f.b, f.t, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +123,10 @@ func TestGraphDropoutGradFiniteDiff(t *testing.T) {
 			params, dirs = append(params, pg.p), append(dirs, u)
 		}
 	}
+	orig := make([][]float32, len(params))
+	for k, p := range params {
+		orig[k] = append([]float32(nil), p...)
+	}
 	shift := func(eps float32) {
 		for k, p := range params {
 			for i := range p {
@@ -138,16 +149,19 @@ func TestGraphDropoutGradFiniteDiff(t *testing.T) {
 	// The float32 loss (≈6) resolves ≈5e-7 per evaluation, ≈3e-4 after dividing by 2h = 4e-3 and
 	// extrapolating; the directional derivative over all 24 matrices is ≈1.3, hence 2e-3 relative.
 	if e := math.Abs(num-ana) / math.Abs(ana); e > 2e-3 {
-		t.Errorf("dropout graph: finite difference %.6g, gradient %.6g (relative error %.3g)", num, ana, e)
+		t.Errorf("mode %d: dropout graph: finite difference %.6g, gradient %.6g (relative error %.3g)", mode, num, ana, e)
+	}
+	for k, p := range params { // θ + hu − 2hu + hu is θ only up to rounding
+		copy(p, orig[k])
 	}
 	if l := loss(); l != l0 {
-		t.Errorf("same step, same parameters: loss %v then %v", l0, l)
+		t.Errorf("mode %d: same step, same parameters: loss %v then %v", mode, l0, l)
 	}
 	g.SetStep(6)
 	if l := loss(); l == l0 {
 		t.Error("a new step did not change the dropout masks")
 	}
-	t.Logf("loss %.5f, directional derivative %.6g (finite difference %.6g)", l0, ana, num)
+	t.Logf("mode %d: loss %.5f, directional derivative %.6g (finite difference %.6g)", mode, l0, ana, num)
 }
 
 // TestDropoutHashPinned pins DropoutHash's bits (computed once by an independent Python transcription of

@@ -186,8 +186,16 @@ func TestFixtureLossAndGrads(t *testing.T) {
 }
 
 func TestRunBadBatch(t *testing.T) {
+	for _, mode := range []Mode{ModeLoss, ModeLossHeadRows} {
+		testRunBadBatch(t, mode)
+	}
+}
+
+// testRunBadBatch: in ModeLossHeadRows too, a bad label is named at its place in the batch, not in the
+// gathered layout the loss reads.
+func testRunBadBatch(t *testing.T, mode Mode) {
 	f := loadFixture(t)
-	g, err := Build(f.weights, nil, 1, 3, ModeLoss)
+	g, err := Build(f.weights, nil, 1, 3, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,12 +209,12 @@ func TestRunBadBatch(t *testing.T) {
 		{Batch{IDs: []int32{1, 2, 3}, Positions: []int32{0, -1, 2}, Labels: []int32{1, 2, 3}}, "negative"},
 		{Batch{IDs: []int32{1, 2, 3}}, "0 labels"},
 		{Batch{IDs: []int32{1, 2, 999}, Labels: []int32{1, 2, 3}}, "outside the vocabulary"},
-		{Batch{IDs: []int32{1, 2, 3}, Labels: []int32{1, 2, 300}}, "label 300"},
+		{Batch{IDs: []int32{1, 2, 3}, Labels: []int32{1, 2, 300}}, "label 300 at row 0, position 2"},
 		{Batch{IDs: []int32{1, 2, 3}, Labels: []int32{-100, -100, -100}}, "no completion token"},
 	} {
 		err := g.Run(tc.b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Run(%+v): error %v, want one containing %q", tc.b, err, tc.want)
+			t.Errorf("mode %d: Run(%+v): error %v, want one containing %q", mode, tc.b, err, tc.want)
 		}
 	}
 }

@@ -128,6 +128,9 @@ func (o *hostOps) SwiGLU(_ string, gate, up []float32) ([]float32, error) {
 	return gate, nil
 }
 
+// HeadRows keeps every row: the generator's head reads them all (or the last, LMHead's choice).
+func (o *hostOps) HeadRows(_ string, x []float32) ([]float32, error) { return x, nil }
+
 // Hidden keeps nothing.
 func (o *hostOps) Hidden([]float32) {}
 

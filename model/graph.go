@@ -33,6 +33,12 @@ const (
 	ModeLogits Mode = iota
 	// ModeLoss ends with the fused lm_head + completion-only cross-entropy: Graph.Loss, a scalar.
 	ModeLoss
+	// ModeLossHeadRows is ModeLoss with the last layer's o projection, MLP and the final norm run only on
+	// the rows the loss reads: after the last layer's attention its output and the residual are gathered
+	// (GatherRowsOp by Graph.HeadIndex, HeadRows' layout) and the loss reads Graph.HeadLabels. Loss and
+	// gradients are ModeLoss's; LoRA dropout's masks in those gathered tensors are drawn over the gathered
+	// layout, so they differ from ModeLoss's there.
+	ModeLossHeadRows
 )
 
 // Graph is the Qwen2 forward pass for one (batch, length) shape as a gorgonia ExprGraph.
@@ -43,10 +49,12 @@ type Graph struct {
 	IDs        *G.Node       // int32 [B, T]
 	Positions  *G.Node       // int32 [B, T]
 	Mask       *G.Node       // int32 [B, T], 1 token, 0 padding
-	Labels     *G.Node       // int32 [B, T], −100 ignored (ModeLoss)
-	NumItems   *G.Node       // f32 scalar: completion tokens in the effective batch (ModeLoss)
+	Labels     *G.Node       // int32 [B, T], −100 ignored (ModeLoss, ModeLossHeadRows)
+	NumItems   *G.Node       // f32 scalar: completion tokens in the effective batch (ModeLoss, ModeLossHeadRows)
+	HeadIndex  *G.Node       // int32 [B, T]: HeadRows' index, the source row of each gathered row (ModeLossHeadRows)
+	HeadLabels *G.Node       // int32 [B, T]: HeadRows' labels of the gathered rows, what the loss reads (ModeLossHeadRows)
 	LoRA       []LoRANode    // adapted modules in graph order
-	Hidden     []*G.Node     // [N, H]: embeddings, each layer's output, then the final norm
+	Hidden     []*G.Node     // [N, H]: embeddings, each layer's output, then the final norm (last two gathered)
 	Logits     *G.Node       // [N, V] (ModeLogits)
 	Loss       *G.Node       // scalar (ModeLoss)
 	Dropout    *DropoutState // shared by the DropoutOps (LoRAParams.Dropout > 0); SetStep changes the masks
@@ -95,6 +103,19 @@ func (b *builder) SwiGLU(name string, gate, up *G.Node) (*G.Node, error) {
 	return G.ApplyOp(&SwiGLUOp{Name: name}, gate, up) // [N, I]
 }
 
+// HeadRows gathers x's rows by Graph.HeadIndex in ModeLossHeadRows (x [N, C] → [B·T, C] in HeadRows'
+// layout, zero rows past the targets); in the other modes the head reads every row and x is returned.
+func (b *builder) HeadRows(name string, x *G.Node) (*G.Node, error) {
+	if b.mode != ModeLossHeadRows {
+		return x, nil
+	}
+	g := b.g
+	if g.HeadIndex == nil {
+		g.HeadIndex = G.NewMatrix(g.G, G.Int32, G.WithShape(g.Batch, g.Seq), G.WithName("head_index")) // [B, T]
+	}
+	return G.ApplyOp(&GatherRowsOp{Name: name}, x, g.HeadIndex) // [B·T, C]
+}
+
 // Hidden records a hidden state in Graph.Hidden.
 func (b *builder) Hidden(x *G.Node) { b.g.Hidden = append(b.g.Hidden, x) }
 
@@ -106,10 +127,18 @@ func (b *builder) LMHead(w *Frozen, x *G.Node) (*G.Node, error) {
 	case ModeLogits:
 		g.Logits, err = G.ApplyOp(&LMHeadOp{Weight: w}, x) // [N, V]
 		return g.Logits, err
-	case ModeLoss:
+	case ModeLoss, ModeLossHeadRows:
 		g.Labels = G.NewMatrix(g.G, G.Int32, G.WithShape(g.Batch, g.Seq), G.WithName("labels")) // [B, T]
 		g.NumItems = G.NewScalar(g.G, G.Float32, G.WithName("num_items_in_batch"))
-		g.Loss, err = G.ApplyOp(&LMHeadCrossEntropyOp{Weight: w}, x, g.Labels, g.NumItems) // scalar
+		labels := g.Labels
+		if b.mode == ModeLossHeadRows { // x holds the gathered rows: the loss reads their labels
+			if g.HeadIndex == nil {
+				return nil, fmt.Errorf("head rows mode: the model gathered no rows before the head")
+			}
+			g.HeadLabels = G.NewMatrix(g.G, G.Int32, G.WithShape(g.Batch, g.Seq), G.WithName("head_labels")) // [B, T]
+			labels = g.HeadLabels
+		}
+		g.Loss, err = G.ApplyOp(&LMHeadCrossEntropyOp{Weight: w}, x, labels, g.NumItems) // scalar
 		return g.Loss, err
 	}
 	return nil, fmt.Errorf("unknown graph mode %d", b.mode)
@@ -178,7 +207,7 @@ func Build(w *Weights, lora *LoRAParams, batch, seq int, mode Mode) (g *Graph, e
 	return g, nil
 }
 
-// BuildGrad adds d Loss / d (every LoRA A and B) to a ModeLoss graph with gorgonia.Grad.
+// BuildGrad adds d Loss / d (every LoRA A and B) to a ModeLoss or ModeLossHeadRows graph with gorgonia.Grad.
 func (g *Graph) BuildGrad() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -210,8 +239,8 @@ type Batch struct {
 	IDs       []int32
 	Mask      []int32 // nil: all ones
 	Positions []int32 // nil: arange(T) per row, what HF forward uses without position_ids
-	Labels    []int32 // ModeLoss only
-	NumItems  float32 // ModeLoss only; ≤ 0: this micro-batch's own count of completion tokens
+	Labels    []int32 // loss modes only
+	NumItems  float32 // loss modes only; ≤ 0: this micro-batch's own count of completion tokens
 }
 
 // Run binds the batch and executes the graph on the CPU (gorgonia's TapeMachine).
@@ -265,6 +294,11 @@ func (g *Graph) Run(b Batch) (err error) {
 		if err := bind(g.Labels, b.Labels); err != nil {
 			return err
 		}
+		if g.HeadIndex != nil {
+			if err := g.bindHeadRows(b.Labels); err != nil {
+				return err
+			}
+		}
 		items := b.NumItems
 		if items <= 0 {
 			items = float32(CountCompletionTokens(b.Labels, g.Batch, g.Seq))
@@ -279,6 +313,28 @@ func (g *Graph) Run(b Batch) (err error) {
 		g.machine.Reset()
 	}
 	return g.machine.RunAll()
+}
+
+// bindHeadRows binds HeadRows' index and labels for a batch's labels [B, T] (ModeLossHeadRows). The loss
+// checks the gathered labels, so the original ones are checked here, where an error can name their place.
+func (g *Graph) bindHeadRows(labels []int32) error {
+	ce := CEShape{Batch: g.Batch, Seq: g.Seq, Vocab: g.Weights.LMHead.Out, IgnoreIndex: -100}
+	if err := checkTargets(labels, ce); err != nil {
+		return err
+	}
+	index, headLabels, _, err := HeadRows(labels, g.Batch, g.Seq)
+	if err != nil {
+		return err
+	}
+	for _, u := range []struct {
+		node *G.Node
+		v    []int32
+	}{{g.HeadIndex, index}, {g.HeadLabels, headLabels}} {
+		if err := G.Let(u.node, tensor.New(tensor.WithShape(g.Batch, g.Seq), tensor.WithBacking(u.v))); err != nil {
+			return fmt.Errorf("binding %s: %w", u.node.Name(), err)
+		}
+	}
+	return nil
 }
 
 // Close releases the machine.

@@ -8,12 +8,19 @@ import (
 
 // TestTrainingGraphOps checks the promise doc.go makes to the GPU executor: a training graph (LoRA with
 // dropout, loss, gorgonia.Grad) holds only this package's ops, gorgonia's "+" on two tensors of equal
-// shape (gradient accumulation), the constant 1 that seeds the gradient, and input nodes.
+// shape (gradient accumulation), the constant 1 that seeds the gradient, and input nodes; in
+// ModeLossHeadRows also the two gathers of the last layer, their scatters and two more int32 inputs.
 func TestTrainingGraphOps(t *testing.T) {
+	for _, mode := range []Mode{ModeLoss, ModeLossHeadRows} {
+		testTrainingGraphOps(t, mode)
+	}
+}
+
+func testTrainingGraphOps(t *testing.T, mode Mode) {
 	f := loadFixture(t)
 	lora := loadPEFTAdapter(t, filepath.Join(fixtureDir, "adapter"))
 	lora.Dropout = 0.1
-	g, err := Build(f.weights, lora, f.b, f.t, ModeLoss)
+	g, err := Build(f.weights, lora, f.b, f.t, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +34,7 @@ func TestTrainingGraphOps(t *testing.T) {
 			counts["input"]++
 		case *EmbeddingOp, *RMSNormOp, *RMSNormGradOp, *LinearOp, *LinearGradInputOp, *LoRAGradOp, *RoPEOp,
 			*AttentionOp, *AttentionGradOp, *SliceOp, *SwiGLUOp, *SwiGLUGradOp, *AddOp, *DropoutOp,
-			*LMHeadCrossEntropyOp, *LMHeadCrossEntropyGradOp:
+			*LMHeadCrossEntropyOp, *LMHeadCrossEntropyGradOp, *GatherRowsOp, *ScatterRowsOp:
 			counts[strings.SplitN(op.String(), "{", 2)[0]]++
 		default:
 			switch {
@@ -41,15 +48,20 @@ func TestTrainingGraphOps(t *testing.T) {
 		}
 	}
 	layers := f.weights.Config.NumLayers
+	head := 0 // the last layer's two gathers (attention output, residual), their scatters, index and labels
+	if mode == ModeLossHeadRows {
+		head = 2
+	}
 	for name, want := range map[string]int{
+		"GatherRows": head, "ScatterRows": head,
 		"Linear": 7 * layers, "LoRAGradA": 6 * layers, "LoRAGradB": 6 * layers, "LoRAGradX": 6 * layers,
 		// Backward dropouts exist only where the input depends on a LoRA parameter: not for layer 0's
 		// q, k, v, whose input is the normed embedding.
 		"Dropout": 6*layers + 6*layers - 3, "Attention": layers, "AttentionGrad": layers, "gorgonia const": 1,
-		"input": 4 + 1 + 2*6*layers, // ids, positions, mask, labels; numItems; A and B per adapted module
+		"input": 4 + 1 + 2*6*layers + head, // ids, positions, mask, labels; numItems; A and B per adapted module
 	} {
 		if counts[name] != want {
-			t.Errorf("%d %s nodes, want %d", counts[name], name, want)
+			t.Errorf("mode %d: %d %s nodes, want %d", mode, counts[name], name, want)
 		}
 	}
 	// Inputs gives arguments in order: every Linear with a split LoRA input reads (x, A, B, dropout(x)).
@@ -64,5 +76,5 @@ func TestTrainingGraphOps(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%v", counts)
+	t.Logf("mode %d: %v", mode, counts)
 }

@@ -30,10 +30,14 @@ type Ops[X any] interface {
 	Add(name string, x, y X) (X, error)
 	// SwiGLU is silu(gate) · up, both [N, I].
 	SwiGLU(name string, gate, up X) (X, error)
+	// HeadRows is the rows of x [N, W] that the head reads, [M, W] (M ≤ N): applied after the last layer's
+	// attention to its output and to the residual, because everything after it (o projection, residual
+	// adds, norms, MLP, lm_head) is row-wise. An executor whose head reads every row returns x unchanged.
+	HeadRows(name string, x X) (X, error)
 	// Hidden sees the hidden states HF returns with output_hidden_states: the embeddings, each layer's
-	// output and the final norm's output, all [N, H].
+	// output and the final norm's output, all [N, H] (the last layer's and the norm's [M, H]: HeadRows').
 	Hidden(x X)
-	// LMHead is the head on the final hidden states x [N, H] with weight [V, H]: logits, the training loss,
+	// LMHead is the head on the final hidden states x [M, H] with weight [V, H]: logits, the training loss,
 	// or the next-token logits of each sequence's last position, as the executor's mode says.
 	LMHead(w *Frozen, x X) (X, error)
 }
@@ -48,11 +52,11 @@ func Forward[X any](ops Ops[X], w *Weights) (X, error) {
 		return x, err
 	}
 	r.hidden(x)
-	for i, l := range w.Layers {
-		x = decoderLayer(r, c, i, l, x) // [N, H]
+	for i := range w.Layers {
+		x = decoderLayer(r, w, i, x) // [N, H] ([M, H] after the last layer)
 		r.hidden(x)
 	}
-	x = r.rmsNorm(nameNorm, w.Norm, x, c.RMSNormEps) // [N, H]
+	x = r.rmsNorm(nameNorm, w.Norm, x, c.RMSNormEps) // [M, H]
 	r.hidden(x)
 	if r.err != nil {
 		return x, r.err
@@ -61,7 +65,9 @@ func Forward[X any](ops Ops[X], w *Weights) (X, error) {
 }
 
 // decoderLayer is Qwen2DecoderLayer: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(·)).
-func decoderLayer[X any](r *run[X], c Config, i int, l *Layer, x X) X {
+// In the last layer the rows after attention are those ops.HeadRows keeps (all of them but in ModeLossHeadRows).
+func decoderLayer[X any](r *run[X], w *Weights, i int, x X) X {
+	c, l := w.Config, w.Layers[i]
 	n := namesOf(i)
 	// Qwen2Attention: q, k, v projections with bias, RoPE on q and k, causal GQA, o projection.
 	h := r.rmsNorm(n.inNorm, l.InputNorm, x, c.RMSNormEps)       // [N, H]
@@ -71,18 +77,23 @@ func decoderLayer[X any](r *run[X], c Config, i int, l *Layer, x X) X {
 	q = r.rope(n.qRoPE, q, c.NumHeads, c.HeadDim, c.RopeTheta)   // [N, Hq·D]
 	k = r.rope(n.kRoPE, k, c.NumKVHeads, c.HeadDim, c.RopeTheta) // [N, Hkv·D]
 	a := r.attention(n.attn, i, q, k, v)                         // [N, Hq·D]
-	x = r.add(n.residualAttn, x, r.linear(l.O, a))               // [N, H]
+	if i == len(w.Layers)-1 {                                    // from here on every op is row-wise: keep only the rows the head reads
+		a = r.headRows(n.headAttn, a)     // [M, Hq·D]
+		x = r.headRows(n.headResidual, x) // [M, H]
+	}
+	x = r.add(n.residualAttn, x, r.linear(l.O, a)) // [N or M, H]
 	// Qwen2MLP: down(silu(gate(h)) · up(h)).
-	h = r.rmsNorm(n.postNorm, l.PostNorm, x, c.RMSNormEps) // [N, H]
-	gate := r.linear(l.Gate, h)                            // [N, I]
-	up := r.linear(l.Up, h)                                // [N, I]
-	m := r.swiGLU(n.act, gate, up)                         // [N, I]
-	return r.add(n.residualMLP, x, r.linear(l.Down, m))    // [N, H]
+	h = r.rmsNorm(n.postNorm, l.PostNorm, x, c.RMSNormEps) // [N or M, H]
+	gate := r.linear(l.Gate, h)                            // [N or M, I]
+	up := r.linear(l.Up, h)                                // [N or M, I]
+	m := r.swiGLU(n.act, gate, up)                         // [N or M, I]
+	return r.add(n.residualMLP, x, r.linear(l.Down, m))    // [N or M, H]
 }
 
 // layerNames are the names decoderLayer gives layer i's weights and ops.
 type layerNames struct {
 	inNorm, postNorm, qRoPE, kRoPE, attn, residualAttn, residualMLP, act string
+	headAttn, headResidual                                               string // the last layer's HeadRows
 }
 
 var (
@@ -99,7 +110,8 @@ func namesOf(i int) *layerNames {
 		p := layerPrefix(len(namesCache))
 		namesCache = append(namesCache, &layerNames{inNorm: p + nameInNorm, postNorm: p + namePostNorm,
 			qRoPE: p + "self_attn.q_rope", kRoPE: p + "self_attn.k_rope", attn: p + "self_attn",
-			residualAttn: p + "residual_attn", residualMLP: p + "residual_mlp", act: p + "mlp.act"})
+			residualAttn: p + "residual_attn", residualMLP: p + "residual_mlp", act: p + "mlp.act",
+			headAttn: p + "head_rows.attn", headResidual: p + "head_rows.residual"})
 	}
 	return namesCache[i]
 }
@@ -150,6 +162,14 @@ func (r *run[X]) attention(name string, layer int, q, k, v X) X {
 	}
 	y, err := r.ops.Attention(name, layer, q, k, v)
 	return r.keep(q, y, err)
+}
+
+func (r *run[X]) headRows(name string, x X) X {
+	if r.err != nil {
+		return x
+	}
+	y, err := r.ops.HeadRows(name, x)
+	return r.keep(x, y, err)
 }
 
 func (r *run[X]) add(name string, x, y X) X {
