@@ -108,8 +108,9 @@ func newCPUBackend(w *model.Weights, p *Params) (Backend, error) {
 	evalLoRA := *p.LoRA
 	evalLoRA.Dropout = 0 // evaluation graphs: model.eval(), no dropout
 	b := &cpuBackend{w: w, p: p}
+	mode := model.TrainingLossMode() // head rows unless T2M_HEAD_ROWS=0, as the GPU backend
 	b.train = newGraphCache(func(batch, seq int) (*model.Graph, error) {
-		g, err := model.Build(w, p.LoRA, batch, seq, model.ModeLoss)
+		g, err := model.Build(w, p.LoRA, batch, seq, mode)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +121,7 @@ func newCPUBackend(w *model.Weights, p *Params) (Backend, error) {
 		return g, nil
 	})
 	b.eval = newGraphCache(func(batch, seq int) (*model.Graph, error) {
-		return model.Build(w, &evalLoRA, batch, seq, model.ModeLoss)
+		return model.Build(w, &evalLoRA, batch, seq, mode)
 	})
 	return b, nil
 }
