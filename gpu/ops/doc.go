@@ -6,7 +6,8 @@
 //
 //   - rmsnorm.go, rope.go, attention.go (flash-style causal GQA, forward and backward), swiglu.go,
 //     residual.go, embedding.go, crossentropy.go (lm_head fused with the masked cross-entropy), dropout.go
-//     (model.DropoutKeep's mask bit for bit): the model's ops, forward and backward.
+//     (model.DropoutKeep's mask bit for bit), scatter_rows.go (the head rows' gather, by the embedding
+//     kernel, and scatter): the model's ops, forward and backward.
 //   - adamw.go, gradnorm.go: the optimizer over flat fp32 LoRA parameters (global-norm clip, AdamW).
 //   - nf4.go: NF4Weight (device), UploadNF4 of an NF4Host (NF4HostFromQuant), DequantNF4 (kernel
 //     nf4_dequant_bf16; its CPU twin is quant's (*Weight).Dequantize, which also owns the NF4 table), and the
