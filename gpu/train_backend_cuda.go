@@ -17,8 +17,8 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// TrainBackend is train.Backend on the GPU machine: one training graph (model.Build + BuildGrad, LoRA
-// dropout as in p.LoRA) compiled once for the largest micro-batch [B, T] (Reserve), every micro-batch run
+// TrainBackend is train.Backend on the GPU machine: one training graph (model.Build in
+// model.TrainingLossMode + BuildGrad, LoRA dropout as in p.LoRA) compiled once for the largest micro-batch [B, T] (Reserve), every micro-batch run
 // at its own shape [rows, seq] on the same buffers (no padding to T: a short batch costs its own tokens),
 // the frozen weights on the device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the
 // training loop keeps the gradient sums, clipping and AdamW on the device. With the optimizer on the host instead
@@ -71,7 +71,8 @@ func (b *TrainBackend) Reserve(batch, seq int) error {
 	if err := b.d.Bind(); err != nil {
 		return err
 	}
-	g, err := model.Build(b.w, b.p.LoRA, batch, seq, model.ModeLoss)
+	// Head rows unless T2M_HEAD_ROWS=0, as the CPU backend: the same layout, so the same dropout masks.
+	g, err := model.Build(b.w, b.p.LoRA, batch, seq, model.TrainingLossMode())
 	if err != nil {
 		return fmt.Errorf("cuda backend: graph [%d, %d]: %w", batch, seq, err)
 	}

@@ -49,14 +49,19 @@
 //     forward reads, fp32 gradients the LoRA gradient nodes write, their sum over an update's micro-batches
 //     and AdamW's moments), so summing a micro-batch's gradients, clipping and AdamW are one launch each.
 //  6. Shapes and memory: the plan is made for the graph's [B, T]; a Run may be any smaller [rows, seq]
-//     (RunOptions), every launch then covering rows·seq rows of the same buffers. With Options.Recompute
+//     (RunOptions), every launch then covering rows·seq rows of the same buffers. In a ModeLossHeadRows graph
+//     the nodes after the last layer's attention and their gradients (markHeadRows, machine_head.go) cover
+//     only the Run's head rows: model.HeadRows of the Run's labels, uploaded with them, gathered by the
+//     embedding kernel with the activation as its table and scattered back by ops.ScatterRows; their LoRA
+//     dropout draws the CPU's mask over the gathered layout. With Options.Recompute
 //     (gradient checkpointing), RecomputeSchedule repeats each layer's forward launches that the backward
 //     reads right before the layer's backward, from the layer's input (g.Hidden), so the plan holds one
 //     layer's activations instead of all of them.
 //
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
 // the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU; with LoRA dropout, and
-// at ranks 8 and 16, whose fused sums have their own kernels), TestMachineStep
+// at ranks 8 and 16, whose fused sums have their own kernels), TestMachineHeadRowsLossGrads (the same in
+// ModeLossHeadRows, at the graph's shape and a smaller one, with and without dropout), TestMachineStep
 // (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the tiny
 // Qwen2 of model/testdata/qwen2_tiny against its HF transformers/PEFT references: hidden states, logits,
 // loss, gradients), and the planner's tests (plan_test.go, every build).

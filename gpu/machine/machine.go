@@ -16,8 +16,9 @@ import (
 // Machine executes a model.Graph on the device: the graph's topological order, one kernel or cuBLAS call
 // per node, frozen weights uploaded once (NF4 stays NF4 and is dequantized into a shared scratch right
 // before its GEMM), activations in bf16 at offsets of a liveness memory plan (PlanMemory). It runs
-// inference (ModeLogits) and training (ModeLoss + BuildGrad, LoRA dropout included) graphs; an op it has
-// no launcher for is an error naming the op, never a silent CPU fallback. See doc.go for the design.
+// inference (ModeLogits) and training (ModeLoss or ModeLossHeadRows + BuildGrad, LoRA dropout included)
+// graphs; an op it has no launcher for is an error naming the op, never a silent CPU fallback. See doc.go
+// for the design.
 type Machine struct {
 	d    *cuda.Device
 	blas *cuda.BLAS
@@ -39,6 +40,11 @@ type Machine struct {
 	// rB, rT, rN: this Run's shape [rB, rT] (≤ the graph's [B, T]) and its rows rB·rT. A Run computes on
 	// the leading rN rows of every [N, C] buffer, so a short micro-batch costs its own tokens, not T's.
 	rB, rT, rN int
+	// head marks the nodes on the head rows (markHeadRows: in a ModeLossHeadRows graph, the rows the loss
+	// reads, gathered after the last layer's attention, and their gradients); nil in other graphs. headRows
+	// is this Run's count of those rows (setHeadRows): a node's launch covers rows(i) rows.
+	head     []bool
+	headRows int
 
 	f32         []bool  // node outputs kept in fp32 (logits, loss, LoRA gradients)
 	preset      []bool  // output buffer set by prepare (fused CE outputs, flat LoRA gradients), not planned
@@ -230,6 +236,9 @@ func build(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, g *model.Graph, o Op
 		}
 		n = len(m.order)
 	}
+	if err := m.markHeadRows(); err != nil {
+		return nil, err
+	}
 	// Liveness reads: a view's readers read its owner; attention backward also reads the forward's output.
 	reads := make([][]int, n)
 	for j := range n {
@@ -341,7 +350,7 @@ func UploadTable(d *cuda.Device, dst cuda.Buffer, f *model.Frozen) error {
 func (m *Machine) uploadInput(i int, node *G.Node) error {
 	size := int64(node.Shape().TotalSize())
 	switch node {
-	case m.g.IDs, m.g.Positions, m.g.Mask, m.g.Labels:
+	case m.g.IDs, m.g.Positions, m.g.Mask, m.g.Labels, m.g.HeadIndex, m.g.HeadLabels:
 		b, err := m.alloc(4*size, node.Name())
 		m.out[i] = b
 		return err
@@ -428,6 +437,10 @@ func (m *Machine) prepare(i int, node *G.Node) error {
 			m.ropeCS, err = m.alloc(need, "rope table")
 		}
 	case *model.AddOp, *model.SwiGLUOp:
+	case *model.GatherRowsOp, *model.ScatterRowsOp: // rows of C bf16 copied as 16-byte words
+		if c := node.Shape(); len(c) != 2 || c[1]%8 != 0 {
+			return fmt.Errorf("gpu: machine: %s: rows %v, want [N, C] with C a multiple of 8", node.Name(), c)
+		}
 	case *model.DropoutOp:
 		if c := node.Shape(); len(c) != 2 || c[1]%8 != 0 {
 			return fmt.Errorf("gpu: machine: %s: dropout input %v, want [N, C] with C a multiple of 8", node.Name(), c)
@@ -462,7 +475,7 @@ func (m *Machine) vec(name string, v []float32) (cuda.Buffer, error) {
 func (m *Machine) in(i, k int) cuda.Buffer { return m.out[m.args[i][k]] }
 
 func (m *Machine) launch(i int, node *G.Node) error {
-	d, N := m.d, m.rN
+	d, N := m.d, m.rows(i)
 	y := m.out[i]
 	switch op := node.Op().(type) {
 	case *model.EmbeddingOp:
@@ -504,6 +517,8 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		return m.blas.Linear(cuda.M(m.in(i, 0), N, w.in, cuda.BF16T), W, 0, cuda.M(y, N, w.out, cuda.F32T))
 	case *model.RoPEOp:
 		return m.rope(i, op)
+	case *model.GatherRowsOp: // x [rN, C] → the head rows [N, C], zero rows where the index is −1
+		return ops.GatherRows(d, y, m.in(i, 0), m.in(i, 1), N, m.rN, node.Shape()[1])
 	case *model.AttentionOp:
 		return ops.AttentionForward(d, y, m.extra[i], m.in(i, 0), m.in(i, 1), m.in(i, 2), m.in(i, 3), m.attnDims(op))
 	case *model.AddOp:
@@ -522,7 +537,7 @@ func (m *Machine) launch(i int, node *G.Node) error {
 		}
 		if f, ok := m.dropAdd[node]; ok { // y = other + dropout(x)
 			op := f.drop.Op().(*model.DropoutOp)
-			dims := ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: f.drop.Shape()[1]}
+			dims := m.dropoutDims(i, f.drop.Shape()[1])
 			if f.lora != nil { // x = s·(dy·B)·A, never written
 				return m.loraDropoutAdd(i, f, dims, op)
 			}
@@ -545,7 +560,8 @@ func (m *Machine) dense(w *machineWeight) (cuda.Mat, error) {
 }
 
 // runSize is the number of values step i's node holds in this Run: an activation [N, C] of the graph's
-// shape holds [rN, C]; anything else (the loss, a LoRA parameter or its gradient) its full shape.
+// shape holds [rows(i), C] (rN, or the head rows); anything else (the loss, a LoRA parameter or its
+// gradient) its full shape.
 func (m *Machine) runSize(i int) int {
 	node := m.order[i]
 	s := node.Shape()
@@ -555,7 +571,7 @@ func (m *Machine) runSize(i int) int {
 	if op, ok := node.Op().(*model.LoRAGradOp); ok && op.WRT != 'X' {
 		return s.TotalSize()
 	}
-	return m.rN * s[1]
+	return m.rows(i) * s[1]
 }
 
 // Output downloads a node's value as float32 (bf16 activations widened; logits are fp32) after Run: the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 
 	"github.com/t2m/t2m/gpu/cuda"
 	"github.com/t2m/t2m/gpu/ops"
@@ -16,12 +15,6 @@ import (
 
 // ceChunk is the rows of fp32 logits the fused lm_head + cross-entropy holds at a time.
 const ceChunk = 256
-
-// isGorgoniaAdd reports gorgonia's own element-wise "+", which gorgonia.Grad inserts to sum the gradients
-// of a node read by several ops.
-func isGorgoniaAdd(n *G.Node) bool {
-	return n.Op() != nil && fmt.Sprintf("%T", n.Op()) == "gorgonia.elemBinOp" && strings.HasPrefix(n.Op().String(), "+")
-}
 
 // isFusedCE reports the two nodes of the fused lm_head + cross-entropy.
 func isFusedCE(n *G.Node) bool {
@@ -42,8 +35,10 @@ func (m *Machine) attnDims(op *model.AttentionOp) ops.AttnDims {
 		Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
 }
 
-func (m *Machine) ceDims(op *model.LMHeadCrossEntropyOp) ops.CEDims {
-	return ops.CEDims{B: m.rB, T: m.rT, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
+// ceDims are the fused loss's sizes over rows rows of h (a multiple of the Run's length rT: rN, or the head
+// rows, whole blocks of HeadRows' layout).
+func (m *Machine) ceDims(op *model.LMHeadCrossEntropyOp, rows int) ops.CEDims {
+	return ops.CEDims{B: rows / m.rT, T: m.rT, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
 		Chunk: ceChunk}
 }
 
@@ -140,8 +135,8 @@ func (m *Machine) prepareBwd(i int, node *G.Node) error {
 			first = g
 		}
 		m.fusedAt[first] = true
-		most := m.ceDims(op)
-		most.Targets = m.N // every row with a target: the gathered rows' scratch at its largest
+		most := m.ceDims(op, m.N) // at build, rT is the graph's T
+		most.Targets = m.N        // every row with a target: the gathered rows' scratch at its largest
 		if need := ops.LMHeadCrossEntropyScratchBytes(most); need > m.ceScr.Bytes {
 			if m.ceScr, err = m.alloc(need, "lm_head+CE scratch"); err != nil {
 				return err
@@ -194,7 +189,7 @@ func (m *Machine) bindView(i int) error {
 
 // launchBwd runs one backward or loss node.
 func (m *Machine) launchBwd(i int, node *G.Node) error {
-	d, N, y := m.d, m.rN, m.out[i]
+	d, N, y := m.d, m.rows(i), m.out[i]
 	switch op := node.Op().(type) {
 	case *model.AttentionGradOp:
 		fwd := m.deps[i][0] // the forward attention (or its recomputation) whose output and lse it reads
@@ -217,7 +212,9 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 		cols := len(op.Norm.Weight)
 		return ops.RMSNormBackward(d, y, m.in(i, 1), m.in(i, 0), m.vecs[op.Norm.Name], N, cols, op.Norm.Eps)
 	case *model.LinearGradInputOp:
-		return m.inputGrad(op, m.args[i], y, 0)
+		return m.inputGrad(op, m.args[i], y, 0, N)
+	case *model.ScatterRowsOp: // the head rows' gradient [rows, C] → dx [rN, C], zero where no row goes
+		return ops.ScatterRows(d, y, m.in(i, 0), m.in(i, 1), m.rows(m.args[i][0]), m.rN, node.Shape()[1])
 	case *model.LoRAGradOp:
 		if op.WRT == 'X' {
 			if m.dropSkip[node] { // computed inside the gradient sum that reads its dropout (loraDropoutAdd)
@@ -262,14 +259,13 @@ func (m *Machine) launchBwd(i int, node *G.Node) error {
 }
 
 // inputGrad runs LinearGradInputOp op with inputs in (dy; with a merged LoRA term also A and B, as node
-// positions): dx = dy·W (+ s·(dy·B)·A) + beta·dx, dx [rN, in] bf16.
-func (m *Machine) inputGrad(op *model.LinearGradInputOp, in []int, dx cuda.Buffer, beta float32) error {
+// positions) on N rows: dx = dy·W (+ s·(dy·B)·A) + beta·dx, dx [N, in] bf16.
+func (m *Machine) inputGrad(op *model.LinearGradInputOp, in []int, dx cuda.Buffer, beta float32, N int) error {
 	w := m.lin[op.Lin.Weight]
 	W, err := m.dense(w)
 	if err != nil {
 		return err
 	}
-	N := m.rN
 	dy, dxm := cuda.M(m.out[in[0]], N, w.out, cuda.BF16T), cuda.M(dx, N, w.in, cuda.BF16T)
 	if op.Arity() == 3 { // s·(dy·B)·A first, then the base product adds onto it (as ops.Linear does)
 		r := op.Lin.Rank
@@ -292,12 +288,13 @@ func (m *Machine) inputGrad(op *model.LinearGradInputOp, in []int, dx cuda.Buffe
 // once per sequence; dh is scattered back, zero elsewhere.
 func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 	ce := m.ceNode[op]
+	rows := m.rows(ce) // rN, or the head rows (whose labels are HeadLabels', the loss node's input 1)
 	dh := m.extra[ce]
 	if g, ok := m.ceGrad[op]; ok {
 		dh = m.out[g]
 	}
 	if m.lossTargets == 0 { // no label in this micro-batch: loss and dh are zero
-		if err := m.d.Memset(dh.Slice(0, int64(m.rN)*int64(op.Weight.In)*2), 0); err != nil {
+		if err := m.d.Memset(dh.Slice(0, int64(rows)*int64(op.Weight.In)*2), 0); err != nil {
 			return err
 		}
 		return m.d.Memset(m.out[ce], 0)
@@ -306,14 +303,15 @@ func (m *Machine) fusedCE(op *model.LMHeadCrossEntropyOp) error {
 	if err != nil {
 		return err
 	}
-	c := m.ceDims(op)
+	c := m.ceDims(op, rows)
 	c.Targets = m.lossTargets
 	return ops.LMHeadCrossEntropy(m.d, m.out[ce], dh, m.in(ce, 0), W.Buf, m.in(ce, 1), cuda.Buffer{}, m.ceScr, c,
 		m.numItems, 1)
 }
 
 // setLossTargets counts the rows that predict a label (row n predicts labels[n+1] of its own sequence): what
-// fusedCE gathers.
+// fusedCE gathers. HeadRows' layout has as many (the same rows, moved), so the count of the batch's labels
+// is also that of the head rows' labels.
 func (m *Machine) setLossTargets(labels []int32) {
 	m.lossTargets = model.CountCompletionTokens(labels, m.rB, m.rT)
 }

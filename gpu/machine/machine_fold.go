@@ -77,10 +77,10 @@ func (m *Machine) foldSums(pinned, keep []bool) {
 
 // foldedSum runs sum i of f: b's launch onto a (see sumFold), into y (a's buffer for a GEMM).
 func (m *Machine) foldedSum(i int, f sumFold) error {
-	in, y, N := m.deps[i][f.dep:], m.out[i], m.rN
+	in, y, N := m.deps[i][f.dep:], m.out[i], m.rows(i)
 	switch op := f.term.Op().(type) {
 	case *model.LinearGradInputOp:
-		return m.inputGrad(op, in, y, 1)
+		return m.inputGrad(op, in, y, 1, N)
 	case *model.RMSNormGradOp:
 		cols := len(op.Norm.Weight)
 		return ops.RMSNormBackwardAdd(m.d, y, m.out[in[1]], m.out[in[0]], m.vecs[op.Norm.Name], m.in(i, f.other), N, cols,

@@ -86,18 +86,18 @@ type ropeKey struct {
 // rope rotates x into y (RoPEOp i): from the Run's table when the head size allows it (a bandwidth-bound
 // kernel, the decoder's), else with the per-element kernel that computes its own angles.
 func (m *Machine) rope(i int, op *model.RoPEOp) error {
-	x, pos, y := m.in(i, 0), m.in(i, 1), m.out[i]
+	x, pos, y, N := m.in(i, 0), m.in(i, 1), m.out[i], m.rows(i) // N = rN: RoPE is never on the head rows
 	if op.HeadDim%16 != 0 {
-		return ops.RoPE(m.d, y, x, pos, m.rN, op.Heads, op.HeadDim, op.Theta, op.Inverse)
+		return ops.RoPE(m.d, y, x, pos, N, op.Heads, op.HeadDim, op.Theta, op.Inverse)
 	}
 	key := ropeKey{pos: m.args[i][1], theta: op.Theta, headDim: op.HeadDim}
 	if m.ropeFor == nil || *m.ropeFor != key {
-		if err := ops.RoPETable(m.d, m.ropeCS, pos, m.rN, op.HeadDim, op.Theta); err != nil {
+		if err := ops.RoPETable(m.d, m.ropeCS, pos, N, op.HeadDim, op.Theta); err != nil {
 			return err
 		}
 		m.ropeFor = &key
 	}
-	return ops.RoPEApply(m.d, y, x, m.ropeCS, m.rN, op.Heads, op.HeadDim, op.Inverse)
+	return ops.RoPEApply(m.d, y, x, m.ropeCS, N, op.Heads, op.HeadDim, op.Inverse)
 }
 
 // loraMid holds one LoRA linear's rank-r intermediates of a Run, each [N, r] bf16: h = xl·Aᵀ, written by
@@ -154,15 +154,17 @@ func (m *Machine) mid(op *model.LinearOp) (*loraMid, error) {
 	return x, nil
 }
 
-// loraG is op's g = dy·B [rN, r] for this Run: computed once (dy [rN, out], B [out, r] bf16), then reused.
+// loraG is op's g = dy·B [N, r] for this Run: computed once (dy [N, out], B [out, r] bf16; N = dy.Rows, the
+// rows of the linear's nodes: rN, or the head rows), then reused.
 func (m *Machine) loraG(op *model.LinearOp, dy, B cuda.Mat) (cuda.Mat, error) {
 	x := m.mids[op]
-	g := cuda.M(x.g, m.rN, op.Rank, cuda.BF16T)
+	N := dy.Rows
+	g := cuda.M(x.g, N, op.Rank, cuda.BF16T)
 	if x.gReady {
 		return g, nil
 	}
 	if x.dB.Bytes > 0 { // g and dB = s·dyᵀ·h from one walk over dy
-		a := ops.LoRAGradArgs{X: dy.Buf, Y: x.h, Bm: B.Buf, N: m.rN, C: op.Weight.Out, R: op.Rank, DW: x.dB,
+		a := ops.LoRAGradArgs{X: dy.Buf, Y: x.h, Bm: B.Buf, N: N, C: op.Weight.Out, R: op.Rank, DW: x.dB,
 			Alpha: op.Scaling, G: x.g}
 		if err := ops.LoRAGrad(m.d, a, m.loraScr); err != nil {
 			return g, fmt.Errorf("lora dy·B and dB: %w", err)
@@ -181,7 +183,7 @@ func (m *Machine) loraG(op *model.LinearOp, dy, B cuda.Mat) (cuda.Mat, error) {
 // that only its dropout reads, fused by fuseDropoutAdds) as one launch, g = dy·B computed once per Run.
 func (m *Machine) loraDropoutAdd(i int, f dropoutAdd, dims ops.DropoutDims, op *model.DropoutOp) error {
 	lin := f.lora.Lin
-	N, r, out := m.rN, lin.Rank, lin.Weight.Out
+	N, r, out := m.rows(i), lin.Rank, lin.Weight.Out
 	dep := m.deps[i][f.dep:]
 	dy, A, Bm := cuda.M(m.out[dep[0]], N, out, cuda.BF16T), m.out[dep[1]], cuda.M(m.out[dep[2]], out, r, cuda.BF16T)
 	g, err := m.loraG(lin, dy, Bm)
@@ -193,7 +195,7 @@ func (m *Machine) loraDropoutAdd(i int, f dropoutAdd, dims ops.DropoutDims, op *
 
 // loraInputGrad runs LoRAGradOp 'X' (LoRA dropout's branch): dxl = s·(dy·B)·A [N, in] bf16.
 func (m *Machine) loraInputGrad(i int, op *model.LoRAGradOp) error {
-	N, r, in, out := m.rN, op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
+	N, r, in, out := m.rows(i), op.Lin.Rank, op.Lin.Weight.In, op.Lin.Weight.Out
 	dy := cuda.M(m.in(i, 1), N, out, cuda.BF16T)
 	A, Bm := cuda.M(m.in(i, 2), r, in, cuda.BF16T), cuda.M(m.in(i, 3), out, r, cuda.BF16T)
 	g, err := m.loraG(op.Lin, dy, Bm)

@@ -128,6 +128,14 @@ func TestMachineRank8DropoutLossGrads(t *testing.T) {
 // with NF4 weights and LoRA of the given rank and dropout on every projection, closed when the test ends.
 func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32, rank int) (*model.Graph, model.Config) {
 	t.Helper()
+	w, lp := tinyLoRA(t, rng, dropout, rank)
+	return trainingGraph(t, w, lp, B, T, model.ModeLoss), w.Config
+}
+
+// tinyLoRA is the tiny Qwen2 with NF4 weights and a random LoRA of the given rank and dropout on every
+// projection.
+func tinyLoRA(t *testing.T, rng *rand.Rand, dropout float32, rank int) (*model.Weights, *model.LoRAParams) {
+	t.Helper()
 	reg, err := model.Lookup("tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +146,13 @@ func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32, 
 	}
 	lp := cudatest.RandomLoRA(w, rank, rng)
 	lp.Dropout = dropout
-	g, err := model.Build(w, lp, B, T, model.ModeLoss)
+	return w, lp
+}
+
+// trainingGraph builds w's training graph [B, T] in mode (a loss mode) with lp, closed when the test ends.
+func trainingGraph(t *testing.T, w *model.Weights, lp *model.LoRAParams, B, T int, mode model.Mode) *model.Graph {
+	t.Helper()
+	g, err := model.Build(w, lp, B, T, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +160,7 @@ func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32, 
 	if err := g.BuildGrad(); err != nil {
 		t.Fatal(err)
 	}
-	return g, reg.Config
+	return g
 }
 
 func machineLossGrads(t *testing.T, dropout float32, rank int) {

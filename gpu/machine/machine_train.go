@@ -17,7 +17,8 @@ type RunOptions struct {
 	// Rows and Seq are the batch's shape [Rows, Seq] (0: the graph's B, T); at most the graph's. The Run
 	// computes on that shape only: every kernel and GEMM covers Rows·Seq rows, so a micro-batch shorter
 	// than the graph costs its own tokens. Loss, gradients and dropout masks (drawn by flat index in the
-	// [Rows·Seq, C] layout) are those of the CPU on the same [Rows, Seq] batch.
+	// [Rows·Seq, C] layout; on the head rows, in model.HeadRows' layout of that shape) are those of the CPU on
+	// the same [Rows, Seq] batch.
 	Rows, Seq int
 	// Eval runs only what the graph's output depends on (no backward, no gradients) with dropout off
 	// (model.eval()); the fused lm_head + cross-entropy still writes its unused dh.
@@ -69,6 +70,9 @@ func (m *Machine) RunWith(b model.Batch, o RunOptions) error {
 		if err := cuda.Upload(m.d, m.out[m.index[u.node]], u.v); err != nil {
 			return fmt.Errorf("gpu: machine: %s: %w", u.node.Name(), err)
 		}
+	}
+	if err := m.setHeadRows(b.Labels); err != nil {
+		return err
 	}
 	if m.g.Loss != nil {
 		m.setLossTargets(b.Labels)
@@ -138,9 +142,9 @@ func (m *Machine) markForward() {
 }
 
 // dropout runs a DropoutOp node (forward, or its backward twin on dy): the CPU's mask over the Run's
-// [rB·rT, C] layout; in an evaluation Run a copy.
+// [rB·rT, C] layout (dropoutDims: the leading rows of it on the head rows); in an evaluation Run a copy.
 func (m *Machine) dropout(i int, node *G.Node, op *model.DropoutOp) error {
-	dims := ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: node.Shape()[1]}
+	dims := m.dropoutDims(i, node.Shape()[1])
 	p := op.P
 	if m.run.Eval {
 		p = 0
