@@ -61,7 +61,7 @@
 // Tests: TestMachineLogits (tiny Qwen2, bf16/NF4/NF4+LoRA, every layer's hidden state and the logits vs
 // the CPU TapeMachine), TestMachineLossGrads (loss and all LoRA gradients vs the CPU; with LoRA dropout, and
 // at ranks 8 and 16, whose fused sums have their own kernels), TestMachineHeadRowsLossGrads (the same in
-// ModeLossHeadRows, at the graph's shape and a smaller one, with and without dropout), TestMachineStep
+// ModeLossHeadRows, at the graph's shape and a smaller one, with and without dropout, ranks 4 and 8), TestMachineStep
 // (grad norm and AdamW update vs a float64 host computation; loss goes down), TestMachineFixture (the tiny
 // Qwen2 of model/testdata/qwen2_tiny against its HF transformers/PEFT references: hidden states, logits,
 // loss, gradients), and the planner's tests (plan_test.go, every build).

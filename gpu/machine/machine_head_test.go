@@ -14,8 +14,9 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// TestMachineHeadRowsLossGrads runs a ModeLossHeadRows training graph of the tiny Qwen2 (NF4, LoRA r=4 on
-// every projection, without and with LoRA dropout 0.05) on the GPU machine built for [3, 32], and compares
+// TestMachineHeadRowsLossGrads runs a ModeLossHeadRows training graph of the tiny Qwen2 (NF4, LoRA on every
+// projection: rank 4 without and with LoRA dropout 0.05, and rank 8 with it, whose LoRA products and dropouts
+// read as used run ops.LoRAGrad's kernels on the head rows) on the GPU machine built for [3, 32], and compares
 // each Run's loss and LoRA gradients with the CPU's ModeLossHeadRows graph of the Run's shape (same weights,
 // adapter, batch and dropout step; the CPU of that shape is what a Run of a smaller shape promises): the full
 // [3, 32] (a right-padded row) and a smaller [2, 24], each with labels on the last quarter of every sequence so
@@ -23,16 +24,19 @@ import (
 // each gradient 5e-2 relative L2 (bf16 activations). A last [2, 24] Run without any label (NumItems from a
 // window) must give a zero loss and zero gradients, not the previous Run's.
 func TestMachineHeadRowsLossGrads(t *testing.T) {
-	for _, dropout := range []float32{0, 0.05} {
-		t.Run(fmt.Sprint("dropout=", dropout), func(t *testing.T) { machineHeadRows(t, dropout) })
+	for _, c := range []struct {
+		rank    int
+		dropout float32
+	}{{4, 0}, {4, 0.05}, {8, 0.05}} {
+		t.Run(fmt.Sprintf("r%d dropout=%g", c.rank, c.dropout), func(t *testing.T) { machineHeadRows(t, c.rank, c.dropout) })
 	}
 }
 
-func machineHeadRows(t *testing.T, dropout float32) {
+func machineHeadRows(t *testing.T, rank int, dropout float32) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(81, 82))
 	const B, T = 3, 32
-	w, lp := tinyLoRA(t, rng, dropout, 4)
+	w, lp := tinyLoRA(t, rng, dropout, rank)
 	g := trainingGraph(t, w, lp, B, T, model.ModeLossHeadRows)
 	m := testMachine(t, d, g, Options{})
 	kinds := map[string]int{}
@@ -41,7 +45,7 @@ func machineHeadRows(t *testing.T, dropout float32) {
 			kinds[opKind(m.order[i])]++
 		}
 	}
-	t.Logf("nodes on the head rows: %v", kinds)
+	t.Logf("nodes on the head rows: %v; LoRA dropouts read as used: %d", kinds, len(m.dropRead))
 	if kinds["GatherRowsOp"] != 2 || kinds["LMHeadCrossEntropyGradOp"] != 1 || kinds["LoRAGradOp A"] != 4 {
 		t.Fatalf("nodes on the head rows %v: want the 2 gathers, the loss's gradient and the last layer's 4 dA", kinds)
 	}
