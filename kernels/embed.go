@@ -40,12 +40,6 @@ func Names() []string {
 // programmatic dependent launch (pdl.cuh), for Hopper.
 const SM90 = "_sm90"
 
-// HasSM90 reports whether the kernel file name (without extension) has an sm_90 build embedded beside it.
-func HasSM90(name string) bool {
-	_, err := fs.Stat(ptxFiles, name+SM90+".ptx")
-	return err == nil
-}
-
 // SourceHashLine is the first line `make kernels` writes into a PTX file: the source's name and SHA-256.
 func SourceHashLine(source string, sha256hex string) string {
 	return "// t2m-source: " + source + " sha256=" + sha256hex

@@ -51,14 +51,9 @@ type Device struct {
 type Kernel struct {
 	Name       string
 	file, name string
-	// fn is the kernel from the file's own build, loaded by Device.Kernel, or on a Hopper card where the
-	// file has an sm_90 build by the first launch without Device.PDL; fnErr says why it could not be.
-	fn    cu.Function
-	fnErr error
-	fnGot bool
+	fn         cu.Function
 	// sm90 is the same kernel from the file's sm_90 build (kernels.SM90), loaded by the first launch with
-	// Device.PDL (by Device.Kernel on a Hopper card); sm90Err says why there is none (the card is older, or
-	// the file has no such build).
+	// Device.PDL; sm90Err says why there is none (the card is older, or the file has no such build).
 	sm90    cu.Function
 	sm90Err error
 	sm90Got bool
@@ -162,10 +157,7 @@ func (d *Device) Sync() error {
 }
 
 // Kernel returns the function name from the embedded PTX file (kernels/<file>.ptx), loading the module
-// the first time. On a Hopper card, for a file with an sm_90 build (kernels.HasSM90), only that build is
-// loaded here: the decoder launches its kernels from it (Device.PDL), and the driver's JIT compilation of
-// the sm_80 build, which it would not run, is what a first run on a machine pays at load. That build is
-// loaded at the kernel's first launch without PDL (baseFunction).
+// the first time.
 func (d *Device) Kernel(file, name string) (*Kernel, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -173,65 +165,24 @@ func (d *Device) Kernel(file, name string) (*Kernel, error) {
 	if k, ok := d.kernels[key]; ok {
 		return k, nil
 	}
-	k := &Kernel{Name: key, file: file, name: name}
-	if d.CC[0] >= 9 && kernels.HasSM90(file) {
-		if _, err := d.sm90Locked(k); err == nil {
-			d.kernels[key] = k
-			return k, nil
+	mod, ok := d.modules[file]
+	if !ok {
+		ptx, err := kernels.PTX(file)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: %w", err)
 		}
+		if mod, err = cu.LoadData(ptx); err != nil {
+			return nil, fmt.Errorf("gpu: loading kernels/%s.ptx on %s (JIT from sm_80 PTX): %w", file, d.Name, err)
+		}
+		d.modules[file] = mod
 	}
-	if _, err := d.baseLocked(k); err != nil {
-		return nil, err
+	fn, err := mod.Function(name)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: kernel %s not in kernels/%s.ptx: %w", name, file, err)
 	}
+	k := &Kernel{Name: key, file: file, name: name, fn: fn}
 	d.kernels[key] = k
 	return k, nil
-}
-
-// module returns the loaded module of kernels/<file>.ptx, loading it the first time (d.mu held).
-func (d *Device) module(file string) (cu.Module, error) {
-	if mod, ok := d.modules[file]; ok {
-		return mod, nil
-	}
-	ptx, err := kernels.PTX(file)
-	if err != nil {
-		return cu.Module{}, fmt.Errorf("gpu: %w", err)
-	}
-	mod, err := cu.LoadData(ptx)
-	if err != nil {
-		return cu.Module{}, fmt.Errorf("gpu: loading kernels/%s.ptx on %s (JIT from its PTX): %w", file, d.Name, err)
-	}
-	d.modules[file] = mod
-	return mod, nil
-}
-
-// baseFunction is k from its file's own build (kernels/<file>.ptx), loaded on first use.
-func (d *Device) baseFunction(k *Kernel) (cu.Function, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.baseLocked(k)
-}
-
-// baseLocked is baseFunction with d.mu held.
-func (d *Device) baseLocked(k *Kernel) (cu.Function, error) {
-	if k.fnGot {
-		return k.fn, k.fnErr
-	}
-	k.fnGot = true
-	mod, err := d.module(k.file)
-	if err != nil {
-		k.fnErr = err
-		return k.fn, err
-	}
-	if k.fn, err = mod.Function(k.name); err != nil {
-		k.fnErr = fmt.Errorf("gpu: kernel %s not in kernels/%s.ptx: %w", k.name, k.file, err)
-		return k.fn, k.fnErr
-	}
-	if k.maxSmem > 0 {
-		if err := setMaxDynamicSmem(k.fn, k.maxSmem); err != nil {
-			k.fnErr = fmt.Errorf("gpu: %s: raising dynamic shared memory to %d bytes: %w", k.Name, k.maxSmem, err)
-		}
-	}
-	return k.fn, k.fnErr
 }
 
 // PDLLaunches is how many kernels d has launched with programmatic dependent launch (tests).
@@ -241,23 +192,28 @@ func (d *Device) PDLLaunches() int { return d.pdlLaunches }
 func (d *Device) sm90Function(k *Kernel) (cu.Function, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.sm90Locked(k)
-}
-
-// sm90Locked is sm90Function with d.mu held.
-func (d *Device) sm90Locked(k *Kernel) (cu.Function, error) {
 	if k.sm90Got {
 		return k.sm90, k.sm90Err
 	}
 	k.sm90Got = true
-	if d.CC[0] < 9 {
+	file := k.file + kernels.SM90
+	mod, ok := d.modules[file]
+	switch {
+	case ok:
+	case d.CC[0] < 9:
 		k.sm90Err = fmt.Errorf("compute capability %d.%d has no programmatic dependent launch", d.CC[0], d.CC[1])
 		return k.sm90, k.sm90Err
-	}
-	mod, err := d.module(k.file + kernels.SM90)
-	if err != nil {
-		k.sm90Err = err
-		return k.sm90, err
+	default:
+		ptx, err := kernels.PTX(file)
+		if err != nil {
+			k.sm90Err = err
+			return k.sm90, err
+		}
+		if mod, err = cu.LoadData(ptx); err != nil {
+			k.sm90Err = fmt.Errorf("gpu: loading kernels/%s.ptx on %s: %w", file, d.Name, err)
+			return k.sm90, k.sm90Err
+		}
+		d.modules[file] = mod
 	}
 	k.sm90, k.sm90Err = mod.Function(k.name)
 	if k.sm90Err == nil && k.maxSmem > 0 {
@@ -266,15 +222,12 @@ func (d *Device) sm90Locked(k *Kernel) (cu.Function, error) {
 	return k.sm90, k.sm90Err
 }
 
-// SetMaxDynamicSmem allows k to be launched with up to bytes of dynamic shared memory (above 48 KB), in each
-// of its builds loaded now or later.
+// SetMaxDynamicSmem allows k to be launched with up to bytes of dynamic shared memory (above 48 KB).
 func (k *Kernel) SetMaxDynamicSmem(bytes int) error {
-	k.maxSmem = bytes
-	if k.fnGot && k.fnErr == nil {
-		if err := setMaxDynamicSmem(k.fn, bytes); err != nil {
-			return fmt.Errorf("gpu: %s: raising dynamic shared memory to %d bytes: %w", k.Name, bytes, err)
-		}
+	if err := setMaxDynamicSmem(k.fn, bytes); err != nil {
+		return fmt.Errorf("gpu: %s: raising dynamic shared memory to %d bytes: %w", k.Name, bytes, err)
 	}
+	k.maxSmem = bytes
 	if k.sm90Got && k.sm90Err == nil {
 		if err := setMaxDynamicSmem(k.sm90, bytes); err != nil {
 			return fmt.Errorf("gpu: %s (sm_90): raising dynamic shared memory to %d bytes: %w", k.Name, bytes, err)
@@ -345,19 +298,11 @@ func (d *Device) LaunchOn(s cu.Stream, k *Kernel, grid, block Dim3, smem int, ar
 	if grid.X <= 0 || grid.Y <= 0 || grid.Z <= 0 || block.X <= 0 || block.Y <= 0 || block.Z <= 0 {
 		return fmt.Errorf("gpu: launching %s: empty grid %v or block %v", k.Name, grid, block)
 	}
-	var fn cu.Function
-	pdl := false
+	fn, pdl := k.fn, false
 	if d.PDL {
 		if f, err := d.sm90Function(k); err == nil {
 			fn, pdl = f, true
 		}
-	}
-	if !pdl {
-		f, err := d.baseFunction(k)
-		if err != nil {
-			return fmt.Errorf("gpu: launching %s: %w", k.Name, err)
-		}
-		fn = f
 	}
 	if pdl {
 		d.pdlLaunches++
