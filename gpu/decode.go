@@ -52,6 +52,9 @@ type decoder struct {
 	// pdl says whether forwards launch their kernels with programmatic dependent launch (decodePDL, read once):
 	// on a Hopper card each kernel's prologue (a GEMV's weight loads and tables) overlaps the previous one's end.
 	pdl bool
+	// headRows: a prefill runs the last layer's o projection, MLP and final norm on the rows lm_head reads only
+	// (devOps.HeadRows).
+	headRows bool
 
 	// Set by begin, released by end.
 	mark     int64
@@ -92,7 +95,7 @@ func newDecoder(d *cuda.Device, blas *cuda.BLAS, ar *cuda.Arena, w *decodeWeight
 	if decodeGraphs() {
 		g.steps = &stepGraphs{}
 	}
-	g.overlap, g.fuseAdd, g.pdl = decodeOverlap(), decodeFuseAdd(), decodePDL()
+	g.overlap, g.fuseAdd, g.pdl, g.headRows = decodeOverlap(), decodeFuseAdd(), decodePDL(), decodeHeadRows()
 	return g
 }
 

@@ -20,6 +20,7 @@ type devOps struct {
 	rows   int
 	attend func(l int) error // layer l's attention into g.attn from g.q and the caches
 	heads  int               // lm_head reads the heads rows listed in meta (prefill), or every row if 0 (steps)
+	full   int               // the forward's rows before HeadRows gathered the heads rows (0: not gathered)
 	table  bool              // the RoPE table of this forward's positions is made
 	ov     *overlap          // side streams for projections beside the previous one on the same input, or nil
 	fs     forkState         // this forward's use of them
@@ -29,6 +30,10 @@ type devOps struct {
 // decodeFuseAdd says whether a residual add is done by the NF4 GEMV of the projection it adds (devOps.Add):
 // yes unless T2M_GPU_FUSE_ADD=0, which keeps the separate add (for an A/B; gpu/DECODE_NOTES.md has the numbers).
 func decodeFuseAdd() bool { return os.Getenv("T2M_GPU_FUSE_ADD") != "0" }
+
+// decodeHeadRows says whether a prefill gathers the rows lm_head reads before the last layer's o projection
+// (devOps.HeadRows): yes unless T2M_HEAD_ROWS=0 (model.HeadRowsEnv), which also keeps training on every row.
+func decodeHeadRows() bool { return os.Getenv(model.HeadRowsEnv) != "0" }
 
 // decodePDL says whether the decoder's forwards use programmatic dependent launch (cuda.Device.PDL): yes unless
 // T2M_GPU_PDL=0 (for an A/B; gpu/DECODE_NOTES.md has the numbers).
@@ -77,15 +82,23 @@ func (o *devOps) sync() error {
 	return o.fs.joinAll(o.g.d, o.ov)
 }
 
-// meta returns the rows' ids, positions and slots [rows] int32 (uploaded by decoder.upload).
+// tokens is the number of tokens of the forward: its rows, also after HeadRows has narrowed them to the heads.
+func (o *devOps) tokens() int {
+	if o.full > 0 {
+		return o.full
+	}
+	return o.rows
+}
+
+// meta returns the tokens' ids, positions and slots [tokens] int32 (uploaded by decoder.upload).
 func (o *devOps) meta() (ids, pos, slots cuda.Buffer) {
-	r := int64(o.rows) * 4
+	r := int64(o.tokens()) * 4
 	return o.g.meta.Slice(0, r), o.g.meta.Slice(r, r), o.g.meta.Slice(2*r, r)
 }
 
 // headRows returns the rows lm_head reads [heads] int32, uploaded after the slots.
 func (o *devOps) headRows() cuda.Buffer {
-	return o.g.meta.Slice(3*int64(o.rows)*4, int64(o.heads)*4)
+	return o.g.meta.Slice(3*int64(o.tokens())*4, int64(o.heads)*4)
 }
 
 // Embed looks the ids up into g.x [rows, H].
@@ -240,22 +253,57 @@ func (o *devOps) SwiGLU(_ string, gate, up cuda.Buffer) (cuda.Buffer, error) {
 	return gate, nil
 }
 
-// HeadRows keeps every row: the decoder's head reads them all (or the heads rows, LMHead's choice).
-func (o *devOps) HeadRows(_ string, x cuda.Buffer) (cuda.Buffer, error) { return x, nil }
+// HeadRows, in a prefill (heads > 0), gathers x's heads rows listed in meta (the rows lm_head reads: each
+// prompt's last) to the leading rows, and the forward goes on over those rows alone: everything after the last
+// layer's attention is row-wise, so the o projection, the MLP and the final norm of the other rows would only
+// be dropped by LMHead. The model definition calls it on the attention output (gathered into g.q, free once
+// attention has read it) and on the residual g.x (gathered through g.h, free once q, k and v are made, and
+// copied back). A step (every row is a head) keeps x, as does T2M_HEAD_ROWS=0.
+func (o *devOps) HeadRows(_ string, x cuda.Buffer) (cuda.Buffer, error) {
+	g, c := o.g, o.g.w.w.Config
+	if o.heads == 0 || !g.headRows {
+		return x, nil
+	}
+	if err := o.sync(); err != nil {
+		return cuda.Buffer{}, err
+	}
+	if o.full == 0 {
+		o.full = o.rows
+	}
+	o.rows = o.heads
+	dst, width := g.q, c.NumHeads*c.HeadDim // [heads, Hq·D] of the attention output
+	if x == g.x {
+		dst, width = g.h, c.HiddenSize // [heads, H] of the residual
+	} else if x == g.q {
+		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: head rows of g.q, the attention output's gather buffer")
+	}
+	if err := ops.EmbeddingForward(g.d, dst, x, o.headRows(), cuda.Buffer{}, o.heads, o.full, width); err != nil {
+		return cuda.Buffer{}, fmt.Errorf("head rows: %w", err)
+	}
+	if x != g.x {
+		return dst, nil
+	}
+	n := int64(o.heads) * int64(width) * 2
+	if err := g.d.Copy(g.x.Slice(0, n), dst.Slice(0, n)); err != nil {
+		return cuda.Buffer{}, fmt.Errorf("head rows: %w", err)
+	}
+	return g.x, nil
+}
 
 // Hidden keeps nothing.
 func (o *devOps) Hidden(cuda.Buffer) {}
 
-// LMHead writes the logits [n, V] fp32 of x's rows [rows, H] into g.logits: every row (n = rows), or the
-// heads rows listed in meta (n = heads), first gathered into g.tmp [heads, H] (free after the last layer's
-// add) by the embedding lookup with x as the table (a row gather, exact).
+// LMHead writes the logits [n, V] fp32 of x's rows [rows, H] into g.logits: every row (n = rows: a step, or
+// a prefill whose HeadRows gathered the heads rows), or the heads rows listed in meta (n = heads), first
+// gathered into g.tmp [heads, H] (free after the last layer's add) by the embedding lookup with x as the table
+// (a row gather, exact).
 func (o *devOps) LMHead(_ *model.Frozen, x cuda.Buffer) (cuda.Buffer, error) {
 	if err := o.sync(); err != nil {
 		return cuda.Buffer{}, err
 	}
 	g, c := o.g, o.g.w.w.Config
 	n := o.rows
-	if o.heads > 0 {
+	if o.heads > 0 && o.full == 0 { // not gathered by HeadRows
 		n = o.heads
 		if err := ops.EmbeddingForward(g.d, g.tmp, x, o.headRows(), cuda.Buffer{}, n, o.rows, c.HiddenSize); err != nil {
 			return cuda.Buffer{}, fmt.Errorf("lm_head rows: %w", err)
