@@ -277,7 +277,7 @@ func (o *devOps) HeadRows(_ string, x cuda.Buffer) (cuda.Buffer, error) {
 	} else if x == g.q {
 		return cuda.Buffer{}, fmt.Errorf("gpu: decoder: head rows of g.q, the attention output's gather buffer")
 	}
-	if err := ops.EmbeddingForward(g.d, dst, x, o.headRows(), cuda.Buffer{}, o.heads, o.full, width); err != nil {
+	if err := ops.GatherRows(g.d, dst, x, o.headRows(), o.heads, o.full, width); err != nil {
 		return cuda.Buffer{}, fmt.Errorf("head rows: %w", err)
 	}
 	if x != g.x {

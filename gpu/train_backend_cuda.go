@@ -18,12 +18,12 @@ import (
 )
 
 // TrainBackend is train.Backend on the GPU machine: one training graph (model.Build in
-// model.TrainingLossMode + BuildGrad, LoRA dropout as in p.LoRA) compiled once for the largest micro-batch [B, T] (Reserve), every micro-batch run
-// at its own shape [rows, seq] on the same buffers (no padding to T: a short batch costs its own tokens),
-// the frozen weights on the device once. It is also a train.DeviceOptimizer (train_optimizer_cuda.go): the
-// training loop keeps the gradient sums, clipping and AdamW on the device. With the optimizer on the host instead
-// (Run.HostOptimizer), each Loss uploads the LoRA values the host changed and adds the downloaded
-// gradients into the loop's. An evaluation (grads nil) runs the same machine forward only, dropout off.
+// model.TrainingLossMode + BuildGrad, LoRA dropout as in p.LoRA) compiled once for the largest micro-batch
+// [B, T] (Reserve), every micro-batch run at its own shape [rows, seq] on the same buffers (no padding to T:
+// a short batch costs its own tokens), the frozen weights on the device once. It is also a
+// train.DeviceOptimizer (train_optimizer_cuda.go): the training loop keeps the gradient sums, clipping and
+// AdamW on the device. With the optimizer on the host instead (Run.HostOptimizer), each Loss uploads the LoRA
+// values the host changed and adds the downloaded gradients into the loop's. An evaluation (grads nil) runs the same machine forward only, dropout off.
 type TrainBackend struct {
 	w      *model.Weights
 	p      *train.Params

@@ -77,7 +77,8 @@ func decoderLayer[X any](r *run[X], w *Weights, i int, x X) X {
 	q = r.rope(n.qRoPE, q, c.NumHeads, c.HeadDim, c.RopeTheta)   // [N, Hq·D]
 	k = r.rope(n.kRoPE, k, c.NumKVHeads, c.HeadDim, c.RopeTheta) // [N, Hkv·D]
 	a := r.attention(n.attn, i, q, k, v)                         // [N, Hq·D]
-	if i == len(w.Layers)-1 {                                    // from here on every op is row-wise: keep only the rows the head reads
+	// From here on every op is row-wise: the last layer keeps only the rows the head reads.
+	if i == len(w.Layers)-1 {
 		a = r.headRows(n.headAttn, a)     // [M, Hq·D]
 		x = r.headRows(n.headResidual, x) // [M, H]
 	}
