@@ -37,19 +37,9 @@ func (op *GatherRowsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 
 // Do computes GatherRows.
 func (op *GatherRowsOp) Do(vals ...G.Value) (G.Value, error) {
-	if len(vals) != 2 {
-		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(vals))
-	}
-	x, s, err := f32Data(op, "x", vals[0])
+	x, s, index, err := rowsInputs(op, "x", vals)
 	if err != nil {
 		return nil, err
-	}
-	index, _, _, err := batchSeq(op, "index", vals[1])
-	if err != nil {
-		return nil, err
-	}
-	if len(s) != 2 {
-		return nil, fmt.Errorf("%v: x has shape %v, want [N, C]", op, s)
 	}
 	out := make([]float32, len(index)*s[1]) // [B·T, C]
 	if err := GatherRows(out, x, index, s[0], s[1]); err != nil {
@@ -105,18 +95,11 @@ func (op *ScatterRowsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 
 // Do computes ScatterRows.
 func (op *ScatterRowsOp) Do(vals ...G.Value) (G.Value, error) {
-	if len(vals) != 2 {
-		return nil, fmt.Errorf("%v: %d inputs, want 2", op, len(vals))
-	}
-	dy, s, err := f32Data(op, "dy", vals[0])
+	dy, s, index, err := rowsInputs(op, "dy", vals)
 	if err != nil {
 		return nil, err
 	}
-	index, _, _, err := batchSeq(op, "index", vals[1])
-	if err != nil {
-		return nil, err
-	}
-	if len(s) != 2 || s[0] != len(index) {
+	if s[0] != len(index) {
 		return nil, fmt.Errorf("%v: dy has shape %v, want [%d, C]", op, s, len(index))
 	}
 	dx := make([]float32, op.Rows*s[1]) // [N, C]
@@ -143,3 +126,23 @@ func (op *ScatterRowsOp) WriteHash(h hash.Hash) { hashString(h, op.String()) }
 
 // Hashcode is the FNV-1a hash of String().
 func (op *ScatterRowsOp) Hashcode() uint32 { return hashCode(op.String()) }
+
+// rowsInputs unpacks the inputs of GatherRowsOp and ScatterRowsOp: rows [·, C] f32 (named what) and the
+// index int32 [B, T].
+func rowsInputs(op fmt.Stringer, what string, vals []G.Value) ([]float32, tensor.Shape, []int32, error) {
+	if len(vals) != 2 {
+		return nil, nil, nil, fmt.Errorf("%v: %d inputs, want 2", op, len(vals))
+	}
+	d, s, err := f32Data(op, what, vals[0])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(s) != 2 {
+		return nil, nil, nil, fmt.Errorf("%v: %s has shape %v, want [rows, C]", op, what, s)
+	}
+	index, _, _, err := batchSeq(op, "index", vals[1])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return d, s, index, nil
+}
