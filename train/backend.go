@@ -71,6 +71,14 @@ type Recomputer interface {
 	SetRecompute(on bool) error
 }
 
+// GEMMTuner is a Backend that can choose its matrix products' algorithms for the micro-batch sizes of a run
+// before its first update (the CUDA machine: cuBLASLt algorithms with cuBLAS's default bits, so losses and
+// gradients are unchanged). tokens are the distinct padded sizes (rows × length) the updates will have;
+// the summary is one line for the log.
+type GEMMTuner interface {
+	TuneGEMMs(tokens []int) (summary string, err error)
+}
+
 // WeightCacher is a Backend that can keep dequantized copies of its quantized frozen weights, up to bytes of
 // device memory, to skip their dequantization at each use (the CUDA machine). Results are unchanged: the
 // copies are what each use would dequantize. SetWeightCache comes before Reserve.

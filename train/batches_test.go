@@ -58,3 +58,24 @@ func TestBatchesSortedWithinWindows(t *testing.T) {
 		t.Errorf("sorting windows pads %d tokens, unsorted %d", padSorted, padPlain)
 	}
 }
+
+// batchTokens gives each micro-batch's padded size as makeBatches builds it, for shuffled windows and for
+// the plain order, with a short last micro-batch.
+func TestBatchTokensMatchBatches(t *testing.T) {
+	seqs := randomSeqs(37, 50, 5)
+	for _, c := range []struct {
+		shuffle        bool
+		window, bucket int
+	}{{true, 8, 8}, {true, 0, 1}, {false, 0, 4}} {
+		mbs := makeBatches(seqs, 3, 11, c.shuffle, c.window, c.bucket, 0)
+		got := batchTokens(seqs, 3, 11, c.shuffle, c.window, c.bucket)
+		if len(got) != len(mbs) {
+			t.Fatalf("%+v: %d sizes for %d micro-batches", c, len(got), len(mbs))
+		}
+		for i, mb := range mbs {
+			if got[i] != mb.rows*mb.seq {
+				t.Errorf("%+v: micro-batch %d is %d × %d, batchTokens says %d", c, i, mb.rows, mb.seq, got[i])
+			}
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/t2m/t2m/data"
@@ -240,6 +241,7 @@ func (r *Run) Train() (*Result, error) {
 		}
 		return r.stopped()
 	}
+	r.tuneGEMMs(st.Epoch, bucket, lead)
 training:
 	for st.Epoch < fp.Epochs && !st.EarlyStop.Stopped {
 		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, fp.BatchSize*fp.GradAccum, bucket, r.PadID)
@@ -482,6 +484,35 @@ func (r *Run) EvalLoss(bucket int) (float64, error) {
 		return math.NaN(), nil
 	}
 	return sum / float64(rows), nil
+}
+
+// tuneGEMMs gives a GEMMTuner backend the micro-batch sizes of epochs from on, before the first update. It
+// changes no result, so a failure is a note and training goes on with the library's defaults.
+func (r *Run) tuneGEMMs(from, bucket int, lead bool) {
+	t, ok := r.Backend.(GEMMTuner)
+	if !ok || from >= r.Fingerprint.Epochs {
+		return
+	}
+	fp := r.Fingerprint
+	seen := map[int]bool{}
+	var tokens []int
+	for e := from; e < fp.Epochs; e++ {
+		for _, n := range batchTokens(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(e), true, fp.BatchSize*fp.GradAccum, bucket) {
+			if !seen[n] {
+				seen[n] = true
+				tokens = append(tokens, n)
+			}
+		}
+	}
+	sort.Ints(tokens)
+	t0 := time.Now()
+	summary, err := t.TuneGEMMs(tokens)
+	switch {
+	case err != nil:
+		fmt.Fprintf(r.Log, "note: matrix products not tuned (%v); training with the library's default algorithms\n", err)
+	case lead && summary != "":
+		fmt.Fprintf(r.Log, "%s (%.1f s)\n", summary, time.Since(t0).Seconds())
+	}
 }
 
 func (r *Run) stopped() bool {
