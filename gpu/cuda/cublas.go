@@ -33,6 +33,13 @@ type BLAS struct {
 	Lib     string // the library that dlopen found
 	Version int
 	ws      Buffer
+
+	// lt is the cuBLASLt handle (nil until Tune opens it); tuned holds, per product shape Tune has timed,
+	// the cuBLASLt plan Gemm runs it with, or nil where cublasGemmEx stays (gemm_tune.go). Tune fills it
+	// before the Runs that use it; Gemm only reads it.
+	lt      unsafe.Pointer
+	tuned   map[gemmKey]*ltPlan
+	tunings map[gemmKey]GemmTuning
 }
 
 // BLAS returns d's cuBLAS handle, loading the library and creating the handle the first time.
@@ -91,6 +98,7 @@ func (d *Device) BLAS() (*BLAS, error) {
 }
 
 func (b *BLAS) close() {
+	b.closeLt()
 	if b.h != nil {
 		C.t2m_cublas_destroy(b.h)
 		b.h = nil
@@ -131,6 +139,18 @@ func boolOp(t bool) C.int {
 // leading dimensions lda, ldb, ldc (row strides in elements). cuBLAS is column-major, so it is asked for
 // Cᵀ = op(B)ᵀ·op(A)ᵀ: the row-major transposition flags pass through unchanged, with A and B swapped.
 func (b *BLAS) gemmRaw(transA, transB bool, M, N, K int, alpha float32, A Buffer, aType, lda int,
+	B Buffer, bType, ldb int, beta float32, Cb Buffer, cType, ldc int) error {
+	if len(b.tuned) > 0 {
+		k := gemmKey{transA, transB, M, N, K, lda, ldb, ldc, aType, bType, cType}
+		if p := b.tuned[k]; p != nil {
+			return b.ltMatmul(p, alpha, A, B, beta, Cb)
+		}
+	}
+	return b.gemmEx(transA, transB, M, N, K, alpha, A, aType, lda, B, bType, ldb, beta, Cb, cType, ldc)
+}
+
+// gemmEx is gemmRaw by cublasGemmEx, cuBLAS's own choice of algorithm.
+func (b *BLAS) gemmEx(transA, transB bool, M, N, K int, alpha float32, A Buffer, aType, lda int,
 	B Buffer, bType, ldb int, beta float32, Cb Buffer, cType, ldc int) error {
 	r := C.t2m_cublas_gemm(b.h, boolOp(transB), boolOp(transA), C.int(N), C.int(M), C.int(K), C.float(alpha),
 		C.CUdeviceptr(B.Ptr), C.int(bType), C.int(ldb), C.CUdeviceptr(A.Ptr), C.int(aType), C.int(lda),

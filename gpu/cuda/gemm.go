@@ -89,22 +89,31 @@ func gemmDims(transA, transB bool, A, B Mat) (M, K, KB, N int) {
 // op(A) is [M, K], op(B) is [K, N], C is [M, N]. A and B are both bf16 (C bf16 or f32) or both f32
 // (C f32); products accumulate in fp32. With beta = 0, C is only written.
 func (b *BLAS) Gemm(transA, transB bool, alpha float32, A, B Mat, beta float32, C Mat) error {
+	k, err := gemmArgs(transA, transB, A, B, C)
+	if err != nil {
+		return err
+	}
+	return b.gemmRaw(transA, transB, k.m, k.n, k.k, alpha, A.Buf, k.aType, k.lda, B.Buf, k.bType, k.ldb, beta,
+		C.Buf, k.cType, k.ldc)
+}
+
+// gemmArgs checks Gemm's operands and gives the product's shape, strides and types.
+func gemmArgs(transA, transB bool, A, B, C Mat) (gemmKey, error) {
 	for _, e := range []error{A.check("gemm A"), B.check("gemm B"), C.check("gemm C")} {
 		if e != nil {
-			return fmt.Errorf("gpu: %w", e)
+			return gemmKey{}, fmt.Errorf("gpu: %w", e)
 		}
 	}
 	M, K, KB, N := gemmDims(transA, transB, A, B)
 	if K != KB || C.Rows != M || C.Cols != N {
-		return fmt.Errorf("gpu: gemm shapes: op(A) [%d, %d] · op(B) [%d, %d] into C [%d, %d]", M, K, KB, N,
+		return gemmKey{}, fmt.Errorf("gpu: gemm shapes: op(A) [%d, %d] · op(B) [%d, %d] into C [%d, %d]", M, K, KB, N,
 			C.Rows, C.Cols)
 	}
 	if A.DType != B.DType || (A.DType == F32T && C.DType != F32T) {
-		return fmt.Errorf("gpu: gemm types %s·%s into %s (want bf16·bf16 into bf16 or f32, or f32·f32 into f32)",
+		return gemmKey{}, fmt.Errorf("gpu: gemm types %s·%s into %s (want bf16·bf16 into bf16 or f32, or f32·f32 into f32)",
 			A.DType, B.DType, C.DType)
 	}
-	return b.gemmRaw(transA, transB, M, N, K, alpha, A.Buf, A.DType.cuda(), A.ld(), B.Buf, B.DType.cuda(),
-		B.ld(), beta, C.Buf, C.DType.cuda(), C.ld())
+	return gemmKey{transA, transB, M, N, K, A.ld(), B.ld(), C.ld(), A.DType.cuda(), B.DType.cuda(), C.DType.cuda()}, nil
 }
 
 // GemmBatched is Gemm over batch matrices, the i-th at element offsets i·strideA, i·strideB, i·strideC;
