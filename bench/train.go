@@ -116,6 +116,15 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 			return nil, fmt.Errorf("bench train: %w", err)
 		}
 	}
+	if t, ok := backend.(train.GEMMTuner); ok { // as t2m train does before its first update
+		summary, err := t.TuneGEMMs([]int{o.Batch * o.Seq})
+		if err != nil {
+			return nil, fmt.Errorf("bench train: %w", err)
+		}
+		if summary != "" && o.Log != nil {
+			fmt.Fprintln(o.Log, summary)
+		}
+	}
 	batches := trainBatches(o, c.VocabSize)
 	opt := train.NewAdamW(params.Sizes(), train.DefaultWeightDecay)
 	upd, err := train.NewUpdater(backend, params, opt, train.DefaultMaxGradNorm, o.HostOptimizer)
