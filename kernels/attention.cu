@@ -6,8 +6,12 @@
 //   q, o, dq   [B, T, H, D]    bf16
 //   k, v, dk, dv [B, T, KVH, D] bf16    (query head h reads kv head h / (H/KVH))
 //   lse        [B, H, T]       fp32, base-2: lse2 = log2(sum_j 2^(s_j)), s = (q.k) * scale * log2(e)
-//   kmask      [B, T]          int32 or null: key j of sequence b is attended to only if kmask[b*T+j] != 0
-// Key j is visible to query i iff j <= i and kmask allows it. A query that sees no key gets o = 0, lse = -inf.
+//   kmask      [B, T]          int32 or null: position j of row b is padding when kmask[b*T+j] == 0; equal
+//                              non-zero values mark one sequence of several packed into the row (segments,
+//                              numbered in increasing order along the row; HF's 0/1 mask is one segment)
+// Key j is visible to query i iff j <= i, kmask[j] != 0 and, unless query i is padding, kmask[j] == kmask[i]
+// (att_vis). A query that sees no key gets o = 0, lse = -inf. Query blocks of a packed row skip the key
+// tiles before their first segment (att_first_tile), so a packed row costs what its sequences cost apart.
 // D is a template parameter (16, 32, 64, 128 instantiated); T is any length (tiles are zero-padded).
 // Dynamic shared memory: forward ATT_FWD_SMEM(D), backward ATT_BWD_SMEM(D) bytes (gpu/ops/attention.go has the same
 // formulas; both above 48 KB at D=128, so the launcher raises the kernels' limit).
@@ -26,7 +30,8 @@ __device__ void att_fwd(__nv_bfloat16* __restrict__ o, float* __restrict__ lse, 
     extern __shared__ __align__(16) unsigned char att_smem[];
     __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(att_smem);  // [2][64][D+8]
     __nv_bfloat16* Vs = Ks + 2 * ATT_BN * (D + 8);                    // [2][64][D+8]
-    int* Ms = reinterpret_cast<int*>(Vs + 2 * ATT_BN * (D + 8));      // [2][64] key flags (att_key_ok)
+    int* Ms = reinterpret_cast<int*>(Vs + 2 * ATT_BN * (D + 8));      // [2][64] key segments (att_seg)
+    __shared__ int red[2];
     const int qb = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int kvh = h / (H / KVH);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, mi = lane >> 3;
@@ -38,15 +43,21 @@ __device__ void att_fwd(__nv_bfloat16* __restrict__ o, float* __restrict__ lse, 
     const int r0 = qb * ATT_BM + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
     const float scaleLog2 = scale * ATT_LOG2E;
 
-    const int nkb = qb + 1;  // causal: key tiles 0..qb (ATT_BM == ATT_BN)
+    // The block's query segments; causal: key tiles kf..qb (ATT_BM == ATT_BN), kf past the tiles no query of
+    // the block can see (a packed row's earlier sequences).
+    int qlo, qhi;
+    att_seg_range(qb * ATT_BM, ATT_BM, T, km, red, qlo, qhi);
+    const int kf = att_first_tile(min(qb * ATT_BM + ATT_BM, T) - 1, T, km, qlo, qhi, red);
+    const int mq0 = att_seg(r0, T, km), mq1 = att_seg(r1, T, km);
+    const int nkb = qb + 1;
     auto issue = [&](int kb) {
-        const int st = kb & 1;
+        const int st = (kb - kf) & 1;
         att_load_tile<D, ATT_BN>(Ks + st * ATT_BN * (D + 8), kb0, kstride, kb * ATT_BN, T);
         att_load_tile<D, ATT_BN>(Vs + st * ATT_BN * (D + 8), vb0, kstride, kb * ATT_BN, T);
         att_cp_commit();
-        if (threadIdx.x < ATT_BN) Ms[st * ATT_BN + threadIdx.x] = att_key_ok(kb * ATT_BN + threadIdx.x, T, km);
+        if (threadIdx.x < ATT_BN) Ms[st * ATT_BN + threadIdx.x] = att_seg(kb * ATT_BN + threadIdx.x, T, km);
     };
-    issue(0);
+    issue(kf);
 
     // Q as A fragments, straight from global memory (rows past T are zero).
     unsigned qa[D / 16][4];
@@ -63,8 +74,8 @@ __device__ void att_fwd(__nv_bfloat16* __restrict__ o, float* __restrict__ lse, 
     for (int j = 0; j < D / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
     float m0 = -CUDART_INF_F, m1 = -CUDART_INF_F, l0 = 0.f, l1 = 0.f;
 
-    for (int kb = 0; kb < nkb; kb++) {
-        const int st = kb & 1;
+    for (int kb = kf; kb < nkb; kb++) {
+        const int st = (kb - kf) & 1;
         if (kb + 1 < nkb) {
             issue(kb + 1);  // its stage was last read in iteration kb-1, which ended with a barrier
             att_cp_wait<1>();
@@ -72,8 +83,9 @@ __device__ void att_fwd(__nv_bfloat16* __restrict__ o, float* __restrict__ lse, 
             att_cp_wait<0>();
         }
         // Barrier (tile kb visible to all) that also tells whether every key of the tile is visible to every
-        // query row of the block, so that the mask can be skipped.
-        const bool full = __syncthreads_and(threadIdx.x >= ATT_BN || Ms[st * ATT_BN + threadIdx.x] != 0) && kb < qb;
+        // query row of the block (one segment for all of them), so that the mask can be skipped.
+        const bool full = __syncthreads_and(threadIdx.x >= ATT_BN || Ms[st * ATT_BN + threadIdx.x] == qlo) &&
+                          qlo == qhi && qlo != 0 && kb < qb;
         const __nv_bfloat16* Kt = Ks + st * ATT_BN * (D + 8);
         const __nv_bfloat16* Vt = Vs + st * ATT_BN * (D + 8);
         const int* Mt = Ms + st * ATT_BN;
@@ -101,9 +113,8 @@ __device__ void att_fwd(__nv_bfloat16* __restrict__ o, float* __restrict__ lse, 
                 s[j][2 + e] *= scaleLog2;
                 if (!full) {
                     const int cl = j * 8 + t * 2 + e, c = kb * ATT_BN + cl;
-                    const bool ok = Mt[cl] != 0;
-                    if (!(ok && c <= r0)) s[j][e] = -CUDART_INF_F;
-                    if (!(ok && c <= r1)) s[j][2 + e] = -CUDART_INF_F;
+                    if (!att_vis(c, Mt[cl], r0, mq0)) s[j][e] = -CUDART_INF_F;
+                    if (!att_vis(c, Mt[cl], r1, mq1)) s[j][2 + e] = -CUDART_INF_F;
                 }
                 mx0 = fmaxf(mx0, s[j][e]);
                 mx1 = fmaxf(mx1, s[j][2 + e]);

@@ -68,8 +68,47 @@ __device__ __forceinline__ void att_load_tile(__nv_bfloat16* s, const __nv_bfloa
     }
 }
 
-// att_key_ok is 1 when key j of the sequence exists and is not padding.
-__device__ __forceinline__ int att_key_ok(int key, int T, const int* km) {
-    return key < T && (km == nullptr || km[key] != 0);
+// att_seg is the segment of position j of a sequence (attention.cu's kmask): its kmask value (0: padding;
+// equal non-zero values: one of the sequences packed into the row), 1 without a mask, 0 past T.
+__device__ __forceinline__ int att_seg(int j, int T, const int* km) { return j < T ? (km == nullptr ? 1 : km[j]) : 0; }
+
+// att_vis says whether key c of segment ks is visible to query r of segment qs: causal, not padding, and in
+// the query's segment (a padding query, qs = 0, sees every key that is not padding, as HF's mask has it).
+__device__ __forceinline__ bool att_vis(int c, int ks, int r, int qs) { return ks != 0 && c <= r && (qs == 0 || ks == qs); }
+
+// att_seg_range gives the smallest and largest segment of positions [p0, p0 + n) below T (n ≤ blockDim.x;
+// lo 0 when one is padding; lo > hi when none is below T), by the whole block through red (2 shared ints).
+// Every thread of the block must call it; it ends with a barrier.
+__device__ __forceinline__ void att_seg_range(int p0, int n, int T, const int* km, int* red, int& lo, int& hi) {
+    if (threadIdx.x == 0) red[0] = 0x7fffffff, red[1] = -1;
+    __syncthreads();
+    if (threadIdx.x < n && p0 + (int)threadIdx.x < T) {
+        const int s = att_seg(p0 + threadIdx.x, T, km);
+        atomicMin(&red[0], s);
+        atomicMax(&red[1], s);
+    }
+    __syncthreads();
+    lo = red[0], hi = red[1];
+    __syncthreads();
+}
+
+// att_first_tile is the first tile of ATT_BN keys that can hold a key visible to queries at or before last
+// whose segments are all in [lo, hi], lo ≥ 1: every key before the first position of a segment in that range
+// is invisible to them (any kmask; packed rows are the case that skips work). 0 with a padding query (lo = 0)
+// or no mask. red: one shared int; every thread of the block must call it; it ends with a barrier.
+__device__ __forceinline__ int att_first_tile(int last, int T, const int* km, int lo, int hi, int* red) {
+    if (lo == 0 || km == nullptr) return 0;
+    if (threadIdx.x == 0) red[0] = 0x7fffffff;
+    __syncthreads();
+    for (int j = threadIdx.x; j <= last && j < T; j += blockDim.x) {
+        if (km[j] >= lo && km[j] <= hi) {
+            atomicMin(&red[0], j);
+            break;  // this thread's later positions are later
+        }
+    }
+    __syncthreads();
+    const int first = red[0];
+    __syncthreads();
+    return first == 0x7fffffff ? 0 : first / ATT_BN;
 }
 

@@ -35,7 +35,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_bwd_pre(
 // blocks share dQ). Q/dO tiles are double-buffered (cp.async). grid (ceil(T/64), H, B), block 128, dynamic
 // shared memory ATT_BWD_SMEM(D) bytes.
 #define ATT_BWD_SMEM(D) \
-    ((ATT_BN * ((D) + 8) + 2 * 2 * ATT_BQ * ((D) + 8) + ATT_BQ * (ATT_BN + 8)) * 2 + (2 * 2 * ATT_BQ + ATT_BN) * 4)
+    ((ATT_BN * ((D) + 8) + 2 * 2 * ATT_BQ * ((D) + 8) + ATT_BQ * (ATT_BN + 8)) * 2 + (3 * 2 * ATT_BQ + ATT_BN) * 4)
 template <int D, bool DQ>
 __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, float* __restrict__ dvacc,
                         const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
@@ -49,7 +49,9 @@ __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, fl
     __nv_bfloat16* dSs = dOs + 2 * ATT_BQ * (D + 8);                  // [32][64+8], dS (query-major)
     float* Ls = reinterpret_cast<float*>(dSs + ATT_BQ * (ATT_BN + 8));  // [2][32] lse2 of the tile
     float* Dl = Ls + 2 * ATT_BQ;                                        // [2][32] delta of the tile
-    int* Ms = reinterpret_cast<int*>(Dl + 2 * ATT_BQ);                  // [64] key flags (att_key_ok)
+    int* Ms = reinterpret_cast<int*>(Dl + 2 * ATT_BQ);                  // [64] key segments (att_seg)
+    int* Qm = Ms + ATT_BN;                                              // [2][32] query segments of the tile
+    __shared__ int red[2];
     const int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int kvh = h / (H / KVH);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, mi = lane >> 3;
@@ -64,7 +66,35 @@ __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, fl
     const float scaleLog2 = scale * ATT_LOG2E;
     const int kl0 = warp * 16 + g;                   // this thread's key rows within the block: kl0, kl0+8
     const int k0 = kb * ATT_BN + kl0, k1 = k0 + 8;  // and in the sequence
-    const int qt0 = kb * ATT_BN / ATT_BQ, nqt = (T + ATT_BQ - 1) / ATT_BQ;
+    // Query tiles qt0 (causal) .. nqt - 1: the block's keys have segments in [klo, khi] (klo ignores padding),
+    // and the tiles after the last query that is padding or in that range see none of them (a packed row's
+    // later sequences; any kmask).
+    const int qt0 = kb * ATT_BN / ATT_BQ;
+    int nqt = (T + ATT_BQ - 1) / ATT_BQ;
+    if (km != nullptr) {
+        if (threadIdx.x == 0) red[0] = 0x7fffffff, red[1] = 0;
+        __syncthreads();
+        if (threadIdx.x < ATT_BN && kb * ATT_BN + (int)threadIdx.x < T) {
+            const int s = km[kb * ATT_BN + threadIdx.x];
+            if (s != 0) atomicMin(&red[0], s), atomicMax(&red[1], s);
+        }
+        __syncthreads();
+        const int klo = red[0], khi = red[1];
+        __syncthreads();
+        if (threadIdx.x == 0) red[0] = -1;
+        __syncthreads();
+        if (khi != 0) {  // some key is not padding: the last query that may see it
+            for (int i = T - 1 - threadIdx.x; i >= kb * ATT_BN; i -= blockDim.x) {
+                if (km[i] == 0 || (km[i] >= klo && km[i] <= khi)) {
+                    atomicMax(&red[0], i);
+                    break;  // this thread's earlier positions are earlier
+                }
+            }
+        }
+        __syncthreads();
+        nqt = red[0] < 0 ? 0 : red[0] / ATT_BQ + 1;  // 0 when no query sees a key of the block
+        __syncthreads();
+    }
 
     auto issue = [&](int qt) {
         const int st = (qt - qt0) & 1, q0 = qt * ATT_BQ;
@@ -75,10 +105,11 @@ __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, fl
             const int i = q0 + threadIdx.x;
             Ls[st * ATT_BQ + threadIdx.x] = i < T ? lb[i] : -CUDART_INF_F;
             Dl[st * ATT_BQ + threadIdx.x] = i < T ? deb[i] : 0.f;
+            Qm[st * ATT_BQ + threadIdx.x] = att_seg(i, T, km);
         }
     };
     att_load_tile<D, ATT_BN>(Ks, kb0, kstride, kb * ATT_BN, T);  // committed with the first Q/dO tile
-    if (threadIdx.x < ATT_BN) Ms[threadIdx.x] = att_key_ok(kb * ATT_BN + threadIdx.x, T, km);
+    if (threadIdx.x < ATT_BN) Ms[threadIdx.x] = att_seg(kb * ATT_BN + threadIdx.x, T, km);
     issue(qt0);
 
     unsigned va[D / 16][4];  // V rows k0, k1 as A fragments
@@ -130,7 +161,8 @@ __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, fl
                 att_mma(dpT[2 * jp + 1], va[kk], bo[2], bo[3]);
             }
         }
-        const bool ok0 = Ms[kl0] != 0, ok1 = Ms[kl0 + 8] != 0;
+        const int ks0 = Ms[kl0], ks1 = Ms[kl0 + 8];
+        const int* Qt_m = Qm + st * ATT_BQ;
         unsigned pa[ATT_BQ / 16][4], sa[ATT_BQ / 16][4];  // P^T and dS^T as A fragments (queries along k)
 #pragma unroll
         for (int j = 0; j < ATT_BQ / 8; j++) {
@@ -139,7 +171,8 @@ __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, fl
             for (int e = 0; e < 4; e++) {
                 const int qi = j * 8 + t * 2 + (e & 1), qq = q0 + qi;
                 const float L = Lt[qi];
-                const bool vis = (e < 2 ? ok0 && k0 <= qq : ok1 && k1 <= qq) && qq < T && L != -CUDART_INF_F;
+                const bool vis = (e < 2 ? att_vis(k0, ks0, qq, Qt_m[qi]) : att_vis(k1, ks1, qq, Qt_m[qi])) && qq < T &&
+                                 L != -CUDART_INF_F;
                 p[e] = vis ? exp2f(sT[j][e] * scaleLog2 - L) : 0.f;
                 ds[e] = p[e] * (dpT[j][e] - Dt[qi]);
                 if (DQ) dSs[qi * (ATT_BN + 8) + kl0 + (e < 2 ? 0 : 8)] = __float2bfloat16(ds[e]);
@@ -199,6 +232,7 @@ __device__ void att_bwd(float* __restrict__ dqacc, float* __restrict__ dkacc, fl
             }
         }
     }
+    att_cp_wait<0>();  // nothing in flight when no query tile saw the block's keys
 #pragma unroll
     for (int j = 0; j < D / 8; j++) {
         const int c = j * 8 + t * 2;
@@ -253,7 +287,8 @@ __device__ void att_bwd_dq(__nv_bfloat16* __restrict__ dq, const __nv_bfloat16* 
     extern __shared__ __align__(16) unsigned char att_smem[];
     __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(att_smem);  // [2][64][D+8]
     __nv_bfloat16* Vs = Ks + 2 * ATT_BN * (D + 8);                    // [2][64][D+8]
-    int* Ms = reinterpret_cast<int*>(Vs + 2 * ATT_BN * (D + 8));      // [2][64] key flags (att_key_ok)
+    int* Ms = reinterpret_cast<int*>(Vs + 2 * ATT_BN * (D + 8));      // [2][64] key segments (att_seg)
+    __shared__ int red[2];
     const int qb = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int kvh = h / (H / KVH);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, mi = lane >> 3;
@@ -270,15 +305,19 @@ __device__ void att_bwd_dq(__nv_bfloat16* __restrict__ dq, const __nv_bfloat16* 
     const float L0 = r0 < T ? lb[r0] : -CUDART_INF_F, L1 = r1 < T ? lb[r1] : -CUDART_INF_F;
     const float E0 = r0 < T ? deb[r0] : 0.f, E1 = r1 < T ? deb[r1] : 0.f;
 
+    int qlo, qhi;  // as in the forward: key tiles kf..qb
+    att_seg_range(qb * ATT_BM, ATT_BM, T, km, red, qlo, qhi);
+    const int kf = att_first_tile(min(qb * ATT_BM + ATT_BM, T) - 1, T, km, qlo, qhi, red);
+    const int mq0 = att_seg(r0, T, km), mq1 = att_seg(r1, T, km);
     const int nkb = qb + 1;
     auto issue = [&](int kb) {
-        const int st = kb & 1;
+        const int st = (kb - kf) & 1;
         att_load_tile<D, ATT_BN>(Ks + st * ATT_BN * (D + 8), kb0, kstride, kb * ATT_BN, T);
         att_load_tile<D, ATT_BN>(Vs + st * ATT_BN * (D + 8), vb0, kstride, kb * ATT_BN, T);
         att_cp_commit();
-        if (threadIdx.x < ATT_BN) Ms[st * ATT_BN + threadIdx.x] = att_key_ok(kb * ATT_BN + threadIdx.x, T, km);
+        if (threadIdx.x < ATT_BN) Ms[st * ATT_BN + threadIdx.x] = att_seg(kb * ATT_BN + threadIdx.x, T, km);
     };
-    issue(0);
+    issue(kf);
 
     unsigned qa[D / 16][4], da[D / 16][4];  // Q and dO rows r0, r1 as A fragments
 #pragma unroll
@@ -297,15 +336,16 @@ __device__ void att_bwd_dq(__nv_bfloat16* __restrict__ dq, const __nv_bfloat16* 
 #pragma unroll
     for (int j = 0; j < D / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 
-    for (int kb = 0; kb < nkb; kb++) {
-        const int st = kb & 1;
+    for (int kb = kf; kb < nkb; kb++) {
+        const int st = (kb - kf) & 1;
         if (kb + 1 < nkb) {
             issue(kb + 1);
             att_cp_wait<1>();
         } else {
             att_cp_wait<0>();
         }
-        const bool full = __syncthreads_and(threadIdx.x >= ATT_BN || Ms[st * ATT_BN + threadIdx.x] != 0) && kb < qb;
+        const bool full = __syncthreads_and(threadIdx.x >= ATT_BN || Ms[st * ATT_BN + threadIdx.x] == qlo) &&
+                          qlo == qhi && qlo != 0 && kb < qb;
         const __nv_bfloat16* Kt = Ks + st * ATT_BN * (D + 8);
         const __nv_bfloat16* Vt = Vs + st * ATT_BN * (D + 8);
         const int* Mt = Ms + st * ATT_BN;
@@ -333,7 +373,7 @@ __device__ void att_bwd_dq(__nv_bfloat16* __restrict__ dq, const __nv_bfloat16* 
                     const int cl = jp * 16 + n * 8 + t * 2 + (e & 1), c = kb * ATT_BN + cl;
                     const int r = e < 2 ? r0 : r1;
                     const float L = e < 2 ? L0 : L1;
-                    const bool vis = (full || (Mt[cl] != 0 && c <= r)) && L != -CUDART_INF_F;
+                    const bool vis = (full || att_vis(c, Mt[cl], r, e < 2 ? mq0 : mq1)) && L != -CUDART_INF_F;
                     const float p = vis ? exp2f(sc[n][e] * scaleLog2 - L) : 0.f;
                     ds[e] = p * (dp[n][e] - (e < 2 ? E0 : E1));
                 }

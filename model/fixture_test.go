@@ -205,7 +205,7 @@ func testRunBadBatch(t *testing.T, mode Mode) {
 		want string
 	}{
 		{Batch{IDs: []int32{1, 2}}, "2 token ids"},
-		{Batch{IDs: []int32{1, 2, 3}, Mask: []int32{1, 2, 1}, Labels: []int32{1, 2, 3}}, "mask value 2"},
+		{Batch{IDs: []int32{1, 2, 3}, Mask: []int32{1, -1, 1}, Labels: []int32{1, 2, 3}}, "mask value -1"},
 		{Batch{IDs: []int32{1, 2, 3}, Positions: []int32{0, -1, 2}, Labels: []int32{1, 2, 3}}, "negative"},
 		{Batch{IDs: []int32{1, 2, 3}}, "0 labels"},
 		{Batch{IDs: []int32{1, 2, 999}, Labels: []int32{1, 2, 3}}, "outside the vocabulary"},

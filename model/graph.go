@@ -268,8 +268,8 @@ func (g *Graph) Run(b Batch) (err error) {
 		return fmt.Errorf("batch has %d mask values and %d positions, want %d", len(mask), len(pos), n)
 	}
 	for i := range n {
-		if mask[i] != 0 && mask[i] != 1 {
-			return fmt.Errorf("attention mask value %d at row %d, position %d: want 0 (padding) or 1", mask[i], i/g.Seq, i%g.Seq)
+		if mask[i] < 0 {
+			return fmt.Errorf("attention mask value %d at row %d, position %d: want 0 (padding), 1 (a token) or the number of a packed sequence", mask[i], i/g.Seq, i%g.Seq)
 		}
 		if pos[i] < 0 {
 			return fmt.Errorf("position id %d at row %d, position %d is negative", pos[i], i/g.Seq, i%g.Seq)

@@ -19,13 +19,21 @@ func NewAttnShape(batch, seq, heads, kvHeads, headDim int) AttnShape {
 		QWidth: heads * headDim, KVWidth: kvHeads * headDim, GroupSize: heads / kvHeads}
 }
 
-// attnProbs fills p[0..i] with the softmax over keys j ≤ i whose mask is non-zero of
+// attnVisible says whether key j is visible to query i of row b: j ≤ i (the caller's loop), key j is not
+// padding (mask 0), and unless query i is padding, both are in the same segment (equal mask values: one of
+// several sequences packed into the row; HF's 0/1 mask is one segment).
+func attnVisible(mask []int32, s AttnShape, b, i, j int) bool {
+	mj, mi := mask[b*s.Seq+j], mask[b*s.Seq+i]
+	return mj != 0 && (mi == 0 || mj == mi)
+}
+
+// attnProbs fills p[0..i] with the softmax over the keys j ≤ i visible to query i (attnVisible) of
 // scale·q·k_j (float32, max subtracted), zeros elsewhere; it reports false when no key is allowed.
 func attnProbs(p, q, k []float32, mask []int32, s AttnShape, b, kvh, i int) bool {
 	mx := float32(math.Inf(-1))
 	found := false
 	for j := 0; j <= i; j++ {
-		if mask[b*s.Seq+j] == 0 {
+		if !attnVisible(mask, s, b, i, j) {
 			p[j] = float32(math.Inf(-1))
 			continue
 		}
@@ -65,9 +73,10 @@ func attnProbs(p, q, k []float32, mask []int32, s AttnShape, b, kvh, i int) bool
 
 // AttentionForward is causal grouped-query attention with a key padding mask (HF eager Qwen2 attention):
 // for query row (b,i) and head h, with g = h / GroupSize,
-// p_j = softmax_j(scale · q[b,i,h]·k[b,j,g]) over j ≤ i with mask[b,j] ≠ 0 (fp32),
+// p_j = softmax_j(scale · q[b,i,h]·k[b,j,g]) over the keys j ≤ i visible to query i (attnVisible) (fp32),
 // out[b,i,h] = Σ_j p_j · v[b,j,g]. A row whose keys are all masked (a left-padding query) gets zeros.
-// q, out [B·T, Heads·D]; k, v [B·T, KVHeads·D]; mask [B·T] (1 token, 0 padding).
+// q, out [B·T, Heads·D]; k, v [B·T, KVHeads·D]; mask [B·T]: 0 padding, else the token's segment (HF's 1 for
+// every token; 1, 2, ... for sequences packed one after the other into a row, which then attend as if apart).
 func AttentionForward(out, q, k, v []float32, mask []int32, s AttnShape) {
 	parallelFor(s.Batch*s.Heads, func(lo, hi int) {
 		p := make([]float32, s.Seq)

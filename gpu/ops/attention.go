@@ -39,7 +39,7 @@ func (a AttnDims) lseBytes() int64 {
 // kernels/attention.cu): double-buffered K/V tiles [2][2][64][D+8] bf16 and key flags; K [64][D+8], Q and dO
 // tiles [2][2][32][D+8], dS [32][72] bf16, lse/delta [2][2][32] fp32 and key flags.
 func (a AttnDims) attnFwdSmem() int { return 512*(a.D+8) + 512 }
-func (a AttnDims) attnBwdSmem() int { return 384*(a.D+8) + 4608 + 768 }
+func (a AttnDims) attnBwdSmem() int { return 384*(a.D+8) + 4608 + 1024 }
 
 // smemRaised records the kernels whose dynamic shared memory limit was raised.
 var smemRaised sync.Map // *Kernel → bool

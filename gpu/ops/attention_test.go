@@ -17,17 +17,21 @@ func TestAttentionParity(t *testing.T) {
 	d := cudatest.Device(t)
 	cases := []struct {
 		b, t, h, kvh, dim int
-		pad               bool // left padding on sequence 0, right padding on the last sequence
-		noMask            bool // pass no mask buffer (the CPU twin gets all ones)
+		pad               bool    // left padding on sequence 0, right padding on the last sequence
+		noMask            bool    // pass no mask buffer (the CPU twin gets all ones)
+		segs              [][]int // per row, lengths of sequences packed into it (segments 1, 2, ...); the rest padding
 	}{
-		{2, 45, 4, 2, 16, true, false},     // the tiny fixture model's heads, T not a tile multiple
-		{2, 130, 7, 1, 128, true, false},   // Qwen2.5-7B's head dim and group size 7, three key tiles
-		{1, 64, 2, 2, 64, false, true},     // no GQA, no mask, exactly one tile
-		{3, 97, 6, 3, 32, true, false},     // head dim 32
-		{1, 200, 14, 2, 128, false, false}, // long enough that most tiles are off the diagonal
+		{2, 45, 4, 2, 16, true, false, nil},     // the tiny fixture model's heads, T not a tile multiple
+		{2, 130, 7, 1, 128, true, false, nil},   // Qwen2.5-7B's head dim and group size 7, three key tiles
+		{1, 64, 2, 2, 64, false, true, nil},     // no GQA, no mask, exactly one tile
+		{3, 97, 6, 3, 32, true, false, nil},     // head dim 32
+		{1, 200, 14, 2, 128, false, false, nil}, // long enough that most tiles are off the diagonal
+		// Packed rows: segments that start and end inside tiles, a one-token one, padding after the last.
+		{1, 300, 7, 1, 128, false, false, [][]int{{70, 130, 45, 1, 47}}},
+		{2, 150, 4, 2, 64, false, false, [][]int{{40, 64, 46}, {100, 20, 3}}},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("B%d_T%d_H%d_KV%d_D%d", c.b, c.t, c.h, c.kvh, c.dim), func(t *testing.T) {
+		t.Run(fmt.Sprintf("B%d_T%d_H%d_KV%d_D%d_packed%d", c.b, c.t, c.h, c.kvh, c.dim, len(c.segs)), func(t *testing.T) {
 			d := cudatest.Device(t)
 			a := cudatest.Arena(t, d, 128<<20)
 			side, err := NewSide(d)
@@ -43,6 +47,18 @@ func TestAttentionParity(t *testing.T) {
 			mask := make([]int32, c.b*c.t)
 			for i := range mask {
 				mask[i] = 1
+			}
+			for b, lens := range c.segs {
+				p := 0
+				for sg, n := range lens {
+					for range n {
+						mask[b*c.t+p] = int32(sg + 1)
+						p++
+					}
+				}
+				for ; p < c.t; p++ {
+					mask[b*c.t+p] = 0
+				}
 			}
 			if c.pad {
 				for i := range 7 {
