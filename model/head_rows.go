@@ -31,14 +31,16 @@ func TrainingLossMode() Mode {
 // inside its block: index[p] = n (the source row), headLabels[p+1] = labels[n+1]; every other index entry
 // is −1 (a zero row) and every other headLabels entry −100. The fused lm_head + cross-entropy over the
 // gathered hidden states [batch·seq, H] with headLabels [batch, seq] then sums exactly the per-row losses
-// it sums over the original rows with labels. rows = ⌈M/(T−1)⌉·T (0 when M = 0, always ≤ batch·seq) is the
-// number of leading gathered rows that hold targets; the rest are zero rows without a label.
+// it sums over the original rows with labels. rows (0 when M = 0, else the last target's p + 2 ≤ batch·seq)
+// is the number of leading gathered rows that hold targets or their labels; the rest are zero rows without
+// a label, so a loss over just those rows, in one block of rows, is the same sum (no block's last row
+// predicts a label: headLabels at a block's start is −100).
 //
 // Example, batch 2, seq 4 (T−1 = 3 targets per block), −100 written as _:
 //
 //	labels     [ _ _ 5 6 | _ 7 8 _ ]  targets: row 1 (→5), row 2 (→6), row 4 (→7), row 5 (→8)
 //	index      [ 1 2 4 _ | 5 _ _ _ ]  (_ = −1)
-//	headLabels [ _ 5 6 7 | _ 8 _ _ ]  rows = 8
+//	headLabels [ _ 5 6 7 | _ 8 _ _ ]  rows = 6
 //
 // A sequence's last row predicts nothing (no t+1), so with seq = 1 there are no targets. labels must hold
 // batch·seq values.
@@ -66,7 +68,11 @@ func HeadRows(labels []int32, batch, seq int) (index, headLabels []int32, rows i
 		index[p], headLabels[p+1] = int32(row), labels[row+1]
 		j++
 	}
-	return index, headLabels, (j + seq - 2) / (seq - 1) * seq, nil
+	if j == 0 {
+		return index, headLabels, 0, nil
+	}
+	last := j - 1
+	return index, headLabels, last + last/(seq-1) + 2, nil
 }
 
 // GatherRows writes out[p, :] = x[index[p], :], or zeros where index[p] = −1. x [rows, cols], index [P],

@@ -35,11 +35,14 @@ func (m *Machine) attnDims(op *model.AttentionOp) ops.AttnDims {
 		Scale: float32(1 / math.Sqrt(float64(op.HeadDim)))}
 }
 
-// ceDims are the fused loss's sizes over rows rows of h (a multiple of the Run's length rT: rN, or the head
-// rows, whole blocks of HeadRows' layout).
+// ceDims are the fused loss's sizes over rows rows of h: the Run's [rB, rT] for rN rows, or the head rows
+// as one block [1, rows] (model.HeadRows: its leading rows in one block give the same loss).
 func (m *Machine) ceDims(op *model.LMHeadCrossEntropyOp, rows int) ops.CEDims {
-	return ops.CEDims{B: rows / m.rT, T: m.rT, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100,
-		Chunk: ceChunk}
+	B, T := m.rB, m.rT
+	if rows != m.rN {
+		B, T = 1, rows
+	}
+	return ops.CEDims{B: B, T: T, Hidden: op.Weight.In, Vocab: op.Weight.Out, IgnoreIndex: -100, Chunk: ceChunk}
 }
 
 // prepareBwd readies the backward and loss nodes: weights, extra buffers, views, liveness dependencies.

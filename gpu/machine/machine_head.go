@@ -41,21 +41,25 @@ func (m *Machine) rows(i int) int {
 }
 
 // dropoutDims is the dropout launch shape of node i over cols columns: the Run's [rB·rT, C] layout, or on
-// the head rows the leading headRows rows of HeadRows' [rB·rT, C] layout, which is where the CPU's DropoutOp
-// on the gathered tensor draws their mask (by flat index p·C + c of gathered row p; headRows is a multiple of
-// rT).
+// the head rows the leading headRows rows of HeadRows' [rB·rT, C] layout as one block, which is where the
+// CPU's DropoutOp on the gathered tensor draws their mask (by flat index p·C + c of gathered row p).
 func (m *Machine) dropoutDims(i, cols int) ops.DropoutDims {
 	if m.head != nil && m.head[i] {
-		return ops.DropoutDims{B: m.headRows / m.rT, Tp: m.rT, Tl: m.rT, C: cols}
+		return ops.DropoutDims{B: 1, Tp: m.headRows, Tl: m.headRows, C: cols}
 	}
 	return ops.DropoutDims{B: m.rB, Tp: m.rT, Tl: m.rT, C: cols}
 }
 
+// headRowsQuantum is the multiple the head rows are rounded up to (16-byte rows of bf16 products and
+// copies stay aligned in any case; whole groups of 8 rows keep the products' row tiles simple).
+const headRowsQuantum = 8
+
 // setHeadRows lays out this Run's head rows from its labels [rB, rT] (model.HeadRows at the Run's shape,
 // what the CPU graph of that shape binds), uploads the index and the gathered labels to their input nodes'
-// buffers, and sets headRows: HeadRows' rows, or one block of rT zero rows when no row has a target, so that
-// every head launch has rows and the last layer's LoRA gradients come out zero (as on the CPU) instead of
-// keeping the last Run's.
+// buffers, and sets headRows: HeadRows' rows rounded up to headRowsQuantum (at most rN), or that many zero
+// rows when no row has a target, so that every head launch has rows and the last layer's LoRA gradients
+// come out zero (as on the CPU) instead of keeping the last Run's. The head rows are no longer whole blocks
+// of rT: a packed Run's single row of rT = rN tokens would make them all of its rows.
 func (m *Machine) setHeadRows(labels []int32) error {
 	if m.head == nil {
 		return nil
@@ -64,7 +68,7 @@ func (m *Machine) setHeadRows(labels []int32) error {
 	if err != nil {
 		return fmt.Errorf("gpu: machine: %w", err)
 	}
-	m.headRows = max(rows, m.rT)
+	m.headRows = min(m.rN, max(rows+headRowsQuantum-1, headRowsQuantum)/headRowsQuantum*headRowsQuantum)
 	for _, u := range []struct {
 		name string
 		i    int
