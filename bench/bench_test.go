@@ -45,6 +45,16 @@ func TestTrainCPU(t *testing.T) {
 	if lnV := math.Log(float64(reg.Config.VocabSize)); math.Abs(r.Loss-lnV) > 1.5 {
 		t.Errorf("loss %g, want near ln(vocab) = %g", r.Loss, lnV)
 	}
+	// Packed into one row per micro-batch: the same sequences, so about the same loss (dropout masks differ).
+	var packed bytes.Buffer
+	p, err := Train(TrainOptions{Shape: Shape{Model: "tiny", Seed: 1}, Device: "cpu", Batch: 2, Seq: 16, GradAccum: 2,
+		Rank: 4, LossFrac: 0.5, Warmup: 1, Updates: 2, Pack: true}, &packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Packed || p.Batch != 2 || p.Seq != 16 || math.Abs(p.Loss-r.Loss) > 0.02*r.Loss {
+		t.Errorf("packed: %+v; in rows: loss %g", p, r.Loss)
+	}
 	if _, err := Train(TrainOptions{Shape: Shape{Model: "tiny"}, Device: "cpu", Batch: 0, Seq: 16, GradAccum: 1, Rank: 4, LossFrac: 0.5, Updates: 1}, &out); err == nil {
 		t.Error("batch 0 accepted")
 	}

@@ -27,6 +27,9 @@ type TrainOptions struct {
 	// WeightCacheGiB: dequantized weight copies the backend may keep (train.WeightCacher; t2m train's
 	// --weight-cache-gib).
 	WeightCacheGiB float64
+	// Pack runs each micro-batch's Batch sequences packed into one row [1, Batch·Seq] (segments in the mask,
+	// positions from 0 in each), as t2m train packs on the GPU (train.Run.Pack).
+	Pack bool
 	// Profile adds one micro-batch after the timed updates with each launch timed on the device
 	// (LaunchProfiler backends: the GPU machine), reported by kind of op; the timed updates are not profiled.
 	Profile bool
@@ -50,6 +53,7 @@ type TrainResult struct {
 	HostLaunchMs float64 `json:"host_launch_ms,omitempty"`
 	DeviceWaitMs float64 `json:"device_wait_ms,omitempty"`
 	Recompute    bool    `json:"gradient_checkpointing"`
+	Packed       bool    `json:"packed,omitempty"` // micro-batches ran as one row [1, Batch·Seq] (TrainOptions.Pack)
 	// ProfileMs: device milliseconds of one profiled micro-batch by kind of op (TrainOptions.Profile).
 	ProfileMs  map[string]float64 `json:"profile_ms,omitempty"`
 	OptimizerS float64            `json:"optimizer_s"` // median of the clip + AdamW part of an update
@@ -112,7 +116,7 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 		}
 	}
 	if r, ok := backend.(train.ShapeReserver); ok {
-		if err := r.Reserve(o.Batch, o.Seq); err != nil {
+		if err := r.Reserve(o.runShape()); err != nil {
 			return nil, fmt.Errorf("bench train: %w", err)
 		}
 	}
@@ -142,7 +146,7 @@ func Train(o TrainOptions, out io.Writer) (*TrainResult, error) {
 		}
 	}
 	r := &TrainResult{System: "t2m-train-" + o.Device, Device: desc, Model: o.Model, Layers: c.NumLayers, Batch: o.Batch,
-		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(tt.update), MicroS: round4(tt.micro), Recompute: o.Recompute,
+		Seq: o.Seq, GradAccum: o.GradAccum, Rank: o.Rank, UpdateS: round4(tt.update), MicroS: round4(tt.micro), Recompute: o.Recompute, Packed: o.Pack,
 		OptimizerS: round4(tt.opt), Optimizer: map[bool]string{true: "device", false: "host"}[upd.OnDevice()], TokPerS: round1(float64(o.Batch*o.Seq*o.GradAccum) / tt.update), Loss: round4(tt.loss),
 		ProfileMs: prof, HostLaunchMs: round2(tt.launchMs), DeviceWaitMs: round2(tt.waitMs)}
 	if mr, ok := backend.(train.MemoryReporter); ok {
@@ -178,7 +182,8 @@ func timeUpdates(backend train.Backend, upd *train.Updater, batches []model.Batc
 		loss = 0
 		for k, b := range batches {
 			tm := time.Now()
-			l, err := upd.Loss(b, o.Batch, o.Seq, uint64(u*o.GradAccum+k))
+			rows, seq := o.runShape()
+			l, err := upd.Loss(b, rows, seq, uint64(u*o.GradAccum+k))
 			if err != nil {
 				return updateTimes{}, fmt.Errorf("bench train: update %d: %w", u+1, err)
 			}
@@ -222,7 +227,8 @@ func profileMicroBatch(backend train.Backend, upd *train.Updater, b model.Batch,
 	if err := upd.Begin(); err != nil {
 		return nil, fmt.Errorf("bench train: profiled micro-batch: %w", err)
 	}
-	if _, err := upd.Loss(b, o.Batch, o.Seq, 0); err != nil {
+	rows, seq := o.runShape()
+	if _, err := upd.Loss(b, rows, seq, 0); err != nil {
 		return nil, fmt.Errorf("bench train: profiled micro-batch: %w", err)
 	}
 	ms, runs := p.Profile()
@@ -238,7 +244,7 @@ func profileMicroBatch(backend train.Backend, upd *train.Updater, b model.Batch,
 	}
 	out := roundedProfile(ms, 2)
 	if o.Log != nil {
-		fmt.Fprintf(o.Log, "bench train: one micro-batch [%d, %d] on the device, by kind of op:\n", o.Batch, o.Seq)
+		fmt.Fprintf(o.Log, "bench train: one micro-batch [%d, %d] on the device, by kind of op:\n", rows, seq)
 		writeProfile(o.Log, ms, keys, 26, 2)
 		fmt.Fprintf(o.Log, "  forward %.2f ms, loss (lm_head + cross-entropy) %.2f ms, backward %.2f ms\n",
 			ms["phase: forward"], ms["phase: loss"], ms["phase: backward"])
@@ -279,17 +285,31 @@ func trainBatches(o TrainOptions, vocab int) []model.Batch {
 		labels := make([]int32, n)      // [B·T]
 		for i := range labels {
 			labels[i] = -100
-			if i%o.Seq >= first {
+			if i%o.Seq >= first && (!o.Pack || i%o.Seq > 0) { // packed: no row predicts a segment's first
 				labels[i] = ids[i]
 				items++
 			}
 		}
 		bs[k] = model.Batch{IDs: ids, Labels: labels}
+		if o.Pack { // one row: sequence b is segment b+1, its positions from 0
+			bs[k].Mask, bs[k].Positions = make([]int32, n), make([]int32, n) // [1·B·T] each
+			for i := range n {
+				bs[k].Mask[i], bs[k].Positions[i] = int32(i/o.Seq+1), int32(i%o.Seq)
+			}
+		}
 	}
 	for k := range bs {
 		bs[k].NumItems = float32(items)
 	}
 	return bs
+}
+
+// runShape is the shape each micro-batch runs at: [Batch, Seq], or packed [1, Batch·Seq].
+func (o TrainOptions) runShape() (rows, seq int) {
+	if o.Pack {
+		return 1, o.Batch * o.Seq
+	}
+	return o.Batch, o.Seq
 }
 
 func round4(x float64) float64 { return float64(int64(x*1e4+0.5)) / 1e4 }

@@ -32,13 +32,16 @@ type TrainRecord struct {
 	// GradientCheckpointing: activations were recomputed in the backward (TrainOptions.GradientCheckpointing).
 	GradientCheckpointing bool `json:"gradient_checkpointing,omitempty"`
 	// GPUs is the number of data-parallel ranks (absent: one device).
-	GPUs              int              `json:"gpus,omitempty"`
-	LoRATargetModules []string         `json:"lora_target_modules"`
-	Model             string           `json:"model"`
-	ModelSource       string           `json:"model_source"`
-	Provenance        *eval.Provenance `json:"provenance,omitempty"`
-	RunName           string           `json:"run_name"`
-	SecondsPerUpdate  float64          `json:"seconds_per_update"`
+	GPUs              int      `json:"gpus,omitempty"`
+	LoRATargetModules []string `json:"lora_target_modules"`
+	Model             string   `json:"model"`
+	ModelSource       string   `json:"model_source"`
+	// PackTokens: each micro-batch was one row of at most this many tokens, the sequences packed one after
+	// the other (train.Run.Pack; 0: a row per sequence, padded).
+	PackTokens       int              `json:"pack_tokens,omitempty"`
+	Provenance       *eval.Provenance `json:"provenance,omitempty"`
+	RunName          string           `json:"run_name"`
+	SecondsPerUpdate float64          `json:"seconds_per_update"`
 	// Signal: the evaluations during training (--eval-every) and early stopping's best update and value.
 	Signal      *SignalRecord `json:"signal,omitempty"`
 	Updates     int           `json:"updates"`
@@ -119,7 +122,7 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 	lp.Dropout = float32(opts.Dropout)
 	params := train.NewParams(lp)
 	ready := time.Now()
-	backend, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...),
+	backend, pack, err := newTrainBackend(m.Device, w, params, opts.BatchSize, append(append([]data.Sequence{}, trainSeqs...), evalSeqs...),
 		opts.GradientCheckpointing, int64(opts.WeightCacheGiB*(1<<30)), log)
 	if err != nil {
 		return nil, err
@@ -139,7 +142,7 @@ func setUpTraining(opts TrainOptions, log io.Writer) (_ *trainSetUp, err error) 
 		padID = int32(id) // Qwen2's pad token
 	}
 	run := &train.Run{Dir: filepath.Join(opts.OutputDir, runName), Fingerprint: fp, SaveEvery: opts.SaveEvery,
-		Bucket: bucketFor(backend), PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
+		Bucket: bucketFor(backend), Pack: pack, PadID: padID, Resume: opts.Resume, Adapter: adapter, Params: params, Backend: backend,
 		TrainSeqs: trainSeqs, EvalSeqs: evalSeqs, Log: log, Group: opts.Group}
 	return &trainSetUp{runName: runName, lock: lock, model: m, backend: backend, run: run, recomp: opts.GradientCheckpointing}, nil
 }
@@ -158,22 +161,23 @@ func bucketFor(backend train.Backend) int {
 // recompute is set and the backend can (train.Recomputer; otherwise a note goes to log), and up to
 // cacheBytes of dequantized weight copies where it can keep them (train.WeightCacher). A backend that
 // plans its memory for one shape (train.ShapeReserver: the GPU machine) reserves the largest micro-batch
-// of seqs: [batch, the longest sequence rounded up to train.ReservedBucket].
+// of seqs, [batch, the longest sequence rounded up to train.ReservedBucket], and unless T2M_PACK=0 packs
+// (train.Run.Pack): it then reserves [1, those tokens] and returns them as pack (0: no packing).
 func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int, seqs []data.Sequence, recompute bool,
-	cacheBytes int64, log io.Writer) (train.Backend, error) {
+	cacheBytes int64, log io.Writer) (_ train.Backend, pack int, _ error) {
 	dev, ok := lookupDevice(device)
 	if !ok || dev.NewBackend == nil {
-		return nil, fmt.Errorf("no %s backend in this binary", device)
+		return nil, 0, fmt.Errorf("no %s backend in this binary", device)
 	}
 	backend, err := dev.NewBackend(w, p)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if recompute {
 		if r, ok := backend.(train.Recomputer); ok {
 			if err := r.SetRecompute(true); err != nil {
 				_ = backend.Close()
-				return nil, err
+				return nil, 0, err
 			}
 		} else {
 			fmt.Fprintf(log, "note: --gradient-checkpointing has no effect on the %s backend, which keeps every activation\n", backend.Name())
@@ -182,7 +186,7 @@ func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int
 	if c, ok := backend.(train.WeightCacher); ok && cacheBytes > 0 {
 		if err := c.SetWeightCache(cacheBytes); err != nil {
 			_ = backend.Close()
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if r, ok := backend.(train.ShapeReserver); ok {
@@ -191,20 +195,24 @@ func newTrainBackend(device string, w *model.Weights, p *train.Params, batch int
 			longest = max(longest, len(s.IDs))
 		}
 		seq := (longest + train.ReservedBucket - 1) / train.ReservedBucket * train.ReservedBucket
-		if err := r.Reserve(batch, seq); err != nil {
+		rows := batch
+		if train.Packing() {
+			rows, seq, pack = 1, batch*seq, batch*seq
+		}
+		if err := r.Reserve(rows, seq); err != nil {
 			_ = backend.Close()
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return backend, nil
+	return backend, pack, nil
 }
 
 // record is what TrainConfigFile says about the finished run.
 func (s *trainSetUp) record(res *train.Result, wall time.Duration) TrainRecord {
 	fp := s.run.Fingerprint
 	return TrainRecord{RunName: s.runName, Model: s.model.Name, ModelSource: s.model.Source, Config: fp,
-		GradientCheckpointing: s.recomp,
-		EffectiveBatchSize:    fp.BatchSize * fp.GradAccum, LoRATargetModules: s.run.Adapter.Config.Targets,
+		GradientCheckpointing: s.recomp, PackTokens: s.run.Pack,
+		EffectiveBatchSize: fp.BatchSize * fp.GradAccum, LoRATargetModules: s.run.Adapter.Config.Targets,
 		Device: s.backend.Name(), Updates: res.Steps, FinalTrainLoss: res.FinalLoss, EvalLosses: res.EvalLosses,
 		BestEvalLoss: res.BestEval, SecondsPerUpdate: res.StepSeconds, WallSeconds: wall.Seconds()}
 }

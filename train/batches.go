@@ -13,6 +13,7 @@ type microBatch struct {
 	rows   int
 	seq    int
 	tokens int // real (unpadded) tokens
+	seqs   int // sequences it holds: rows, or those packed into its one row
 }
 
 // makeBatches groups seqs into micro-batches of size rows, in the order of data.Shuffle(seed) when
@@ -27,7 +28,7 @@ func makeBatches(seqs []data.Sequence, size int, seed uint64, shuffle bool, wind
 	for start := 0; start < len(order); start += size {
 		rows := order[start:min(start+size, len(order))]
 		T := batchLen(seqs, rows, bucket)
-		mb := microBatch{rows: len(rows), seq: T}
+		mb := microBatch{rows: len(rows), seq: T, seqs: len(rows)}
 		mb.batch.IDs = make([]int32, len(rows)*T)    // [B·T]
 		mb.batch.Labels = make([]int32, len(rows)*T) // [B·T]
 		mb.batch.Mask = make([]int32, len(rows)*T)   // [B·T]

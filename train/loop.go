@@ -54,19 +54,24 @@ var ErrInterrupted = errors.New("training interrupted; checkpoint saved, continu
 
 // Run is one training run. Fill the fields, then call Train.
 type Run struct {
-	Dir         string        // runs/<run>: checkpoint/, adapter/, metrics.jsonl, train_config.json
-	Fingerprint Fingerprint   // hyperparameters (Epochs, BatchSize, GradAccum, LR, ... are read from it)
-	SaveEvery   int           // also checkpoint every this many updates (0: at epoch ends and at the end only)
-	Bucket      int           // pad lengths to a multiple of this (0: DefaultBucket)
-	PadID       int32         // id written in padding positions
-	Resume      bool          // continue from Dir/checkpoint
-	Adapter     *lora.Adapter // the trained matrices, saved in the PEFT format to Dir/adapter
-	Params      *Params       // the same matrices, in the backend's order
-	Backend     Backend
-	TrainSeqs   []data.Sequence // tokenized train split
-	EvalSeqs    []data.Sequence // tokenized eval split (eval loss per epoch); may be empty
-	Log         io.Writer       // progress lines
-	Stop        <-chan struct{} // closed on Ctrl-C: save a checkpoint after the current update and return
+	Dir         string      // runs/<run>: checkpoint/, adapter/, metrics.jsonl, train_config.json
+	Fingerprint Fingerprint // hyperparameters (Epochs, BatchSize, GradAccum, LR, ... are read from it)
+	SaveEvery   int         // also checkpoint every this many updates (0: at epoch ends and at the end only)
+	Bucket      int         // pad lengths to a multiple of this (0: DefaultBucket)
+	// Pack, when > 0, packs sequences into micro-batches of one row of at most Pack tokens (pack.go): each
+	// update and each eval micro-batch holds the same sequences as without it, with the same loss and
+	// gradients, but computes no padding to the longest. Pack must be at least BatchSize × the longest
+	// sequence.
+	Pack      int
+	PadID     int32         // id written in padding positions
+	Resume    bool          // continue from Dir/checkpoint
+	Adapter   *lora.Adapter // the trained matrices, saved in the PEFT format to Dir/adapter
+	Params    *Params       // the same matrices, in the backend's order
+	Backend   Backend
+	TrainSeqs []data.Sequence // tokenized train split
+	EvalSeqs  []data.Sequence // tokenized eval split (eval loss per epoch); may be empty
+	Log       io.Writer       // progress lines
+	Stop      <-chan struct{} // closed on Ctrl-C: save a checkpoint after the current update and return
 	// MaxSteps, when > 0, stops after that many updates in this call with a checkpoint (for tests and
 	// quick checks); the schedule still spans the whole run.
 	MaxSteps int
@@ -135,6 +140,9 @@ func (r *Run) Train() (*Result, error) {
 	bucket := r.Bucket
 	if bucket <= 0 {
 		bucket = DefaultBucket
+	}
+	if err := r.checkPack(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	nBatches := (len(r.TrainSeqs) + fp.BatchSize - 1) / fp.BatchSize
 	windows := (nBatches + fp.GradAccum - 1) / fp.GradAccum // updates per epoch
@@ -231,6 +239,9 @@ func (r *Run) Train() (*Result, error) {
 	} else if zero*2 > total {
 		fmt.Fprintf(r.Log, "warning: %d of this run's %d updates have learning rate 0 (warmup %d updates: --warmup-ratio %g)\n", zero, total, sched.Warmup, fp.WarmupRatio)
 	}
+	if r.Pack > 0 && lead {
+		fmt.Fprintf(r.Log, "packing: each update's sequences go, one after the other, into its micro-batches of one row of at most %d tokens (T2M_PACK=0: rows of their own)\n", r.Pack)
+	}
 	stepsThisCall := 0
 	var stepTime time.Duration
 	stopAgreed := false // the ranks' agreed stop request of the last update (a data-parallel run)
@@ -244,7 +255,7 @@ func (r *Run) Train() (*Result, error) {
 	r.tuneGEMMs(st.Epoch, bucket, lead)
 training:
 	for st.Epoch < fp.Epochs && !st.EarlyStop.Stopped {
-		batches := makeBatches(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(st.Epoch), true, fp.BatchSize*fp.GradAccum, bucket, r.PadID)
+		batches := r.layout(bucket, true).batches(r.TrainSeqs, fp.Seed+uint64(st.Epoch), true, r.PadID)
 		for st.Window < windows {
 			t0 := time.Now()
 			win := batches[st.Window*fp.GradAccum : min((st.Window+1)*fp.GradAccum, len(batches))]
@@ -448,10 +459,10 @@ func (r *Run) endEpoch(st *State, res *Result, bucket int, adapterDir string, wr
 }
 
 // EvalLoss is HF's evaluation loss: each micro-batch's mean completion-token loss, averaged over
-// micro-batches weighted by their rows; no dropout. It logs its progress with an ETA to r.Log (when set)
+// micro-batches weighted by the sequences they hold; no dropout. It logs its progress with an ETA to r.Log (when set)
 // at each tenth of the micro-batches.
 func (r *Run) EvalLoss(bucket int) (float64, error) {
-	batches := makeBatches(r.EvalSeqs, r.Fingerprint.BatchSize, 0, false, 0, bucket, r.PadID)
+	batches := r.layout(bucket, false).batches(r.EvalSeqs, 0, false, r.PadID)
 	var sum float64
 	var rows int
 	start := time.Now()
@@ -464,8 +475,8 @@ func (r *Run) EvalLoss(bucket int) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("eval loss, micro-batch %d: %w", i+1, err)
 		}
-		sum += float64(l) * float64(mb.rows)
-		rows += mb.rows
+		sum += float64(l) * float64(mb.seqs)
+		rows += mb.seqs
 		if done, n := i+1, len(batches); r.Log != nil && done*10/n != i*10/n {
 			el := time.Since(start)
 			eta := time.Duration(float64(el) / float64(done) * float64(n-done))
@@ -497,7 +508,7 @@ func (r *Run) tuneGEMMs(from, bucket int, lead bool) {
 	seen := map[int]bool{}
 	var tokens []int
 	for e := from; e < fp.Epochs; e++ {
-		for _, n := range batchTokens(r.TrainSeqs, fp.BatchSize, fp.Seed+uint64(e), true, fp.BatchSize*fp.GradAccum, bucket) {
+		for _, n := range r.layout(bucket, true).tokens(r.TrainSeqs, fp.Seed+uint64(e), true) {
 			if !seen[n] {
 				seen[n] = true
 				tokens = append(tokens, n)
@@ -513,6 +524,32 @@ func (r *Run) tuneGEMMs(from, bucket int, lead bool) {
 	case lead && summary != "":
 		fmt.Fprintf(r.Log, "%s (%.1f s)\n", summary, time.Since(t0).Seconds())
 	}
+}
+
+// layout is how the run groups sequences into micro-batches: for training (windows of an update's
+// sequences) or for the eval loss (micro-batches of BatchSize in order), packed when r.Pack > 0.
+func (r *Run) layout(bucket int, training bool) packLayout {
+	l := packLayout{size: r.Fingerprint.BatchSize, bucket: bucket, pack: r.Pack}
+	if training {
+		l.window = r.Fingerprint.BatchSize * r.Fingerprint.GradAccum
+	}
+	return l
+}
+
+// checkPack checks that a packed micro-batch can hold BatchSize of the longest sequences (the grouping the
+// packer starts from).
+func (r *Run) checkPack() error {
+	if r.Pack <= 0 {
+		return nil
+	}
+	longest := 0
+	for _, s := range append(append([]data.Sequence{}, r.TrainSeqs...), r.EvalSeqs...) {
+		longest = max(longest, len(s.IDs))
+	}
+	if need := r.Fingerprint.BatchSize * longest; need > r.Pack {
+		return fmt.Errorf("packed micro-batches of %d tokens cannot hold %d sequences of %d tokens (the longest); need %d", r.Pack, r.Fingerprint.BatchSize, longest, need)
+	}
+	return nil
 }
 
 func (r *Run) stopped() bool {

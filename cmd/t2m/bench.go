@@ -65,6 +65,7 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "updates", Value: 3, Usage: "timed updates (the median is reported)"},
 					&cli.BoolFlag{Name: "host-optimizer", Usage: "sum gradients, clip and run AdamW on the host (t2m train runs them on the GPU)"},
 					&cli.BoolFlag{Name: "gradient-checkpointing", Usage: "recompute each layer's activations in the backward (t2m train --gradient-checkpointing)"},
+					&cli.BoolFlag{Name: "pack", Usage: "run each micro-batch's B sequences packed into one row [1, B·T], as t2m train does on the GPU"},
 					&cli.Float64Flag{Name: "weight-cache-gib", Value: train.DefaultWeightCacheGiB, Usage: "bf16 copies of NF4 weights kept on the GPU (t2m train --weight-cache-gib; 0: off)"},
 					&cli.BoolFlag{Name: "profile", Usage: "after the timed updates, time one micro-batch's launches on the GPU by kind of op (profile_ms in the JSON, a table on stderr)"},
 				),
@@ -73,7 +74,7 @@ func benchCommand() *cli.Command {
 						Seq: c.Int("seq"), GradAccum: c.Int("grad-accum"), Rank: c.Int("rank"), LossFrac: c.Float64("loss-frac"),
 						Warmup: c.Int("warmup"), Updates: c.Int("updates"), HostOptimizer: c.Bool("host-optimizer"),
 						Recompute: c.Bool("gradient-checkpointing"), Profile: c.Bool("profile"), WeightCacheGiB: c.Float64("weight-cache-gib"),
-						Log: c.App.ErrWriter}, c.App.Writer)
+						Pack: c.Bool("pack"), Log: c.App.ErrWriter}, c.App.Writer)
 					return err
 				},
 			},

@@ -23,7 +23,7 @@ runs=$(mktemp -d)
 /usr/bin/time -f "%M" -o /tmp/t2m-rss.txt ./bin/t2m-cuda train --model "$ckpt" --data-dir .bench/data --limit "$limit" \
   --epochs "$epochs" --device cuda --output-dir "$runs" --save-every 0 ${T2M_TRAIN_ARGS:-} >/tmp/t2m-train.log 2>&1
 rc=$?; kill $p; wait $p 2>/dev/null
-grep -E "device memory" /tmp/t2m-train.log
+grep -E "device memory|packing|eval_loss|tuned" /tmp/t2m-train.log
 # t2m's throughput: real tokens per second over the updates after the first (warm-up) one.
 t2m=$(awk '/^step/ && $2 !~ /^1\// {gsub("ms/step","",$13); tps+=$11; n++} END {if (n) printf "%.0f", tps/n}' /tmp/t2m-train.log)
 # t2m's micro-batches by padded rows (from metrics.jsonl, updates after the first): count × mean ms.
