@@ -5,6 +5,8 @@
 # process start to the first update's line, with the peak host RSS (VmHWM) at that moment, for the GPU and
 # the host quantizer. Run from the repo root with bin/t2m-cuda, bin/gpu.test and .bench/ carried.
 #   scripts/bench/load_gpu.sh [--7b-only]   (QUANTIZERS="1" measures the GPU quantizer alone; default "1 0")
+# WORKLOAD replaces the 7B run's data flags (default a short run: "--limit 16 --epochs 1 --grad-accum 1"; the
+# training-speed workload is WORKLOAD="--limit 256 --epochs 2 --grad-accum 4").
 set -uo pipefail
 T=./bin/t2m-cuda
 R=$(pwd)
@@ -24,7 +26,7 @@ ckpt=/tmp/q7b
 [ -d "$ckpt" ] || python3 .bench/make_random_checkpoint.py "$ckpt" --tokenizer .bench/tokenizer.json | tail -1
 for q in ${QUANTIZERS:-1 0}; do
   log=$(mktemp); start=$(date +%s.%N)
-  T2M_GPU_QUANTIZE=$q $T train --model "$ckpt" --data-dir .bench/data --limit 16 --epochs 1 --batch-size 4 --grad-accum 1 \
+  T2M_GPU_QUANTIZE=$q $T train --model "$ckpt" --data-dir .bench/data ${WORKLOAD:---limit 16 --epochs 1 --grad-accum 1} --batch-size 4 \
     --max-len 512 --device cuda --output-dir "$(mktemp -d)" --save-every 0 >"$log" 2>&1 &
   pid=$!; hwm=0
   for _ in $(seq 1200); do
