@@ -21,21 +21,15 @@ import (
 // the packed batch. LoRA dropout is off: its masks are drawn over the layout.
 func TestPackedBatchOnGPU(t *testing.T) {
 	cudatest.Device(t)
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(71, 72))
-	p := train.NewParams(cudatest.RandomLoRA(w, 4, rng))
+	w, lp := cudatest.TinyLoRA(t, rng, 4, 0)
+	p := train.NewParams(lp)
+	vocab := w.Config.VocabSize
 	var seqs []data.Sequence
 	for _, n := range []int{150, 91, 133} {
 		ids := make([]int32, n)
 		for i := range ids {
-			ids[i] = int32(rng.IntN(reg.Config.VocabSize))
+			ids[i] = int32(rng.IntN(vocab))
 		}
 		seqs = append(seqs, data.Sequence{IDs: ids, PromptLen: n / 3})
 	}

@@ -40,17 +40,8 @@ func zeroGrads(p *train.Params) [][]float32 {
 // a full [3, 64] batch afterwards still matches its own exact machine.
 func TestShortBatchesOnLargerMachine(t *testing.T) {
 	cudatest.Device(t)
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(51, 52))
-	lp := cudatest.RandomLoRA(w, 4, rng)
-	lp.Dropout = 0.05
+	w, lp := cudatest.TinyLoRA(t, rng, 4, 0.05)
 	p := train.NewParams(lp)
 	f, ok := train.LookupBackend("cuda")
 	if !ok {
@@ -73,7 +64,7 @@ func TestShortBatchesOnLargerMachine(t *testing.T) {
 		steps     []uint64
 	}{{2, 40, []uint64{3, 10}}, {1, 24, []uint64{5}}, {3, 64, []uint64{7}}} {
 		exact := open(c.rows, c.seq)
-		mb := backendBatch(rng, c.rows, c.seq, reg.Config.VocabSize)
+		mb := backendBatch(rng, c.rows, c.seq, w.Config.VocabSize)
 		if c.rows == 1 { // backendBatch pads row 1; give this one a padded tail of its own
 			for k := c.seq - 3; k < c.seq; k++ {
 				mb.Mask[k], mb.Labels[k] = 0, -100
@@ -118,17 +109,8 @@ func TestShortBatchesOnLargerMachine(t *testing.T) {
 func TestTrainBackendMatchesCPU(t *testing.T) {
 	d := cudatest.Device(t)
 	_ = d
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(61, 62))
-	lp := cudatest.RandomLoRA(w, 4, rng)
-	lp.Dropout = 0.05
+	w, lp := cudatest.TinyLoRA(t, rng, 4, 0.05)
 	p := train.NewParams(lp)
 	f, _ := train.LookupBackend("cpu")
 	cpu, err := f(w, p)
@@ -149,7 +131,7 @@ func TestTrainBackendMatchesCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("backend %s", gb.Name())
-	mb := backendBatch(rng, 2, 40, reg.Config.VocabSize)
+	mb := backendBatch(rng, 2, 40, w.Config.VocabSize)
 	var cpuGrads [][][]float32
 	for round, step := range []uint64{3, 10, 10} {
 		if round == 2 { // an optimizer-like update in place between windows

@@ -36,7 +36,7 @@ func machineHeadRows(t *testing.T, rank int, dropout float32) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(81, 82))
 	const B, T = 3, 32
-	w, lp := tinyLoRA(t, rng, dropout, rank)
+	w, lp := cudatest.TinyLoRA(t, rng, rank, dropout)
 	g := trainingGraph(t, w, lp, B, T, model.ModeLossHeadRows)
 	m := testMachine(t, d, g, Options{})
 	kinds := map[string]int{}

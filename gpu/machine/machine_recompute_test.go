@@ -33,7 +33,7 @@ func machineRecompute(t *testing.T, mode model.Mode) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(71, 72))
 	const B, T = 2, 32
-	w, lp := tinyLoRA(t, rng, 0.05, 4)
+	w, lp := cudatest.TinyLoRA(t, rng, 4, 0.05)
 	g, cfg := trainingGraph(t, w, lp, B, T, mode), w.Config
 	g.SetStep(9)
 	plain := testMachine(t, d, g, Options{})

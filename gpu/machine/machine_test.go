@@ -128,25 +128,8 @@ func TestMachineRank8DropoutLossGrads(t *testing.T) {
 // with NF4 weights and LoRA of the given rank and dropout on every projection, closed when the test ends.
 func tinyTrainingGraph(t *testing.T, rng *rand.Rand, B, T int, dropout float32, rank int) (*model.Graph, model.Config) {
 	t.Helper()
-	w, lp := tinyLoRA(t, rng, dropout, rank)
+	w, lp := cudatest.TinyLoRA(t, rng, rank, dropout)
 	return trainingGraph(t, w, lp, B, T, model.ModeLoss), w.Config
-}
-
-// tinyLoRA is the tiny Qwen2 with NF4 weights and a random LoRA of the given rank and dropout on every
-// projection.
-func tinyLoRA(t *testing.T, rng *rand.Rand, dropout float32, rank int) (*model.Weights, *model.LoRAParams) {
-	t.Helper()
-	reg, err := model.Lookup("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lp := cudatest.RandomLoRA(w, rank, rng)
-	lp.Dropout = dropout
-	return w, lp
 }
 
 // trainingGraph builds w's training graph [B, T] in mode (a loss mode) with lp, closed when the test ends.

@@ -97,3 +97,20 @@ func Millis(t testing.TB, d *cuda.Device, n int, f func() error) float64 {
 	}
 	return ms / float64(n)
 }
+
+// TinyLoRA is the registered tiny Qwen2 with random NF4 weights (its registry seed) and a random LoRA of
+// the given rank and dropout on every projection (RandomLoRA from rng).
+func TinyLoRA(t testing.TB, rng *rand.Rand, rank int, dropout float32) (*model.Weights, *model.LoRAParams) {
+	t.Helper()
+	reg, err := model.Lookup("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.RandomWeights(reg.Config, reg.Seed, model.LoadOptions{Quantize: model.QuantizeNF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := RandomLoRA(w, rank, rng)
+	lp.Dropout = dropout
+	return w, lp
+}
