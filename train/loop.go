@@ -292,8 +292,12 @@ training:
 				if err != nil {
 					return nil, fmt.Errorf("train: update %d, micro-batch %d: %w", st.Step+1, k+1, err)
 				}
-				times = append(times, MicroBatchTime{Rows: mb.rows, Seq: mb.seq, Tokens: mb.tokens,
-					MS: float64(time.Since(tmb).Microseconds()) / 1000})
+				mt := MicroBatchTime{Rows: mb.rows, Seq: mb.seq, Tokens: mb.tokens, MS: float64(time.Since(tmb).Microseconds()) / 1000}
+				if ht, ok := r.Backend.(HostTimer); ok {
+					launch, wait := ht.HostTimes()
+					mt.LaunchMS, mt.WaitMS = float64(launch.Microseconds())/1000, float64(wait.Microseconds())/1000
+				}
+				times = append(times, mt)
 				loss += float64(l)
 			}
 			var allReduce time.Duration

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/t2m/t2m/data"
 	"github.com/t2m/t2m/lora"
@@ -306,4 +307,30 @@ func TestMetricsListMicroBatches(t *testing.T) {
 	if fmt.Sprint(counts) != "[2 2 1]" || tokens != want {
 		t.Errorf("micro-batches per update %v, tokens %d; want [2 2 1] and the sequences' %d", counts, tokens, want)
 	}
+	// A HostTimer backend's split of each micro-batch goes with it.
+	dir = t.TempDir()
+	r := newTestRun(t, dir, fp, seqs, nil)
+	r.Backend = &timedBackend{Backend: r.Backend}
+	if _, err := r.Train(); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, m := range readMetricsT(t, dir) {
+		for _, mb := range m.MicroBatches {
+			seen++
+			if mb.LaunchMS != 2.5 || mb.WaitMS != 4 {
+				t.Errorf("update %d: micro-batch %+v: want launch_ms 2.5 and wait_ms 4 from the backend", m.Step, mb)
+			}
+		}
+	}
+	if seen != 5 {
+		t.Errorf("%d micro-batches with times, want 5", seen)
+	}
+}
+
+// timedBackend is a backend whose HostTimes say 2.5 ms launching and 4 ms waiting.
+type timedBackend struct{ Backend }
+
+func (timedBackend) HostTimes() (launch, wait time.Duration) {
+	return 2500 * time.Microsecond, 4 * time.Millisecond
 }

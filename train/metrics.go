@@ -38,6 +38,10 @@ type MicroBatchTime struct {
 	Seq    int     `json:"seq"`
 	Tokens int     `json:"tokens"`
 	MS     float64 `json:"ms"`
+	// LaunchMS and WaitMS split the backend's part of MS on a HostTimer backend (the GPU machine): the host
+	// launching the device's work, then waiting for the device to finish it.
+	LaunchMS float64 `json:"launch_ms,omitempty"`
+	WaitMS   float64 `json:"wait_ms,omitempty"`
 }
 
 func f64(v float64) *float64 { return &v }
