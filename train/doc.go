@@ -9,8 +9,11 @@
 // The model runs behind Backend: Loss(micro-batch, shape, dropout step, grads) returns the loss and adds
 // the LoRA gradients, keeping whatever it compiles per (batch, seq) shape; each update's sequences are
 // sorted longest first before they are cut into micro-batches (the update sums the same sequences; rows of
-// like length pad less), and micro-batches are padded to a multiple of Run.Bucket so shapes repeat. The CPU
-// backend builds model.Build/BuildGrad graphs, keeps the three most recently used per kind, and runs them
+// like length pad less), and micro-batches are padded to a multiple of Run.Bucket so shapes repeat. With
+// Run.Pack (the pipeline sets it for a backend that reserves one shape: the GPU machine) each micro-batch is
+// instead one row of the update's sequences packed one after the other (pack.go: segments in the attention
+// mask, positions from 0), spread over the update's micro-batches so that they fill whole row tiles; the
+// sums, and so the losses and gradients, are the same. The CPU backend builds model.Build/BuildGrad graphs, keeps the three most recently used per kind, and runs them
 // with gorgonia's TapeMachine.
 //
 // Signal during training: with Run.EvalEvery, Run.Evaluate (a hook the pipeline provides, which generates
