@@ -25,7 +25,7 @@ func trainingFlags() []cli.Flag {
 		&cli.StringFlag{Name: "target-modules", Value: strings.Join(d.Targets, ","), Usage: "comma-separated projections that carry LoRA, of " + strings.Join(lora.AllTargets, ",") + " (with --init-adapter: the adapter's)"},
 		&cli.StringFlag{Name: "init-adapter", Usage: "start from this PEFT adapter's values instead of a fresh adapter; its rank, alpha and target modules are the run's"},
 		&cli.IntFlag{Name: "epochs", Value: d.Epochs, Usage: "training epochs"},
-		&cli.IntFlag{Name: "batch-size", Value: d.BatchSize, Usage: "micro-batch size"},
+		&cli.IntFlag{Name: "batch-size", Value: d.BatchSize, Usage: "sequences per micro-batch (on the GPU an update's sequences are packed into its micro-batches, one row each of at most this × the longest sequence's tokens; T2M_PACK=0: a padded row per sequence)"},
 		&cli.IntFlag{Name: "grad-accum", Value: d.GradAccum, Usage: "gradient accumulation steps (micro-batches per update)"},
 		&cli.Float64Flag{Name: "lr", Value: d.LR, Usage: "peak learning rate"},
 		&cli.StringFlag{Name: "lr-scheduler", Value: d.Scheduler, Usage: "learning-rate schedule after the warmup: " + strings.Join(train.Schedulers, "|")},
