@@ -39,7 +39,7 @@ type packLayout struct {
 
 // batches makes the micro-batches of seqs in the order of data.Shuffle(seed) (when shuffle is set), each
 // window sorted longest first: makeBatches' without packing, else packed micro-batches that hold the same
-// sequences per window (packGroups).
+// sequences per window (groups).
 func (l packLayout) batches(seqs []data.Sequence, seed uint64, shuffle bool, pad int32) []microBatch {
 	if l.pack <= 0 {
 		return makeBatches(seqs, l.size, seed, shuffle, l.window, l.bucket, pad)
