@@ -174,6 +174,7 @@ type updateTimes struct {
 func timeUpdates(backend train.Backend, upd *train.Updater, batches []model.Batch, o TrainOptions) (updateTimes, error) {
 	var updates, micros, opts, launches, waits []float64
 	var loss float64
+	rows, seq := o.runShape()
 	for u := range o.Warmup + o.Updates {
 		t0 := time.Now()
 		if err := upd.Begin(); err != nil {
@@ -182,7 +183,6 @@ func timeUpdates(backend train.Backend, upd *train.Updater, batches []model.Batc
 		loss = 0
 		for k, b := range batches {
 			tm := time.Now()
-			rows, seq := o.runShape()
 			l, err := upd.Loss(b, rows, seq, uint64(u*o.GradAccum+k))
 			if err != nil {
 				return updateTimes{}, fmt.Errorf("bench train: update %d: %w", u+1, err)

@@ -95,3 +95,20 @@ func withFakeCUDA(t *testing.T, usable error, gen *fakeGenerator) {
 	}
 	t.Cleanup(func() { lookupDevice = old })
 }
+
+// wrapTrainBackends makes, for the test, every registered device's training backend wrap(the real one):
+// the CPU backend made to look like the GPU machine to the pipeline.
+func wrapTrainBackends(t *testing.T, wrap func(train.Backend) train.Backend) {
+	t.Helper()
+	old := lookupDevice
+	lookupDevice = func(name string) (train.Device, bool) {
+		d, ok := train.LookupDevice(name)
+		inner := d.NewBackend
+		d.NewBackend = func(w *model.Weights, p *train.Params) (train.Backend, error) {
+			b, err := inner(w, p)
+			return wrap(b), err
+		}
+		return d, ok
+	}
+	t.Cleanup(func() { lookupDevice = old })
+}

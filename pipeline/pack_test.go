@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
 )
 
@@ -29,17 +28,7 @@ func (b reservingBackend) Reserve(batch, seq int) error {
 func TestTrainPacksOnShapeReserver(t *testing.T) {
 	dataDir, runs := writeSplits(t), filepath.Join(t.TempDir(), "runs")
 	var shapes []string
-	old := lookupDevice
-	lookupDevice = func(name string) (train.Device, bool) {
-		d, ok := train.LookupDevice(name)
-		inner := d.NewBackend
-		d.NewBackend = func(w *model.Weights, p *train.Params) (train.Backend, error) {
-			b, err := inner(w, p)
-			return reservingBackend{b, &shapes}, err
-		}
-		return d, ok
-	}
-	t.Cleanup(func() { lookupDevice = old })
+	wrapTrainBackends(t, func(b train.Backend) train.Backend { return reservingBackend{b, &shapes} })
 	run := func(name, pack string) *TrainResult {
 		t.Setenv(train.PackEnv, pack)
 		var log bytes.Buffer

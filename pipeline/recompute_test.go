@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/t2m/t2m/lora"
-	"github.com/t2m/t2m/model"
 	"github.com/t2m/t2m/train"
 )
 
@@ -58,17 +57,7 @@ func TestTrainGradientCheckpointing(t *testing.T) {
 	}
 
 	var calls []string
-	old := lookupDevice
-	lookupDevice = func(name string) (train.Device, bool) {
-		d, ok := train.LookupDevice(name)
-		inner := d.NewBackend
-		d.NewBackend = func(w *model.Weights, p *train.Params) (train.Backend, error) {
-			b, err := inner(w, p)
-			return recordingBackend{b, &calls}, err
-		}
-		return d, ok
-	}
-	t.Cleanup(func() { lookupDevice = old })
+	wrapTrainBackends(t, func(b train.Backend) train.Backend { return recordingBackend{b, &calls} })
 	log.Reset()
 	rec := signalOptions(t, dataDir, runs, &log)
 	rec.RunName, rec.GradientCheckpointing = "recomputer", true

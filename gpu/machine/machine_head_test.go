@@ -20,9 +20,10 @@ import (
 // each Run's loss and LoRA gradients with the CPU's ModeLossHeadRows graph of the Run's shape (same weights,
 // adapter, batch and dropout step; the CPU of that shape is what a Run of a smaller shape promises): the full
 // [3, 32] (a right-padded row) and a smaller [2, 24], each with labels on the last quarter of every sequence so
-// that the head rows are fewer than the Run's rows (HeadRows' rows rounded up to 8, not whole blocks of T). Tolerances as TestMachineLossGrads: loss 1e-2 relative,
-// each gradient 5e-2 relative L2 (bf16 activations). A last [2, 24] Run without any label (NumItems from a
-// window) must give a zero loss and zero gradients, not the previous Run's.
+// that the head rows are fewer than the Run's rows (HeadRows' rows rounded up to 8, not whole blocks of T).
+// Tolerances as TestMachineLossGrads: loss 1e-2 relative, each gradient 5e-2 relative L2 (bf16 activations).
+// A last [2, 24] Run without any label (NumItems from a window) must give a zero loss and zero gradients, not
+// the previous Run's.
 func TestMachineHeadRowsLossGrads(t *testing.T) {
 	for _, c := range []struct {
 		rank    int
