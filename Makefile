@@ -69,7 +69,7 @@ KHASH = khash() { { cat "$$1"; for h in $$(sed -n 's/^[[:space:]]*.include "\(.*
 
 # The kernels of a decode step compile a second time for sm_90 (kernels/X_sm90.ptx), where kernels/pdl.cuh's
 # programmatic dependent launch is on; gpu/cuda loads those on Hopper for launches made with Device.PDL.
-PDL_SRC := argmax decode embedding nf4_gemm nf4_gemv residual rmsnorm rope swiglu
+PDL_SRC := argmax decode embedding nf4_gemm nf4_gemv nf4_wgmma residual rmsnorm rope swiglu
 PDL_PTX := $(PDL_SRC:%=kernels/%_sm90.ptx)
 
 kernels: $(KERNEL_PTX) $(PDL_PTX)
@@ -77,6 +77,20 @@ kernels: $(KERNEL_PTX) $(PDL_PTX)
 # PTX_FOR(arch) compiles the rule's .cu to its target for compute_<arch>, the source hash line first.
 PTX_FOR = $(NVCC) -arch=compute_$(1) -O3 -ptx -o $@.tmp $< && \
 	$(KHASH) && { echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; cat $@.tmp; } > $@ && rm -f $@.tmp
+
+# nf4_wgmma.cu uses wgmma (sm_90a), which nvcc 11.8 does not know (inline PTX): compute_90 PTX with its header
+# raised to PTX ISA 8.0 and sm_90a, which the driver's JIT assembles; nf4_wgmma.ptx without PDL (T2M_NO_PDL),
+# nf4_wgmma_sm90.ptx with it. Both load on Hopper only (gpu/ops picks them there).
+SM90A_FOR = $(NVCC) -arch=compute_90 $(1) -O3 -ptx -o $@.tmp $< && \
+	grep -q '^\.version 7\.8$$' $@.tmp && grep -q '^\.target sm_90$$' $@.tmp && $(KHASH) && \
+	{ echo "// t2m-source: $(notdir $<) sha256=$$(khash $<)"; \
+	  sed -e 's/^\.version 7\.8$$/.version 8.0/' -e 's/^\.target sm_90$$/.target sm_90a/' $@.tmp; } > $@ && rm -f $@.tmp
+
+kernels/nf4_wgmma.ptx: kernels/nf4_wgmma.cu $(wildcard kernels/*.cuh)
+	$(call SM90A_FOR,-DT2M_NO_PDL)
+
+kernels/nf4_wgmma_sm90.ptx: kernels/nf4_wgmma.cu $(wildcard kernels/*.cuh)
+	$(call SM90A_FOR,)
 
 kernels/%_sm90.ptx: kernels/%.cu $(wildcard kernels/*.cuh)
 	$(call PTX_FOR,90)

@@ -17,6 +17,12 @@
 // decoder launches those (gpu/cuda's Device.PDL), so a kernel's prologue overlaps the end of the one before.
 // TestSM90PTXWaits checks that every kernel there waits for its predecessor.
 //
+// nf4_wgmma.cu uses Hopper's warpgroup mma (wgmma), which needs PTX ISA 8.0 and the sm_90a target that nvcc
+// 11.8 does not know: its instructions are inline PTX, and the Makefile raises the compute_90 PTX's header to
+// `.version 8.0` / `.target sm_90a`, which the driver's JIT assembles (seen on an H200, driver 580). Its
+// nf4_wgmma.ptx is built with T2M_NO_PDL (no griddepcontrol, as a base PTX must be), its nf4_wgmma_sm90.ptx
+// with PDL; both load on compute capability 9.0 only, and gpu/ops launches them only there.
+//
 // Kernel conventions, so that the launchers in package gpu/ops stay uniform:
 //   - extern "C" __global__ functions, named <op>[_<variant>], e.g. nf4_dequant_bf16;
 //   - every parameter a pointer or a 64-bit scalar (long long, unsigned long long, double) or a float:

@@ -12,7 +12,7 @@ import (
 	"github.com/t2m/t2m/gpu/cuda"
 )
 
-// The NF4 GEMM of kernels/nf4_gemm.cu: NF4GEMVFused's path for 33..96 rows.
+// The NF4 GEMMs of kernels/nf4_gemm.cu and kernels/nf4_wgmma.cu: NF4GEMVFused's path for 33..96 rows.
 
 // NF4GEMMMaxRows is the most rows NF4GEMVFused multiplies at once on weights nf4_gemm_* read (nf4GEMM):
 // above NF4GEMVMaxRows it stages x and the codes in shared memory for blocks of 128 outputs and splits the
@@ -31,15 +31,18 @@ func nf4GEMM(w *NF4Weight) bool {
 	return nf4GEMMOn && nf4GEMVMMA(w) && w.Cols%256 == 0 && w.BlockSize == 64 && w.BlockSize2%4 == 0
 }
 
-// nf4GEMMLaunch runs nf4_gemm_n48, _n64 or _n96 (the fewest rows that hold x's) for NF4GEMVFusedOn, and, when
-// the blocks split the inputs, nf4_gemm_reduce to add their partial sums and apply the epilogue.
+// nf4GEMMLaunch runs nf4_gemm_n48, _n64 or _n96 (the fewest rows that hold x's) for NF4GEMVFusedOn (or, with
+// nf4WGMMAOn on Hopper, nf4WGMMALaunch), and, when the blocks split the inputs, nf4_gemm_reduce to add their
+// partial sums and apply the epilogue.
 func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, ldh int) error {
-	x, y, w := a.X, a.Y, a.W
+	if nf4WGMMAOn && d.CC[0] == 9 {
+		return nf4WGMMALaunch(d, s, a, f32, rank, ldh)
+	}
 	nt := 12 // tiles of 8 rows
 	switch {
-	case x.Rows <= 48:
+	case a.X.Rows <= 48:
 		nt = 6
-	case x.Rows <= 64:
+	case a.X.Rows <= 64:
 		nt = 8
 	}
 	const wp = nf4GEMMWarps
@@ -49,14 +52,22 @@ func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, 
 	if err != nil {
 		return err
 	}
-	tiles := (w.Rows + 32*wp - 1) / (32 * wp)
+	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+32*wp-1)/(32*wp), 32*wp, smem)
+}
+
+// nf4GEMMRun launches k (an nf4_gemm_* or nf4_wgmma_* kernel: tiles output tiles of threads threads, smem
+// bytes of dynamic shared memory) over the splits of the inputs nf4GEMMSplits chooses, and nf4_gemm_reduce
+// when there is more than one.
+func nf4GEMMRun(d *cuda.Device, s cu.Stream, k *cuda.Kernel, a NF4GEMVArgs, f32 int64, rank, ldh, tiles, threads,
+	smem int) error {
+	x, y, w := a.X, a.Y, a.W
 	splits, gps := nf4GEMMSplits(tiles, w.Cols/64, int64(x.Rows)*int64(w.Rows), a.Work.Bytes)
 	part := cuda.Buffer{}
 	if splits > 1 {
 		part = a.Work
 	}
-	if err := d.LaunchOn(s, k, cuda.Dim3{X: tiles, Y: splits, Z: 1}, D1(32*wp), smem, y.Buf, x.Buf, w.Codes, w.Absmax,
-		w.Code2, w.Absmax2, w.Offset, a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()),
+	if err := d.LaunchOn(s, k, cuda.Dim3{X: tiles, Y: splits, Z: 1}, D1(threads), smem, y.Buf, x.Buf, w.Codes,
+		w.Absmax, w.Code2, w.Absmax2, w.Offset, a.Beta, int64(x.Rows), int64(w.Rows), int64(w.Cols), int64(x.Stride()),
 		int64(y.Stride()), int64(bits.TrailingZeros(uint(w.BlockSize))), int64(bits.TrailingZeros(uint(w.BlockSize2))),
 		f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank), part, int64(gps)); err != nil {
 		return err
@@ -71,6 +82,33 @@ func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, 
 	n := x.Rows * w.Rows
 	return d.LaunchOn(s, r, D1((n+255)/256), D1(256), 0, y.Buf, part, int64(splits), int64(x.Rows), int64(w.Rows),
 		int64(y.Stride()), a.Beta, f32, a.Bias, a.H.Buf, a.B.Buf, a.Scale, int64(ldh), int64(rank))
+}
+
+// nf4WGMMAOn selects nf4_wgmma_* (kernels/nf4_wgmma.cu: Hopper's warpgroup mma, sm_90a PTX) over nf4_gemm_*
+// on compute capability 9.0 when T2M_NF4_WGMMA=1 (experiment; off by default). Same operands and the same
+// splits; on an H200 at the 7B shape it decodes 33 / 48 / 64 / 96 rows at 7.6 / 9.2 / 9.9 / 12.6 ms a step
+// against nf4_gemm's 6.6 / 7.6 / 8.4 / 11.2 (gpu/DECODE_NOTES.md, twenty-second session): it is the start of
+// a wgmma path, not yet the faster one.
+var nf4WGMMAOn = os.Getenv("T2M_NF4_WGMMA") == "1"
+
+// nf4WGMMALaunch runs nf4_wgmma_n48, _n64 or _n96 (the fewest rows that hold x's) for nf4GEMMLaunch on Hopper,
+// and nf4_gemm_reduce when its blocks split the inputs. A block takes 128 outputs; its dynamic shared memory is
+// NF4_WG_SMEM: st stages of an x tile [N, 64] bf16 and the codes [128, 32] bytes 48 apart, then 2 weight tiles
+// [128, 64] bf16.
+func nf4WGMMALaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, ldh int) error {
+	n, st := 96, 4 // rows, stages (NF4_WGMMA's S)
+	switch {
+	case a.X.Rows <= 48:
+		n, st = 48, 5
+	case a.X.Rows <= 64:
+		n, st = 64, 5
+	}
+	smem := st*(n*128+128*48) + 2*128*128
+	k, err := smemKernel(d, "nf4_wgmma", fmt.Sprintf("nf4_wgmma_n%d", n), smem)
+	if err != nil {
+		return err
+	}
+	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+127)/128, 256, smem)
 }
 
 // nf4GEMMWarps, nf4GEMMStages and nf4GEMMXS are NF4_GEMM_WARPS, NF4_GEMM_STAGES and NF4_GEMM_XS of

@@ -27,13 +27,14 @@ import (
 // factored kernels (nf4_gemv_lv_*) against their twin (bf16(level) · absmax as the weight), which must give
 // other fp32 outputs than the exact ones, and their _v builds where the shape allows them (4-byte absmax
 // loads: [64, 3584], [40, 18944], [4240, 256]), which must give the same bits as the plain ones. From 33 to
-// 96 rows where in is a multiple of 256 (nf4_gemm_n48/_n64/_n96, exact weights), each case with no work room
-// (one block per output tile over all inputs) and with room (blocks that split the inputs, their partial
-// sums added by nf4_gemm_reduce); [300, 1024] adds several output tiles, the last partial, with splits.
+// 96 rows where in is a multiple of 256 (exact weights): nf4_gemm_n48/_n64/_n96, and on Hopper also
+// nf4_wgmma_n48/_n64/_n96 (which must give other fp32 outputs: another order of the sums), each case with no work room (one block per output tile over all inputs) and with room (blocks that
+// split the inputs, their partial sums added by nf4_gemm_reduce); [300, 1024] adds several output tiles, the
+// last partial, with splits.
 // fp32 output: the sums differ only in order (1e-5 of the row's magnitude); bf16: one rounding more.
 func TestNF4GEMVParity(t *testing.T) {
 	d := cudatest.Device(t)
-	defer func(f, v bool) { nf4GEMVFactored, nf4GEMVVec = f, v }(nf4GEMVFactored, nf4GEMVVec)
+	defer func(f, v, w bool) { nf4GEMVFactored, nf4GEMVVec, nf4WGMMAOn = f, v, w }(nf4GEMVFactored, nf4GEMVVec, nf4WGMMAOn)
 	rng := rand.New(rand.NewPCG(11, 12))
 	const rank, scale = 4, float32(2)
 	for _, s := range []struct {
@@ -92,10 +93,13 @@ func TestNF4GEMVParity(t *testing.T) {
 			}
 			prodExact, magExact := prodOf(deq)
 			prodLV, magLV := prodOf(deqLV)
-			type variant struct{ factored, vec bool }
+			type variant struct{ factored, vec, wg bool }
 			variants := []variant{{}}
-			if in%64 == 0 && rows <= NF4GEMVMaxRows {
-				variants = append(variants, variant{true, false}, variant{true, true})
+			switch {
+			case in%64 == 0 && rows <= NF4GEMVMaxRows:
+				variants = append(variants, variant{factored: true}, variant{factored: true, vec: true})
+			case rows > NF4GEMVMaxRows && d.CC[0] == 9: // nf4_gemm_* first, then nf4_wgmma_*
+				variants = append(variants, variant{wg: true})
 			}
 			// Above NF4GEMVMaxRows (nf4_gemm_*) with and without room for split partial sums.
 			works := []cuda.Buffer{{}}
@@ -110,7 +114,7 @@ func TestNF4GEMVParity(t *testing.T) {
 			plain := map[string][]float32{} // the factored kernels' outputs without _v, by case
 			for _, v := range variants {
 				factored := v.factored
-				nf4GEMVFactored, nf4GEMVVec = v.factored, v.vec
+				nf4GEMVFactored, nf4GEMVVec, nf4WGMMAOn = v.factored, v.vec, v.wg
 				prod, mag := prodExact, magExact
 				if factored {
 					prod, mag = prodLV, magLV
@@ -166,10 +170,11 @@ func TestNF4GEMVParity(t *testing.T) {
 								if err != nil {
 									t.Fatal(err)
 								}
-								if !factored {
+								switch {
+								case !factored && !v.wg:
 									exact[key] = got
-								} else if f32 && slices.Equal(got, exact[key]) { // the factored kernel did not run
-									t.Fatalf("%s: the same outputs as the exact kernel", name)
+								case f32 && slices.Equal(got, exact[key]): // the factored kernel or nf4_wgmma did not run
+									t.Fatalf("%s: the same outputs as the first exact kernel", name)
 								}
 								// The _v kernels differ in how they load, not in what they add: the same bits.
 								if factored && !v.vec {
