@@ -172,7 +172,7 @@ func (d *Device) Kernel(file, name string) (*Kernel, error) {
 			return nil, fmt.Errorf("gpu: %w", err)
 		}
 		if mod, err = cu.LoadData(ptx); err != nil {
-			return nil, fmt.Errorf("gpu: loading kernels/%s.ptx on %s (JIT from sm_80 PTX): %w", file, d.Name, err)
+			return nil, fmt.Errorf("gpu: loading kernels/%s.ptx on %s (JIT from its PTX): %w", file, d.Name, err)
 		}
 		d.modules[file] = mod
 	}

@@ -38,13 +38,7 @@ func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, 
 	if nf4WGMMAOn && d.CC[0] == 9 {
 		return nf4WGMMALaunch(d, s, a, f32, rank, ldh)
 	}
-	nt := 12 // tiles of 8 rows
-	switch {
-	case a.X.Rows <= 48:
-		nt = 6
-	case a.X.Rows <= 64:
-		nt = 8
-	}
+	nt := nf4GEMMRowTile(a.X.Rows) / 8 // tiles of 8 rows
 	const wp = nf4GEMMWarps
 	name := fmt.Sprintf("nf4_gemm_n%d", 8*nt)
 	smem := nf4GEMMStages * (8*nt*nf4GEMMXS*2 + 32*wp*32)
@@ -53,6 +47,18 @@ func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, 
 		return err
 	}
 	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+32*wp-1)/(32*wp), 32*wp, smem)
+}
+
+// nf4GEMMRowTile is the rows an nf4_gemm_* or nf4_wgmma_* build takes for rows (33..NF4GEMMMaxRows): the
+// fewest of 48, 64 and 96 that hold them.
+func nf4GEMMRowTile(rows int) int {
+	switch {
+	case rows <= 48:
+		return 48
+	case rows <= 64:
+		return 64
+	}
+	return 96
 }
 
 // nf4GEMMRun launches k (an nf4_gemm_* or nf4_wgmma_* kernel: tiles output tiles of threads threads, smem
@@ -96,12 +102,9 @@ var nf4WGMMAOn = os.Getenv("T2M_NF4_WGMMA") == "1"
 // NF4_WG_SMEM: st stages of an x tile [N, 64] bf16 and the codes [128, 32] bytes 48 apart, then 2 weight tiles
 // [128, 64] bf16.
 func nf4WGMMALaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, ldh int) error {
-	n, st := 96, 4 // rows, stages (NF4_WGMMA's S)
-	switch {
-	case a.X.Rows <= 48:
-		n, st = 48, 5
-	case a.X.Rows <= 64:
-		n, st = 64, 5
+	n, st := nf4GEMMRowTile(a.X.Rows), 5 // rows, stages (NF4_WGMMA's S)
+	if n == 96 {
+		st = 4
 	}
 	smem := st*(n*128+128*48) + 2*128*128
 	k, err := smemKernel(d, "nf4_wgmma", fmt.Sprintf("nf4_wgmma_n%d", n), smem)
