@@ -16,8 +16,8 @@ import (
 
 // NF4GEMMMaxRows is the most rows NF4GEMVFused multiplies at once on weights nf4_gemm_* read (nf4GEMM):
 // above NF4GEMVMaxRows it stages x and the codes in shared memory for blocks of 128 outputs and splits the
-// inputs. At the 7B shape on an H200 that decodes 33 / 48 / 64 / 96 rows at 6.6 / 7.3 / 7.9 / 11.2 ms a step,
-// against 10.7 / 10.8 / 11.2 / 12.6 with each weight dequantized for cuBLAS (and 6.2 / 6.7 / 6.3 / 7.8 with
+// inputs. At the 7B shape on an H200 that decodes 33 / 48 / 64 / 96 rows at 6.3 / 7.1 / 7.9 / 11.1 ms a step,
+// against 10.7 / 10.8 / 11.2 / 12.6 with each weight dequantized for cuBLAS (and 6.2 / 6.7 / 6.6 / 7.6 with
 // bf16 copies of the weights).
 const NF4GEMMMaxRows = 96
 
@@ -46,7 +46,11 @@ func nf4GEMMLaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank, 
 	if err != nil {
 		return err
 	}
-	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+32*wp-1)/(32*wp), 32*wp, smem)
+	perSM := 3 // the kernels' __launch_bounds__
+	if nt == 12 {
+		perSM = 2
+	}
+	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+32*wp-1)/(32*wp), 32*wp, perSM, smem)
 }
 
 // nf4GEMMRowTile is the rows an nf4_gemm_* or nf4_wgmma_* build takes for rows (33..NF4GEMMMaxRows): the
@@ -61,13 +65,13 @@ func nf4GEMMRowTile(rows int) int {
 	return 96
 }
 
-// nf4GEMMRun launches k (an nf4_gemm_* or nf4_wgmma_* kernel: tiles output tiles of threads threads, smem
-// bytes of dynamic shared memory) over the splits of the inputs nf4GEMMSplits chooses, and nf4_gemm_reduce
-// when there is more than one.
+// nf4GEMMRun launches k (an nf4_gemm_* or nf4_wgmma_* kernel: tiles output tiles of threads threads, perSM
+// blocks per multiprocessor, smem bytes of dynamic shared memory) over the splits of the inputs nf4GEMMSplits
+// chooses, and nf4_gemm_reduce when there is more than one.
 func nf4GEMMRun(d *cuda.Device, s cu.Stream, k *cuda.Kernel, a NF4GEMVArgs, f32 int64, rank, ldh, tiles, threads,
-	smem int) error {
+	perSM, smem int) error {
 	x, y, w := a.X, a.Y, a.W
-	splits, gps := nf4GEMMSplits(tiles, w.Cols/64, int64(x.Rows)*int64(w.Rows), a.Work.Bytes)
+	splits, gps := nf4GEMMSplits(tiles, w.Cols/64, perSM, int64(x.Rows)*int64(w.Rows), a.Work.Bytes)
 	part := cuda.Buffer{}
 	if splits > 1 {
 		part = a.Work
@@ -111,7 +115,7 @@ func nf4WGMMALaunch(d *cuda.Device, s cu.Stream, a NF4GEMVArgs, f32 int64, rank,
 	if err != nil {
 		return err
 	}
-	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+127)/128, 256, smem)
+	return nf4GEMMRun(d, s, k, a, f32, rank, ldh, (a.W.Rows+127)/128, 256, 2, smem)
 }
 
 // nf4GEMMWarps, nf4GEMMStages and nf4GEMMXS are NF4_GEMM_WARPS, NF4_GEMM_STAGES and NF4_GEMM_XS of
