@@ -4,6 +4,7 @@
 // model.AttentionForward (what model.Generator.Step computes through attnProbs).
 #include <cuda_bf16.h>
 #include <math.h>
+#include "attention.cuh"
 #include "pdl.cuh"
 
 // kv_append_bf16: writes row r of k and v at position pos[r] of sequence slots[r]'s cache.
@@ -487,6 +488,172 @@ extern "C" __global__ void __launch_bounds__(256, 2) decode_attention_gqa_d128_b
             if (dd == 0) {
                 dst[128] = ml[0][hh];
                 dst[129] = ml[1][hh];
+            }
+        }
+    }
+}
+
+// ---- Decode attention by GQA group on tensor cores: decode_attention_mma_d128_bf16 ----
+//
+// What decode_attention_gqa_d128_bf16 computes (same grid of (KV head g, row r, key slice s), same outputs),
+// with the group's G query heads as rows 0..G−1 of an mma.sync m16n8k16 tile (rows G..15 zero). The block's
+// 4 warps take interleaved chunks of DMMA_KB keys of the slice (warp w: chunks w, w + 4, ...), each with its
+// own online softmax and a 2-stage cp.async pipeline of its chunks' K and V rows [DMMA_KB, 128] in shared
+// memory (rows DMMA_LD bf16 apart: ldmatrix conflict-free). Per chunk: scores S = Q·Kᵀ (fp32 sums of the bf16
+// products; K by ldmatrix), masked past the slice, scaled; the running max and sum in fp32; P rounded to bf16
+// as the A operand of O += P·V (V by transposed ldmatrix), as the prefill's flash attention (attention.cu)
+// does. At the end the warps' (max, sum, O) merge through shared memory. Lane (gr, t) of a warp holds query
+// row gr's scores of keys 2t, 2t + 1, 8 + 2t, 9 + 2t of a chunk and its outputs 8j + 2t, 8j + 2t + 1
+// (j = 0..15). grid (KVH, rows, S), block 128, dynamic shared memory DMMA_SMEM.
+#define DMMA_KB 16
+#define DMMA_LD 136
+#define DMMA_TILE (DMMA_KB * DMMA_LD)        // bf16 of a staged K or V chunk
+#define DMMA_SMEM (4 * 2 * 2 * DMMA_TILE * 2)  // bytes: 4 warps × 2 stages × (K, V)
+
+extern "C" __global__ void __launch_bounds__(128, 3) decode_attention_mma_d128_bf16(
+    __nv_bfloat16* __restrict__ o, float* __restrict__ part, const __nv_bfloat16* __restrict__ q,
+    const __nv_bfloat16* __restrict__ kc, const __nv_bfloat16* __restrict__ vc, const int* __restrict__ slots,
+    const int* __restrict__ pos, long long H, long long KVH, long long cap, float scale) {
+    PDL_ENTRY();
+    extern __shared__ __align__(16) unsigned char dmma_smem[];
+    __shared__ float wml[4][2][8];  // per warp and head: max, sum
+    const int G = (int)(H / KVH);
+    const long long g = blockIdx.x, r = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+    const long long kvd = KVH * 128;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
+    const long long T = min((long long)pos[r] + 1, cap);
+    const long long n = T > 0 ? (T + S - 1) / S : 0;
+    const long long j0 = s * n;
+    const int nk = (int)max(min(j0 + n, T) - j0, 0LL);  // keys j0 .. j0 + nk − 1
+    if (nk == 0) {  // an empty slice (or no keys at all)
+        for (int e = tid; e < G * 128; e += blockDim.x) {
+            const long long h = g * G + e / 128;
+            if (S == 1)
+                o[(r * H + h) * 128 + e % 128] = __float2bfloat16(0.f);
+            else {
+                float* dst = part + ((r * H + h) * S + s) * 130;
+                dst[e % 128] = 0.f;
+                if (e % 128 == 0) {
+                    dst[128] = -INFINITY;
+                    dst[129] = 0.f;
+                }
+            }
+        }
+        return;
+    }
+    // Q's A fragments, k-step ks: row gr's inputs 16ks + 2t, + 1 and 16ks + 2t + 8, + 9 (rows ≥ G and gr + 8: 0).
+    unsigned qa[8][2];
+    const __nv_bfloat16* qr = q + (r * H + g * G + gr) * 128;
+#pragma unroll
+    for (int ks = 0; ks < 8; ks++) {
+        qa[ks][0] = gr < G ? att_ld32(qr + 16 * ks + 2 * t) : 0u;
+        qa[ks][1] = gr < G ? att_ld32(qr + 16 * ks + 2 * t + 8) : 0u;
+    }
+    __nv_bfloat16* ws = reinterpret_cast<__nv_bfloat16*>(dmma_smem) + warp * 4 * DMMA_TILE;  // [stage][K, V]
+    const __nv_bfloat16* kb = kc + ((long long)slots[r] * cap + j0) * kvd + g * 128;
+    const __nv_bfloat16* vb = vc + ((long long)slots[r] * cap + j0) * kvd + g * 128;
+    // load stages chunk c's K and V rows (zeros past the slice) into stage st.
+    auto load = [&](int c, int st) {
+#pragma unroll
+        for (int i = lane; i < DMMA_KB * 16; i += 32) {
+            const int key = c * DMMA_KB + i / 16, col = (i % 16) * 8;
+            const bool ok = key < nk;
+            const long long at = ok ? (long long)key * kvd + col : 0;
+            att_cp16(ws + (2 * st) * DMMA_TILE + (i / 16) * DMMA_LD + col, kb + at, ok);
+            att_cp16(ws + (2 * st + 1) * DMMA_TILE + (i / 16) * DMMA_LD + col, vb + at, ok);
+        }
+    };
+    float m = -INFINITY, l = 0.f;  // row gr's running max and this lane's part of its sum
+    float acc[16][4];
+#pragma unroll
+    for (int j = 0; j < 16; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) acc[j][i] = 0.f;
+    int st = 0;
+    if (warp * DMMA_KB < nk) load(warp, 0);
+    att_cp_commit();
+    for (int c = warp; c * DMMA_KB < nk; c += 4, st ^= 1) {
+        if ((c + 4) * DMMA_KB < nk) load(c + 4, st ^ 1);
+        att_cp_commit();
+        att_cp_wait<1>();
+        __syncwarp();
+        const __nv_bfloat16* Ks = ws + (2 * st) * DMMA_TILE;
+        const __nv_bfloat16* Vs = Ks + DMMA_TILE;
+        float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};  // keys 0..7, 8..15
+        const int mi = lane >> 3, mr = lane & 7;  // the ldmatrix row this lane addresses
+#pragma unroll
+        for (int ks = 0; ks < 8; ks++) {
+            unsigned b[4];  // matrices: keys 8·(mi / 2) + 0..7 × inputs 16ks + 8·(mi % 2) + 0..7
+            att_ldsm(b, Ks + (8 * (mi >> 1) + mr) * DMMA_LD + 16 * ks + 8 * (mi & 1));
+            const unsigned a[4] = {qa[ks][0], 0u, qa[ks][1], 0u};
+            att_mma(sc[0], a, b[0], b[1]);
+            att_mma(sc[1], a, b[2], b[3]);
+        }
+        const int k0 = c * DMMA_KB;
+        float x[4] = {k0 + 2 * t < nk ? sc[0][0] * scale : -INFINITY, k0 + 2 * t + 1 < nk ? sc[0][1] * scale : -INFINITY,
+                      k0 + 8 + 2 * t < nk ? sc[1][0] * scale : -INFINITY,
+                      k0 + 9 + 2 * t < nk ? sc[1][1] * scale : -INFINITY};
+        float mx = fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m, mx);  // finite: the chunk has a key
+        const float corr = expf(m - mn);  // 0 on the warp's first chunk (m = −inf)
+        float p[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) p[i] = expf(x[i] - mn);
+        l = l * corr + ((p[0] + p[1]) + (p[2] + p[3]));
+        m = mn;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            acc[j][0] *= corr;
+            acc[j][1] *= corr;
+        }
+        const unsigned pa[4] = {att_pack(p[0], p[1]), 0u, att_pack(p[2], p[3]), 0u};
+#pragma unroll
+        for (int jj = 0; jj < 8; jj++) {
+            unsigned b[4];  // transposed matrices: keys 8·(mi % 2) + 0..7 × outputs 16jj + 8·(mi / 2) + 0..7
+            att_ldsm_t(b, Vs + (8 * (mi & 1) + mr) * DMMA_LD + 16 * jj + 8 * (mi >> 1));
+            att_mma(acc[2 * jj], pa, b[0], b[1]);
+            att_mma(acc[2 * jj + 1], pa, b[2], b[3]);
+        }
+        __syncwarp();  // the stage is refilled by the next chunk's copies
+    }
+    att_cp_wait<0>();
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    __syncthreads();  // every warp is done with its stages: they hold the warps' outputs [4][8][128] fp32 next
+    float* wo = reinterpret_cast<float*>(dmma_smem);
+    if (t == 0) {
+        wml[warp][0][gr] = m;
+        wml[warp][1][gr] = l;
+    }
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        wo[(warp * 8 + gr) * 128 + 8 * j + 2 * t] = acc[j][0];
+        wo[(warp * 8 + gr) * 128 + 8 * j + 2 * t + 1] = acc[j][1];
+    }
+    __syncthreads();
+    for (int e = tid; e < G * 128; e += blockDim.x) {
+        const int hh = e / 128, dd = e % 128;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < 4; w++) M = fmaxf(M, wml[w][0][hh]);
+        float L = 0.f, O = 0.f;
+#pragma unroll
+        for (int w = 0; w < 4; w++) {
+            const float f = expf(wml[w][0][hh] - M);  // 0 for a warp without keys
+            L += f * wml[w][1][hh];
+            O += f * wo[(w * 8 + hh) * 128 + dd];
+        }
+        const long long h = g * G + hh;
+        if (S == 1)
+            o[(r * H + h) * 128 + dd] = __float2bfloat16(O / L);
+        else {
+            float* dst = part + ((r * H + h) * S + s) * 130;
+            dst[dd] = O;
+            if (dd == 0) {
+                dst[128] = M;
+                dst[129] = L;
             }
         }
     }

@@ -4,6 +4,7 @@ package ops
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/t2m/t2m/gpu/cuda"
 )
@@ -53,6 +54,23 @@ func (c DecodeDims) d128() bool { return decodeAttnD128 && c.D == 128 }
 // most gqaMaxGroup query heads per KV head): one block per KV head reads each key and value row once for its
 // whole group. Tests turn it off to check the per-head kernels.
 var decodeAttnGQA = true
+
+// decodeAttnMMA selects, where the GQA kernel applies and a step has at least decodeMMAMinRows rows,
+// decode_attention_mma_d128_bf16 (the group's heads as rows of tensor-core tiles, P rounded to bf16 as the
+// prefill's flash attention rounds it) over decode_attention_gqa_d128_bf16 (CUDA cores, fp32 P);
+// T2M_DECODE_ATTN=gqa turns it off. On an H200 at the 7B shape (prompt 400) it takes attention from 2.39 to
+// 1.00 ms of a 96-row step, and steps of 8 / 16 / 32 / 96 rows from 3.80–3.82 / 4.44–4.53 / 6.22–6.27 /
+// 10.99–11.07 ms to 3.70–3.71 / 4.21–4.23 / 5.88–5.89 / 9.79–9.89 (scripts/bench/NOTES.md, twenty-third
+// session).
+var decodeAttnMMA = os.Getenv("T2M_DECODE_ATTN") != "gqa"
+
+// decodeMMAMinRows is the fewest rows decode_attention_mma_d128_bf16 takes: at 1, 2 and 4 rows (32 or more
+// key slices of a few chunks) it was no faster than the GQA kernel (3.08–3.15 against 3.07–3.10 ms a step at
+// 1 row, within the runs' spread). Tests set it to 1 to check the kernel on a few rows.
+var decodeMMAMinRows = 8
+
+// decodeMMASmem is DMMA_SMEM of kernels/decode.cu: 4 warps × 2 stages × a K and a V chunk [16, 136] bf16.
+const decodeMMASmem = 4 * 2 * 2 * 16 * 136 * 2
 
 // gqaMaxGroup is the most query heads per KV head decode_attention_gqa_d128_bf16 takes (GQA_MAXG).
 const gqaMaxGroup = 8
@@ -138,8 +156,9 @@ func (c DecodeDims) SplitBytes(maxRows int) int64 {
 // outputs, maxima and sums go to part (at least c.SplitBytes(rows) bytes), and decode_attention_merge_bf16
 // combines them into o. Where the GQA kernel applies (c.gqa()) it runs one block per KV head and slice, else
 // one per query head and slice; with one slice and no GQA kernel it is DecodeAttention (part unused).
-// Kernels: decode_attention_gqa_d128_bf16 or decode_attention_split_d128_bf16, then
-// decode_attention_merge_bf16 (kernels/decode.cu); CPU twin as DecodeAttention's.
+// Kernels: decode_attention_mma_d128_bf16 (decodeAttnMMA), decode_attention_gqa_d128_bf16 or
+// decode_attention_split_d128_bf16, then decode_attention_merge_bf16 (kernels/decode.cu); CPU twin as
+// DecodeAttention's.
 func DecodeAttentionSplit(d *cuda.Device, o, q, kc, vc, slots, pos, part cuda.Buffer, rows int, c DecodeDims) error {
 	if err := c.Check("decode attention"); err != nil {
 		return err
@@ -159,12 +178,16 @@ func DecodeAttentionSplit(d *cuda.Device, o, q, kc, vc, slots, pos, part cuda.Bu
 		return err
 	}
 	if c.gqa() {
-		kern, err := d.Kernel("decode", "decode_attention_gqa_d128_bf16")
+		name, threads, smem := "decode_attention_gqa_d128_bf16", 256, 0
+		if decodeAttnMMA && rows >= decodeMMAMinRows {
+			name, threads, smem = "decode_attention_mma_d128_bf16", 128, decodeMMASmem
+		}
+		kern, err := smemKernel(d, "decode", name, smem)
 		if err != nil {
 			return err
 		}
-		if err := d.Launch(kern, cuda.Dim3{X: c.KVH, Y: rows, Z: S}, D1(256), 0, o, part, q, kc, vc, slots, pos,
-			c.H, c.KVH, c.Cap, c.Scale); err != nil {
+		if err := d.Launch(kern, cuda.Dim3{X: c.KVH, Y: rows, Z: S}, D1(threads), smem, o, part, q, kc, vc, slots,
+			pos, c.H, c.KVH, c.Cap, c.Scale); err != nil {
 			return err
 		}
 		if S == 1 {

@@ -17,8 +17,9 @@ import (
 // sequence's keys 0..pos (other query rows random). The longest cache needs more than 48 KB of shared memory. Tolerance tolBF16: bf16 inputs, fp32 math, one bf16
 // rounding of the output. For D = 128 also with the keys split over several blocks (DecodeAttentionSplit: 4
 // slices of 28 heads × 3 rows, 13 of 7 × 3, the row at position 0 leaving all slices but the first empty),
-// and with the GQA kernel (one block per KV head: 9 slices of 4 × 3, 32 of 1 × 3; and unsplit, where the
-// 12400-token cache takes 194 chunks of its online softmax).
+// and with the GQA kernels (one block per KV head: 9 slices of 4 × 3, 32 of 1 × 3; and unsplit, where the
+// 12400-token cache takes 194 chunks of the CUDA-core kernel's online softmax and 775 chunks of 16 keys, 194
+// or 193 a warp, of the tensor-core kernel's, whose bf16 P stays within the same tolerance).
 func TestKVAppendDecodeAttentionParity(t *testing.T) {
 	d := cudatest.Device(t)
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -59,21 +60,25 @@ func TestKVAppendDecodeAttentionParity(t *testing.T) {
 			}
 			dq := ktBF16(t, d, a, q)
 			type variant struct {
-				name                   string
-				d128, split, gqa, fill bool // fill: split only where the blocks do not fill the GPU
+				name                        string
+				d128, split, gqa, fill, mma bool // fill: split only where the blocks do not fill the GPU
 			}
-			variants := []variant{{"generic kernel", false, false, false, true}}
+			variants := []variant{{"generic kernel", false, false, false, true, false}}
 			if c.D == 128 {
-				variants = append(variants, variant{"d128 kernel", true, false, false, true},
-					variant{"keys split", true, true, false, true},
-					variant{"GQA kernel, keys split", true, true, true, true},
-					variant{"GQA kernel, one slice", true, true, true, false})
+				variants = append(variants, variant{"d128 kernel", true, false, false, true, false},
+					variant{"keys split", true, true, false, true, false},
+					variant{"GQA kernel, keys split", true, true, true, true, false},
+					variant{"GQA kernel, one slice", true, true, true, false, false},
+					variant{"GQA tensor-core kernel, keys split", true, true, true, true, true},
+					variant{"GQA tensor-core kernel, one slice", true, true, true, false, true})
 			}
-			defer func(v, g bool, f int) { decodeAttnD128, decodeAttnGQA, decodeFillBlocks = v, g, f }(
-				decodeAttnD128, decodeAttnGQA, decodeFillBlocks)
+			defer func(v, g, m bool, f, mr int) {
+				decodeAttnD128, decodeAttnGQA, decodeAttnMMA, decodeFillBlocks, decodeMMAMinRows = v, g, m, f, mr
+			}(decodeAttnD128, decodeAttnGQA, decodeAttnMMA, decodeFillBlocks, decodeMMAMinRows)
+			decodeMMAMinRows = 1 // the tensor-core variants run on these 3 rows
 			var outs [][]float32
 			for _, v := range variants { // the generic kernel, and the D = 128 ones where they apply
-				decodeAttnD128, decodeAttnGQA, decodeFillBlocks = v.d128, v.gqa, 2*decodeSMs
+				decodeAttnD128, decodeAttnGQA, decodeAttnMMA, decodeFillBlocks = v.d128, v.gqa, v.mma, 2*decodeSMs
 				if !v.fill {
 					decodeFillBlocks = 0
 				}
