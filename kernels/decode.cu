@@ -359,6 +359,25 @@ __device__ __forceinline__ float gqa_reduce8(const float* v, int lane) {
     return w1 + __shfl_xor_sync(full, w1, 1);
 }
 
+// gqa_empty_slice writes what block (g, r, s) of a GQA decode attention kernel outputs for a slice without
+// keys: zeros for its G heads' outputs (one slice), or their records with max −inf and sum 0.
+__device__ __forceinline__ void gqa_empty_slice(__nv_bfloat16* __restrict__ o, float* __restrict__ part, int G,
+                                                long long g, long long r, long long s, long long S, long long H) {
+    for (int e = threadIdx.x; e < G * 128; e += blockDim.x) {
+        const long long h = g * G + e / 128;
+        if (S == 1)
+            o[(r * H + h) * 128 + e % 128] = __float2bfloat16(0.f);
+        else {
+            float* dst = part + ((r * H + h) * S + s) * 130;
+            dst[e % 128] = 0.f;
+            if (e % 128 == 0) {
+                dst[128] = -INFINITY;
+                dst[129] = 0.f;
+            }
+        }
+    }
+}
+
 // decode_attention_gqa_d128_bf16: decode attention (as decode_attention_bf16: fp32 scores and softmax) for
 // D = 128 and G = H / KVH ≤ 8, block (g, r, s) over key slice s of S = gridDim.z (keys [s·n, min((s+1)·n, T)),
 // n = ceil(T / S), T = pos[r] + 1). With S = 1 it writes o [rows, H·128] bf16; with S > 1 it writes each
@@ -381,19 +400,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) decode_attention_gqa_d128_b
     const long long n = T > 0 ? (T + S - 1) / S : 0;
     const long long j0 = s * n, nk = max(min(j0 + n, T) - j0, 0LL);  // keys j0 .. j0 + nk − 1
     if (nk == 0) {  // an empty slice (or no keys at all)
-        for (int e = tid; e < G * 128; e += blockDim.x) {
-            const long long h = g * G + e / 128;
-            if (S == 1)
-                o[(r * H + h) * 128 + e % 128] = __float2bfloat16(0.f);
-            else {
-                float* dst = part + ((r * H + h) * S + s) * 130;
-                dst[e % 128] = 0.f;
-                if (e % 128 == 0) {
-                    dst[128] = -INFINITY;
-                    dst[129] = 0.f;
-                }
-            }
-        }
+        gqa_empty_slice(o, part, G, g, r, s, S, H);
         return;
     }
     float qv[GQA_MAXG][4], acc[GQA_MAXG][4];
@@ -526,19 +533,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) decode_attention_mma_d128_b
     const long long j0 = s * n;
     const int nk = (int)max(min(j0 + n, T) - j0, 0LL);  // keys j0 .. j0 + nk − 1
     if (nk == 0) {  // an empty slice (or no keys at all)
-        for (int e = tid; e < G * 128; e += blockDim.x) {
-            const long long h = g * G + e / 128;
-            if (S == 1)
-                o[(r * H + h) * 128 + e % 128] = __float2bfloat16(0.f);
-            else {
-                float* dst = part + ((r * H + h) * S + s) * 130;
-                dst[e % 128] = 0.f;
-                if (e % 128 == 0) {
-                    dst[128] = -INFINITY;
-                    dst[129] = 0.f;
-                }
-            }
-        }
+        gqa_empty_slice(o, part, G, g, r, s, S, H);
         return;
     }
     // Q's A fragments, k-step ks: row gr's inputs 16ks + 2t, + 1 and 16ks + 2t + 8, + 9 (rows ≥ G and gr + 8: 0).
