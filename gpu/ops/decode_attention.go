@@ -65,7 +65,7 @@ var decodeAttnGQA = true
 var decodeAttnMMA = os.Getenv("T2M_DECODE_ATTN") != "gqa"
 
 // decodeMMAMinRows is the fewest rows decode_attention_mma_d128_bf16 takes: at 1, 2 and 4 rows (32 or more
-// key slices of a few chunks) it was no faster than the GQA kernel (3.08–3.15 against 3.07–3.10 ms a step at
+// key slices of a few chunks) it was no faster than the GQA kernel (3.08–3.15 against 3.07–3.11 ms a step at
 // 1 row, within the runs' spread). Tests set it to 1 to check the kernel on a few rows.
 var decodeMMAMinRows = 8
 

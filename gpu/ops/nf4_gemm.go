@@ -16,9 +16,9 @@ import (
 
 // NF4GEMMMaxRows is the most rows NF4GEMVFused multiplies at once on weights nf4_gemm_* read (nf4GEMM):
 // above NF4GEMVMaxRows it stages x and the codes in shared memory for blocks of 128 outputs and splits the
-// inputs. At the 7B shape on an H200 that decodes 33 / 48 / 64 / 96 rows at 6.3 / 7.1 / 7.9 / 11.1 ms a step,
-// against 10.7 / 10.8 / 11.2 / 12.6 with each weight dequantized for cuBLAS (and 6.2 / 6.7 / 6.6 / 7.6 with
-// bf16 copies of the weights).
+// inputs. At the 7B shape on an H200 that decodes 33 / 48 / 64 / 96 rows at 6.3 / 7.1 / 7.8 / 11.0 ms a step,
+// against 6.1 / 6.7 / 6.2 / 7.6 with bf16 copies of the weights in the same call (twenty-third session), and
+// 10.7 / 10.8 / 11.2 / 12.6 with each weight dequantized for cuBLAS (an earlier session).
 const NF4GEMMMaxRows = 96
 
 // nf4GEMMOn selects nf4_gemm_* for 33..NF4GEMMMaxRows rows where the weight allows it; T2M_NF4_GEMM=0 turns
